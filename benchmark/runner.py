@@ -1,0 +1,127 @@
+"""Executes one run: stream -> model -> strategy -> evaluation after every step -> record files."""
+from __future__ import annotations
+
+import copy
+import platform
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import strategies
+from evaluation.evaluator import SuiteEvaluator
+from evaluation.records import CONFIG, RECORDS, atomic_write_json, is_done, mark_done
+
+from .datasets import ImageData, load_dataset
+from .models import FoundationModel, TaskModel, load_foundation_model
+from .streams import make_stream
+from .training import HeadInitPlugin, ProgressPlugin, TrainConfig, make_template
+
+
+class Resources:
+    """What runs of one process share: the loaded foundation model, datasets, zero-shot weights.
+
+    Every run starts from a deep copy of the encoder, so sharing never leaks training between runs.
+    """
+
+    def __init__(self):
+        self._models: dict[str, FoundationModel] = {}
+        self._data: dict[str, ImageData] = {}
+        self._zs: dict[str, torch.Tensor] = {}
+
+    def model(self, mcfg: dict, device: str) -> FoundationModel:
+        key = repr(sorted(mcfg.items()))
+        if key not in self._models:
+            self._models[key] = load_foundation_model(mcfg["name"], mcfg.get("pretrained"), mcfg.get("image_size"),
+                                                      device=device)
+        return self._models[key]
+
+    def data(self, name: str, fm: FoundationModel, dcfg: dict) -> ImageData:
+        key = repr((name, fm.image_size, fm.mean, fm.std, sorted(dcfg.items())))
+        if key not in self._data:
+            self._data[key] = load_dataset(name, fm.image_size, fm.mean, fm.std, dcfg.get("max_train"),
+                                           dcfg.get("max_test"))
+        return self._data[key]
+
+    def zero_shot(self, name: str, fm: FoundationModel, d: ImageData) -> torch.Tensor:
+        key = repr((id(fm), name))
+        if key not in self._zs:
+            self._zs[key] = fm.class_embeddings(d.classnames, d.templates).cpu()
+        return self._zs[key]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str = "", log=sys.stderr) -> dict:
+    """Train `run` through its ordering, scoring the suite after step 0 and after every task.
+
+    Records are rewritten (atomically) after every step; the done marker is written last, so an
+    interrupted run is simply redone on the next invocation.
+    """
+    if is_done(run_dir):
+        raise RuntimeError(f"{run_dir} is already done")
+    t0 = time.time()
+    device = run["device"]
+    if run.get("threads"):
+        torch.set_num_threads(int(run["threads"]))
+    seed_everything(run["seed"])
+    fm = res.model(run["model"], device)
+    data = {n: res.data(n, fm, run["data"]) for n in run["suite"]}
+    has_text = hasattr(fm.clip, "encode_text")
+    zs = {n: res.zero_shot(n, fm, d) for n, d in data.items()} if has_text else None
+    tcfg = TrainConfig(**run["train"])
+    logit_scale = float(fm.clip.logit_scale.exp()) if hasattr(fm.clip, "logit_scale") else 100.0
+    ev = SuiteEvaluator(data=data, zs_weights=zs, head_init=tcfg.head_init, probe_C=tcfg.probe_C,
+                        logit_scale=logit_scale, device=device)
+
+    model = TaskModel(copy.deepcopy(fm.visual), _embed_dim(fm), run["model"].get("freeze_bn_stats", False)).to(device)
+    strategy = strategies.build(run["strategy"]["name"], {k: v for k, v in run["strategy"].items() if k != "name"})
+    ordering = run["ordering"]
+    stream = make_stream(ordering, {n: data[n] for n in ordering})
+    head_init = HeadInitPlugin(lambda m, t: ev.init_head(m, ordering[t]))
+    template = make_template(model, tcfg, [head_init, *strategy.plugins(model), ProgressPlugin(label, log)], device)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run_dir / CONFIG, run)
+    rec: dict[str, Any] = {
+        "run_id": run["run_id"], "config": run, "ordering": ordering, "suite": list(data),
+        "R": [], "LP": [], "ZS": [] if zs else None, "steps": [], "complete": False,
+        "env": {"torch": torch.__version__, "python": platform.python_version(), "device": device},
+    }
+
+    def record(step: int, after: str, seconds: float):
+        t = time.time()
+        row = ev.evaluate(model, ordering, n_trained=step)
+        rec["R"].append(row["R"])
+        rec["LP"].append(row["LP"])
+        if zs:
+            rec["ZS"].append(row["ZS"])
+        rec["steps"].append({"step": step, "after": after, "train_s": round(seconds, 2),
+                             "eval_s": round(time.time() - t, 2)})
+        atomic_write_json(run_dir / RECORDS, rec)
+        lp = " ".join(f"{n}={v:.3f}" for n, v in zip(data, row["LP"]))
+        print(f"{label} step {step} ({after}): R={[round(v, 3) for v in row['R']]} LP {lp} "
+              f"[eval {time.time() - t:.1f}s]", file=log, flush=True)
+
+    record(0, "pretrained", 0.0)
+    for t, exp in enumerate(stream.train_stream):
+        ts = time.time()
+        template.train(exp)
+        record(t + 1, ordering[t], time.time() - ts)
+    rec["complete"] = True
+    rec["wall_s"] = round(time.time() - t0, 2)
+    atomic_write_json(run_dir / RECORDS, rec)
+    mark_done(run_dir)
+    return rec
+
+
+def _embed_dim(fm: FoundationModel) -> int:
+    return fm.embed_dim

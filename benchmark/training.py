@@ -1,0 +1,142 @@
+"""The training protocol shared by every strategy: Avalanche's template plus protocol plugins.
+
+Strategies add their own plugins (strategies/); this module never names a strategy.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass
+
+import torch
+from avalanche.core import SupervisedPlugin
+from avalanche.training.plugins import EvaluationPlugin
+from avalanche.training.templates import SupervisedTemplate
+from torch import nn
+from torch.utils.data import DataLoader
+
+from .models import TaskModel
+from .probe import fit_probe
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 2  # epochs per task (the paper preset sets them per dataset)
+    batch_size: int = 32
+    lr: float = 1e-4
+    weight_decay: float = 0.1
+    warmup_steps: int = 10
+    grad_clip: float = 1.0  # max global gradient norm; 0 disables
+    head_init: str = "lp"  # "lp": logistic-regression probe on current features; "zs": text embeddings
+    probe_C: float = 1.0
+
+
+@torch.no_grad()
+def embed_all(model: TaskModel, x: torch.Tensor, batch_size: int = 256, device: str = "cpu") -> torch.Tensor:
+    """Unit-norm image embeddings of a tensor of images, in eval mode."""
+    was = model.training
+    model.eval()
+    out = [model.embed(x[i:i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)]
+    model.train(was)
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def head_init_weights(mode: str, train_emb: torch.Tensor, train_y: torch.Tensor, zs_weights: torch.Tensor | None,
+                      logit_scale: float, probe_C: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(W, b) of a task head before training on the task. "lp": probe fit; "zs": scaled text embeddings."""
+    if mode == "lp":
+        return fit_probe(train_emb, train_y, C=probe_C)
+    if mode == "zs":
+        if zs_weights is None:
+            raise ValueError("head_init 'zs' needs a model with an aligned text tower")
+        return zs_weights * logit_scale, torch.zeros(len(zs_weights))
+    raise ValueError(f"head_init must be 'lp' or 'zs', got {mode!r}")
+
+
+class HeadInitPlugin(SupervisedPlugin):
+    """Initialises the new task's head (LP or ZS) on the current encoder, before training on the task."""
+
+    def __init__(self, init_fn):
+        super().__init__()
+        self.init_fn = init_fn  # (model, task_label) -> (W, b)
+
+    def before_training_exp(self, strategy, **kwargs):
+        t = strategy.experience.task_label
+        w, b = self.init_fn(strategy.model, t)
+        head = strategy.model.head(t)
+        if head.weight.shape != w.shape:
+            raise RuntimeError(f"head of task {t} has shape {tuple(head.weight.shape)}, init gives {tuple(w.shape)}")
+        with torch.no_grad():
+            head.weight.copy_(w.to(head.weight.device))
+            head.bias.copy_(b.to(head.bias.device))
+
+
+class WarmupCosinePlugin(SupervisedPlugin):
+    """Linear warm-up then cosine decay to 0, per iteration, restarted at each task (paper protocol)."""
+
+    def __init__(self, warmup_steps: int):
+        super().__init__()
+        self.warmup = warmup_steps
+        self.sched = None
+
+    def before_training_exp(self, strategy, **kwargs):
+        # Each task starts with fresh AdamW moments, as the reference trains each task with a new optimiser.
+        strategy.optimizer.state.clear()
+        total = max(1, strategy.train_epochs * len(strategy.dataloader))
+        warm = min(self.warmup, total - 1)
+
+        def factor(step):
+            if step < warm:
+                return (step + 1) / warm
+            return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+        for g in strategy.optimizer.param_groups:
+            g["lr"] = g.setdefault("initial_lr", g["lr"])
+        self.sched = torch.optim.lr_scheduler.LambdaLR(strategy.optimizer, factor)
+
+    def after_training_iteration(self, strategy, **kwargs):
+        self.sched.step()
+
+
+class GradClipPlugin(SupervisedPlugin):
+    def __init__(self, max_norm: float):
+        super().__init__()
+        self.max_norm = max_norm
+
+    def after_backward(self, strategy, **kwargs):
+        torch.nn.utils.clip_grad_norm_(strategy.model.parameters(), self.max_norm)
+
+
+class ProgressPlugin(SupervisedPlugin):
+    """One line per epoch on stderr: where the run is, the mean loss, the time."""
+
+    def __init__(self, prefix: str, stream=sys.stderr):
+        super().__init__()
+        self.prefix, self.stream = prefix, stream
+
+    def before_training_epoch(self, strategy, **kwargs):
+        self._t, self._loss, self._n = time.time(), 0.0, 0
+
+    def after_training_iteration(self, strategy, **kwargs):
+        self._loss += strategy.loss.item() * len(strategy.mb_y)
+        self._n += len(strategy.mb_y)
+
+    def after_training_epoch(self, strategy, **kwargs):
+        e = strategy.clock.train_exp_epochs + 1
+        print(f"{self.prefix} task {strategy.experience.current_experience + 1}: epoch {e}/{strategy.train_epochs} "
+              f"loss {self._loss / max(1, self._n):.4f} ({time.time() - self._t:.1f}s)", file=self.stream, flush=True)
+
+
+def make_template(model: TaskModel, cfg: TrainConfig, plugins: list, device: str) -> SupervisedTemplate:
+    """Avalanche's supervised template (Naive when `plugins` holds no strategy plugin)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    proto = [WarmupCosinePlugin(cfg.warmup_steps)]
+    if cfg.grad_clip > 0:
+        proto.append(GradClipPlugin(cfg.grad_clip))
+    return SupervisedTemplate(
+        model=model, optimizer=optimizer, criterion=nn.CrossEntropyLoss(), train_mb_size=cfg.batch_size,
+        train_epochs=cfg.epochs, eval_mb_size=256, device=device, plugins=proto + list(plugins),
+        evaluator=EvaluationPlugin(loggers=[]),  # scoring is evaluation/'s job, after every task
+    )

@@ -1,0 +1,136 @@
+#!/usr/bin/env python
+"""Continual fine-tuning benchmark: train strategies on task orderings, score concept forgetting.
+
+With no argument it runs the embedded micro preset (configs/micro.yaml): plain fine-tuning and
+LDIFS on two orderings of three tasks, scored on all five micro datasets, on the CPU, offline.
+Finished runs are skipped on a rerun; results/<experiment>/leaderboard.csv and plots/ are rebuilt
+from the record files every time.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="run_benchmark.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+               "  python run_benchmark.py\n"
+               "  python run_benchmark.py --strategies ft ldifs ldifs:lam=1,layers=last --seeds 0 1 2\n"
+               "  python run_benchmark.py --orderings mnist,animals animals,mnist --set train.epochs=3\n"
+               "  python run_benchmark.py --collect-only          # rebuild tables and plots, train nothing\n")
+    ap.add_argument("--config", default="micro", metavar="PRESET|FILE",
+                    help="preset name in configs/ or a YAML file (default: micro)")
+    ap.add_argument("--strategies", nargs="+", metavar="SPEC",
+                    help="strategies to run: NAME or NAME:key=value,... (e.g. ldifs:lam=1,anchor=pretrained)")
+    ap.add_argument("--orderings", nargs="+", metavar="A,B,C",
+                    help="task orderings, each a comma-separated list of dataset names")
+    ap.add_argument("--seeds", nargs="+", type=int, metavar="N", help="seeds (one run per seed)")
+    ap.add_argument("--suite", nargs="+", metavar="DATASET", help="datasets scored after every step")
+    ap.add_argument("--out", default="results", type=Path, help="results root (default: results/)")
+    ap.add_argument("--experiment", help="experiment name: the folder under --out (default: from the config)")
+    ap.add_argument("--epochs", type=int, help="epochs per task (shortcut for --set train.epochs=N)")
+    ap.add_argument("--device", help="torch device, e.g. cpu or cuda (default: from the config)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override any config key, e.g. --set train.lr=3e-5 --set data.max_train=500")
+    ap.add_argument("--dry-run", action="store_true", help="print the plan (run ids, done or to do) and exit")
+    ap.add_argument("--collect-only", action="store_true", help="only rebuild leaderboard and plots from records")
+    ap.add_argument("--list", action="store_true", help="list strategies, datasets and presets, then exit")
+    return ap
+
+
+def resolve_config(args) -> dict:
+    from benchmark import config as C
+
+    cfg = C.load_preset(args.config)
+    if args.strategies:
+        cfg["strategies"] = args.strategies
+    if args.orderings:
+        cfg["orderings"] = args.orderings
+    if args.seeds is not None:
+        cfg["seeds"] = args.seeds
+    if args.suite:
+        cfg["suite"] = args.suite
+    if args.experiment:
+        cfg["experiment"] = args.experiment
+    if args.epochs is not None:
+        cfg.setdefault("train", {})["epochs"] = args.epochs
+    if args.device:
+        cfg["device"] = args.device
+    for s in args.set:
+        C.set_dotted(cfg, s)
+    return C.validate(cfg)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Imports are deferred so that --help and input errors answer at once.
+    from benchmark.config import ConfigError
+    from strategies import SpecError
+
+    try:
+        if args.list:
+            return _list()
+        cfg = resolve_config(args)
+        if args.device and args.device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ConfigError(f"--device {args.device}: no CUDA device is visible here; use --device cpu")
+    except (ConfigError, SpecError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return run(cfg, args.out, dry_run=args.dry_run, collect_only=args.collect_only)
+
+
+def _list() -> int:
+    import strategies
+    from benchmark.config import presets
+    from benchmark.datasets import known_datasets
+
+    print("strategies:", ", ".join(strategies.available()))
+    print("datasets:  ", ", ".join(known_datasets()))
+    print("presets:   ", ", ".join(presets()))
+    return 0
+
+
+def run(cfg: dict, out: Path, dry_run: bool = False, collect_only: bool = False) -> int:
+    from benchmark.config import plan
+    from evaluation.collect import MAIN_COLS, collect
+    from evaluation.records import is_done
+
+    exp_dir = Path(out) / cfg["experiment"]
+    runs = plan(cfg)
+    todo = [r for r in runs if not is_done(exp_dir / "runs" / r["run_id"])]
+    log = sys.stderr
+    print(f"experiment {cfg['experiment']}: {len(runs)} runs planned, {len(runs) - len(todo)} already done, "
+          f"{len(todo)} to run -> {exp_dir}", file=log)
+    if dry_run:
+        for r in runs:
+            state = "todo" if r in todo else "done"
+            print(f"  {r['run_id']}  {state}  {r['strategy']}  {','.join(r['ordering'])}  seed {r['seed']}")
+        return 0
+    if not collect_only and todo:
+        from benchmark.runner import Resources, execute_run
+
+        res = Resources()
+        t0 = time.time()
+        for k, r in enumerate(todo, 1):
+            label = f"[{k}/{len(todo)} {r['strategy']['name']} {'>'.join(r['ordering'])} s{r['seed']}]"
+            execute_run(r, exp_dir / "runs" / r["run_id"], res, label=label, log=log)
+            print(f"{label} done ({time.time() - t0:.0f}s elapsed)", file=log, flush=True)
+    df = collect(exp_dir)
+    if len(df):
+        import pandas as pd
+
+        with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 3):
+            print(df[["strategy", "ordering", "seed"] + MAIN_COLS].to_string(index=False))
+    print(f"leaderboard: {exp_dir / 'leaderboard.csv'}  plots: {exp_dir / 'plots'}", file=log)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

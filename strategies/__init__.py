@@ -1,0 +1,116 @@
+"""Strategy registry. A strategy is one file in this folder that registers itself:
+
+    @register("name")
+    @dataclass
+    class MyStrategy(Strategy):
+        \"\"\"One line: what it does.\"\"\"
+        lam: float = 1.0   # what lam weighs
+        def plugins(self, model): return [MyPlugin(self.lam)]
+
+Every module here is imported on first use of the registry; an import error is an error.
+Nothing outside this folder names a strategy.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pkgutil
+from typing import Any, Callable
+
+import yaml
+
+from .base import Strategy
+
+_REGISTRY: dict[str, type[Strategy]] = {}
+_loaded = False
+
+
+def register(name: str) -> Callable[[type], type]:
+    def deco(cls: type) -> type:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"strategy {name!r} registered twice ({_REGISTRY[name].__module__}, {cls.__module__})")
+        if not (dataclasses.is_dataclass(cls) and issubclass(cls, Strategy)):
+            raise TypeError(f"strategy {name!r} must be a dataclass deriving from strategies.base.Strategy")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def _load_all() -> None:
+    global _loaded
+    if not _loaded:
+        for mod in pkgutil.iter_modules(__path__):
+            if mod.name != "base" and not mod.name.startswith("_"):
+                importlib.import_module(f"{__name__}.{mod.name}")
+        _loaded = True
+
+
+def available() -> list[str]:
+    _load_all()
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> type[Strategy]:
+    _load_all()
+    if name not in _REGISTRY:
+        raise KeyError(name)
+    return _REGISTRY[name]
+
+
+class SpecError(ValueError):
+    """A strategy spec that names an unknown strategy or hyperparameter, or a bad value."""
+
+
+def build(name: str, params: dict[str, Any] | None = None) -> Strategy:
+    """Instantiate a registered strategy with hyperparameter overrides, checked against its fields."""
+    try:
+        cls = get(name)
+    except KeyError:
+        raise SpecError(f"unknown strategy {name!r}; available: {', '.join(available())}") from None
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(params or {}) - set(fields))
+    if unknown:
+        allowed = ", ".join(fields) or "none"
+        raise SpecError(f"strategy {name!r} has no hyperparameter {', '.join(unknown)}; allowed: {allowed}")
+    try:
+        obj = cls(**(params or {}))
+        obj.validate()
+    except (TypeError, ValueError) as e:
+        raise SpecError(f"strategy {name!r}: {e}") from None
+    return obj
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """'ldifs' or 'ldifs:lam=1,layers=[0,4,7]' -> ('ldifs', {'lam': 1, 'layers': [0, 4, 7]})."""
+    name, _, rest = spec.partition(":")
+    params: dict[str, Any] = {}
+    for item in _split_top_level(rest):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise SpecError(f"strategy spec {spec!r}: expected name:key=value,key=value")
+        params[key.strip()] = yaml.safe_load(value)
+    return name.strip(), params
+
+
+def _split_top_level(s: str) -> list[str]:
+    out, depth, cur = [], 0, ""
+    for ch in s:
+        depth += ch in "[(" and 1 or (ch in "])" and -1 or 0)
+        if ch == "," and depth == 0:
+            out.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    if cur.strip():
+        out.append(cur)
+    return [x for x in out if x.strip()]
+
+
+def to_config(strategy: Strategy) -> dict[str, Any]:
+    """A strategy's identity in a run config: name and every hyperparameter (defaults included)."""
+    return {"name": strategy.name, **dataclasses.asdict(strategy)}
+
+
+__all__ = ["Strategy", "register", "available", "get", "build", "parse_spec", "to_config", "SpecError"]
