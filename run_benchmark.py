@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 
@@ -67,6 +68,10 @@ def resolve_config(args) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Avalanche imports qpsolvers for GEM-style strategies and warns that no QP solver is installed.
+    warnings.filterwarnings("ignore", message="no QP solver found")
+    # Scores come from evaluation/, after every task; Avalanche's own evaluator is left empty on purpose.
+    warnings.filterwarnings("ignore", message="No loggers specified")
     # Imports are deferred so that --help and input errors answer at once.
     from benchmark.config import ConfigError
     from strategies import SpecError

@@ -55,7 +55,8 @@ def load_arrays(name: str, root: Path = MICRO_DIR) -> dict[str, np.ndarray]:
 
 
 def balanced_subset(y: np.ndarray, n: int | None, seed: int = 0) -> np.ndarray:
-    """Indices of at most n samples, equal counts per class, in a fixed order (independent of the run seed)."""
+    """Indices of n // K samples of each of the K classes (at least one each), in a fixed order that does
+    not depend on the run's seed, so every run of an experiment sees the same subset."""
     if n is None or n >= len(y):
         return np.arange(len(y))
     rng = np.random.default_rng(seed)

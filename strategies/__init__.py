@@ -74,12 +74,20 @@ def build(name: str, params: dict[str, Any] | None = None) -> Strategy:
     if unknown:
         allowed = ", ".join(fields) or "none"
         raise SpecError(f"strategy {name!r} has no hyperparameter {', '.join(unknown)}; allowed: {allowed}")
+    params = {k: _coerce(fields[k].type, v) for k, v in (params or {}).items()}
     try:
-        obj = cls(**(params or {}))
+        obj = cls(**params)
         obj.validate()
     except (TypeError, ValueError) as e:
         raise SpecError(f"strategy {name!r}: {e}") from None
     return obj
+
+
+def _coerce(annotation, value):
+    """lam=1 and lam=1.0 are the same run: ints given for float fields become floats (same run id)."""
+    if annotation in (float, "float") and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:

@@ -1,0 +1,41 @@
+"""Shared fixtures: a tiny open_clip ViT added as a config at test time (no special code path)."""
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # tests import the project's packages from the repository root
+    sys.path.insert(0, str(ROOT))
+
+warnings.filterwarnings("ignore", message="no QP solver found")
+
+TINY_VIT = {
+    "embed_dim": 16,
+    "vision_cfg": {"image_size": 32, "layers": 12, "width": 32, "head_width": 16, "patch_size": 8},
+    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_vit(tmp_path_factory):
+    """A 12-block ViT with random weights, registered with open_clip like any architecture config."""
+    from benchmark.models import load_foundation_model, register_model_configs
+
+    folder = tmp_path_factory.mktemp("model_configs")
+    (folder / "test-tiny-vit.json").write_text(json.dumps(TINY_VIT))
+    register_model_configs(folder)
+    torch.manual_seed(0)
+    return load_foundation_model("test-tiny-vit", pretrained=None)
+
+
+@pytest.fixture(scope="session")
+def micro_model():
+    from benchmark.models import load_foundation_model
+
+    return load_foundation_model("micro-effnet-lite0-minilm", "packaged")

@@ -1,0 +1,128 @@
+"""The whole path through `run_benchmark.main(argv)` on a reduced micro preset."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import run_benchmark
+from evaluation.collect import MAIN_COLS
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ["--orderings", "textures,digits", "--suite", "textures", "digits", "mnist",
+         "--set", "data.max_train=60", "--set", "data.max_test=40", "--epochs", "1", "--set", "train.batch_size=20"]
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    out = tmp_path_factory.mktemp("results")
+    assert run_benchmark.main(["--strategies", "ft", "ldifs", "--out", str(out), *SMALL]) == 0
+    return out / "micro"
+
+
+def _records(exp):
+    return {json.loads((p / "config.json").read_text())["strategy"]["name"]: json.loads((p / "records.json").read_text())
+            for p in sorted((exp / "runs").iterdir())}
+
+
+def test_records_are_complete_and_self_describing(experiment):
+    recs = _records(experiment)
+    assert set(recs) == {"ft", "ldifs"}
+    for name, rec in recs.items():
+        run_dir = experiment / "runs" / rec["run_id"]
+        assert (run_dir / "done").exists()
+        assert rec["complete"] and rec["ordering"] == ["textures", "digits"]
+        assert rec["suite"] == ["textures", "digits", "mnist"]
+        assert len(rec["R"]) == 3 and all(len(r) == 2 for r in rec["R"])  # [T+1, T]
+        assert len(rec["LP"]) == 3 and all(len(r) == 3 for r in rec["LP"])  # [T+1, D]
+        assert len(rec["ZS"]) == 3 and all(len(r) == 3 for r in rec["ZS"])
+        assert all(0.0 <= v <= 1.0 for row in rec["R"] + rec["LP"] + rec["ZS"] for v in row)
+        assert rec["config"]["strategy"]["name"] == name and rec["config"]["seed"] == 0
+        # LP-init: a task not yet trained is scored with the probe it would start from
+        assert rec["R"][0][0] == rec["LP"][0][0] and rec["R"][1][1] == rec["LP"][1][1]
+        assert not list(run_dir.glob("*.tmp"))  # atomic writes leave no partial files
+
+
+def test_row_zero_is_identical_across_strategies(experiment):
+    ft, ldifs = _records(experiment)["ft"], _records(experiment)["ldifs"]
+    assert ft["R"][0] == ldifs["R"][0] and ft["LP"][0] == ldifs["LP"][0] and ft["ZS"][0] == ldifs["ZS"][0]
+    assert ft["R"][1:] != ldifs["R"][1:] or ft["LP"][1:] != ldifs["LP"][1:]  # the strategies did differ
+
+
+def test_leaderboard_schema_and_plots(experiment):
+    df = pd.read_csv(experiment / "leaderboard.csv")
+    assert list(df.columns[:5]) == ["strategy", "params", "ordering", "seed", "run_id"]
+    assert set(MAIN_COLS) <= set(df.columns)
+    assert {"dLP_textures", "dLP_digits", "dLP_mnist", "dZS_mnist"} <= set(df.columns)
+    assert sorted(df["strategy"]) == ["ft", "ldifs"] and set(df["ordering"]) == {"textures>digits"}
+    recs = _records(experiment)
+    for _, row in df.iterrows():
+        rec = recs[row["strategy"]]
+        R, LP = rec["R"], rec["LP"]
+        assert row["ACC"] == pytest.approx((R[2][0] + R[2][1]) / 2, abs=1e-4)
+        assert row["BWT"] == pytest.approx(R[2][0] - R[1][0], abs=1e-4)
+        assert row["FWT"] == pytest.approx(R[1][1] - R[0][1], abs=1e-4)
+        assert row["dLP_heldout"] == pytest.approx(LP[2][2] - LP[0][2], abs=1e-4)  # mnist is held out
+    plots = sorted(p.name for p in (experiment / "plots").glob("*.png"))
+    assert len([p for p in plots if p.startswith("accuracy_matrix_")]) == 2
+    assert "dLP_per_dataset.png" in plots and "dZS_per_dataset.png" in plots
+    assert (experiment / "summary.csv").exists()
+
+
+def test_rerun_trains_nothing_and_rebuilds_the_same_leaderboard(experiment, monkeypatch):
+    import benchmark.runner
+
+    before = (experiment / "leaderboard.csv").read_text()
+
+    def no_training(*a, **k):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(benchmark.runner, "execute_run", no_training)
+    assert run_benchmark.main(["--strategies", "ft", "ldifs", "--out", str(experiment.parent), *SMALL]) == 0
+    assert (experiment / "leaderboard.csv").read_text() == before
+
+
+def test_same_config_and_seed_give_the_same_records(experiment, tmp_path):
+    assert run_benchmark.main(["--strategies", "ft", "--out", str(tmp_path), *SMALL]) == 0
+    again = _records(tmp_path / "micro")["ft"]
+    first = _records(experiment)["ft"]
+    assert again["run_id"] == first["run_id"]
+    assert (again["R"], again["LP"], again["ZS"]) == (first["R"], first["LP"], first["ZS"])
+
+
+def test_a_new_strategy_merges_into_the_existing_leaderboard(experiment, tmp_path):
+    import shutil
+
+    exp = tmp_path / "micro"
+    shutil.copytree(experiment, exp)
+    argv = ["--strategies", "ldifs:lam=1,layers=last", "--out", str(tmp_path), *SMALL]
+    assert run_benchmark.main(argv) == 0
+    df = pd.read_csv(exp / "leaderboard.csv")
+    assert len(df) == 3 and sorted(df["strategy"]) == ["ft", "ldifs", "ldifs"]
+    assert df["params"].fillna("").str.contains('"lam": 1.0,').sum() == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--strategies", "nope"], "unknown strategy 'nope'; available: ft, ldifs"),
+    (["--orderings", "mnist,cifar10"], "unknown dataset 'cifar10' in ordering"),
+    (["--strategies", "ldifs:lam=-1"], "lam must be >= 0"),
+    (["--set", "train.optimiser=sgd"], "unknown train setting optimiser"),
+])
+def test_bad_input_gives_one_line_and_exit_code_2(argv, message, tmp_path):
+    p = subprocess.run([sys.executable, str(ROOT / "run_benchmark.py"), "--out", str(tmp_path), *argv],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], p.stderr
+    assert "Traceback" not in p.stderr and not any(tmp_path.iterdir())
+
+
+def test_help_documents_the_options():
+    p = subprocess.run([sys.executable, str(ROOT / "run_benchmark.py"), "--help"], capture_output=True, text=True)
+    assert p.returncode == 0
+    for opt in ("--strategies", "--orderings", "--seeds", "--out", "--suite", "--set", "--collect-only"):
+        assert opt in p.stdout

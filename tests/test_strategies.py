@@ -1,0 +1,86 @@
+"""The strategy registry, and one smoke test over every registered strategy (DomainBed-style)."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import pytest
+import torch
+
+import strategies
+from benchmark.datasets import ImageData
+from benchmark.models import TaskModel
+from benchmark.streams import make_stream
+from benchmark.training import HeadInitPlugin, TrainConfig, head_init_weights, make_template, embed_all
+
+
+def test_registry_lists_the_builtin_strategies():
+    assert {"ft", "ldifs"} <= set(strategies.available())
+    for name in strategies.available():
+        cls = strategies.get(name)
+        assert dataclasses.is_dataclass(cls) and cls.name == name and cls.__doc__
+
+
+def test_unknown_strategy_and_hyperparameters_are_rejected_with_the_allowed_names():
+    with pytest.raises(strategies.SpecError, match=r"unknown strategy 'nope'; available: .*ft.*ldifs"):
+        strategies.build("nope")
+    with pytest.raises(strategies.SpecError, match=r"no hyperparameter gamma; allowed: lam, anchor, layers, norm_axis"):
+        strategies.build("ldifs", {"gamma": 1})
+    with pytest.raises(strategies.SpecError, match="anchor must be one of previous, pretrained"):
+        strategies.build("ldifs", {"anchor": "first"})
+    with pytest.raises(strategies.SpecError, match="lam must be >= 0"):
+        strategies.build("ldifs", {"lam": -1})
+
+
+def test_spec_parsing_and_config_identity():
+    assert strategies.parse_spec("ft") == ("ft", {})
+    name, params = strategies.parse_spec("ldifs:lam=1,layers=[0,4,7],anchor=pretrained")
+    assert name == "ldifs" and params == {"lam": 1, "layers": [0, 4, 7], "anchor": "pretrained"}
+    cfg = strategies.to_config(strategies.build(name, params))
+    assert isinstance(cfg["lam"], float)  # lam=1 and lam=1.0 name the same run
+    assert cfg == {"name": "ldifs", "lam": 1.0, "anchor": "pretrained", "layers": [0, 4, 7], "norm_axis": 1}
+    with pytest.raises(strategies.SpecError):
+        strategies.parse_spec("ldifs:lam")
+
+
+def test_registering_a_name_twice_fails_loudly():
+    @dataclasses.dataclass
+    class Other(strategies.Strategy):
+        """x"""
+
+    with pytest.raises(ValueError, match="registered twice"):
+        strategies.register("ft")(Other)
+
+
+def _data(fm, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(32, 3, fm.image_size, fm.image_size, generator=g)
+    y = torch.arange(32) % 4
+    return {"a": ImageData("a", x, y, x[:8], y[:8], list("wxyz"), ["{}"]),
+            "b": ImageData("b", x.flip(0), y, x[:8], y[:8], list("wxyz"), ["{}"])}
+
+
+@pytest.mark.parametrize("name", strategies.available())
+def test_every_strategy_trains_two_tasks(tiny_vit, name):
+    torch.manual_seed(0)
+    model = TaskModel(copy.deepcopy(tiny_vit.visual), 16)
+    before = copy.deepcopy(model.encoder.state_dict())
+    data = _data(tiny_vit)
+    strategy = strategies.build(name)
+    init = HeadInitPlugin(lambda m, t: head_init_weights("lp", embed_all(m, data["ab"[t]].x_train),
+                                                         data["ab"[t]].y_train, None, 1.0, 1.0))
+    losses = []
+
+    class Record(strategies.base.SupervisedPlugin):
+        def after_training_iteration(self, strategy, **kwargs):
+            losses.append(strategy.loss.item())
+
+    template = make_template(model, TrainConfig(epochs=1, batch_size=16, lr=1e-3, warmup_steps=1),
+                             [init, *strategy.plugins(model), Record()], "cpu")
+    for exp in make_stream(["a", "b"], data).train_stream:
+        template.train(exp)
+    assert len(losses) == 4 and all(torch.isfinite(torch.tensor(losses)))
+    assert not torch.equal(before["conv1.weight"], model.encoder.state_dict()["conv1.weight"])
+    assert model.head(0).weight.shape == (4, 16) and model.head(1).weight.shape == (4, 16)
+    out = model(data["a"].x_test, torch.zeros(8, dtype=torch.long))
+    assert out.shape == (8, 4)
