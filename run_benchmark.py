@@ -15,8 +15,13 @@ import warnings
 from pathlib import Path
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line and exit code 2, like every other input error
+        self.exit(2, f"error: {message}; see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+    ap = _Parser(
         prog="run_benchmark.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
                "  python run_benchmark.py\n"
@@ -80,11 +85,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.list:
             return _list()
         cfg = resolve_config(args)
-        if args.device and args.device.startswith("cuda"):
-            import torch
-
-            if not torch.cuda.is_available():
-                raise ConfigError(f"--device {args.device}: no CUDA device is visible here; use --device cpu")
     except (ConfigError, SpecError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -111,9 +111,10 @@ def run(cfg: dict, out: Path, dry_run: bool = False, collect_only: bool = False)
     runs = plan(cfg)
     todo = [r for r in runs if not is_done(exp_dir / "runs" / r["run_id"])]
     log = sys.stderr
-    print(f"experiment {cfg['experiment']}: {len(runs)} runs planned, {len(runs) - len(todo)} already done, "
-          f"{len(todo)} to run -> {exp_dir}", file=log)
+    summary = (f"experiment {cfg['experiment']}: {len(runs)} runs planned, {len(runs) - len(todo)} already done, "
+               f"{len(todo)} to run -> {exp_dir}")
     if dry_run:
+        print(summary, file=log)
         for r in runs:
             state = "todo" if r in todo else "done"
             print(f"  {r['run_id']}  {state}  {r['strategy']}  {','.join(r['ordering'])}  seed {r['seed']}")
@@ -122,11 +123,22 @@ def run(cfg: dict, out: Path, dry_run: bool = False, collect_only: bool = False)
         from benchmark.runner import Resources, execute_run
 
         res = Resources()
+        m = cfg["model"]
+        try:  # load once up front, so that unreachable weights fail before any run starts
+            res.model(m, cfg["device"])
+        except (RuntimeError, OSError, ValueError) as e:
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            print(f"error: cannot load model {m['name']} with pretrained={m.get('pretrained')!r}: {reason}. "
+                  "Weights other than 'packaged' must be downloadable or already in open_clip's cache.", file=log)
+            return 2
+        print(summary, file=log)
         t0 = time.time()
         for k, r in enumerate(todo, 1):
             label = f"[{k}/{len(todo)} {r['strategy']['name']} {'>'.join(r['ordering'])} s{r['seed']}]"
             execute_run(r, exp_dir / "runs" / r["run_id"], res, label=label, log=log)
             print(f"{label} done ({time.time() - t0:.0f}s elapsed)", file=log, flush=True)
+    else:
+        print(summary, file=log)
     df = collect(exp_dir)
     if len(df):
         import pandas as pd

@@ -12,6 +12,7 @@ import yaml
 import strategies
 from evaluation.records import run_id
 
+from .coerce import coerce
 from .datasets import known_datasets
 from .training import TrainConfig
 
@@ -64,6 +65,21 @@ def validate(cfg: dict) -> dict:
     for key in ("experiment", "model", "suite", "orderings", "strategies", "seeds"):
         if key not in cfg:
             raise ConfigError(f"config lacks {key!r}; see configs/micro.yaml for a complete example")
+    model = cfg["model"]
+    if not isinstance(model, dict) or "name" not in model:
+        raise ConfigError("model must be a mapping with at least `name` (and `pretrained`); see configs/micro.yaml")
+    from .models import available_models
+
+    if model["name"] not in available_models():
+        raise ConfigError(f"unknown model {model['name']!r}; open_clip knows {len(available_models())} architectures, "
+                          "e.g. ViT-B-32, micro-effnet-lite0-minilm (python -c 'import open_clip; "
+                          "print(open_clip.list_models())')")
+    device = str(cfg.get("device", "cpu"))
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r}: no CUDA device is visible here; use --device cpu")
     known = known_datasets()
     suite = list(cfg["suite"])
     unknown = [d for d in suite if d not in known]
@@ -96,17 +112,29 @@ def validate(cfg: dict) -> dict:
         cfg["seeds"] = [int(s) for s in cfg["seeds"]]
     except (TypeError, ValueError):
         raise ConfigError(f"seeds must be integers, got {cfg['seeds']!r}") from None
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    bad = sorted(set(cfg.get("train", {})) - fields)
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    bad = sorted(set(cfg.get("train", {})) - set(fields))
     if bad:
         raise ConfigError(f"unknown train setting {', '.join(bad)}; allowed: {', '.join(sorted(fields))}")
-    train = TrainConfig(**cfg.get("train", {}))
+    try:
+        train = TrainConfig(**{k: coerce(fields[k].type, v, f"train.{k}") for k, v in cfg.get("train", {}).items()})
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     if train.head_init not in ("lp", "zs"):
         raise ConfigError(f"train.head_init must be lp or zs, got {train.head_init!r}")
     if train.epochs < 1 or train.batch_size < 1:
         raise ConfigError("train.epochs and train.batch_size must be at least 1")
     cfg["train"] = dataclasses.asdict(train)
-    cfg.setdefault("data", {})
+    data = cfg.get("data") or {}
+    bad = sorted(set(data) - {"max_train", "max_test"})
+    if bad:
+        raise ConfigError(f"unknown data setting {', '.join(bad)}; allowed: max_train, max_test")
+    try:
+        cfg["data"] = {k: None if v is None else coerce(int, v, f"data.{k}") for k, v in data.items()}
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if any(v is not None and v < 1 for v in cfg["data"].values()):
+        raise ConfigError("data.max_train and data.max_test must be at least 1 (or null for all images)")
     cfg.setdefault("device", "cpu")
     cfg.setdefault("threads", 0)
     return cfg

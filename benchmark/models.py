@@ -53,15 +53,11 @@ class FoundationModel:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     name: str
+    embed_dim: int  # width of the joint image-text embedding space
 
     @property
     def visual(self) -> nn.Module:
         return self.clip.visual
-
-    @property
-    def embed_dim(self) -> int:
-        return int(self.clip.text_projection.shape[-1]) if hasattr(self.clip, "text_projection") and isinstance(
-            self.clip.text_projection, torch.Tensor) else _infer_embed_dim(self.clip)
 
     @torch.no_grad()
     def encode_text(self, texts: list[str], batch_size: int = 256) -> torch.Tensor:
@@ -81,17 +77,6 @@ class FoundationModel:
         return F.normalize(emb, dim=-1)
 
 
-def _infer_embed_dim(clip: nn.Module) -> int:
-    with torch.no_grad():
-        size = clip.visual.image_size if hasattr(clip.visual, "image_size") else (224, 224)
-        size = size if isinstance(size, (tuple, list)) else (size, size)
-        was = clip.visual.training
-        clip.visual.eval()
-        d = clip.visual(torch.zeros(1, 3, *size)).shape[-1]
-        clip.visual.train(was)
-    return int(d)
-
-
 def load_foundation_model(name: str, pretrained: str | None, image_size: int | None = None,
                           device: str = "cpu") -> FoundationModel:
     """Build an open_clip model by architecture name.
@@ -101,7 +86,7 @@ def load_foundation_model(name: str, pretrained: str | None, image_size: int | N
     """
     register_model_configs()
     if name not in open_clip.list_models():
-        raise ValueError(f"unknown model {name!r}; known: {', '.join(open_clip.list_models()[:8])}, ...")
+        raise ValueError(f"unknown model {name!r}; see open_clip.list_models() or benchmark/model_configs/")
     cfg = open_clip.get_model_config(name)
     kwargs = {}
     if image_size:
@@ -110,7 +95,7 @@ def load_foundation_model(name: str, pretrained: str | None, image_size: int | N
     if pretrained == PACKAGED:
         hf_dir = _packaged_text_tower_dir()
         text_cfg.update(hf_model_name=str(hf_dir), hf_tokenizer_name=str(hf_dir), hf_model_pretrained=True)
-        with _quiet_loading():  # open_clip calls the model "partially initialised": the image tower loads next
+        with _quiet_loading():  # open_clip calls the model "partially initialised": the image tower loads below
             clip = open_clip.create_model(name, pretrained=None, text_cfg=text_cfg, **kwargs)
         _load_packaged_image_tower(clip, cfg)
         tokenizer = open_clip.tokenizer.HFTokenizer(str(hf_dir), context_length=text_cfg.get("context_length", 77))
@@ -118,7 +103,8 @@ def load_foundation_model(name: str, pretrained: str | None, image_size: int | N
         if "hf_model_name" in text_cfg and pretrained is None:
             text_cfg["hf_model_pretrained"] = False
             kwargs["text_cfg"] = text_cfg
-        clip = open_clip.create_model(name, pretrained=pretrained, **kwargs)
+        with _quiet_loading():  # failures still raise, with open_clip's message
+            clip = open_clip.create_model(name, pretrained=pretrained, **kwargs)
         tokenizer = open_clip.get_tokenizer(name)
     clip = clip.to(device).eval()
     # The text tower only builds zero-shot heads: it is never trained.
@@ -133,17 +119,19 @@ def load_foundation_model(name: str, pretrained: str | None, image_size: int | N
         mean, std = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)  # EfficientNet-Lite's TF normalisation
     size = clip.visual.image_size
     size = size[0] if isinstance(size, (tuple, list)) else size
-    return FoundationModel(clip=clip, tokenizer=tokenizer, image_size=int(size), mean=mean, std=std, name=name)
+    return FoundationModel(clip=clip, tokenizer=tokenizer, image_size=int(size), mean=mean, std=std, name=name,
+                           embed_dim=int(cfg["embed_dim"]))
 
 
 @contextlib.contextmanager
 def _quiet_loading():
-    """Silence load reports that are expected here (the MiniLM checkpoint's unused pooler weights)."""
+    """Silence load reports and log lines that are expected here (the MiniLM checkpoint's unused pooler
+    weights, open_clip's notes); errors are raised as exceptions, not lost."""
     import transformers
 
     root = logging.getLogger()
     level, verbosity = root.level, transformers.logging.get_verbosity()
-    root.setLevel(logging.ERROR)
+    root.setLevel(logging.CRITICAL)
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
     try:
@@ -223,7 +211,8 @@ def _imagenet_text_embeddings(clip: nn.Module, cfg: dict) -> torch.Tensor:
     if cache.exists():
         return torch.load(cache, weights_only=True)
     tok = open_clip.tokenizer.HFTokenizer(str(hf_dir), context_length=cfg["text_cfg"].get("context_length", 77))
-    fm = FoundationModel(clip=clip, tokenizer=tok, image_size=0, mean=(0.5,) * 3, std=(0.5,) * 3, name="")
+    fm = FoundationModel(clip=clip, tokenizer=tok, image_size=0, mean=(0.5,) * 3, std=(0.5,) * 3, name="",
+                         embed_dim=int(cfg["embed_dim"]))
     emb = fm.class_embeddings(list(IMAGENET_CLASSNAMES), [_IMAGENET_TEMPLATE])
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(f".tmp{os.getpid()}")

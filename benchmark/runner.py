@@ -82,7 +82,7 @@ def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str =
     ev = SuiteEvaluator(data=data, zs_weights=zs, head_init=tcfg.head_init, probe_C=tcfg.probe_C,
                         logit_scale=logit_scale, device=device)
 
-    model = TaskModel(copy.deepcopy(fm.visual), _embed_dim(fm), run["model"].get("freeze_bn_stats", False)).to(device)
+    model = TaskModel(copy.deepcopy(fm.visual), fm.embed_dim, run["model"].get("freeze_bn_stats", False)).to(device)
     strategy = strategies.build(run["strategy"]["name"], {k: v for k, v in run["strategy"].items() if k != "name"})
     ordering = run["ordering"]
     stream = make_stream(ordering, {n: data[n] for n in ordering})
@@ -121,7 +121,3 @@ def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str =
     atomic_write_json(run_dir / RECORDS, rec)
     mark_done(run_dir)
     return rec
-
-
-def _embed_dim(fm: FoundationModel) -> int:
-    return fm.embed_dim

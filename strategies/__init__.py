@@ -19,6 +19,8 @@ from typing import Any, Callable
 
 import yaml
 
+from benchmark.coerce import coerce
+
 from .base import Strategy
 
 _REGISTRY: dict[str, type[Strategy]] = {}
@@ -74,20 +76,13 @@ def build(name: str, params: dict[str, Any] | None = None) -> Strategy:
     if unknown:
         allowed = ", ".join(fields) or "none"
         raise SpecError(f"strategy {name!r} has no hyperparameter {', '.join(unknown)}; allowed: {allowed}")
-    params = {k: _coerce(fields[k].type, v) for k, v in (params or {}).items()}
     try:
+        params = {k: coerce(fields[k].type, v, k) for k, v in (params or {}).items()}
         obj = cls(**params)
         obj.validate()
     except (TypeError, ValueError) as e:
         raise SpecError(f"strategy {name!r}: {e}") from None
     return obj
-
-
-def _coerce(annotation, value):
-    """lam=1 and lam=1.0 are the same run: ints given for float fields become floats (same run id)."""
-    if annotation in (float, "float") and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    return value
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
@@ -103,16 +98,19 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
 
 
 def _split_top_level(s: str) -> list[str]:
+    """Split on commas that are not inside brackets: 'a=1,b=[0,4]' -> ['a=1', 'b=[0,4]']."""
     out, depth, cur = [], 0, ""
     for ch in s:
-        depth += ch in "[(" and 1 or (ch in "])" and -1 or 0)
+        if ch in "[(":
+            depth += 1
+        elif ch in "])":
+            depth -= 1
         if ch == "," and depth == 0:
             out.append(cur)
             cur = ""
         else:
             cur += ch
-    if cur.strip():
-        out.append(cur)
+    out.append(cur)
     return [x for x in out if x.strip()]
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 import run_benchmark
 from evaluation.collect import MAIN_COLS
@@ -111,6 +112,11 @@ def test_a_new_strategy_merges_into_the_existing_leaderboard(experiment, tmp_pat
     (["--orderings", "mnist,cifar10"], "unknown dataset 'cifar10' in ordering"),
     (["--strategies", "ldifs:lam=-1"], "lam must be >= 0"),
     (["--set", "train.optimiser=sgd"], "unknown train setting optimiser"),
+    (["--set", "model.name=ViT-X-99"], "unknown model 'ViT-X-99'"),
+    (["--seeds", "x"], "argument --seeds: invalid int value: 'x'"),
+    (["--set", "train.lr=fast"], "train.lr must be a number, got 'fast'"),
+    (["--set", "model.pretrained=nope"], "cannot load model micro-effnet-lite0-minilm with pretrained='nope'"),
+    *([(["--device", "cuda"], "no CUDA device is visible here")] if not torch.cuda.is_available() else []),
 ])
 def test_bad_input_gives_one_line_and_exit_code_2(argv, message, tmp_path):
     p = subprocess.run([sys.executable, str(ROOT / "run_benchmark.py"), "--out", str(tmp_path), *argv],
