@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import sys
 
 import pytest
 import torch
@@ -84,3 +85,40 @@ def test_every_strategy_trains_two_tasks(tiny_vit, name):
     assert model.head(0).weight.shape == (4, 16) and model.head(1).weight.shape == (4, 16)
     out = model(data["a"].x_test, torch.zeros(8, dtype=torch.long))
     assert out.shape == (8, 4)
+
+
+def test_the_readme_example_strategy_works(tiny_vit):
+    """The 'Adding a strategy' example in README.md, executed as if it were strategies/l2sp.py."""
+    import re
+    import types
+
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = re.search(r"```python\n(# strategies/l2sp\.py\n.*?)```", text, re.S).group(1)
+    module = types.ModuleType("strategies._readme_l2sp")
+    module.__package__ = "strategies"
+    sys.modules[module.__name__] = module  # dataclasses look their module up there
+    try:
+        exec(compile(code, "README.md", "exec"), module.__dict__)
+        s = strategies.build("l2sp", {"alpha": 1})
+        assert s.alpha == 1.0
+        torch.manual_seed(0)
+        model = TaskModel(copy.deepcopy(tiny_vit.visual), 16)
+        data = _data(tiny_vit)
+        penalties = []
+
+        class Record(strategies.base.SupervisedPlugin):
+            def before_backward(self, strategy, **kwargs):
+                penalties.append(strategy.loss.item())
+
+        (plugin,) = s.plugins(model)
+        template = make_template(model, TrainConfig(epochs=1, batch_size=16, lr=1e-2, warmup_steps=0),
+                                 [plugin, Record()], "cpu")
+        template.train(make_stream(["a"], data).train_stream[0])
+        assert len(penalties) == 2 and plugin.start is not None
+        moved = sum(((p - p0) ** 2).sum().item() for p, p0 in zip(model.encoder.parameters(), plugin.start))
+        assert moved > 0
+    finally:
+        strategies._REGISTRY.pop("l2sp", None)
+        sys.modules.pop(module.__name__, None)
