@@ -72,7 +72,6 @@ def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str =
     device = run["device"]
     if run.get("threads"):
         torch.set_num_threads(int(run["threads"]))
-    seed_everything(run["seed"])
     fm = res.model(run["model"], device)
     data = {n: res.data(n, fm, run["data"]) for n in run["suite"]}
     has_text = hasattr(fm.clip, "encode_text")
@@ -82,6 +81,9 @@ def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str =
     ev = SuiteEvaluator(data=data, zs_weights=zs, head_init=tcfg.head_init, probe_C=tcfg.probe_C,
                         logit_scale=logit_scale, device=device)
 
+    # Seed after loading shared resources: whether they were cached or built (which may draw random
+    # numbers) must not change this run's results.
+    seed_everything(run["seed"])
     model = TaskModel(copy.deepcopy(fm.visual), fm.embed_dim, run["model"].get("freeze_bn_stats", False)).to(device)
     strategy = strategies.build(run["strategy"]["name"], {k: v for k, v in run["strategy"].items() if k != "name"})
     ordering = run["ordering"]

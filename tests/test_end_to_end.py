@@ -132,3 +132,15 @@ def test_help_documents_the_options():
     assert p.returncode == 0
     for opt in ("--strategies", "--orderings", "--seeds", "--out", "--suite", "--set", "--collect-only"):
         assert opt in p.stdout
+
+
+def test_records_do_not_depend_on_what_the_process_loaded_before(experiment, tmp_path):
+    """A run that builds the model itself (drawing random numbers for open_clip's init) must match the
+    same run executed after the model was cached."""
+    import io
+
+    from benchmark.runner import Resources, execute_run
+
+    first = _records(experiment)["ft"]
+    rec = execute_run(first["config"], tmp_path / "run", Resources(), log=io.StringIO())
+    assert (rec["R"], rec["LP"], rec["ZS"]) == (first["R"], first["LP"], first["ZS"])
