@@ -32,4 +32,5 @@ def fit_probe(feats: torch.Tensor, labels: torch.Tensor, C: float = 1.0, max_ite
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    return float((logits.argmax(1) == labels).float().mean())
+    """Fraction of correct top-1 predictions, as an exact ratio of counts (no float32 rounding)."""
+    return int((logits.argmax(1) == labels).sum()) / max(1, len(labels))
