@@ -9,6 +9,7 @@ from the record files every time.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
@@ -85,10 +86,30 @@ def main(argv: list[str] | None = None) -> int:
         if args.list:
             return _list()
         cfg = resolve_config(args)
+        check_writable(args.out)
     except (ConfigError, SpecError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    return run(cfg, args.out, dry_run=args.dry_run, collect_only=args.collect_only)
+    try:
+        return run(cfg, args.out, dry_run=args.dry_run, collect_only=args.collect_only)
+    except KeyboardInterrupt:
+        print("interrupted: finished runs are kept; the unfinished one has no done marker and reruns "
+              "from the start next time", file=sys.stderr)
+        return 130
+
+
+def check_writable(out: Path) -> None:
+    """Fail before any training if results cannot be written where asked."""
+    from benchmark.config import ConfigError
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(f"--out {out}: cannot write results there ({e.strerror or e}); "
+                          "choose a writable folder") from None
 
 
 def _list() -> int:

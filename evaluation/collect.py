@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,12 @@ def run_row(rec: dict) -> dict:
 
 
 def leaderboard(experiment_dir: Path) -> pd.DataFrame:
-    rows = [run_row(load_records(p)) for p in finished_runs(experiment_dir)]
+    rows = []
+    for p in finished_runs(experiment_dir):
+        try:
+            rows.append(run_row(load_records(p)))
+        except (ValueError, KeyError, IndexError, TypeError) as e:  # a hand-edited or foreign file
+            print(f"warning: skipping {p}: its records cannot be read ({type(e).__name__}: {e})", file=sys.stderr)
     if not rows:
         return pd.DataFrame(columns=ID_COLS + MAIN_COLS)
     df = pd.DataFrame(rows)
@@ -71,6 +77,19 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def markdown(summary_df: pd.DataFrame, cols=("ACC", "BWT", "FWT", "dLP_heldout", "dLP_all", "dZS_all")) -> str:
+    """The summary as a Markdown table, in points (x100), mean +- 95% CI half-width where seeds allow."""
+    head = ["strategy", "params", "ordering", "seeds", *cols]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, r in summary_df.iterrows():
+        cells = [str(r["strategy"]), f"`{r['params']}`" if r["params"] else "", str(r["ordering"]), str(r["seeds"])]
+        for c in cols:
+            mean, ci = r[c] * 100, r[f"{c}_ci95"] * 100
+            cells.append("n/a" if math.isnan(mean) else f"{mean:.1f}" + ("" if math.isnan(ci) else f" ± {ci:.1f}"))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _csv(df: pd.DataFrame) -> str:
     buf = io.StringIO()
     df.to_csv(buf, index=False, float_format="%.4f")
@@ -82,7 +101,10 @@ def collect(experiment_dir: Path, plots: bool = True) -> pd.DataFrame:
     experiment_dir = Path(experiment_dir)
     df = leaderboard(experiment_dir)
     atomic_write_text(experiment_dir / "leaderboard.csv", _csv(df))
-    atomic_write_text(experiment_dir / "summary.csv", _csv(summary(df) if len(df) else df))
+    summ = summary(df) if len(df) else None
+    atomic_write_text(experiment_dir / "summary.csv", _csv(summ if summ is not None else df))
+    if summ is not None:
+        atomic_write_text(experiment_dir / "summary.md", markdown(summ))
     if plots and len(df):
         from .plots import write_plots
 

@@ -117,14 +117,25 @@ def test_a_new_strategy_merges_into_the_existing_leaderboard(experiment, tmp_pat
     (["--set", "train.lr=fast"], "train.lr must be a number, got 'fast'"),
     (["--set", "model.pretrained=nope"], "cannot load model micro-effnet-lite0-minilm with pretrained='nope'"),
     *([(["--device", "cuda"], "no CUDA device is visible here")] if not torch.cuda.is_available() else []),
+    (["--out", "/proc/no-results-here"], "cannot write results there"),
 ])
-def test_bad_input_gives_one_line_and_exit_code_2(argv, message, tmp_path):
-    p = subprocess.run([sys.executable, str(ROOT / "run_benchmark.py"), "--out", str(tmp_path), *argv],
+def test_bad_input_gives_one_line_and_exit_code_2(argv, message, tmp_path, capsys):
+    try:
+        code = run_benchmark.main(["--out", str(tmp_path), *argv])
+    except SystemExit as e:  # argparse's own errors exit from inside parse_args
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
+    assert not any(tmp_path.iterdir())  # nothing half-written
+
+
+def test_bad_strategy_from_the_shell_prints_no_traceback(tmp_path):
+    p = subprocess.run([sys.executable, str(ROOT / "run_benchmark.py"), "--strategies", "nope", "--out", str(tmp_path)],
                        capture_output=True, text=True, cwd=ROOT)
-    assert p.returncode == 2
-    lines = p.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], p.stderr
-    assert "Traceback" not in p.stderr and not any(tmp_path.iterdir())
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.strip() == "error: unknown strategy 'nope'; available: ft, ldifs"
 
 
 def test_help_documents_the_options():
