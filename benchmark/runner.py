@@ -36,8 +36,12 @@ class Resources:
     def model(self, mcfg: dict, device: str) -> FoundationModel:
         key = repr(sorted(mcfg.items()))
         if key not in self._models:
-            self._models[key] = load_foundation_model(mcfg["name"], mcfg.get("pretrained"), mcfg.get("image_size"),
-                                                      device=device)
+            # Weights that are not loaded (random init, or open_clip's init before loading) come from a
+            # fixed seed, without touching the global RNG: a model is the same whenever it is built.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                self._models[key] = load_foundation_model(mcfg["name"], mcfg.get("pretrained"),
+                                                          mcfg.get("image_size"), device=device)
         return self._models[key]
 
     def data(self, name: str, fm: FoundationModel, dcfg: dict) -> ImageData:

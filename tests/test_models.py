@@ -47,3 +47,18 @@ def test_frozen_bn_statistics_stay_frozen_in_train_mode(micro_model):
     # only the image tower is trainable; the text tower builds zero-shot heads only
     assert all(p.requires_grad for p in micro_model.visual.parameters())
     assert not any(p.requires_grad for n, p in micro_model.clip.named_parameters() if not n.startswith("visual."))
+
+
+def test_a_random_init_model_is_the_same_whenever_it_is_built(tiny_vit):
+    """Resources builds models from a fixed seed, leaving the global RNG as it was."""
+    from benchmark.runner import Resources
+
+    cfg = {"name": "test-tiny-vit", "pretrained": None}
+    torch.manual_seed(1)
+    state = torch.get_rng_state()
+    a = Resources().model(cfg, "cpu")
+    assert torch.equal(state, torch.get_rng_state())
+    torch.manual_seed(2)
+    b = Resources().model(cfg, "cpu")
+    for (k, va), (_, vb) in zip(a.clip.state_dict().items(), b.clip.state_dict().items()):
+        assert torch.equal(va, vb), k
