@@ -122,3 +122,30 @@ def test_the_readme_example_strategy_works(tiny_vit):
     finally:
         strategies._REGISTRY.pop("l2sp", None)
         sys.modules.pop(module.__name__, None)
+
+
+@pytest.mark.parametrize("mode", ["lp", "zs"])
+def test_head_init_installs_the_probe_or_the_text_embeddings(tiny_vit, mode):
+    from evaluation.evaluator import SuiteEvaluator
+
+    torch.manual_seed(0)
+    model = TaskModel(copy.deepcopy(tiny_vit.visual), 16)
+    data = _data(tiny_vit)
+    zs = {n: torch.nn.functional.normalize(torch.randn(4, 16), dim=-1) for n in data}
+    ev = SuiteEvaluator(data=data, zs_weights=zs, head_init=mode, logit_scale=50.0)
+    seen = {}
+
+    class Capture(strategies.base.SupervisedPlugin):
+        def before_training_exp(self, strategy, **kwargs):
+            head = strategy.model.head(strategy.experience.task_label)
+            seen["w"], seen["b"] = head.weight.detach().clone(), head.bias.detach().clone()
+
+    init = HeadInitPlugin(lambda m, t: ev.init_head(m, "ab"[t]))
+    template = make_template(model, TrainConfig(epochs=1, batch_size=16), [init, Capture()], "cpu")
+    template.train(make_stream(["a"], data).train_stream[0])
+    if mode == "zs":
+        assert torch.allclose(seen["w"], 50.0 * zs["a"]) and torch.all(seen["b"] == 0)
+    else:
+        w, b = head_init_weights("lp", embed_all(TaskModel(copy.deepcopy(tiny_vit.visual), 16), data["a"].x_train),
+                                 data["a"].y_train, None, 1.0, 1.0)
+        assert torch.allclose(seen["w"], w) and torch.allclose(seen["b"], b)
