@@ -9,6 +9,7 @@ from the record files every time.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -143,14 +144,25 @@ def run(cfg: dict, out: Path, dry_run: bool = False, collect_only: bool = False)
     if not collect_only and todo:
         from benchmark.runner import Resources, execute_run
 
+        import strategies
+        from benchmark.models import TaskModel
+
         res = Resources()
         m = cfg["model"]
         try:  # load once up front, so that unreachable weights fail before any run starts
-            res.model(m, cfg["device"])
+            fm = res.model(m, cfg["device"])
         except (RuntimeError, OSError, ValueError) as e:
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             print(f"error: cannot load model {m['name']} with pretrained={m.get('pretrained')!r}: {reason}. "
                   "Weights other than 'packaged' must be downloadable or already in open_clip's cache.", file=log)
+            return 2
+        try:  # and hyperparameters that depend on the model (e.g. LDIFS layer indices) before training
+            probe_model = TaskModel(fm.visual, fm.embed_dim)
+            for spec in {json.dumps(r["strategy"], sort_keys=True) for r in todo}:
+                s = json.loads(spec)
+                strategies.build(s.pop("name"), s).plugins(probe_model)
+        except strategies.SpecError as e:
+            print(f"error: {e}", file=log)
             return 2
         print(summary, file=log)
         t0 = time.time()

@@ -16,5 +16,6 @@ class Strategy:
         """Raise ValueError with an actionable message if a hyperparameter is out of range."""
 
     def plugins(self, model: nn.Module) -> list[SupervisedPlugin]:
-        """The Avalanche plugins that turn the training template into this strategy."""
+        """The Avalanche plugins that turn the training template into this strategy. Raise
+        strategies.SpecError for hyperparameters that do not fit this model."""
         return []

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from benchmark.models import as_tokens, feature_taps, select_taps
 
-from . import Strategy, register
+from . import SpecError, Strategy, register
 
 ANCHORS = ("previous", "pretrained")
 LAYER_PRESETS = ("reference", "last", "all")
@@ -72,9 +72,9 @@ class _Taps:
 class LDIFSPlugin(SupervisedPlugin):
     """Adds lam * LDIFS(anchor(x), encoder(x)) to the loss of every training mini-batch."""
 
-    def __init__(self, lam: float, anchor: str, layers, norm_axis: int):
+    def __init__(self, lam: float, anchor: str, taps: Sequence[int], norm_axis: int):
         super().__init__()
-        self.lam, self.anchor_mode, self.layers, self.norm_axis = lam, anchor, layers, norm_axis
+        self.lam, self.anchor_mode, self.taps, self.norm_axis = lam, anchor, list(taps), norm_axis
         self.anchor: nn.Module | None = None
         self._ft: _Taps | None = None
         self._pre: _Taps | None = None
@@ -87,9 +87,8 @@ class LDIFSPlugin(SupervisedPlugin):
             for p in self.anchor.parameters():
                 p.requires_grad_(False)
         taps_ft, taps_pre = feature_taps(encoder), feature_taps(self.anchor)
-        idx = select_taps(len(taps_ft), self.layers)
-        self._ft = _Taps([taps_ft[i][1] for i in idx], only_with_grad=True)
-        self._pre = _Taps([taps_pre[i][1] for i in idx], only_with_grad=False)
+        self._ft = _Taps([taps_ft[i][1] for i in self.taps], only_with_grad=True)
+        self._pre = _Taps([taps_pre[i][1] for i in self.taps], only_with_grad=False)
 
     def before_backward(self, strategy, **kwargs):
         feats_ft = self._ft.take()
@@ -127,4 +126,8 @@ class LDIFS(Strategy):
             raise ValueError(f"norm_axis must be 1 (tokens) or 2 (channels), got {self.norm_axis}")
 
     def plugins(self, model):
-        return [LDIFSPlugin(self.lam, self.anchor, self.layers, self.norm_axis)]
+        try:  # which taps exist depends on the encoder, so `layers` is checked here, before training
+            taps = select_taps(len(feature_taps(model.encoder)), self.layers)
+        except ValueError as e:
+            raise SpecError(f"strategy 'ldifs': {e}") from None
+        return [LDIFSPlugin(self.lam, self.anchor, taps, self.norm_axis)]

@@ -118,6 +118,7 @@ def test_a_new_strategy_merges_into_the_existing_leaderboard(experiment, tmp_pat
     (["--set", "model.pretrained=nope"], "cannot load model micro-effnet-lite0-minilm with pretrained='nope'"),
     *([(["--device", "cuda"], "no CUDA device is visible here")] if not torch.cuda.is_available() else []),
     (["--out", "/proc/no-results-here"], "cannot write results there"),
+    (["--strategies", "ldifs:layers=[0,99]"], "indices must lie in 0..7"),
 ])
 def test_bad_input_gives_one_line_and_exit_code_2(argv, message, tmp_path, capsys):
     try:

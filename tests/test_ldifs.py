@@ -109,7 +109,7 @@ def test_plugin_adds_lam_times_distance_and_never_trains_the_anchor(tiny_vit, an
     data = _tiny_data(tiny_vit)
     stream = make_stream(["d0", "d1"], data)
     ce_spy, total_spy, ends = Spy(), Spy(), EndOfTask()
-    ldifs = LDIFSPlugin(lam=10.0, anchor=anchor, layers="reference", norm_axis=1)
+    ldifs = LDIFSPlugin(lam=10.0, anchor=anchor, taps=[0, 3, 6, 9, 12], norm_axis=1)
     cfg = TrainConfig(epochs=1, batch_size=8, lr=1e-3, warmup_steps=0, grad_clip=0)
     # plugin order is call order: CE loss, then LDIFS adds its term, then the total
     template = make_template(model, cfg, [ce_spy, ldifs, total_spy, ends], "cpu")
@@ -136,7 +136,7 @@ def test_plugin_term_equals_formula_on_the_tapped_layers(tiny_vit):
     data = _tiny_data(tiny_vit, n_tasks=1)
     stream = make_stream(["d0"], data)
     ce_spy, total_spy = Spy(), Spy()
-    ldifs = LDIFSPlugin(lam=2.5, anchor="previous", layers=[0, 12], norm_axis=1)
+    ldifs = LDIFSPlugin(lam=2.5, anchor="previous", taps=[0, 12], norm_axis=1)
 
     class Check(SupervisedPlugin):
         def __init__(self):
