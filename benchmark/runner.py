@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import platform
 import random
 import sys
@@ -32,6 +33,7 @@ class Resources:
         self._models: dict[str, FoundationModel] = {}
         self._data: dict[str, ImageData] = {}
         self._zs: dict[str, torch.Tensor] = {}
+        self._step0: dict[str, dict] = {}
 
     def model(self, mcfg: dict, device: str) -> FoundationModel:
         key = repr(sorted(mcfg.items()))
@@ -56,6 +58,13 @@ class Resources:
         if key not in self._zs:
             self._zs[key] = fm.class_embeddings(d.classnames, d.templates).cpu()
         return self._zs[key]
+
+
+    def step0_cache(self, run: dict) -> dict:
+        """Shared scores of the pre-trained encoder, for runs that agree on all that determines them."""
+        key = json.dumps([run["model"], run["data"], run["suite"], run["train"]["head_init"],
+                          run["train"]["probe_C"], run["device"]], sort_keys=True)
+        return self._step0.setdefault(key, {})
 
 
 def seed_everything(seed: int) -> None:
@@ -83,7 +92,7 @@ def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str =
     tcfg = TrainConfig(**run["train"])
     logit_scale = float(fm.clip.logit_scale.exp()) if hasattr(fm.clip, "logit_scale") else 100.0
     ev = SuiteEvaluator(data=data, zs_weights=zs, head_init=tcfg.head_init, probe_C=tcfg.probe_C,
-                        logit_scale=logit_scale, device=device)
+                        logit_scale=logit_scale, device=device, step0_cache=res.step0_cache(run))
 
     # Seed after loading shared resources: whether they were cached or built (which may draw random
     # numbers) must not change this run's results.

@@ -1,7 +1,7 @@
 """Scores a task model after a step on every dataset of the suite: task accuracy (R row), LP and ZS."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -9,6 +9,12 @@ from benchmark.datasets import ImageData
 from benchmark.models import TaskModel
 from benchmark.probe import accuracy, fit_probe
 from benchmark.training import embed_all, head_init_weights
+
+
+def encoder_state(model: TaskModel) -> tuple:
+    """Changes whenever any weight or buffer of the encoder changes (optimiser steps and BatchNorm
+    updates are in-place and bump the tensors' version counters)."""
+    return tuple((id(t), t._version) for t in (*model.encoder.parameters(), *model.encoder.buffers()))
 
 
 @dataclass
@@ -21,22 +27,25 @@ class SuiteEvaluator:
     probe_C: float = 1.0
     logit_scale: float = 100.0
     device: str = "cpu"
+    # Scores of the pre-trained encoder, shared by the runs of a process that use the same model, data
+    # and probe settings (the caller keys it): step 0 is then computed once, not once per run.
+    step0_cache: dict | None = None
+    _probes: tuple | None = field(default=None, init=False, repr=False)  # (encoder_state, {dataset: (W, b)})
 
     def init_head(self, model: TaskModel, dataset: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """The head a task starts from, fitted on the current encoder (what HeadInitPlugin installs)."""
+        """The head a task starts from, fitted on the current encoder (what HeadInitPlugin installs).
+
+        The probe of the last evaluation is reused when the encoder has not changed since: it is the
+        same fit on the same features."""
         d = self.data[dataset]
-        emb = embed_all(model, d.x_train, device=self.device) if self.head_init == "lp" else None
         zs = self.zs_weights[dataset] if self.zs_weights else None
+        if self.head_init == "lp" and self._probes and self._probes[0] == encoder_state(model):
+            w, b = self._probes[1][dataset]
+            return w.clone(), b.clone()
+        emb = embed_all(model, d.x_train, device=self.device) if self.head_init == "lp" else None
         return head_init_weights(self.head_init, emb, d.y_train, zs, self.logit_scale, self.probe_C)
 
-    @torch.no_grad()
-    def evaluate(self, model: TaskModel, ordering: list[str], n_trained: int) -> dict[str, list[float]]:
-        """One row of R (over the ordering) and of LP and ZS (over the suite) after `n_trained` tasks.
-
-        R[i, j] for a task not trained yet (j >= i) is the accuracy of the head it would start from now,
-        so row 0 holds the heads' initialisation and FWT compares initialisations before and after
-        training on earlier tasks.
-        """
+    def _suite_scores(self, model: TaskModel) -> dict:
         lp, zs, emb_test, probes = {}, {}, {}, {}
         for name, d in self.data.items():
             tr = embed_all(model, d.x_train, device=self.device)
@@ -46,6 +55,24 @@ class SuiteEvaluator:
             lp[name] = accuracy(te @ w.T + b, d.y_test)
             if self.zs_weights:
                 zs[name] = accuracy(te @ self.zs_weights[name].T, d.y_test)
+        return {"lp": lp, "zs": zs, "emb_test": emb_test, "probes": probes}
+
+    @torch.no_grad()
+    def evaluate(self, model: TaskModel, ordering: list[str], n_trained: int) -> dict[str, list[float]]:
+        """One row of R (over the ordering) and of LP and ZS (over the suite) after `n_trained` tasks.
+
+        R[i, j] for a task not trained yet (j >= i) is the accuracy of the head it would start from now,
+        so row 0 holds the heads' initialisation and FWT compares initialisations before and after
+        training on earlier tasks.
+        """
+        if n_trained == 0 and self.step0_cache is not None:
+            if "scores" not in self.step0_cache:
+                self.step0_cache["scores"] = self._suite_scores(model)
+            scores = self.step0_cache["scores"]
+        else:
+            scores = self._suite_scores(model)
+        self._probes = (encoder_state(model), scores["probes"])
+        lp, zs, emb_test = scores["lp"], scores["zs"], scores["emb_test"]
         row = []
         for j, name in enumerate(ordering):
             te, y = emb_test[name], self.data[name].y_test
