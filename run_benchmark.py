@@ -9,7 +9,6 @@ from the record files every time.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -158,9 +157,8 @@ def run(cfg: dict, out: Path, dry_run: bool = False, collect_only: bool = False)
             return 2
         try:  # and hyperparameters that depend on the model (e.g. LDIFS layer indices) before training
             probe_model = TaskModel(fm.visual, fm.embed_dim)
-            for spec in {json.dumps(r["strategy"], sort_keys=True) for r in todo}:
-                s = json.loads(spec)
-                strategies.build(s.pop("name"), s).plugins(probe_model)
+            for spec in cfg["strategies"]:
+                strategies.from_config(spec).plugins(probe_model)
         except strategies.SpecError as e:
             print(f"error: {e}", file=log)
             return 2

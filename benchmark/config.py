@@ -105,8 +105,8 @@ def validate(cfg: dict) -> dict:
     cfg["orderings"] = orderings
     specs = []
     for s in cfg["strategies"]:
-        name, params = strategies.parse_spec(s) if isinstance(s, str) else (s["name"], {k: v for k, v in s.items() if k != "name"})
-        specs.append(strategies.to_config(strategies.build(name, params)))  # raises SpecError
+        strategy = strategies.build(*strategies.parse_spec(s)) if isinstance(s, str) else strategies.from_config(s)
+        specs.append(strategies.to_config(strategy))  # both raise SpecError
     cfg["strategies"] = specs
     try:
         cfg["seeds"] = [int(s) for s in cfg["seeds"]]

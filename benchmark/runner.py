@@ -98,7 +98,7 @@ def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str =
     # numbers) must not change this run's results.
     seed_everything(run["seed"])
     model = TaskModel(copy.deepcopy(fm.visual), fm.embed_dim, run["model"].get("freeze_bn_stats", False)).to(device)
-    strategy = strategies.build(run["strategy"]["name"], {k: v for k, v in run["strategy"].items() if k != "name"})
+    strategy = strategies.from_config(run["strategy"])
     ordering = run["ordering"]
     stream = make_stream(ordering, {n: data[n] for n in ordering})
     head_init = HeadInitPlugin(lambda m, t: ev.init_head(m, ordering[t]))

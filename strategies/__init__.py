@@ -119,4 +119,10 @@ def to_config(strategy: Strategy) -> dict[str, Any]:
     return {"name": strategy.name, **dataclasses.asdict(strategy)}
 
 
-__all__ = ["Strategy", "register", "available", "get", "build", "parse_spec", "to_config", "SpecError"]
+def from_config(spec: dict[str, Any]) -> Strategy:
+    """The inverse of to_config: {"name": ..., **hyperparameters} -> a checked strategy."""
+    return build(spec["name"], {k: v for k, v in spec.items() if k != "name"})
+
+
+__all__ = ["Strategy", "register", "available", "get", "build", "parse_spec", "to_config", "from_config",
+           "SpecError"]
