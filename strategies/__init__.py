@@ -121,8 +121,17 @@ def to_config(strategy: Strategy) -> dict[str, Any]:
 
 def from_config(spec: dict[str, Any]) -> Strategy:
     """The inverse of to_config: {"name": ..., **hyperparameters} -> a checked strategy."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        raise SpecError(f"a strategy in a config is a name, a spec string or a mapping with `name`, got {spec!r}")
     return build(spec["name"], {k: v for k, v in spec.items() if k != "name"})
 
 
+def expand(spec: str | dict[str, Any]) -> list[dict[str, Any]]:
+    """A strategy as written in a config or on the command line ("ldifs:lam=1" or {"name": "ldifs",
+    "lam": 1}) -> the normalised run configs it stands for (to_config of each), checked."""
+    strategy = build(*parse_spec(spec)) if isinstance(spec, str) else from_config(spec)
+    return [to_config(strategy)]
+
+
 __all__ = ["Strategy", "register", "available", "get", "build", "parse_spec", "to_config", "from_config",
-           "SpecError"]
+           "expand", "SpecError"]
