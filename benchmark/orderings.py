@@ -8,9 +8,11 @@ class OrderingError(ValueError):
     """An ordering that names an unknown dataset, repeats one, or cannot be expanded."""
 
 
-def expand_orderings(items: Sequence[Any], known: Sequence[str]) -> list[list[str]]:
+def expand_orderings(items: Sequence[Any], known: Sequence[str], seed: int = 0) -> list[list[str]]:
     """Each item is a list of dataset names or a string "a,b,c"; returns the orderings in order,
-    without duplicates. Raises OrderingError with one line naming what is allowed."""
+    without duplicates. `known` are the datasets an ordering may use (the suite); `seed` is for
+    expressions that draw orderings at random. Raises OrderingError with one line naming what is
+    allowed."""
     out: list[list[str]] = []
     for item in items:
         o = item.split(",") if isinstance(item, str) else list(item)
