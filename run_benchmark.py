@@ -72,7 +72,21 @@ def resolve_config(args) -> dict:
     return C.validate(cfg)
 
 
+# What Ctrl-C means for the results at the point it comes: said in the one line printed then.
+_phase = "start-up: nothing was written"
+
+
 def main(argv: list[str] | None = None) -> int:
+    global _phase
+    _phase = "start-up: nothing was written"
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print(f"interrupted during {_phase}", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     # Avalanche imports qpsolvers for GEM-style strategies and warns that no QP solver is installed.
     warnings.filterwarnings("ignore", message="no QP solver found")
@@ -86,16 +100,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.list:
             return _list()
         cfg = resolve_config(args)
-        check_writable(args.out)
+        exp_dir = Path(args.out) / cfg["experiment"]
+        if args.collect_only and not (exp_dir / "runs").is_dir():
+            raise ConfigError(f"--collect-only: no experiment {cfg['experiment']!r} under {args.out} "
+                              f"(there: {', '.join(_experiments(args.out)) or 'none'}); run it first")
+        if not args.dry_run:
+            check_writable(args.out)
     except (ConfigError, SpecError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    try:
-        return run(cfg, args.out, dry_run=args.dry_run, collect_only=args.collect_only)
-    except KeyboardInterrupt:
-        print("interrupted: finished runs are kept; the unfinished one has no done marker and reruns "
-              "from the start next time", file=sys.stderr)
-        return 130
+    return run(cfg, args.out, dry_run=args.dry_run, collect_only=args.collect_only)
+
+
+def _experiments(out: Path) -> list[str]:
+    out = Path(out)
+    return sorted(p.name for p in out.iterdir() if (p / "runs").is_dir()) if out.is_dir() else []
 
 
 def check_writable(out: Path) -> None:
@@ -124,13 +143,15 @@ def _list() -> int:
 
 
 def run(cfg: dict, out: Path, dry_run: bool = False, collect_only: bool = False) -> int:
+    global _phase
     from benchmark.config import plan
     from evaluation.collect import MAIN_COLS, collect
-    from evaluation.records import is_done
+    from evaluation.records import check_run, clean_stale
 
     exp_dir = Path(out) / cfg["experiment"]
     runs = plan(cfg)
-    todo = [r for r in runs if not is_done(exp_dir / "runs" / r["run_id"])]
+    states = {r["run_id"]: check_run(exp_dir / "runs" / r["run_id"]) for r in runs}
+    todo = [r for r in runs if states[r["run_id"]] is not None]
     log = sys.stderr
     summary = (f"experiment {cfg['experiment']}: {len(runs)} runs planned, {len(runs) - len(todo)} already done, "
                f"{len(todo)} to run -> {exp_dir}")
@@ -140,8 +161,10 @@ def run(cfg: dict, out: Path, dry_run: bool = False, collect_only: bool = False)
             state = "todo" if r in todo else "done"
             print(f"  {r['run_id']}  {state}  {r['strategy']}  {','.join(r['ordering'])}  seed {r['seed']}")
         return 0
+    for p in clean_stale(exp_dir):
+        print(f"removed {p.relative_to(exp_dir)}, left by a process that was killed", file=log)
     if not collect_only and todo:
-        from benchmark.runner import Resources, execute_run
+        from benchmark.runner import Resources
 
         import strategies
         from benchmark.models import TaskModel
@@ -163,13 +186,10 @@ def run(cfg: dict, out: Path, dry_run: bool = False, collect_only: bool = False)
             print(f"error: {e}", file=log)
             return 2
         print(summary, file=log)
-        t0 = time.time()
-        for k, r in enumerate(todo, 1):
-            label = f"[{k}/{len(todo)} {r['strategy']['name']} {'>'.join(r['ordering'])} s{r['seed']}]"
-            execute_run(r, exp_dir / "runs" / r["run_id"], res, label=label, log=log)
-            print(f"{label} done ({time.time() - t0:.0f}s elapsed)", file=log, flush=True)
+        train_all(todo, exp_dir, res, log)
     else:
         print(summary, file=log)
+    _phase = "collection: every finished run is kept; rebuild the tables with --collect-only"
     df = collect(exp_dir)
     if len(df):
         import pandas as pd
@@ -178,6 +198,44 @@ def run(cfg: dict, out: Path, dry_run: bool = False, collect_only: bool = False)
             print(df[["strategy", "ordering", "seed"] + MAIN_COLS].to_string(index=False))
     print(f"leaderboard: {exp_dir / 'leaderboard.csv'}  plots: {exp_dir / 'plots'}", file=log)
     return 0
+
+
+def train_all(todo: list[dict], exp_dir: Path, res, log) -> None:
+    """Train every run of `todo` that no other process is training. A run another process holds is
+    waited for after ours; if that process died without finishing it, it is trained here."""
+    global _phase
+    from benchmark.runner import execute_run
+    from evaluation.records import RunLock, check_run, unmark_done
+
+    t0 = time.time()
+
+    def attempt(k: int, r: dict, blocking: bool) -> bool:
+        global _phase
+        run_dir = exp_dir / "runs" / r["run_id"]
+        lock = RunLock(run_dir)
+        if not lock.acquire(blocking=blocking):
+            return False
+        try:
+            why = check_run(run_dir)
+            if why is None:  # another process finished it while we waited
+                return True
+            if (run_dir / "done").exists():
+                print(f"run {r['run_id']}: {why}; training it again", file=log)
+            unmark_done(run_dir)
+            label = f"[{k}/{len(todo)} {r['strategy']['name']} {'>'.join(r['ordering'])} s{r['seed']}]"
+            _phase = (f"run {r['run_id']}: finished runs are kept; this one has no done marker and reruns "
+                      "from the start next time")
+            execute_run(r, run_dir, res, label=label, log=log)
+            print(f"{label} done ({time.time() - t0:.0f}s elapsed)", file=log, flush=True)
+            return True
+        finally:
+            lock.release()
+
+    busy = [(k, r) for k, r in enumerate(todo, 1) if not attempt(k, r, blocking=False)]
+    for k, r in busy:
+        print(f"run {r['run_id']} is being trained by another process; waiting for it", file=log, flush=True)
+        _phase = "a wait for another process's run: every finished run is kept"
+        attempt(k, r, blocking=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Values from YAML or the command line -> the types that dataclass fields declare."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -12,9 +13,12 @@ def coerce(annotation: Any, value: Any, name: str) -> Any:
         if isinstance(value, bool):
             raise ValueError(f"{name} must be a number, got {value!r}")
         try:
-            return float(value)
+            f = float(value)
         except (TypeError, ValueError):
             raise ValueError(f"{name} must be a number, got {value!r}") from None
+        if not math.isfinite(f):  # nan and inf pass every range check and no run can use them
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+        return f
     if kind == "int":
         if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
             raise ValueError(f"{name} must be an integer, got {value!r}")

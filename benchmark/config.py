@@ -1,28 +1,97 @@
-"""Presets (YAML) + command-line overrides -> a validated config -> the plan: one entry per run."""
+"""Presets (YAML) + command-line overrides -> one validated config -> the plan: one entry per run.
+
+Everything is checked here, before any model or data is loaded: the shape of every section, types
+and ranges (pydantic; see `schema.py`), names of datasets, strategies and models, and that no run is
+asked for twice. Every failure is a ConfigError whose message is one line.
+"""
 from __future__ import annotations
 
 import copy
-import dataclasses
 import itertools
+import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import Field, ValidationError, field_validator
 
 import strategies
-from evaluation.records import run_id
+from evaluation.records import EXECUTION_KEYS, run_id
 
-from .coerce import coerce
 from .datasets import known_datasets
+from .orderings import OrderingError, expand_orderings
+from .schema import NonNegInt, PositiveInt, Section
 from .training import TrainConfig
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
-# Keys that change how a run executes but not its results: kept in config.json, left out of the run id.
-EXECUTION_KEYS = ("device", "threads")
+MAX_NAME = 100  # experiment names: one path component, short enough for every file system
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_DEVICE = re.compile(r"cpu|cuda(:\d+)?|mps")
 
 
 class ConfigError(ValueError):
     """Bad input: the message says what is wrong, what is allowed and what to do."""
+
+
+# ----------------------------------------------------------------------------------------------
+# The schema
+
+
+class ModelSection(Section):
+    """Which foundation model: an open_clip architecture and its weights."""
+
+    name: str  # open_clip architecture, e.g. ViT-B-32, or one of benchmark/model_configs/
+    pretrained: str | None = None  # open_clip tag (openai), a checkpoint path, "packaged", or null (random)
+    image_size: Annotated[PositiveInt, Field(ge=8, le=4096)] | None = None  # input resolution override
+    freeze_bn_stats: bool = False  # keep pre-trained BatchNorm statistics while fine-tuning
+
+    @field_validator("freeze_bn_stats", mode="before")
+    @classmethod
+    def _strict_bool(cls, v):
+        if not isinstance(v, bool):
+            raise ValueError("must be true or false")
+        return v
+
+
+class DataSection(Section):
+    """How much of each dataset a run uses (null: all of it)."""
+
+    max_train: PositiveInt | None = None  # training images per dataset, class-balanced, fixed across runs
+    max_test: PositiveInt | None = None  # test images per dataset, likewise
+
+
+class ExperimentConfig(Section):
+    """A whole experiment: model x orderings x strategies x seeds, and how each run trains."""
+
+    experiment: str  # the results folder's name under --out: one safe path component
+    model: ModelSection
+    suite: Annotated[list[str], Field(min_length=1)]  # datasets scored after every step
+    orderings: Annotated[list[Any], Field(min_length=1)]  # lists of dataset names, or "a,b,c"
+    strategies: Annotated[list[Any], Field(min_length=1)]  # "name", "name:key=value,..." or {name: ..., key: value}
+    seeds: Annotated[list[Annotated[NonNegInt, Field(le=2**32 - 1)]], Field(min_length=1)]
+    data: DataSection = DataSection()
+    train: TrainConfig = TrainConfig()
+    device: str = "cpu"  # torch device: cpu, cuda, cuda:N or mps
+    threads: Annotated[NonNegInt, Field(le=1024)] = 0  # CPU threads for torch and BLAS; 0: the library default
+
+    @field_validator("experiment")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        if not _SAFE_NAME.fullmatch(v) or len(v) > MAX_NAME:
+            raise ValueError(f"must be one folder name of at most {MAX_NAME} characters: letters, digits, '.', "
+                             "'_', '-', not starting with '.' or '-' (it becomes --out/<experiment>)")
+        return v
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if not _DEVICE.fullmatch(v):
+            raise ValueError("must be cpu, cuda, cuda:N or mps")
+        return v
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading and overriding
 
 
 def presets() -> list[str]:
@@ -31,113 +100,153 @@ def presets() -> list[str]:
 
 def load_preset(name_or_path: str) -> dict[str, Any]:
     path = Path(name_or_path)
-    if not path.suffix:
+    if not path.suffix and not path.exists():
         path = CONFIG_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
         raise ConfigError(f"no config {name_or_path!r}; presets: {', '.join(presets())}, or a path to a YAML file")
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             cfg = yaml.safe_load(f)
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file; a config is YAML text") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot be read ({e.strerror or e})") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(cfg, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level (see configs/micro.yaml)")
     return cfg
 
 
 def set_dotted(cfg: dict, assignment: str) -> None:
     """Apply 'train.lr=3e-5' (the value is parsed as YAML)."""
     key, eq, value = assignment.partition("=")
-    if not eq or not key:
+    parts = key.split(".")
+    if not eq or not all(p.strip() for p in parts):
         raise ConfigError(f"--set {assignment!r}: expected key.sub=value, e.g. --set train.lr=3e-5")
     node = cfg
-    parts = key.split(".")
     for p in parts[:-1]:
-        node = node.setdefault(p, {})
+        if node.get(p) is None:
+            node[p] = {}
+        node = node[p]
         if not isinstance(node, dict):
-            raise ConfigError(f"--set {assignment!r}: {p!r} is not a section")
-    node[parts[-1]] = yaml.safe_load(value)
+            raise ConfigError(f"--set {assignment!r}: {p!r} is a value, not a section of settings")
+    try:
+        node[parts[-1]] = yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise ConfigError(f"--set {assignment!r}: the value is not valid YAML; quote strings, write lists as [a, b]"
+                          ) from None
+
+
+# ----------------------------------------------------------------------------------------------
+# Validation
+
+
+def _fields(model: type[Section], loc: tuple) -> list[str]:
+    """The allowed keys of the section at `loc` (for the 'unknown setting' message)."""
+    for part in loc:
+        if not isinstance(part, str) or part not in model.model_fields:
+            break
+        ann = model.model_fields[part].annotation
+        if isinstance(ann, type) and issubclass(ann, Section):
+            model = ann
+        else:
+            break
+    return list(model.model_fields)
+
+
+def _one_line(e: ValidationError) -> str:
+    """pydantic's errors -> 'train.lr: must be ... (got ...)' for the first few, on one line."""
+    msgs = []
+    for err in e.errors()[:3]:
+        loc = tuple(err["loc"])
+        where = ".".join(str(x) for x in loc) or "config"
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            section = ".".join(str(x) for x in loc[:-1])
+            allowed = ", ".join(_fields(ExperimentConfig, loc[:-1]))
+            msgs.append(f"unknown setting {where!r}; allowed{' in ' + section if section else ''}: {allowed}")
+        elif kind == "missing":
+            msgs.append(f"{where} is missing")
+        elif kind in ("model_type", "model_attributes_type", "dict_type"):
+            msgs.append(f"{where} must be a mapping of settings, got {err.get('input')!r}")
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            msgs.append(f"{where}: {msg[0].lower() + msg[1:]}, got {err.get('input')!r}")
+    more = len(e.errors()) - len(msgs)
+    return "; ".join(msgs) + (f" (and {more} more)" if more > 0 else "")
 
 
 def validate(cfg: dict) -> dict:
-    """Check names and values; return a normalised copy (strategies as {name, **hparams})."""
-    cfg = copy.deepcopy(cfg)
-    for key in ("experiment", "model", "suite", "orderings", "strategies", "seeds"):
-        if key not in cfg:
-            raise ConfigError(f"config lacks {key!r}; see configs/micro.yaml for a complete example")
-    model = cfg["model"]
-    if not isinstance(model, dict) or "name" not in model:
-        raise ConfigError("model must be a mapping with at least `name` (and `pretrained`); see configs/micro.yaml")
-    from .models import available_models
+    """Check everything; return a normalised copy (orderings as lists, strategies as {name, **hparams})."""
+    if not isinstance(cfg, dict):
+        raise ConfigError("a config is a mapping of settings (see configs/micro.yaml)")
+    try:
+        c = ExperimentConfig.model_validate(copy.deepcopy(cfg))
+    except ValidationError as e:
+        raise ConfigError(f"config: {_one_line(e)}; fix the YAML file or override with --set KEY=VALUE") from None
 
-    if model["name"] not in available_models():
-        raise ConfigError(f"unknown model {model['name']!r}; open_clip knows {len(available_models())} architectures, "
+    from .models import available_models  # open_clip: imported only once the shapes are right
+
+    models = available_models()
+    if c.model.name not in models:
+        raise ConfigError(f"unknown model {c.model.name!r}; open_clip knows {len(models)} architectures, "
                           "e.g. ViT-B-32, micro-effnet-lite0-minilm (python -c 'import open_clip; "
                           "print(open_clip.list_models())')")
-    device = str(cfg.get("device", "cpu"))
-    if device.startswith("cuda"):
+    if c.device.startswith("cuda"):
         import torch
 
         if not torch.cuda.is_available():
-            raise ConfigError(f"device {device!r}: no CUDA device is visible here; use --device cpu")
+            raise ConfigError(f"device {c.device!r}: no CUDA device is visible here; use --device cpu")
+        index = int(c.device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"device {c.device!r}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+    if c.device == "mps":
+        import torch
+
+        if not torch.backends.mps.is_available():
+            raise ConfigError("device 'mps': the Apple GPU backend is not available here; use --device cpu")
+
     known = known_datasets()
-    suite = list(cfg["suite"])
-    unknown = [d for d in suite if d not in known]
+    unknown = [d for d in c.suite if d not in known]
     if unknown:
         raise ConfigError(f"unknown dataset {', '.join(map(repr, unknown))} in suite; available: {', '.join(known)}")
-    orderings = []
-    for o in cfg["orderings"]:
-        o = o.split(",") if isinstance(o, str) else list(o)
-        o = [d.strip() for d in o if d.strip()]
-        bad = [d for d in o if d not in known]
-        if bad:
-            raise ConfigError(f"unknown dataset {', '.join(map(repr, bad))} in ordering {','.join(o)}; "
-                              f"available: {', '.join(known)}")
-        if not o or len(set(o)) != len(o):
-            raise ConfigError(f"ordering {','.join(o)!r} must name at least one dataset, each at most once")
-        missing = [d for d in o if d not in suite]
-        if missing:
-            raise ConfigError(f"ordering {','.join(o)} trains on {', '.join(missing)}, which the suite does not score; "
-                              "add it to `suite`")
-        orderings.append(o)
+    twice = sorted({d for d in c.suite if c.suite.count(d) > 1})
+    if twice:
+        raise ConfigError(f"suite lists {', '.join(twice)} more than once; name each dataset once")
+    for item in c.orderings:  # a known dataset outside the suite: say how to fix it, not "unknown"
+        names = item.split(",") if isinstance(item, str) and ":" not in item else item
+        if isinstance(names, list):
+            outside = [str(d).strip() for d in names if str(d).strip() in known and str(d).strip() not in c.suite]
+            if outside:
+                raise ConfigError(f"ordering {item} trains on {', '.join(outside)}, which the suite does not score; "
+                                  "add it to `suite` (or --suite)")
+    try:
+        orderings = expand_orderings(c.orderings, c.suite, seed=c.seeds[0])
+    except OrderingError as e:
+        raise ConfigError(f"{e}; the suite is {', '.join(c.suite)}") from None
     if not orderings:
         raise ConfigError("no ordering given; pass --orderings a,b,c")
-    cfg["orderings"] = orderings
-    specs = []
-    for s in cfg["strategies"]:
-        strategy = strategies.build(*strategies.parse_spec(s)) if isinstance(s, str) else strategies.from_config(s)
-        specs.append(strategies.to_config(strategy))  # both raise SpecError
-    cfg["strategies"] = specs
-    try:
-        cfg["seeds"] = [int(s) for s in cfg["seeds"]]
-    except (TypeError, ValueError):
-        raise ConfigError(f"seeds must be integers, got {cfg['seeds']!r}") from None
-    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    bad = sorted(set(cfg.get("train", {})) - set(fields))
-    if bad:
-        raise ConfigError(f"unknown train setting {', '.join(bad)}; allowed: {', '.join(sorted(fields))}")
-    try:
-        train = TrainConfig(**{k: coerce(fields[k].type, v, f"train.{k}") for k, v in cfg.get("train", {}).items()})
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-    if train.head_init not in ("lp", "zs"):
-        raise ConfigError(f"train.head_init must be lp or zs, got {train.head_init!r}")
-    if train.epochs < 1 or train.batch_size < 1:
-        raise ConfigError("train.epochs and train.batch_size must be at least 1")
-    cfg["train"] = dataclasses.asdict(train)
-    data = cfg.get("data") or {}
-    bad = sorted(set(data) - {"max_train", "max_test"})
-    if bad:
-        raise ConfigError(f"unknown data setting {', '.join(bad)}; allowed: max_train, max_test")
-    try:
-        cfg["data"] = {k: None if v is None else coerce(int, v, f"data.{k}") for k, v in data.items()}
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-    if any(v is not None and v < 1 for v in cfg["data"].values()):
-        raise ConfigError("data.max_train and data.max_test must be at least 1 (or null for all images)")
-    cfg.setdefault("device", "cpu")
-    cfg.setdefault("threads", 0)
-    return cfg
+
+    specs: list[dict] = []
+    for s in c.strategies:
+        for spec in strategies.expand(s):  # raises SpecError, one line
+            if spec in specs:
+                raise ConfigError(f"strategy {_label(spec)} is asked for twice; list each strategy and "
+                                  "hyperparameter combination once")
+            specs.append(spec)
+    twice = sorted({s for s in c.seeds if c.seeds.count(s) > 1})
+    if twice:
+        raise ConfigError(f"seeds list {', '.join(map(str, twice))} more than once; give each seed once")
+
+    out = c.model_dump()
+    out["orderings"], out["strategies"] = orderings, specs
+    return out
+
+
+def _label(spec: dict) -> str:
+    params = ",".join(f"{k}={v}" for k, v in spec.items() if k != "name")
+    return spec["name"] + (f":{params}" if params else "")
 
 
 def plan(cfg: dict) -> list[dict]:
@@ -146,8 +255,7 @@ def plan(cfg: dict) -> list[dict]:
     for ordering, strat, seed in itertools.product(cfg["orderings"], cfg["strategies"], cfg["seeds"]):
         run = {
             "model": cfg["model"], "suite": cfg["suite"], "data": cfg["data"], "train": cfg["train"],
-            "ordering": ordering, "strategy": strat, "seed": seed,
+            "ordering": ordering, "strategy": strat, "seed": seed, "threads": cfg["threads"],
         }
-        rid = run_id(run)
-        runs.append({"run_id": rid, **run, **{k: cfg[k] for k in EXECUTION_KEYS}})
+        runs.append({"run_id": run_id(run), **run, **{k: cfg[k] for k in EXECUTION_KEYS}})
     return runs

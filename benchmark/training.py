@@ -7,29 +7,31 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import torch
 from avalanche.core import SupervisedPlugin
 from avalanche.training.plugins import EvaluationPlugin
 from avalanche.training.templates import SupervisedTemplate
+from pydantic import Field
 from torch import nn
-from torch.utils.data import DataLoader
 
 from .models import TaskModel
 from .probe import fit_probe
+from .schema import NonNegFloat, NonNegInt, PositiveFloat, PositiveInt, Section
 
 
-@dataclass
-class TrainConfig:
-    epochs: int = 2  # epochs per task (the paper preset sets them per dataset)
-    batch_size: int = 32
-    lr: float = 1e-4
-    weight_decay: float = 0.1
-    warmup_steps: int = 10
-    grad_clip: float = 1.0  # max global gradient norm; 0 disables
-    head_init: str = "lp"  # "lp": logistic-regression probe on current features; "zs": text embeddings
-    probe_C: float = 1.0
+class TrainConfig(Section):
+    """The `train` section: the optimisation protocol shared by every strategy."""
+
+    epochs: PositiveInt = 2  # epochs per task (the paper preset sets them per dataset)
+    batch_size: Annotated[PositiveInt, Field(le=65536)] = 32
+    lr: Annotated[PositiveFloat, Field(le=1.0)] = 1e-4  # AdamW peak learning rate; above 1 no run converges
+    weight_decay: Annotated[NonNegFloat, Field(le=10.0)] = 0.1  # decoupled (AdamW) weight decay
+    warmup_steps: NonNegInt = 10  # linear warm-up iterations, then cosine decay to 0 (per task)
+    grad_clip: NonNegFloat = 1.0  # max global gradient norm; 0 disables
+    head_init: Literal["lp", "zs"] = "lp"  # "lp": logistic-regression probe on current features; "zs": text embeddings
+    probe_C: PositiveFloat = 1.0  # inverse l2 strength of the logistic-regression probe
 
 
 @torch.no_grad()

@@ -1,37 +1,84 @@
-"""Run folders: config, records and a done marker, written atomically (DomainBed-style)."""
+"""Run folders: config, records and a done marker (DomainBed-style), written atomically, checked
+before they count, and locked while a process trains them.
+
+A run folder `runs/<run-id>/` counts as done only when its `done` marker exists, its records parse
+and have the shapes of the schema below, and its config hashes to its folder's name: a truncated,
+hand-edited or copied record file is reported and the run is redone, never silently counted.
+"""
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import json
+import math
 import os
-import tempfile
+import signal
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-RECORDS, CONFIG, DONE = "records.json", "config.json", "done"
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+RECORDS, CONFIG, DONE, LOCK = "records.json", "config.json", "done", "lock"
+# Keys of a run's config that change how it executes but not what it computes: kept in config.json,
+# left out of the run id. (`threads` is not here: on the CPU the thread count changes the floating-point
+# reductions and so the records; it is part of a run's identity.)
+EXECUTION_KEYS = ("device",)
+TMP_SUFFIX = ".tmp"
+
+_umask = os.umask(0)
+os.umask(_umask)
+FILE_MODE = 0o666 & ~_umask  # what open() would give a new file: result files are not private
 
 
-def run_id(hashed_config: dict[str, Any]) -> str:
-    """A stable id: the hash of the run's full (result-determining) config, keys sorted."""
-    blob = json.dumps(hashed_config, sort_keys=True, separators=(",", ":"), default=str)
+def hashed_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The part of a run's config that determines its results (what its id hashes)."""
+    return {k: v for k, v in config.items() if k != "run_id" and k not in EXECUTION_KEYS}
+
+
+def run_id(hashed: dict[str, Any]) -> str:
+    """A stable id: the hash of the run's result-determining config, keys sorted."""
+    blob = json.dumps(hashed, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+# ----------------------------------------------------------------------------------------------
+# Atomic writes. Temporary files carry the writer's pid, so that a later start can tell the ones a
+# killed process stranded (removed) from the ones a live process is writing (left alone).
+
+
+def _fault(point: str) -> None:
+    """Crash-test hook: CFBENCH_FAULT=<point> kills this process with SIGKILL at that point."""
+    if os.environ.get("CFBENCH_FAULT") == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def temp_path(path: Path) -> Path:
+    return path.parent / f".{path.name}.{os.getpid()}.{os.urandom(3).hex()}{TMP_SUFFIX}"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write via a temporary file in the same folder and rename: readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = temp_path(path)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
+            _fault("mid-write")
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        if tmp.exists():
+            tmp.unlink()
         raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -44,19 +91,195 @@ def _json_default(o):
     raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stranded_temp_files(folder: Path) -> Iterator[Path]:
+    """Temporary files under `folder` whose writer is no longer alive."""
+    for p in Path(folder).rglob(f".*{TMP_SUFFIX}"):
+        parts = p.name.rsplit(".", 3)  # .<name>.<pid>.<hex>.tmp
+        if len(parts) == 4 and parts[1].isdigit() and not _pid_alive(int(parts[1])):
+            yield p
+
+
+def clean_stale(experiment_dir: Path) -> list[Path]:
+    """Remove what killed processes left behind: their temporary files, their run locks, and run
+    folders that hold nothing else. Safe while other processes work on the same experiment."""
+    removed = []
+    experiment_dir = Path(experiment_dir)
+    if not experiment_dir.is_dir():
+        return removed
+    for p in stranded_temp_files(experiment_dir):
+        p.unlink(missing_ok=True)
+        removed.append(p)
+    runs = experiment_dir / "runs"
+    for d in sorted(runs.iterdir()) if runs.is_dir() else []:
+        if not d.is_dir():
+            continue
+        lock = RunLock(d)
+        if (d / LOCK).exists() and lock.acquire(blocking=False):
+            lock.release()  # a lock nobody holds: its owner died
+            removed.append(d / LOCK)
+        try:
+            d.rmdir()  # only succeeds when empty: a run killed before it wrote anything
+            removed.append(d)
+        except OSError:
+            pass
+    return removed
+
+
+# ----------------------------------------------------------------------------------------------
+# Locks: one per run, so that processes on the same experiment split the runs between them.
+
+
+class RunLock:
+    """An exclusive flock on `runs/<id>/lock`, holding the owner's pid. The kernel drops the lock when
+    its process dies (kill -9 included), so a stale lock is free to take; the file is removed on release."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / LOCK
+        self.fd: int | None = None
+
+    def acquire(self, blocking: bool = False) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            except OSError as e:
+                os.close(fd)
+                if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    return False
+                raise
+            try:  # the holder before us may have removed the file: then we locked an orphan; retry
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:
+                os.close(fd)
+                continue
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            self.fd = fd
+            return True
+
+    def owner(self) -> str:
+        try:
+            return self.path.read_text().strip() or "?"
+        except OSError:
+            return "?"
+
+    def release(self) -> None:
+        if self.fd is not None:
+            self.path.unlink(missing_ok=True)  # before unlocking: a waiter then sees the orphan and retries
+            os.close(self.fd)
+            self.fd = None
+
+
+# ----------------------------------------------------------------------------------------------
+# The record file's schema, and what makes a run done.
+
+
+class _Records(BaseModel):
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+
+    run_id: str
+    config: dict[str, Any]
+    ordering: list[str]
+    suite: list[str]
+    R: list[list[float]]
+    LP: list[list[float]]
+    ZS: list[list[float]] | None = None
+    complete: bool
+
+    @model_validator(mode="after")
+    def _shapes(self):
+        T, D = len(self.ordering), len(self.suite)
+        if T < 1 or not set(self.ordering) <= set(self.suite):
+            raise ValueError("ordering must be a non-empty subset of suite")
+        if len(self.R) != T + 1 or any(len(r) != T for r in self.R):
+            raise ValueError(f"R must be [{T + 1}][{T}] for {T} tasks")
+        for name in ("LP", "ZS"):
+            m = getattr(self, name)
+            if m is not None and (len(m) != T + 1 or any(len(r) != D for r in m)):
+                raise ValueError(f"{name} must be [{T + 1}][{D}] for {T} tasks and {D} datasets")
+        for name in ("R", "LP", "ZS"):
+            for row in getattr(self, name) or []:
+                if any(not (0.0 <= v <= 1.0) or math.isnan(v) for v in row):
+                    raise ValueError(f"{name} holds a value outside [0, 1]")
+        return self
+
+
+def check_records(rec: Any, folder_name: str | None = None) -> str | None:
+    """Why a parsed record is not a finished run of the folder it sits in; None when it is one."""
+    try:
+        r = _Records.model_validate(rec)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(x) for x in err["loc"])
+        return f"records do not match the schema ({where + ': ' if where else ''}{err['msg']})"
+    if not r.complete:
+        return "records are marked incomplete"
+    expected = run_id(hashed_config(r.config))
+    if r.run_id != expected:
+        return f"its config hashes to {expected}, not to the run id {r.run_id} it claims"
+    if folder_name is not None and folder_name != r.run_id:
+        return f"it holds the records of run {r.run_id} (copied from another folder?)"
+    return None
+
+
+def check_run(run_dir: Path) -> str | None:
+    """None when `run_dir` is a finished run; otherwise why not, in a few words."""
+    run_dir = Path(run_dir)
+    if not (run_dir / DONE).exists():
+        return "not finished (no done marker)"
+    try:
+        rec = load_records(run_dir)
+    except FileNotFoundError:
+        return f"{RECORDS} is missing"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        return f"{RECORDS} cannot be read ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+    return check_records(rec, run_dir.name)
+
+
 def is_done(run_dir: Path) -> bool:
-    return (run_dir / DONE).exists() and (run_dir / RECORDS).exists()
+    return check_run(run_dir) is None
 
 
 def mark_done(run_dir: Path) -> None:
-    atomic_write_text(run_dir / DONE, "")
+    atomic_write_text(Path(run_dir) / DONE, "")
+
+
+def unmark_done(run_dir: Path) -> None:
+    (Path(run_dir) / DONE).unlink(missing_ok=True)
 
 
 def load_records(run_dir: Path) -> dict[str, Any]:
-    with open(run_dir / RECORDS) as f:
+    with open(Path(run_dir) / RECORDS, encoding="utf-8") as f:
         return json.load(f)
 
 
-def finished_runs(experiment_dir: Path) -> list[Path]:
+def run_dirs(experiment_dir: Path) -> list[Path]:
     runs = Path(experiment_dir) / "runs"
-    return sorted(p for p in runs.iterdir() if p.is_dir() and is_done(p)) if runs.is_dir() else []
+    return sorted(p for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []
+
+
+def finished_runs(experiment_dir: Path, warn=sys.stderr) -> list[Path]:
+    """Folders of the experiment's finished, valid runs. A folder whose done marker vouches for records
+    that fail the checks is named in one line on `warn` (None: silent) and left out."""
+    out = []
+    for p in run_dirs(experiment_dir):
+        why = check_run(p)
+        if why is None:
+            out.append(p)
+        elif warn is not None and (p / DONE).exists():
+            print(f"warning: run {p.name} is left out: {why}; it is redone on the next run of its config",
+                  file=warn)
+    return out

@@ -93,7 +93,10 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
             raise SpecError(f"strategy spec {spec!r}: expected name:key=value,key=value")
-        params[key.strip()] = yaml.safe_load(value)
+        try:
+            params[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise SpecError(f"strategy spec {spec!r}: {item!r} is not valid YAML; write lists as [1,10]") from None
     return name.strip(), params
 
 
