@@ -161,8 +161,13 @@ def run(cfg: dict, out: Path, dry_run: bool = False, collect_only: bool = False)
             state = "todo" if r in todo else "done"
             print(f"  {r['run_id']}  {state}  {r['strategy']}  {','.join(r['ordering'])}  seed {r['seed']}")
         return 0
+    from benchmark.cache import cache_dir
+    from evaluation.records import stranded_temp_files
+
     for p in clean_stale(exp_dir):
         print(f"removed {p.relative_to(exp_dir)}, left by a process that was killed", file=log)
+    for p in stranded_temp_files(cache_dir()) if cache_dir().is_dir() else []:
+        p.unlink(missing_ok=True)
     if not collect_only and todo:
         from benchmark.runner import Resources
 
@@ -226,7 +231,7 @@ def train_all(todo: list[dict], exp_dir: Path, res, log) -> None:
             _phase = (f"run {r['run_id']}: finished runs are kept; this one has no done marker and reruns "
                       "from the start next time")
             execute_run(r, run_dir, res, label=label, log=log)
-            print(f"{label} done ({time.time() - t0:.0f}s elapsed)", file=log, flush=True)
+            print(f"{label} done: run {r['run_id']} ({time.time() - t0:.0f}s elapsed)", file=log, flush=True)
             return True
         finally:
             lock.release()

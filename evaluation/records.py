@@ -68,7 +68,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            _fault("mid-write")
+            _fault(f"mid-write:{path.name}")
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -271,15 +271,15 @@ def run_dirs(experiment_dir: Path) -> list[Path]:
     return sorted(p for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []
 
 
-def finished_runs(experiment_dir: Path, warn=sys.stderr) -> list[Path]:
+def finished_runs(experiment_dir: Path, quiet: bool = False) -> list[Path]:
     """Folders of the experiment's finished, valid runs. A folder whose done marker vouches for records
-    that fail the checks is named in one line on `warn` (None: silent) and left out."""
+    that fail the checks is named in one line on stderr (unless quiet) and left out."""
     out = []
     for p in run_dirs(experiment_dir):
         why = check_run(p)
         if why is None:
             out.append(p)
-        elif warn is not None and (p / DONE).exists():
+        elif not quiet and (p / DONE).exists():
             print(f"warning: run {p.name} is left out: {why}; it is redone on the next run of its config",
-                  file=warn)
+                  file=sys.stderr)
     return out

@@ -119,6 +119,11 @@ class LDIFS(Strategy):
             raise ValueError(f"lam must be >= 0, got {self.lam}")
         if self.anchor not in ANCHORS:
             raise ValueError(f"anchor must be one of {', '.join(ANCHORS)}, got {self.anchor!r}")
+        indices = self.layers if isinstance(self.layers, list) else [self.layers]
+        if not isinstance(self.layers, str) and (not indices or any(
+                isinstance(i, bool) or not isinstance(i, int) for i in indices)):
+            raise ValueError(f"layers must be one of {', '.join(LAYER_PRESETS)}, a tap index or a non-empty list of "
+                             f"tap indices, got {self.layers!r}")
         if isinstance(self.layers, str) and self.layers not in LAYER_PRESETS:
             raise ValueError(f"layers must be one of {', '.join(LAYER_PRESETS)} or a list of tap indices, "
                              f"got {self.layers!r}")
