@@ -3,6 +3,16 @@
 Conventions (DESIGN.md): R has shape [T+1, T]; R[i, j] is the accuracy on task j (0-based column)
 after training on the first i tasks (row 0: before any training, with the head's initialisation).
 LP and ZS have shape [T+1, D]: one column per dataset of the evaluation suite.
+
+Where Avalanche defines the same quantity (tests/test_metrics.py compares on the same matrices):
+- ACC: Avalanche's stream accuracy pools every test sample of the stream, so it weights tasks by
+  test-set size; ACC here is the unweighted mean over tasks (GEM's ACC). Equal for equal test sets.
+- BWT: Avalanche's `Forgetting` of experience k is (accuracy just after training on k) minus
+  (accuracy now), averaged over the experiences trained before the last one; its `BWT` is minus
+  that. So `bwt(R)` = Avalanche's stream BWT = -(Avalanche's stream forgetting), same sign as GEM.
+  (Forgetting as "max over earlier steps minus final", as in Chaudhry et al., is not this metric.)
+- FWT: Avalanche's `ForwardTransfer` of experience k is (accuracy after training on k-1) minus
+  (accuracy at initialisation): the same as `fwt(R)` per task, averaged over k >= 2.
 """
 from __future__ import annotations
 
@@ -43,12 +53,43 @@ def fwt(R) -> float:
     return float(np.mean([R[j, j] - R[0, j] for j in range(1, T)]))
 
 
-def mtil(R) -> dict[str, float]:
-    """ZSCL's MTIL metrics on A = rows 1..T of R: Transfer, Avg, Last."""
-    A = _check_r(R)[1:]  # A[i-1, j] = after training on task i (1-based)
+def mtil(A) -> dict[str, float]:
+    """ZSCL's MTIL metrics on A [T, T]: A[i, j] = accuracy on dataset j after training on task i (0-based).
+
+    As computed by ZSCL's own results script (Thunderbeee/ZSCL, mtil/results.ipynb, `statistics`):
+    transfer_j = mean over i < j of A[i, j] for j = 2..T (1-based), Transfer = mean of those;
+    Avg = mean of every entry; Last = mean of the last row. Transfer is NaN for T = 1 (no entry
+    above the diagonal).
+    """
+    A = np.asarray(A, dtype=float)
+    if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[0] < 1:
+        raise ValueError(f"A must have shape [T, T] (rows: after each task; columns: the ordering's datasets), got {A.shape}")
     T = A.shape[1]
     transfer = float(np.mean([A[:j, j].mean() for j in range(1, T)])) if T > 1 else math.nan
     return {"Transfer": transfer, "Avg": float(A.mean()), "Last": float(A[-1].mean())}
+
+
+def zs_task_matrix(ZS, suite: Sequence[str], ordering: Sequence[str]) -> np.ndarray:
+    """ZSCL's A: the zero-shot matrix after steps 1..T, columns = the ordering's datasets in order."""
+    ZS = np.asarray(ZS, dtype=float)
+    if ZS.ndim != 2 or ZS.shape[1] != len(suite) or ZS.shape[0] != len(ordering) + 1:
+        raise ValueError(f"ZS must have shape [T+1, D] = [{len(ordering) + 1}, {len(suite)}], got {ZS.shape}")
+    missing = [d for d in ordering if d not in suite]
+    if missing:
+        raise ValueError(f"ordering datasets {missing} are not columns of the suite {list(suite)}")
+    return ZS[1:, [list(suite).index(d) for d in ordering]]
+
+
+def mtil_zs(ZS, suite: Sequence[str], ordering: Sequence[str]) -> dict[str, float]:
+    """MTIL Transfer / Avg / Last as ZSCL reports them: every entry scored zero-shot."""
+    return mtil(zs_task_matrix(ZS, suite, ordering))
+
+
+def mtil_lp(R) -> dict[str, float]:
+    """The same formulas on R's rows 1..T, suffixed `_LP`: entries for tasks not trained yet are the
+    accuracy of the head the task would start from (the linear probe under the default LP-init), so
+    Transfer_LP measures probe transfer, not ZSCL's zero-shot transfer."""
+    return {f"{k}_LP": v for k, v in mtil(_check_r(R)[1:]).items()}
 
 
 def deltas(M) -> np.ndarray:
