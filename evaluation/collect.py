@@ -1,7 +1,21 @@
-"""Record files -> leaderboard CSVs and plots. Reads only `runs/*/records.json`; never trains.
+"""Record files -> leaderboard, tidy records, summaries, tables, plots and report. Never trains.
 
-Tables and plots can be rebuilt at any time, and runs of a new strategy merge into an existing
-leaderboard simply by landing in the same `runs/` folder.
+Reads only `runs/*/records.json` of finished runs (with a `done` marker). A run whose record does
+not parse, lacks a field, has matrices of the wrong shape, or lies in a folder whose name is not
+the run id of its own config is skipped with one warning line; collecting goes on.
+
+Writes into the experiment folder:
+- leaderboard.csv      one row per run (identity, headline metrics, per-dataset deltas)
+- records_long.csv     one row per (run, step, dataset, metric): R, LP, ZS, dLP, dZS, with the
+                       run's strategy, hyperparameters (one `hp_<name>` column each), ordering, seed
+- summary.csv / .md    per strategy (with hyperparameters) x ordering: mean, 95% CI half-width
+                       and n (seeds); rows grouped by ordering, best PRIMARY_METRIC first
+- orderings.csv        per strategy: ACC, BWT, FWT, dLP_heldout per ordering (mean, CI, n)
+- ordering_sensitivity.csv  per strategy and metric: spread across orderings vs across seeds
+- tables.md / .tex     paper tables (evaluation.tables)
+- plots/*.png, report.md  (evaluation.plots, evaluation.report)
+
+Rebuild from the command line: `python -m evaluation.collect results/<experiment>`.
 """
 from __future__ import annotations
 
@@ -15,32 +29,107 @@ import numpy as np
 import pandas as pd
 
 from . import metrics as M
-from .records import atomic_write_text, finished_runs, load_records
+from .records import RECORDS, atomic_write_text, finished_runs, run_id
 
 ID_COLS = ["strategy", "params", "ordering", "seed", "run_id"]
-MAIN_COLS = ["ACC", "BWT", "FWT", "Transfer", "Avg", "Last", "dLP_heldout", "dLP_all", "dZS_heldout", "dZS_all"]
+# Transfer / Avg / Last are ZSCL's MTIL metrics on the zero-shot matrix (empty without a text tower);
+# the *_LP variants apply the same formulas to R, whose untrained-task entries are head-init probes.
+MAIN_COLS = ["ACC", "BWT", "FWT", "Transfer", "Avg", "Last", "Transfer_LP", "Avg_LP", "Last_LP",
+             "dLP_heldout", "dLP_all", "dZS_heldout", "dZS_all"]
+# summary.csv is sorted by this (higher is better), within each ordering.
+PRIMARY_METRIC = "ACC"
+ORDERING_COLS = ["ACC", "BWT", "FWT", "dLP_heldout"]
+# Keys of a run's config that are not part of its id (benchmark.config: run_id itself and EXECUTION_KEYS).
+NOT_HASHED = ("run_id", "device", "threads")
 
 
-def run_row(rec: dict) -> dict:
+def warn(msg: str) -> None:
+    print(f"warning: {msg}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------- reading and checking records
+
+def _matrix(x, rows: int, cols: int, name: str) -> np.ndarray:
+    a = np.asarray(x, dtype=float)
+    if a.shape != (rows, cols):
+        raise ValueError(f"{name} has shape {list(a.shape)}, expected [{rows}, {cols}]")
+    if not np.all(np.isfinite(a)) or a.min() < 0 or a.max() > 1:
+        raise ValueError(f"{name} has entries outside [0, 1]")
+    return a
+
+
+def check_records(rec, folder_name: str) -> None:
+    """Raise ValueError naming the first thing that makes `rec` unusable as run `folder_name`."""
+    if not isinstance(rec, dict):
+        raise ValueError("not a JSON object")
+    cfg, ordering, suite = rec["config"], rec["ordering"], rec["suite"]
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("strategy"), dict) or not isinstance(
+            cfg["strategy"].get("name"), str):
+        raise ValueError("config.strategy.name is missing")
+    if not all(isinstance(d, str) for d in [*ordering, *suite]) or not ordering or len(set(ordering)) != len(ordering):
+        raise ValueError("ordering and suite must be lists of dataset names, the ordering without repeats")
+    if any(d not in suite for d in ordering) or cfg.get("ordering") != ordering or cfg.get("suite") != suite:
+        raise ValueError("ordering/suite disagree with the config, or the ordering trains outside the suite")
+    if isinstance(cfg.get("seed"), bool) or not isinstance(cfg.get("seed"), int):
+        raise ValueError("config.seed is not an integer")
+    T, D = len(ordering), len(suite)
+    _matrix(rec["R"], T + 1, T, "R")
+    _matrix(rec["LP"], T + 1, D, "LP")
+    if rec.get("ZS"):
+        _matrix(rec["ZS"], T + 1, D, "ZS")
+    expected = run_id({k: v for k, v in cfg.items() if k not in NOT_HASHED})
+    if folder_name != expected:
+        raise ValueError(f"folder name is not the run id of its config ({expected})")
+
+
+def load_runs(experiment_dir: Path) -> list[tuple[str, dict]]:
+    """(run id = folder name, records) of every finished, valid run; the others are warned about."""
+    out = []
+    for p in finished_runs(experiment_dir):
+        try:
+            with open(p / RECORDS) as f:
+                rec = json.load(f)
+            check_records(rec, p.name)
+        except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
+            if isinstance(e, json.JSONDecodeError):
+                reason = f"not valid JSON: {e}"
+            elif isinstance(e, KeyError):
+                reason = f"missing field {e}"
+            else:
+                reason = str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
+            warn(f"skipping run {p}: its records cannot be used ({reason.splitlines()[0] if reason else 'empty'})")
+            continue
+        out.append((p.name, rec))
+    return out
+
+
+# ---------------------------------------------------------------- per-run rows
+
+def params_of(rec: dict) -> dict:
+    return {k: v for k, v in rec["config"]["strategy"].items() if k != "name"}
+
+
+def params_text(params: dict) -> str:
+    return json.dumps(params, sort_keys=True) if params else ""
+
+
+def run_row(rec: dict, rid: str) -> dict:
     """One leaderboard row: the run's identity, the headline metrics, per-dataset deltas."""
     cfg = rec["config"]
     ordering, suite = rec["ordering"], rec["suite"]
     held_out = [d for d in suite if d not in ordering]
     R = np.asarray(rec["R"], dtype=float)
     dlp = M.deltas(rec["LP"])[-1]
-    params = {k: v for k, v in cfg["strategy"].items() if k != "name"}
     row = {
-        "strategy": cfg["strategy"]["name"],
-        "params": json.dumps(params, sort_keys=True) if params else "",
-        "ordering": ">".join(ordering),
-        "seed": cfg["seed"],
-        "run_id": rec["run_id"],
-        "ACC": M.acc(R), "BWT": M.bwt(R), "FWT": M.fwt(R), **M.mtil(R),
-        "dLP_heldout": M.mean_over(dlp, suite, held_out),
-        "dLP_all": M.mean_over(dlp, suite, suite),
+        "strategy": cfg["strategy"]["name"], "params": params_text(params_of(rec)),
+        "ordering": ">".join(ordering), "seed": cfg["seed"], "run_id": rid,
+        "ACC": M.acc(R), "BWT": M.bwt(R), "FWT": M.fwt(R),
+        "Transfer": math.nan, "Avg": math.nan, "Last": math.nan, **M.mtil_lp(R),
+        "dLP_heldout": M.mean_over(dlp, suite, held_out), "dLP_all": M.mean_over(dlp, suite, suite),
         "dZS_heldout": math.nan, "dZS_all": math.nan,
     }
-    if rec.get("ZS"):
+    if rec.get("ZS"):  # only models with a text tower have zero-shot scores
+        row.update(M.mtil_zs(rec["ZS"], suite, ordering))
         dzs = M.deltas(rec["ZS"])[-1]
         row["dZS_heldout"] = M.mean_over(dzs, suite, held_out)
         row["dZS_all"] = M.mean_over(dzs, suite, suite)
@@ -50,13 +139,29 @@ def run_row(rec: dict) -> dict:
     return row
 
 
-def leaderboard(experiment_dir: Path) -> pd.DataFrame:
+def long_rows(rec: dict, rid: str) -> list[dict]:
+    """Every number of one run's records, one row each, plus the deltas dLP and dZS per step."""
+    cfg, ordering, suite = rec["config"], rec["ordering"], rec["suite"]
+    ident = {"run_id": rid, "strategy": cfg["strategy"]["name"], "params": params_text(params_of(rec)),
+             "ordering": ">".join(ordering), "seed": cfg["seed"],
+             **{f"hp_{k}": (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in params_of(rec).items()}}
+    mats = [("R", np.asarray(rec["R"], dtype=float), ordering), ("LP", np.asarray(rec["LP"], dtype=float), suite)]
+    if rec.get("ZS"):
+        mats.append(("ZS", np.asarray(rec["ZS"], dtype=float), suite))
+    mats += [(f"d{name}", M.deltas(m), cols) for name, m, cols in mats[1:]]
     rows = []
-    for p in finished_runs(experiment_dir):
-        try:
-            rows.append(run_row(load_records(p)))
-        except (ValueError, KeyError, IndexError, TypeError) as e:  # a hand-edited or foreign file
-            print(f"warning: skipping {p}: its records cannot be read ({type(e).__name__}: {e})", file=sys.stderr)
+    for step in range(len(ordering) + 1):
+        after = "pretrained" if step == 0 else ordering[step - 1]
+        for name, m, cols in mats:
+            for j, d in enumerate(cols):
+                rows.append({**ident, "step": step, "after": after, "dataset": d, "metric": name, "value": m[step, j]})
+    return rows
+
+
+# ---------------------------------------------------------------- tables over runs
+
+def leaderboard_from(runs: list[tuple[str, dict]]) -> pd.DataFrame:
+    rows = [run_row(rec, rid) for rid, rec in runs]
     if not rows:
         return pd.DataFrame(columns=ID_COLS + MAIN_COLS)
     df = pd.DataFrame(rows)
@@ -65,48 +170,172 @@ def leaderboard(experiment_dir: Path) -> pd.DataFrame:
     return df[first + rest].sort_values(["ordering", "strategy", "params", "seed"], kind="stable").reset_index(drop=True)
 
 
-def summary(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean and 95% CI half-width across seeds, per strategy (with params) x ordering."""
+def leaderboard(experiment_dir: Path) -> pd.DataFrame:
+    return leaderboard_from(load_runs(experiment_dir))
+
+
+def records_long(runs: list[tuple[str, dict]]) -> pd.DataFrame:
+    rows = [r for rid, rec in runs for r in long_rows(rec, rid)]
+    ident = ["run_id", "strategy", "params", "ordering", "seed"]
+    tail = ["step", "after", "dataset", "metric", "value"]
+    if not rows:
+        return pd.DataFrame(columns=ident + tail)
+    df = pd.DataFrame(rows)
+    hp = sorted(c for c in df.columns if c.startswith("hp_"))
+    return df[ident + hp + tail].sort_values(["ordering", "strategy", "params", "seed", "run_id"],
+                                             kind="stable").reset_index(drop=True)
+
+
+def labels(df: pd.DataFrame) -> pd.Series:
+    """'ldifs', or 'ldifs lam=1.0' where runs of one strategy differ: only the varying hyperparameters."""
+    params = df["params"].fillna("").map(lambda p: json.loads(p) if p else {})
     out = []
-    for (strategy, params, ordering), g in df.groupby(["strategy", "params", "ordering"], sort=True):
-        row = {"strategy": strategy, "params": params, "ordering": ordering, "seeds": len(g)}
-        for c in MAIN_COLS:
-            mean, ci = M.mean_ci95(g[c].tolist())
-            row[c], row[f"{c}_ci95"] = mean, ci
-        out.append(row)
-    return pd.DataFrame(out)
+    for strategy, p in zip(df["strategy"], params):
+        peers = params[df["strategy"] == strategy]
+        varying = sorted(k for k in p if len({json.dumps(q.get(k)) for q in peers}) > 1)
+        out.append(strategy + ("" if not varying else " " + ",".join(f"{k}={p[k]}" for k in varying)))
+    return pd.Series(out, index=df.index, dtype=object)
 
 
-def markdown(summary_df: pd.DataFrame, cols=("ACC", "BWT", "FWT", "dLP_heldout", "dLP_all", "dZS_all")) -> str:
-    """The summary as a Markdown table, in points (x100), mean +- 95% CI half-width where seeds allow."""
-    head = ["strategy", "params", "ordering", "seeds", *cols]
+def _aggregate(g: pd.DataFrame, cols) -> dict:
+    row = {"n": len(g)}
+    for c in cols:
+        mean, ci = M.mean_ci95(g[c].astype(float).tolist()) if c in g else (math.nan, math.nan)
+        row[c], row[f"{c}_ci95"] = mean, ci
+    return row
+
+
+def summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean, 95% CI half-width and n across seeds, per strategy (with params) x ordering; within each
+    ordering the best PRIMARY_METRIC first."""
+    if not len(df):
+        return pd.DataFrame(columns=["label", "strategy", "params", "ordering", "n"])
+    df = df.assign(label=labels(df))
+    out = [{"label": g["label"].iloc[0], "strategy": s, "params": p, "ordering": o, **_aggregate(g, MAIN_COLS)}
+           for (s, p, o), g in df.groupby(["strategy", "params", "ordering"], sort=True)]
+    s = pd.DataFrame(out)
+    key = s[PRIMARY_METRIC].fillna(-math.inf)
+    return (s.assign(_k=-key).sort_values(["ordering", "_k", "label"], kind="stable")
+            .drop(columns="_k").reset_index(drop=True))
+
+
+def sequences(df: pd.DataFrame) -> pd.DataFrame:
+    """The runs of orderings with two or more tasks, with `label` and `tasks` (the ordering's
+    datasets as a set, sorted): orderings are compared among those of the same tasks."""
+    if not len(df):
+        return df.assign(label=pd.Series(dtype=object), tasks=pd.Series(dtype=object))
+    df = df.assign(label=labels(df))
+    df = df[df["ordering"].str.contains(">", regex=False)]
+    return df.assign(tasks=df["ordering"].map(lambda o: ",".join(sorted(o.split(">")))))
+
+
+def ordering_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per strategy label and ordering (sequences only): ACC, BWT, FWT, dLP held-out (mean, CI, n over seeds)."""
+    df = sequences(df)
+    out = [{"label": lab, "tasks": t, "ordering": o, **_aggregate(g, ORDERING_COLS)}
+           for (lab, t, o), g in df.groupby(["label", "tasks", "ordering"], sort=True)]
+    return pd.DataFrame(out, columns=None if out else ["label", "tasks", "ordering", "n"])
+
+
+def ordering_sensitivity(df: pd.DataFrame) -> pd.DataFrame:
+    """Per strategy label, set of tasks ordered two or more ways, and metric: the SD across
+    ordering means beside the pooled seed-to-seed SD.
+
+    across_orderings_sd = sample SD of the per-ordering means;
+    across_seeds_sd = sqrt of the mean, over orderings with two or more seeds, of the sample
+    variance across seeds (NaN when no ordering has two seeds). Order matters more than noise where
+    the first clearly exceeds the second."""
+    cols = ["label", "tasks", "metric", "orderings", "across_orderings_sd", "across_seeds_sd"]
+    rows = []
+    for (lab, tasks), g in sequences(df).groupby(["label", "tasks"], sort=True):
+        if g["ordering"].nunique() < 2:
+            continue
+        for c in ORDERING_COLS:
+            per = [v.astype(float).dropna() for _, v in g.groupby("ordering")[c]]
+            means = [v.mean() for v in per if len(v)]
+            variances = [v.var(ddof=1) for v in per if len(v) >= 2]
+            rows.append({"label": lab, "tasks": tasks, "metric": c, "orderings": len(means),
+                         "across_orderings_sd": float(np.std(means, ddof=1)) if len(means) >= 2 else math.nan,
+                         "across_seeds_sd": float(math.sqrt(np.mean(variances))) if variances else math.nan})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def fmt_ci(mean: float, ci: float, scale: float = 100.0, signed: bool = False, digits: int = 1) -> str:
+    """'75.0 ± 2.1' in points; '' for NaN (undefined); no ± part with a single seed."""
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return ""
+    v = round(mean * scale, digits) + 0.0  # + 0.0 turns -0.0 into 0.0
+    text = f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
+    return text if ci is None or math.isnan(ci) else f"{text} ± {ci * scale:.{digits}f}"
+
+
+def signed(col: str) -> bool:
+    """Differences (deltas, BWT, FWT) are shown with their sign."""
+    return col.startswith("d") or col in ("BWT", "FWT")
+
+
+def markdown(summary_df: pd.DataFrame,
+             cols=("ACC", "BWT", "FWT", "Transfer", "dLP_heldout", "dLP_all", "dZS_heldout")) -> str:
+    """The summary as a Markdown table, in points (x100), mean ± 95% CI half-width where seeds allow;
+    an empty cell is a metric undefined for the run (e.g. BWT with one task, Transfer without ZS)."""
+    head = ["strategy", "params", "ordering", "n", *cols]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, r in summary_df.iterrows():
-        cells = [str(r["strategy"]), f"`{r['params']}`" if r["params"] else "", str(r["ordering"]), str(r["seeds"])]
-        for c in cols:
-            mean, ci = r[c] * 100, r[f"{c}_ci95"] * 100
-            cells.append("n/a" if math.isnan(mean) else f"{mean:.1f}" + ("" if math.isnan(ci) else f" ± {ci:.1f}"))
+        cells = [str(r["strategy"]), f"`{r['params']}`" if r["params"] else "", str(r["ordering"]), str(r["n"])]
+        cells += [fmt_ci(r[c], r[f"{c}_ci95"], signed=signed(c)) for c in cols]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def _csv(df: pd.DataFrame) -> str:
     buf = io.StringIO()
-    df.to_csv(buf, index=False, float_format="%.4f")
+    df.to_csv(buf, index=False, float_format="%.4f")  # NaN -> empty cell: undefined, never 0
     return buf.getvalue()
 
 
-def collect(experiment_dir: Path, plots: bool = True) -> pd.DataFrame:
-    """Write leaderboard.csv, summary.csv and plots/ for one experiment folder; return the leaderboard."""
+def collect(experiment_dir: Path, plots: bool = True, report: bool = True) -> pd.DataFrame:
+    """Write every table (and plots and report.md) for one experiment folder; return the leaderboard."""
     experiment_dir = Path(experiment_dir)
-    df = leaderboard(experiment_dir)
+    runs = load_runs(experiment_dir)
+    df = leaderboard_from(runs)
+    summ = summary(df)
     atomic_write_text(experiment_dir / "leaderboard.csv", _csv(df))
-    summ = summary(df) if len(df) else None
-    atomic_write_text(experiment_dir / "summary.csv", _csv(summ if summ is not None else df))
-    if summ is not None:
-        atomic_write_text(experiment_dir / "summary.md", markdown(summ))
-    if plots and len(df):
+    atomic_write_text(experiment_dir / "records_long.csv", _csv(records_long(runs)))
+    atomic_write_text(experiment_dir / "summary.csv", _csv(summ))
+    atomic_write_text(experiment_dir / "summary.md", markdown(summ) if len(df) else "no finished runs\n")
+    atomic_write_text(experiment_dir / "orderings.csv", _csv(ordering_table(df)))
+    atomic_write_text(experiment_dir / "ordering_sensitivity.csv", _csv(ordering_sensitivity(df)))
+    from .tables import write_tables
+
+    write_tables(experiment_dir, runs)
+    written = []
+    if plots and runs:
         from .plots import write_plots
 
-        write_plots(experiment_dir, df)
+        written = write_plots(experiment_dir, runs, df)
+    if report:
+        from .report import write_report
+
+        write_report(experiment_dir, runs, df, plots=written)
     return df
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m evaluation.collect",
+                                 description="Rebuild tables, plots and report.md of an experiment from its record files.")
+    ap.add_argument("experiment_dir", type=Path, help="e.g. results/micro (the folder that holds runs/)")
+    ap.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    args = ap.parse_args(argv)
+    if not (args.experiment_dir / "runs").is_dir():
+        print(f"error: {args.experiment_dir} has no runs/ folder; pass an experiment folder such as results/micro",
+              file=sys.stderr)
+        return 2
+    df = collect(args.experiment_dir, plots=not args.no_plots)
+    print(f"{len(df)} runs collected -> {args.experiment_dir / 'report.md'}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
