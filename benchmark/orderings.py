@@ -8,6 +8,7 @@ Each item of `orderings` (YAML list or `--orderings` arguments) is one of:
     random:K:a,b,c,d    K distinct random orderings of the listed datasets
     reverse             adds the reverse of every ordering given by the other items
 
+The paper's pair, SVHN>EuroSAT against EuroSAT>SVHN: `--orderings svhn,eurosat reverse`.
 Random orderings are drawn with `random.Random(seed)`: the same seed gives the same orderings.
 The result keeps the order in which orderings are first produced and drops repeats.
 """

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from evaluation.collect import collect, main as collect_main
-from evaluation.records import run_id
+from evaluation.records import hashed_config, run_id
 
 DATA = Path(__file__).resolve().parent / "data"
 SAMPLE = DATA / "sample_experiment"
@@ -47,7 +47,7 @@ def collected(tmp_path_factory):
 def test_sample_folders_are_named_by_the_run_id_of_their_config():
     for run_dir in (SAMPLE / "runs").iterdir():
         cfg = json.loads((run_dir / "records.json").read_text())["config"]
-        assert run_dir.name == run_id({k: v for k, v in cfg.items() if k not in ("run_id", "device", "threads")})
+        assert run_dir.name == run_id(hashed_config(cfg))
 
 
 def test_leaderboard_values_by_hand(collected):
@@ -209,29 +209,31 @@ def test_bad_records_are_skipped_with_one_warning_line_each(exp, capsys):
     assert len(df) == 6 and good["run_id"] not in set(df["run_id"])
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
     assert len(err) == 5
-    for name, why in (("0000000000aa", "not valid JSON"), ("0000000000bb", "not a JSON object"),
-                      ("0000000000cc", "not the run id"), (good["run_id"], "R has shape"),
+    for name, why in (("0000000000aa", "cannot be read"), ("0000000000bb", "do not match the schema"),
+                      ("0000000000cc", "copied from another folder"), (good["run_id"], "R must be"),
                       (rid(FT, ["b", "a"], 0), "outside [0, 1]")):
         assert any(name in line and why in line for line in err), (name, err)
     assert (exp / "report.md").exists() and (exp / "plots" / "accuracy_vs_forgetting.png").exists()
 
 
 def test_strings_in_records_never_choose_where_plots_are_written(tmp_path):
+    # A record that passes every check (its folder is its config's id) but whose strategy name,
+    # hyperparameters and dataset names are paths.
     exp = tmp_path / "exp"
-    hostile = {"name": "../../../../escaped/x", "lam": "../../y"}
-    cfg = make.run_config(FT, ["a", "b"], 0)
-    cfg = {**{k: v for k, v in cfg.items() if k != "run_id"}, "strategy": hostile}
-    hashed = {k: v for k, v in cfg.items() if k not in ("device", "threads")}
-    cfg["run_id"] = run_id(hashed)
+    suite = ["../../../../escaped/a", "b/../../../c", ".."]
+    ordering = suite[:2]
+    cfg = {**make.run_config({"name": "../../../../escaped/x", "lam": "../../y"}, ordering, 0), "suite": suite}
+    cfg["run_id"] = run_id(hashed_config(cfg))
     src = json.loads((SAMPLE / "runs" / rid(FT, ["a", "b"], 0) / "records.json").read_text())
-    rec = {**src, "config": cfg, "run_id": "../../../../escaped_too"}
-    _bad(exp, cfg["run_id"], json.dumps(rec))  # a valid record: its folder is its config's id
+    rec = {**src, "config": cfg, "run_id": cfg["run_id"], "ordering": ordering, "suite": suite}
+    _bad(exp, cfg["run_id"], json.dumps(rec))
     df = collect(exp, plots=True)
     assert len(df) == 1
     files = {p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()}
     assert all(f.parts[0] == "exp" for f in files)
-    assert not (tmp_path / "escaped").exists() and not list(tmp_path.rglob("escaped*"))
-    assert all(p.parent == exp / "plots" for p in (exp / "plots").rglob("*.png"))
+    assert not list(tmp_path.rglob("escaped*")) and not list(tmp_path.rglob("y*"))
+    plots = list((exp / "plots").rglob("*.png"))
+    assert len(plots) >= 4 and all(p.parent == exp / "plots" for p in plots)
 
 
 def test_collect_cli(exp, tmp_path, capsys):

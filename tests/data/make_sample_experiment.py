@@ -23,7 +23,7 @@ ROOT = HERE.parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from evaluation.records import run_id  # noqa: E402
+from evaluation.records import EXECUTION_KEYS, hashed_config, run_id  # noqa: E402
 
 SAMPLE = HERE / "sample_experiment"
 GOLDEN = HERE / "sample_experiment_golden"
@@ -57,10 +57,10 @@ RUNS = [
 
 
 def run_config(strategy: dict, ordering: list[str], seed: int) -> dict:
-    """What benchmark.config.plan() produces: the hashed part, then run_id and the execution keys."""
-    hashed = {"model": {"name": "m"}, "suite": SUITE, "data": {}, "train": {}, "ordering": ordering,
-              "strategy": strategy, "seed": seed}
-    return {"run_id": run_id(hashed), **hashed, "device": "cpu", "threads": 1}
+    """What benchmark.config.plan() produces: run_id, the hashed part, then the execution keys."""
+    cfg = {"model": {"name": "m"}, "suite": SUITE, "data": {}, "train": {}, "ordering": ordering,
+           "strategy": strategy, "seed": seed, "threads": 1, **{k: "cpu" for k in EXECUTION_KEYS}}
+    return {"run_id": run_id(hashed_config(cfg)), **cfg}
 
 
 def write_sample(dst: Path = SAMPLE) -> list[str]:
