@@ -247,3 +247,18 @@ def test_csvs_load_back_in_pandas(collected):
     for name in ("leaderboard.csv", "records_long.csv", "summary.csv", "orderings.csv", "ordering_sensitivity.csv"):
         df = pd.read_csv(io.StringIO((collected / name).read_text()))
         assert len(df) > 0, name
+
+
+def test_records_that_pass_the_run_checks_but_lack_what_the_tables_read_are_skipped(tmp_path, capsys):
+    src = json.loads((SAMPLE / "runs" / rid(FT, ["a", "b"], 0) / "records.json").read_text())
+    exp = tmp_path / "exp"
+    for strategy, seed, why in (({"lam": 1.0}, 0, "config.strategy.name is missing"),
+                                (FT, "zero", "config.seed is not an integer")):
+        cfg = make.run_config(strategy, ["a", "b"], 0)
+        cfg["seed"] = seed
+        cfg["run_id"] = run_id(hashed_config(cfg))
+        _bad(exp, cfg["run_id"], json.dumps({**src, "config": cfg, "run_id": cfg["run_id"]}))
+    df = collect(exp, plots=True)
+    assert len(df) == 0 and (exp / "report.md").exists()
+    err = capsys.readouterr().err
+    assert "config.strategy.name is missing" in err and "config.seed is not an integer" in err
