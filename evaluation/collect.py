@@ -82,7 +82,7 @@ def load_runs(experiment_dir: Path) -> list[tuple[str, dict]]:
     """(run id = folder name, records) of every finished, valid run; the others are named in one
     warning line each (by finished_runs, or here) and left out."""
     out = []
-    for p in finished_runs(experiment_dir, warn=sys.stderr):
+    for p in finished_runs(experiment_dir):  # names each bad run in one warning line
         try:
             rec = load_records(p)  # read again: the run may have changed since it was checked
             if not isinstance(rec, dict):
