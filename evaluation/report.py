@@ -63,13 +63,9 @@ def setup_section(experiment_dir: Path, runs: list[tuple[str, dict]]) -> list[st
     envs = [rec.get("env") or {} for _, rec in runs]
     soft = {}
     for e in envs:
-        for k in ("python", "torch"):
-            if k in e:
-                soft.setdefault(k, set()).add(str(e[k]))
-        packages = e.get("packages")
-        if isinstance(packages, dict):  # added to the records later; older records lack it
-            for k, v in packages.items():
-                soft.setdefault(str(k), set()).add(str(v))
+        packages = e.get("packages") if isinstance(e.get("packages"), dict) else {}  # older records lack it
+        for k, v in [*((k, e[k]) for k in ("python", "torch") if k in e and k not in packages), *packages.items()]:
+            soft.setdefault(str(k), set()).add(str(v))
     lines.append("- Software: " + (", ".join(f"{k} {' / '.join(sorted(v))}" for k, v in sorted(soft.items()))
                                    if soft else "not recorded"))
     devices = sorted({str(e["device"]) for e in envs if "device" in e})
