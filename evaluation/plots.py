@@ -6,10 +6,9 @@ record can never choose where a file is written.
 """
 from __future__ import annotations
 
+import io
 import math
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -20,6 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from . import metrics as M  # noqa: E402
+from .records import atomic_write_bytes  # noqa: E402
 
 DPI = 120
 
@@ -31,17 +31,14 @@ def safe_name(text: str, limit: int = 60) -> str:
 
 
 def _save(fig, path: Path) -> None:
-    """Atomic PNG write: render to a temporary file beside the target, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
+    """Atomic PNG write (through records.atomic_write_bytes: a temporary a crash strands is cleaned
+    up by the next start)."""
+    buf = io.BytesIO()
     try:
-        fig.savefig(tmp, dpi=DPI, bbox_inches="tight")
-        os.replace(tmp, path)
+        fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _run_title(rec: dict, rid: str) -> str:
