@@ -15,9 +15,10 @@ from avalanche.training.plugins import EvaluationPlugin
 from avalanche.training.templates import SupervisedTemplate
 from pydantic import Field
 from torch import nn
+from torch.utils.data import DataLoader
 
 from .models import TaskModel
-from .probe import fit_probe
+from .probe import select_probe
 from .schema import NonNegFloat, NonNegInt, PositiveFloat, PositiveInt, Section
 
 
@@ -35,20 +36,46 @@ class TrainConfig(Section):
 
 
 @torch.no_grad()
-def embed_all(model: TaskModel, x: torch.Tensor, batch_size: int = 256, device: str = "cpu") -> torch.Tensor:
-    """Unit-norm image embeddings of a tensor of images, in eval mode."""
+def embed_all(model: TaskModel, data, batch_size: int = 256, device: str = "cpu", num_workers: int = 0,
+              precision: str = "fp32") -> torch.Tensor:
+    """Unit-norm image embeddings (float32, on the CPU) of a Dataset of (image, label) pairs or of a
+    tensor of images, in eval mode, streamed through a DataLoader."""
     was = model.training
     model.eval()
-    out = [model.embed(x[i:i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)]
+    if isinstance(data, torch.Tensor):
+        batches = (data[i:i + batch_size] for i in range(0, len(data), batch_size))
+    else:
+        # A private generator: starting a DataLoader draws a seed from the generator it is given, and
+        # evaluation (which may or may not run, depending on caches) must not move the global RNG that
+        # training's shuffling and augmentation draw from.
+        batches = (x for x, _ in DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                                            pin_memory=str(device).startswith("cuda"),
+                                            generator=torch.Generator().manual_seed(0)))
+    out = []
+    for x in batches:
+        with autocast(device, precision):
+            out.append(model.embed(x.to(device, non_blocking=True)).float().cpu())
     model.train(was)
     return torch.cat(out) if out else torch.empty(0)
 
 
+def autocast(device: str, precision: str):
+    """bf16 autocast for `precision: bf16`; a no-op context for fp32 (the paper default)."""
+    import contextlib
+
+    if precision == "bf16":
+        return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def head_init_weights(mode: str, train_emb: torch.Tensor, train_y: torch.Tensor, zs_weights: torch.Tensor | None,
-                      logit_scale: float, probe_C: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(W, b) of a task head before training on the task. "lp": probe fit; "zs": scaled text embeddings."""
+                      logit_scale: float, probe_C, val_emb: torch.Tensor | None = None,
+                      val_y: torch.Tensor | None = None, n_classes: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(W, b) of a task head before training on the task. "lp": probe fit (C chosen on validation when
+    probe_C is a grid); "zs": scaled text embeddings."""
     if mode == "lp":
-        return fit_probe(train_emb, train_y, C=probe_C)
+        w, b, _ = select_probe(train_emb, train_y, val_emb, val_y, probe_C, n_classes=n_classes)
+        return w, b
     if mode == "zs":
         if zs_weights is None:
             raise ValueError("head_init 'zs' needs a model with an aligned text tower")
@@ -110,6 +137,34 @@ class GradClipPlugin(SupervisedPlugin):
         torch.nn.utils.clip_grad_norm_(strategy.model.parameters(), self.max_norm)
 
 
+class PrecisionPlugin(SupervisedPlugin):
+    """Runs the model's forward passes under bf16 autocast (`train.precision: bf16`); the loss, the
+    optimiser state and the weights stay float32."""
+
+    def __init__(self, device: str):
+        super().__init__()
+        self.device, self._ctx = device, None
+
+    def before_forward(self, strategy, **kwargs):
+        self._ctx = autocast(self.device, "bf16")
+        self._ctx.__enter__()
+
+    def after_forward(self, strategy, **kwargs):
+        self._ctx.__exit__(None, None, None)
+        strategy.mb_output = strategy.mb_output.float()
+
+    before_eval_forward, after_eval_forward = before_forward, after_forward
+
+
+def epochs_for(epochs, dataset: str) -> int:
+    """`train.epochs` is one number for every task or a mapping dataset -> epochs (paper presets)."""
+    if isinstance(epochs, dict):
+        if dataset not in epochs:
+            raise ValueError(f"train.epochs gives no epoch count for {dataset}; it has {', '.join(sorted(epochs))}")
+        return int(epochs[dataset])
+    return int(epochs)
+
+
 class ProgressPlugin(SupervisedPlugin):
     """One line per epoch on stderr: where the run is, the mean loss, the time."""
 
@@ -137,8 +192,11 @@ def make_template(model: TaskModel, cfg: TrainConfig, plugins: list, device: str
     proto = [WarmupCosinePlugin(cfg.warmup_steps)]
     if cfg.grad_clip > 0:
         proto.append(GradClipPlugin(cfg.grad_clip))
+    if getattr(cfg, "precision", "fp32") == "bf16":
+        proto.append(PrecisionPlugin(device))
+    epochs = cfg.epochs if isinstance(cfg.epochs, int) else 1  # per-dataset counts are set before each task
     return SupervisedTemplate(
         model=model, optimizer=optimizer, criterion=nn.CrossEntropyLoss(), train_mb_size=cfg.batch_size,
-        train_epochs=cfg.epochs, eval_mb_size=256, device=device, plugins=proto + list(plugins),
+        train_epochs=epochs, eval_mb_size=256, device=device, plugins=proto + list(plugins),
         evaluator=EvaluationPlugin(loggers=[]),  # scoring is evaluation/'s job, after every task
     )

@@ -5,7 +5,7 @@ import copy
 
 import torch
 
-from benchmark.datasets import ImageData
+from benchmark.data import tensor_task_data as ImageData
 from benchmark.models import TaskModel
 from evaluation.evaluator import SuiteEvaluator
 

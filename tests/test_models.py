@@ -5,7 +5,7 @@ import copy
 
 import torch
 
-from benchmark.datasets import load_dataset
+from benchmark.data import load_task_data
 from benchmark.models import TaskModel, _packaged_effnet_state_dict, feature_taps, select_taps
 from benchmark.probe import accuracy
 
@@ -28,11 +28,12 @@ def test_micro_taps_and_reference_selection(micro_model):
 def test_zero_shot_beats_chance_on_textures(micro_model):
     """The ConSE-style projection aligns image and text towers: brick/grass/gravel well above 1/3."""
     fm = micro_model
-    d = load_dataset("textures", fm.image_size, fm.mean, fm.std, max_train=3, max_test=150)
+    d = load_task_data("textures", fm.image_size, fm.mean, fm.std, {"max_train": 3, "max_test": 150})
     w = fm.class_embeddings(d.classnames, d.templates)
+    x = torch.stack([d.test[i][0] for i in range(len(d.test))])
     with torch.no_grad():
-        e = torch.nn.functional.normalize(fm.visual.eval()(d.x_test), dim=-1)
-    assert accuracy(e @ w.T, d.y_test) > 0.6
+        e = torch.nn.functional.normalize(fm.visual.eval()(x), dim=-1)
+    assert accuracy(e @ w.T, d.test.targets) > 0.6
     t = fm.encode_text(["a photo of a dog.", "a photo of a cat."])
     assert torch.allclose(t.norm(dim=-1), torch.ones(2), atol=1e-5)
 
