@@ -25,14 +25,18 @@ from .schema import NonNegFloat, NonNegInt, PositiveFloat, PositiveInt, Section
 class TrainConfig(Section):
     """The `train` section: the optimisation protocol shared by every strategy."""
 
-    epochs: PositiveInt = 2  # epochs per task (the paper preset sets them per dataset)
+    # epochs per task: one number, or a mapping dataset -> epochs (the paper presets: Cars 35, DTD 76, ...)
+    epochs: Annotated[PositiveInt, Field(le=10000)] | dict[str, Annotated[PositiveInt, Field(le=10000)]] = 2
     batch_size: Annotated[PositiveInt, Field(le=65536)] = 32
     lr: Annotated[PositiveFloat, Field(le=1.0)] = 1e-4  # AdamW peak learning rate; above 1 no run converges
     weight_decay: Annotated[NonNegFloat, Field(le=10.0)] = 0.1  # decoupled (AdamW) weight decay
     warmup_steps: NonNegInt = 10  # linear warm-up iterations, then cosine decay to 0 (per task)
     grad_clip: NonNegFloat = 1.0  # max global gradient norm; 0 disables
     head_init: Literal["lp", "zs"] = "lp"  # "lp": logistic-regression probe on current features; "zs": text embeddings
-    probe_C: PositiveFloat = 1.0  # inverse l2 strength of the logistic-regression probe
+    # inverse l2 strength of the logistic-regression probe (LP metric and LP-init heads); a list is a grid
+    # from which the validation split picks (the paper presets use benchmark.probe.PROBE_GRID)
+    probe_C: PositiveFloat | Annotated[list[PositiveFloat], Field(min_length=1, max_length=20)] = 1.0
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast forward passes (speed); fp32: the paper's
 
 
 @torch.no_grad()
