@@ -210,3 +210,26 @@ def test_decoded_split_cache_is_built_once_verified_and_rebuilt(tmp_path, no_md5
     load_task_data("EuroSAT", 16, (0.5,) * 3, (0.5,) * 3, d)
     assert data_cache.stats["split_builds"] - before["split_builds"] == 4
     assert not list((tmp_path / "cache" / "splits").glob(".*.tmp"))
+
+
+def test_decoded_images_stream_through_dataloader_workers(tmp_path):
+    """PIL-backed splits with open_clip's transforms go through worker processes (they pickle)."""
+    from benchmark.training import embed_all
+
+    make_fixture("DTD", tmp_path)
+    data = load_task_data("DTD", 16, (0.5,) * 3, (0.5,) * 3,
+                          {"root": str(tmp_path), "train_transform": "openclip"})
+    loader = torch.utils.data.DataLoader(data.train, batch_size=8, num_workers=2, shuffle=True)
+    x, y = next(iter(loader))
+    assert x.shape == (8, 3, 16, 16) and y.dtype == torch.long
+
+    class Flat(torch.nn.Module):
+        def embed(self, x):
+            return x.flatten(1)[:, :4]
+
+        def train(self, mode=True):
+            return self
+
+    one = embed_all(Flat(), data.test, num_workers=0)
+    two = embed_all(Flat(), data.test, num_workers=2)
+    assert one.shape == (47, 4) and torch.equal(one, two)

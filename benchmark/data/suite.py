@@ -88,11 +88,12 @@ def split_sources(name: str, d: dict) -> dict[str, Source | None]:
     """train / val / test sources of a dataset under the split rules and subset settings."""
     e = entry(name)
     root = Path(d["root"]).expanduser()
+    download = bool(d["download"] and e.get("download"))  # only where the registry says torchvision can
     if e["val"] == "fixed":
-        src = {s: read_split(name, s, root, d["download"]) for s in ("train", "val", "test")}
+        src = {s: read_split(name, s, root, download) for s in ("train", "val", "test")}
     else:
-        train = read_split(name, "train", root, d["download"])
-        test = read_split(name, "test", root, d["download"])
+        train = read_split(name, "train", root, download)
+        test = read_split(name, "test", root, download)
         val = None
         if e["val"] == "from_train" and d["val_fraction"] > 0:
             tr, va = train_val_split(len(train), d["val_fraction"], d["val_cap"], SPLIT_SEED)
