@@ -384,10 +384,16 @@ class TaskModel(MultiTaskModule):
         return F.normalize(self.encoder(x), dim=-1)
 
     def forward(self, x: torch.Tensor, task_labels) -> torch.Tensor:
-        return self.heads(self.embed(x), task_labels)
+        e = self.embed(x).float()
+        # Heads run in float32 even under bf16 autocast: they are tiny, and Avalanche's multi-head
+        # classifier writes each task's logits into one float32 tensor.
+        with torch.autocast(device_type=e.device.type, enabled=False):
+            return self.heads(e, task_labels)
 
     def forward_single_task(self, x, task_label):  # required by MultiTaskModule
-        return self.heads.forward_single_task(self.embed(x), task_label)
+        e = self.embed(x).float()
+        with torch.autocast(device_type=e.device.type, enabled=False):
+            return self.heads.forward_single_task(e, task_label)
 
     def head(self, task_label: int) -> nn.Linear:
         return self.heads.classifiers[str(task_label)].classifier
