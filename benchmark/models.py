@@ -174,12 +174,13 @@ def check_weights(mcfg: dict, download: bool = False) -> list[str]:
         return []
     p = Path(str(pretrained)).expanduser()
     if p.suffix in (".pt", ".pth", ".bin", ".safetensors") or "/" in str(pretrained):
-        return [] if p.is_file() else [f"weights {name}: checkpoint file {p} does not exist; give model.pretrained "
-                                       "as an existing file or an open_clip tag (e.g. openai)"]
+        return [] if p.is_file() else [f"cannot load model {name} with pretrained={pretrained!r}: checkpoint file {p} "
+                                       "does not exist; give model.pretrained as an existing file or an open_clip tag"]
     register_model_configs()
     if not open_clip.get_pretrained_cfg(name, pretrained):
         tags = ", ".join(open_clip.list_pretrained_tags_by_model(name)) or "none"
-        return [f"weights {name}/{pretrained}: open_clip has no such tag for {name}; tags: {tags}"]
+        return [f"cannot load model {name} with pretrained={pretrained!r}: open_clip has no such tag for {name}; "
+                f"its tags: {tags}; or give a checkpoint path"]
     try:
         found = resolve_weights(name, pretrained, download=download)
     except Exception as e:  # noqa: BLE001 - a failed fetch is reported, not raised
@@ -190,7 +191,8 @@ def check_weights(mcfg: dict, download: bool = False) -> list[str]:
         return []
     pcfg = _pretrained_cfg(name, pretrained)
     where = pcfg.get("url") or f"https://huggingface.co/{pcfg.get('hf_hub', '').rstrip('/')}"
-    return [f"weights {name}/{pretrained}: not in the Hugging Face cache nor in ~/.cache/clip{why}; get them: "
+    return [f"cannot load model {name} with pretrained={pretrained!r}: the weights are not in the Hugging Face "
+            f"cache nor in ~/.cache/clip{why}; get them: "
             f"python run_benchmark.py --download (fetches {where}), or place the checkpoint file anywhere and set "
             "model.pretrained to its path"]
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 import math
 import sys
 import time
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 from avalanche.core import SupervisedPlugin
 from avalanche.training.plugins import EvaluationPlugin
 from avalanche.training.templates import SupervisedTemplate
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -22,11 +22,43 @@ from .probe import select_probe
 from .schema import NonNegFloat, NonNegInt, PositiveFloat, PositiveInt, Section
 
 
+def _int_in(v, lo: int, hi: int, what: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, str)) or not str(v).strip().lstrip("+").isdigit():
+        raise ValueError(f"input should be a valid integer ({what})")
+    if not lo <= int(v) <= hi:
+        raise ValueError(f"must be between {lo} and {hi} ({what})")
+    return int(v)
+
+
+def _epochs(v):
+    """A positive integer, or a mapping dataset name -> positive integer."""
+    what = "epochs per task, or a mapping dataset -> epochs"
+    if isinstance(v, dict):
+        if not v:
+            raise ValueError(f"an empty mapping gives no epochs ({what})")
+        return {str(k): _int_in(n, 1, 10000, what) for k, n in v.items()}
+    return _int_in(v, 1, 10000, what)
+
+
+def _probe_C(v):
+    """A positive number, or a list of 1..20 of them (a grid chosen on the validation split)."""
+    what = "a positive number, or a list of them to choose from on the validation split"
+    items = v if isinstance(v, list) else [v]
+    if not 1 <= len(items) <= 20:
+        raise ValueError(f"give 1 to 20 values ({what})")
+    out = []
+    for c in items:
+        if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c) or c <= 0:
+            raise ValueError(f"must be {what}")
+        out.append(float(c))
+    return out if isinstance(v, list) else out[0]
+
+
 class TrainConfig(Section):
     """The `train` section: the optimisation protocol shared by every strategy."""
 
     # epochs per task: one number, or a mapping dataset -> epochs (the paper presets: Cars 35, DTD 76, ...)
-    epochs: Annotated[PositiveInt, Field(le=10000)] | dict[str, Annotated[PositiveInt, Field(le=10000)]] = 2
+    epochs: Annotated[Any, BeforeValidator(_epochs)] = 2
     batch_size: Annotated[PositiveInt, Field(le=65536)] = 32
     lr: Annotated[PositiveFloat, Field(le=1.0)] = 1e-4  # AdamW peak learning rate; above 1 no run converges
     weight_decay: Annotated[NonNegFloat, Field(le=10.0)] = 0.1  # decoupled (AdamW) weight decay
@@ -35,7 +67,7 @@ class TrainConfig(Section):
     head_init: Literal["lp", "zs"] = "lp"  # "lp": logistic-regression probe on current features; "zs": text embeddings
     # inverse l2 strength of the logistic-regression probe (LP metric and LP-init heads); a list is a grid
     # from which the validation split picks (the paper presets use benchmark.probe.PROBE_GRID)
-    probe_C: PositiveFloat | Annotated[list[PositiveFloat], Field(min_length=1, max_length=20)] = 1.0
+    probe_C: Annotated[Any, BeforeValidator(_probe_C)] = 1.0
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast forward passes (speed); fp32: the paper's
 
 

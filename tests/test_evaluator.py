@@ -74,7 +74,7 @@ def test_pretrained_features_come_from_the_disk_cache_on_second_use(tiny_vit, tm
     before = dict(data_cache.stats)
     r1 = first.evaluate(model, ["a", "b"], 0)
     assert data_cache.stats["feature_misses"] - before["feature_misses"] == 4  # 2 datasets x (train, test)
-    assert len(list(tmp_path.glob("*.pt"))) == 4 and not list(tmp_path.glob(".*.tmp"))
+    assert len(list(tmp_path.glob("*.pt"))) == 4 and not list(tmp_path.glob("*.tmp*"))
 
     import evaluation.evaluator as E
 
@@ -89,6 +89,12 @@ def test_pretrained_features_come_from_the_disk_cache_on_second_use(tiny_vit, tm
     # Other weights are another key: computed, not read.
     with pytest.raises(AssertionError, match="from the cache"):
         SuiteEvaluator(data=data, zs_weights=zs, features=FeatureCache(tmp_path), model_key="w2").evaluate(
+            model, ["a", "b"], 0)
+    # A damaged cache file fails its checksum: it is a miss and the features are computed again.
+    f = sorted(tmp_path.glob("*.pt"))[0]
+    f.write_bytes(f.read_bytes()[:-10])
+    with pytest.raises(AssertionError, match="from the cache"):
+        SuiteEvaluator(data=data, zs_weights=zs, features=FeatureCache(tmp_path), model_key="w1").evaluate(
             model, ["a", "b"], 0)
 
 

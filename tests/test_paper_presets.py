@@ -60,5 +60,5 @@ def test_missing_datasets_each_one_line_and_exit_2(tmp_path, capsys):
     assert code == 2
     errors = [line for line in err if line.startswith("error: ")]
     assert [e.split(":")[1].strip() for e in errors[:3]] == ["dataset SVHN", "dataset EuroSAT", "dataset RESISC45"]
-    assert errors[3].startswith("error: weights ViT-B-32/openai")
+    assert errors[3].startswith("error: cannot load model ViT-B-32 with pretrained='openai': the weights are not")
     assert "eurosat/2750/<class>/*.jpg" in errors[1] and "no working automatic download" in errors[2]

@@ -20,9 +20,10 @@ from .sources import ArraySource, Source
 
 
 def cache_root() -> Path:
-    """`$CFBENCH_CACHE`, else `$XDG_CACHE_HOME/cfbench`, else `~/.cache/cfbench`."""
-    return Path(os.environ.get("CFBENCH_CACHE",
-                               Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cfbench"))
+    """`$CFBENCH_CACHE`, else `$XDG_CACHE_HOME/cfbench`, else `~/.cache/cfbench` (benchmark.cache's)."""
+    from ..cache import cache_dir
+
+    return cache_dir()
 
 
 def key_of(parts) -> str:
@@ -113,18 +114,15 @@ class FeatureCache:
     def get(self, key_parts: dict, compute) -> torch.Tensor:
         if self.folder is None:
             return compute()
+        from ..cache import load, save  # checksummed: a damaged file is a miss, recomputed and replaced
+
         path = self.folder / f"{key_of(key_parts)}.pt"
-        if path.exists():
-            try:
-                t = torch.load(path, weights_only=True)
-                stats["feature_hits"] += 1
-                return t
-            except (OSError, RuntimeError, EOFError):
-                pass  # a damaged file is recomputed and replaced
+        hit = load(path)
+        if hit is not None and "features" in hit:
+            stats["feature_hits"] += 1
+            return hit["features"]
         t = compute()
         self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = _tmp(path)
-        torch.save(t.contiguous(), tmp)
-        os.replace(tmp, path)
+        save(path, {"features": t.contiguous()})
         stats["feature_misses"] += 1
         return t
