@@ -23,11 +23,14 @@ from .schema import NonNegFloat, NonNegInt, PositiveFloat, PositiveInt, Section
 
 
 def _int_in(v, lo: int, hi: int, what: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, str)) or not str(v).strip().lstrip("+").isdigit():
+    # pydantic's own wording, so that messages read alike across settings
+    if isinstance(v, bool) or not isinstance(v, int):
         raise ValueError(f"input should be a valid integer ({what})")
-    if not lo <= int(v) <= hi:
-        raise ValueError(f"must be between {lo} and {hi} ({what})")
-    return int(v)
+    if v < lo:
+        raise ValueError(f"input should be greater than or equal to {lo} ({what})")
+    if v > hi:
+        raise ValueError(f"input should be less than or equal to {hi} ({what})")
+    return v
 
 
 def _epochs(v):
@@ -48,8 +51,10 @@ def _probe_C(v):
         raise ValueError(f"give 1 to 20 values ({what})")
     out = []
     for c in items:
-        if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c) or c <= 0:
-            raise ValueError(f"must be {what}")
+        if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c):
+            raise ValueError(f"input should be a finite number ({what})")
+        if c <= 0:
+            raise ValueError(f"input should be greater than 0 ({what})")
         out.append(float(c))
     return out if isinstance(v, list) else out[0]
 
