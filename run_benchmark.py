@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override any config key, e.g. --set train.lr=3e-5 --set data.max_train=500")
     ap.add_argument("--dry-run", action="store_true", help="print the plan (run ids, done or to do) and exit")
+    ap.add_argument("--data-root", metavar="DIR", help="folder holding the paper datasets (= --set data.root=DIR)")
+    ap.add_argument("--download", action="store_true",
+                    help="fetch the datasets torchvision can download, and open_clip weights (= --set data.download=true)")
     ap.add_argument("--collect-only", action="store_true", help="only rebuild leaderboard and plots from records")
     ap.add_argument("--list", action="store_true", help="list strategies, datasets and presets, then exit")
     return ap
@@ -67,9 +70,13 @@ def resolve_config(args) -> dict:
         cfg.setdefault("train", {})["epochs"] = args.epochs
     if args.device:
         cfg["device"] = args.device
+    if args.data_root:
+        cfg.setdefault("data", {})["root"] = args.data_root
+    if args.download:
+        cfg.setdefault("data", {})["download"] = True
     for s in args.set:
         C.set_dotted(cfg, s)
-    return C.validate(cfg)
+    return C.validate(cfg, check_device=not args.dry_run)
 
 
 # What Ctrl-C means for the results at the point it comes: said in the one line printed then.
@@ -156,10 +163,13 @@ def run(cfg: dict, out: Path, dry_run: bool = False, collect_only: bool = False)
     summary = (f"experiment {cfg['experiment']}: {len(runs)} runs planned, {len(runs) - len(todo)} already done, "
                f"{len(todo)} to run -> {exp_dir}")
     if dry_run:
+        from benchmark.dryrun import describe
+
         print(summary, file=log)
         for r in runs:
             state = "todo" if r in todo else "done"
             print(f"  {r['run_id']}  {state}  {r['strategy']}  {','.join(r['ordering'])}  seed {r['seed']}")
+        print(describe(cfg, runs))
         return 0
     from benchmark.cache import cache_dir
     from evaluation.records import stranded_temp_files
@@ -174,6 +184,16 @@ def run(cfg: dict, out: Path, dry_run: bool = False, collect_only: bool = False)
         import strategies
         from benchmark.models import TaskModel
 
+        from benchmark.data import check_available
+        from benchmark.models import check_weights
+
+        # Everything that is missing, in one report, before any training.
+        d = cfg["data"]
+        missing = check_available(cfg["suite"], d["root"], d["download"]) + check_weights(cfg["model"], d["download"])
+        if missing:
+            for line in missing:
+                print(f"error: {line}", file=log)
+            return 2
         res = Resources()
         m = cfg["model"]
         try:  # load once up front, so that unreachable weights fail before any run starts

@@ -10,7 +10,7 @@ import copy
 import itertools
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator
@@ -20,7 +20,7 @@ from evaluation.records import EXECUTION_KEYS, run_id
 
 from .datasets import known_datasets
 from .orderings import OrderingError, expand_orderings
-from .schema import NonNegInt, PositiveInt, Section
+from .schema import NonNegInt, PositiveFloat, PositiveInt, Section
 from .training import TrainConfig
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -54,10 +54,25 @@ class ModelSection(Section):
 
 
 class DataSection(Section):
-    """How much of each dataset a run uses (null: all of it)."""
+    """Where the datasets are, how they are split and read, and how much of each a run uses."""
 
     max_train: PositiveInt | None = None  # training images per dataset, class-balanced, fixed across runs
     max_test: PositiveInt | None = None  # test images per dataset, likewise
+    root: str = "data"  # folder holding the paper datasets (--data-root); layouts: benchmark/assets/datasets.json
+    download: bool = False  # let torchvision fetch the datasets it can, and open_clip the weights (--download)
+    cache: bool = False  # decode each split once into a memory-mapped uint8 array at the model's resolution
+    cache_dir: str | None = None  # where decoded splits and features are cached (default $CFBENCH_CACHE)
+    num_workers: Annotated[NonNegInt, Field(le=256)] = 0  # DataLoader worker processes
+    val_fraction: Annotated[float, Field(ge=0.0, le=0.5)] = 0.1  # validation part of a train split (seed 0)
+    val_cap: PositiveInt | None = 20000  # at most this many validation images (the reference's cap)
+    train_transform: Literal["none", "openclip"] = "none"  # openclip: open_clip's train augmentation
+
+    @field_validator("download", "cache", mode="before")
+    @classmethod
+    def _strict_bool(cls, v):
+        if not isinstance(v, bool):
+            raise ValueError("must be true or false")
+        return v
 
 
 class ExperimentConfig(Section):
@@ -73,6 +88,9 @@ class ExperimentConfig(Section):
     train: TrainConfig = TrainConfig()
     device: str = "cpu"  # torch device: cpu, cuda, cuda:N or mps
     threads: Annotated[NonNegInt, Field(le=1024)] = 0  # CPU threads for torch and BLAS; 0: the library default
+    # training images per second of one GPU for this model and precision (scripts/gpu_throughput.py
+    # measures it); --dry-run turns it into a GPU-hour estimate. Not part of any run's identity.
+    throughput: PositiveFloat | None = None
 
     @field_validator("experiment")
     @classmethod
@@ -177,8 +195,10 @@ def _one_line(e: ValidationError) -> str:
     return "; ".join(msgs) + (f" (and {more} more)" if more > 0 else "")
 
 
-def validate(cfg: dict) -> dict:
-    """Check everything; return a normalised copy (orderings as lists, strategies as {name, **hparams})."""
+def validate(cfg: dict, check_device: bool = True) -> dict:
+    """Check everything; return a normalised copy (orderings as lists, strategies as {name, **hparams}).
+
+    check_device=False skips the check that the device exists here (a dry run plans a GPU preset anywhere)."""
     if not isinstance(cfg, dict):
         raise ConfigError("a config is a mapping of settings (see configs/micro.yaml)")
     try:
@@ -193,7 +213,7 @@ def validate(cfg: dict) -> dict:
         raise ConfigError(f"unknown model {c.model.name!r}; open_clip knows {len(models)} architectures, "
                           "e.g. ViT-B-32, micro-effnet-lite0-minilm (python -c 'import open_clip; "
                           "print(open_clip.list_models())')")
-    if c.device.startswith("cuda"):
+    if c.device.startswith("cuda") and check_device:
         import torch
 
         if not torch.cuda.is_available():
@@ -201,7 +221,7 @@ def validate(cfg: dict) -> dict:
         index = int(c.device.partition(":")[2] or 0)
         if index >= torch.cuda.device_count():
             raise ConfigError(f"device {c.device!r}: only {torch.cuda.device_count()} CUDA device(s) are visible")
-    if c.device == "mps":
+    if c.device == "mps" and check_device:
         import torch
 
         if not torch.backends.mps.is_available():
@@ -227,6 +247,11 @@ def validate(cfg: dict) -> dict:
         raise ConfigError(f"{e}; the suite is {', '.join(c.suite)}") from None
     if not orderings:
         raise ConfigError("no ordering given; pass --orderings a,b,c")
+    if isinstance(c.train.epochs, dict):
+        lacking = sorted({d for o in orderings for d in o} - set(c.train.epochs))
+        if lacking:
+            raise ConfigError(f"train.epochs gives epochs per dataset but none for {', '.join(lacking)}; add them "
+                              "or give one number for all (--set train.epochs=N)")
 
     specs: list[dict] = []
     for s in c.strategies:

@@ -94,6 +94,7 @@ def load_foundation_model(name: str, pretrained: str | None, image_size: int | N
     if image_size:
         kwargs["force_image_size"] = image_size
     text_cfg = dict(cfg["text_cfg"])
+    pcfg = _pretrained_cfg(name, pretrained)
     if pretrained == PACKAGED:
         hf_dir = _packaged_text_tower_dir()
         text_cfg.update(hf_model_name=str(hf_dir), hf_tokenizer_name=str(hf_dir), hf_model_pretrained=True)
@@ -105,8 +106,13 @@ def load_foundation_model(name: str, pretrained: str | None, image_size: int | N
         if "hf_model_name" in text_cfg and pretrained is None:
             text_cfg["hf_model_pretrained"] = False
             kwargs["text_cfg"] = text_cfg
+        weights = pretrained
+        local = resolve_weights(name, pretrained) if pcfg else None
+        if local:  # a tag whose file is already on disk: load it without asking any hub
+            weights = local
+            kwargs["force_quick_gelu"] = bool(pcfg.get("quick_gelu", False))
         with _quiet_loading():  # failures still raise, with open_clip's message
-            clip = open_clip.create_model(name, pretrained=pretrained, **kwargs)
+            clip = open_clip.create_model(name, pretrained=weights, **kwargs)
         tokenizer = open_clip.get_tokenizer(name)
     clip = clip.to(device).eval()
     # The text tower only builds zero-shot heads: it is never trained.
@@ -114,7 +120,8 @@ def load_foundation_model(name: str, pretrained: str | None, image_size: int | N
         p.requires_grad_(False)
     for p in clip.visual.parameters():
         p.requires_grad_(True)
-    pp = clip.visual.preprocess_cfg if hasattr(clip.visual, "preprocess_cfg") else {}
+    pp = dict(clip.visual.preprocess_cfg) if hasattr(clip.visual, "preprocess_cfg") else {}
+    pp.update({k: pcfg[k] for k in ("mean", "std") if pcfg and k in pcfg})
     mean = tuple(pp.get("mean", open_clip.OPENAI_DATASET_MEAN))
     std = tuple(pp.get("std", open_clip.OPENAI_DATASET_STD))
     if pretrained == PACKAGED:
@@ -123,6 +130,71 @@ def load_foundation_model(name: str, pretrained: str | None, image_size: int | N
     size = size[0] if isinstance(size, (tuple, list)) else size
     return FoundationModel(clip=clip, tokenizer=tokenizer, image_size=int(size), mean=mean, std=std, name=name,
                            embed_dim=int(cfg["embed_dim"]))
+
+
+def _pretrained_cfg(name: str, pretrained: str | None) -> dict:
+    """open_clip's record of a pretrained tag (URL, hub id, normalisation, quick_gelu); {} otherwise."""
+    if not pretrained or pretrained == PACKAGED or Path(str(pretrained)).expanduser().is_file():
+        return {}
+    return dict(open_clip.get_pretrained_cfg(name, pretrained) or {})
+
+
+def resolve_weights(name: str, pretrained: str | None, download: bool = False) -> str | None:
+    """The local file of an open_clip tag's weights if it is in the Hugging Face cache or in
+    open_clip's URL cache (~/.cache/clip); with `download`, fetch it from its URL first."""
+    pcfg = _pretrained_cfg(name, pretrained)
+    if not pcfg:
+        return None
+    if pcfg.get("file"):
+        return pcfg["file"] if Path(pcfg["file"]).is_file() else None
+    hub = pcfg.get("hf_hub", "")
+    if hub:
+        from huggingface_hub import try_to_load_from_cache
+
+        model_id, filename = os.path.split(hub.rstrip("/")) if not hub.endswith("/") else (hub.rstrip("/"), "")
+        candidates = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+        for fn in candidates:
+            hit = try_to_load_from_cache(model_id, fn)
+            if isinstance(hit, str) and Path(hit).is_file():
+                return hit
+    url = pcfg.get("url", "")
+    if url:
+        cached = Path(os.path.expanduser("~/.cache/clip")) / os.path.basename(url)
+        if cached.is_file():
+            return str(cached)
+        if download:
+            return open_clip.pretrained.download_pretrained_from_url(url)
+    return None
+
+
+def check_weights(mcfg: dict, download: bool = False) -> list[str]:
+    """One line if the model's weights are neither on disk nor fetchable here; [] when they are."""
+    name, pretrained = mcfg["name"], mcfg.get("pretrained")
+    if pretrained is None or pretrained == PACKAGED:
+        return []
+    p = Path(str(pretrained)).expanduser()
+    if p.suffix in (".pt", ".pth", ".bin", ".safetensors") or "/" in str(pretrained):
+        return [] if p.is_file() else [f"cannot load model {name} with pretrained={pretrained!r}: checkpoint file {p} "
+                                       "does not exist; give model.pretrained as an existing file or an open_clip tag"]
+    register_model_configs()
+    if not open_clip.get_pretrained_cfg(name, pretrained):
+        tags = ", ".join(open_clip.list_pretrained_tags_by_model(name)) or "none"
+        return [f"cannot load model {name} with pretrained={pretrained!r}: open_clip has no such tag for {name}; "
+                f"its tags: {tags}; or give a checkpoint path"]
+    try:
+        found = resolve_weights(name, pretrained, download=download)
+    except Exception as e:  # noqa: BLE001 - a failed fetch is reported, not raised
+        found, why = None, f" (download failed: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__})"
+    else:
+        why = ""
+    if found:
+        return []
+    pcfg = _pretrained_cfg(name, pretrained)
+    where = pcfg.get("url") or f"https://huggingface.co/{pcfg.get('hf_hub', '').rstrip('/')}"
+    return [f"cannot load model {name} with pretrained={pretrained!r}: the weights are not in the Hugging Face "
+            f"cache nor in ~/.cache/clip{why}; get them: "
+            f"python run_benchmark.py --download (fetches {where}), or place the checkpoint file anywhere and set "
+            "model.pretrained to its path"]
 
 
 @contextlib.contextmanager
@@ -235,10 +307,20 @@ def feature_taps(visual: nn.Module) -> list[tuple[str, nn.Module]]:
     if hasattr(visual, "transformer") and hasattr(visual, "ln_pre"):
         return [("ln_pre", visual.ln_pre)] + [
             (f"resblocks.{i}", b) for i, b in enumerate(visual.transformer.resblocks)]
+    if all(hasattr(visual, f"layer{i}") for i in range(1, 5)) and hasattr(visual, "attnpool"):
+        # open_clip ModifiedResNet (CLIP RN50, ...): the stem's output (after its pooling), then the four stages
+        return [("stem", visual.avgpool)] + [(f"layer{i}", getattr(visual, f"layer{i}")) for i in range(1, 5)]
     trunk = getattr(visual, "trunk", None)
-    if trunk is not None and hasattr(trunk, "blocks"):
-        stem = trunk.bn1 if hasattr(trunk, "bn1") else trunk.conv_stem
-        return [("stem", stem)] + [(f"blocks.{i}", b) for i, b in enumerate(trunk.blocks)]
+    if trunk is not None and hasattr(trunk, "blocks"):  # timm EfficientNet / MobileNet (micro model), timm ViT
+        if hasattr(trunk, "conv_stem"):
+            stem = trunk.bn1 if hasattr(trunk, "bn1") else trunk.conv_stem
+            return [("stem", stem)] + [(f"blocks.{i}", b) for i, b in enumerate(trunk.blocks)]
+        if hasattr(trunk, "patch_embed"):
+            return [("patch_embed", trunk.patch_embed)] + [(f"blocks.{i}", b) for i, b in enumerate(trunk.blocks)]
+    if trunk is not None and hasattr(trunk, "stages") and hasattr(trunk, "stem"):  # timm ConvNeXt, RegNet, ...
+        return [("stem", trunk.stem)] + [(f"stages.{i}", b) for i, b in enumerate(trunk.stages)]
+    if trunk is not None and all(hasattr(trunk, f"layer{i}") for i in range(1, 5)):  # timm ResNet
+        return [("stem", trunk.maxpool)] + [(f"layer{i}", getattr(trunk, f"layer{i}")) for i in range(1, 5)]
     raise ValueError(f"no feature taps known for image encoder {type(visual).__name__}")
 
 
@@ -261,11 +343,16 @@ def select_taps(n_taps: int, layers) -> list[int]:
 
 
 def as_tokens(f: torch.Tensor) -> torch.Tensor:
-    """A feature map as [B, N, C]: conv maps [B, C, H, W] -> [B, H*W, C]; [B, C] -> [B, 1, C]."""
+    """A feature map as a 3-D [B, ., .] tensor whose axis 1 is the one DESIGN.md normalises over.
+
+    conv maps [B, C, H, W] -> [B, H*W, C] (axis 1 = positions, like a ViT's tokens); a vector map [B, C]
+    -> [B, C, 1], so that axis 1 is C: DESIGN.md normalises a [B, C] map over C and averages over C.
+    (As [B, 1, C] the norm would run over a length-1 axis and turn every entry into its sign.)
+    """
     if f.dim() == 4:
         return f.flatten(2).transpose(1, 2)
     if f.dim() == 2:
-        return f.unsqueeze(1)
+        return f.unsqueeze(2)
     return f
 
 
@@ -299,10 +386,28 @@ class TaskModel(MultiTaskModule):
         return F.normalize(self.encoder(x), dim=-1)
 
     def forward(self, x: torch.Tensor, task_labels) -> torch.Tensor:
-        return self.heads(self.embed(x), task_labels)
+        e = self.embed(x).float()
+        # Heads run in float32 even under bf16 autocast: they are tiny, and Avalanche's multi-head
+        # classifier writes each task's logits into one float32 tensor.
+        with torch.autocast(device_type=e.device.type, enabled=False):
+            return self.heads(e, task_labels)
 
     def forward_single_task(self, x, task_label):  # required by MultiTaskModule
-        return self.heads.forward_single_task(self.embed(x), task_label)
+        e = self.embed(x).float()
+        with torch.autocast(device_type=e.device.type, enabled=False):
+            return self.heads.forward_single_task(e, task_label)
 
     def head(self, task_label: int) -> nn.Linear:
         return self.heads.classifiers[str(task_label)].classifier
+
+
+def weights_fingerprint(module: nn.Module) -> str:
+    """A hash of every parameter and buffer (names, shapes, values): the identity of a set of weights,
+    used to key caches of its features across processes."""
+    h = hashlib.sha1()
+    for k, v in module.state_dict().items():
+        t = v.detach().cpu().contiguous().reshape(-1)
+        h.update(k.encode())
+        h.update(str((tuple(t.shape), str(t.dtype))).encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:20]

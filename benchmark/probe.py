@@ -1,4 +1,9 @@
-"""Linear probes on frozen features: the LP metric and the LP-init head are the same fit."""
+"""Linear probes on frozen features: the LP metric and the LP-init head are the same fit.
+
+As the authors fit them: a logistic regression on the train split's features. Its inverse
+regularisation strength C is chosen on the validation split from a small grid (`train.probe_C` as a
+list; PROBE_GRID is the paper presets' grid); a single value means no selection (the micro preset).
+"""
 from __future__ import annotations
 
 import warnings
@@ -8,9 +13,12 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
+# Log-spaced over four decades around sklearn's default C = 1 on standardised features.
+PROBE_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)
 
-def fit_probe(feats: torch.Tensor, labels: torch.Tensor, C: float = 1.0, max_iter: int = 1000
-              ) -> tuple[torch.Tensor, torch.Tensor]:
+
+def fit_probe(feats: torch.Tensor, labels: torch.Tensor, C: float = 1.0, max_iter: int = 1000,
+              n_classes: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Multinomial logistic regression on standardised features, returned as (W [K, D], b [K]) that
     act on the raw features (the standardisation is folded in), so it drops into an nn.Linear head."""
     x = feats.double().cpu().numpy()
@@ -20,7 +28,7 @@ def fit_probe(feats: torch.Tensor, labels: torch.Tensor, C: float = 1.0, max_ite
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf = LogisticRegression(C=C, max_iter=max_iter)
         clf.fit((x - mu) / sd, y)
-    n_classes = int(y.max()) + 1
+    n_classes = max(int(y.max()) + 1, n_classes or 0)
     w = np.zeros((n_classes, x.shape[1]))
     b = np.full(n_classes, -1e4)  # a class absent from the train split can never be predicted
     coef, icpt = clf.coef_, clf.intercept_
@@ -29,6 +37,29 @@ def fit_probe(feats: torch.Tensor, labels: torch.Tensor, C: float = 1.0, max_ite
     w[clf.classes_] = coef / sd
     b[clf.classes_] = icpt - (coef / sd) @ mu
     return torch.from_numpy(w).float(), torch.from_numpy(b).float()
+
+
+def as_grid(C) -> list[float]:
+    return [float(c) for c in (C if isinstance(C, (list, tuple)) else [C])]
+
+
+def select_probe(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor | None, val_y: torch.Tensor | None,
+                 C, n_classes: int | None = None) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """(W, b, chosen C): one fit per C of the grid on train, the best validation accuracy wins (the
+    smaller C on a tie, i.e. the stronger regularisation). A single C is fitted without selection."""
+    grid = as_grid(C)
+    if len(grid) == 1:
+        return (*fit_probe(train_x, train_y, grid[0], n_classes=n_classes), grid[0])
+    if val_x is None or len(val_x) == 0:
+        raise ValueError("a grid of probe C values needs a validation split; this dataset has none "
+                         "(set train.probe_C to a single value)")
+    best = None
+    for c in sorted(grid):
+        w, b = fit_probe(train_x, train_y, c, n_classes=n_classes)
+        acc = accuracy(val_x @ w.T + b, val_y)
+        if best is None or acc > best[0]:
+            best = (acc, w, b, c)
+    return best[1], best[2], best[3]
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:

@@ -18,10 +18,10 @@ import strategies
 from evaluation.evaluator import SuiteEvaluator
 from evaluation.records import CONFIG, RECORDS, _fault, atomic_write_json, is_done, mark_done
 
-from .datasets import ImageData, load_dataset
-from .models import FoundationModel, TaskModel, load_foundation_model
+from .data import FeatureCache, TaskData, cache_root, data_settings, load_task_data
+from .models import FoundationModel, TaskModel, load_foundation_model, weights_fingerprint
 from .streams import make_stream
-from .training import HeadInitPlugin, ProgressPlugin, TrainConfig, make_template
+from .training import HeadInitPlugin, ProgressPlugin, TrainConfig, epochs_for, make_template
 
 
 class Resources:
@@ -32,7 +32,8 @@ class Resources:
 
     def __init__(self):
         self._models: dict[str, FoundationModel] = {}
-        self._data: dict[str, ImageData] = {}
+        self._fingerprints: dict[int, str] = {}
+        self._data: dict[str, TaskData] = {}
         self._zs: dict[str, torch.Tensor] = {}
         self._step0: dict[str, dict] = {}
 
@@ -47,14 +48,19 @@ class Resources:
                                                           mcfg.get("image_size"), device=device)
         return self._models[key]
 
-    def data(self, name: str, fm: FoundationModel, dcfg: dict) -> ImageData:
+    def fingerprint(self, fm: FoundationModel) -> str:
+        """Hash of the pre-trained image tower's weights: the model part of the feature cache's key."""
+        if id(fm) not in self._fingerprints:
+            self._fingerprints[id(fm)] = weights_fingerprint(fm.visual)
+        return self._fingerprints[id(fm)]
+
+    def data(self, name: str, fm: FoundationModel, dcfg: dict) -> TaskData:
         key = repr((name, fm.image_size, fm.mean, fm.std, sorted(dcfg.items())))
         if key not in self._data:
-            self._data[key] = load_dataset(name, fm.image_size, fm.mean, fm.std, dcfg.get("max_train"),
-                                           dcfg.get("max_test"))
+            self._data[key] = load_task_data(name, fm.image_size, fm.mean, fm.std, dcfg)
         return self._data[key]
 
-    def zero_shot(self, name: str, fm: FoundationModel, d: ImageData) -> torch.Tensor:
+    def zero_shot(self, name: str, fm: FoundationModel, d: TaskData) -> torch.Tensor:
         key = repr((id(fm), name))
         if key not in self._zs:
             self._zs[key] = fm.class_embeddings(d.classnames, d.templates).cpu()
@@ -64,7 +70,7 @@ class Resources:
     def step0_cache(self, run: dict) -> dict:
         """Shared scores of the pre-trained encoder, for runs that agree on all that determines them."""
         key = json.dumps([run["model"], run["data"], run["suite"], run["train"]["head_init"],
-                          run["train"]["probe_C"], run["device"]], sort_keys=True)
+                          run["train"]["probe_C"], run["train"].get("precision"), run["device"]], sort_keys=True)
         return self._step0.setdefault(key, {})
 
 
@@ -109,9 +115,14 @@ def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str =
     has_text = hasattr(fm.clip, "encode_text")
     zs = {n: res.zero_shot(n, fm, d) for n, d in data.items()} if has_text else None
     tcfg = TrainConfig(**run["train"])
+    dset = data_settings(run["data"])
+    precision = getattr(tcfg, "precision", "fp32")
     logit_scale = float(fm.clip.logit_scale.exp()) if hasattr(fm.clip, "logit_scale") else 100.0
+    feature_dir = (Path(dset["cache_dir"]).expanduser() if dset["cache_dir"] else cache_root()) / "features"
     ev = SuiteEvaluator(data=data, zs_weights=zs, head_init=tcfg.head_init, probe_C=tcfg.probe_C,
-                        logit_scale=logit_scale, device=device, step0_cache=res.step0_cache(run))
+                        logit_scale=logit_scale, device=device, step0_cache=res.step0_cache(run),
+                        features=FeatureCache(feature_dir), model_key=res.fingerprint(fm),
+                        num_workers=dset["num_workers"], precision=precision)
 
     # Seed after loading shared resources: whether they were cached or built (which may draw random
     # numbers) must not change this run's results.
@@ -148,9 +159,11 @@ def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str =
               f"[eval {time.time() - t:.1f}s]", file=log, flush=True)
 
     record(0, "pretrained", 0.0)
+    nw = dset["num_workers"]
     for t, exp in enumerate(stream.train_stream):
         ts = time.time()
-        template.train(exp)
+        template.train_epochs = epochs_for(tcfg.epochs, ordering[t])
+        template.train(exp, num_workers=nw, persistent_workers=nw > 0, pin_memory=str(device).startswith("cuda"))
         record(t + 1, ordering[t], time.time() - ts)
     rec["complete"] = True
     rec["wall_s"] = round(time.time() - t0, 2)

@@ -7,19 +7,21 @@ from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datas
 from avalanche.benchmarks.scenarios.supervised import with_classes_timeline
 from avalanche.benchmarks.scenarios.task_aware import with_task_labels
 from avalanche.benchmarks.utils import _make_taskaware_classification_dataset
-from torch.utils.data import TensorDataset
 
-from .datasets import ImageData
+from .data import TaskData
 
 
-def make_stream(ordering: Sequence[str], data: Mapping[str, ImageData]):
-    """Experience t trains on ordering[t]: task label t, class labels local to that dataset (0..K-1)."""
+def make_stream(ordering: Sequence[str], data: Mapping[str, TaskData]):
+    """Experience t trains on ordering[t]: task label t, class labels local to that dataset (0..K-1).
+
+    The experiences wrap the datasets' own torch Datasets, so images are still decoded and transformed
+    one at a time when Avalanche's DataLoader asks for them."""
     if len(set(ordering)) != len(ordering):
         raise ValueError(f"ordering {list(ordering)} repeats a dataset")
 
-    def avl(x, y, t):
-        return _make_taskaware_classification_dataset(TensorDataset(x, y), task_labels=t, targets=y.tolist())
+    def avl(ds, t):
+        return _make_taskaware_classification_dataset(ds, task_labels=t, targets=ds.targets.tolist())
 
-    train = [avl(data[n].x_train, data[n].y_train, t) for t, n in enumerate(ordering)]
-    test = [avl(data[n].x_test, data[n].y_test, t) for t, n in enumerate(ordering)]
+    train = [avl(data[n].train, t) for t, n in enumerate(ordering)]
+    test = [avl(data[n].test, t) for t, n in enumerate(ordering)]
     return with_classes_timeline(with_task_labels(benchmark_from_datasets(train=train, test=test)))

@@ -7,48 +7,116 @@ from __future__ import annotations
 import math
 import sys
 import time
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 from avalanche.core import SupervisedPlugin
 from avalanche.training.plugins import EvaluationPlugin
 from avalanche.training.templates import SupervisedTemplate
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 from torch import nn
+from torch.utils.data import DataLoader
 
 from .models import TaskModel
-from .probe import fit_probe
+from .probe import select_probe
 from .schema import NonNegFloat, NonNegInt, PositiveFloat, PositiveInt, Section
+
+
+def _int_in(v, lo: int, hi: int, what: str) -> int:
+    # pydantic's own wording, so that messages read alike across settings
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ValueError(f"input should be a valid integer ({what})")
+    if v < lo:
+        raise ValueError(f"input should be greater than or equal to {lo} ({what})")
+    if v > hi:
+        raise ValueError(f"input should be less than or equal to {hi} ({what})")
+    return v
+
+
+def _epochs(v):
+    """A positive integer, or a mapping dataset name -> positive integer."""
+    what = "epochs per task, or a mapping dataset -> epochs"
+    if isinstance(v, dict):
+        if not v:
+            raise ValueError(f"an empty mapping gives no epochs ({what})")
+        return {str(k): _int_in(n, 1, 10000, what) for k, n in v.items()}
+    return _int_in(v, 1, 10000, what)
+
+
+def _probe_C(v):
+    """A positive number, or a list of 1..20 of them (a grid chosen on the validation split)."""
+    what = "a positive number, or a list of them to choose from on the validation split"
+    items = v if isinstance(v, list) else [v]
+    if not 1 <= len(items) <= 20:
+        raise ValueError(f"give 1 to 20 values ({what})")
+    out = []
+    for c in items:
+        if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c):
+            raise ValueError(f"input should be a finite number ({what})")
+        if c <= 0:
+            raise ValueError(f"input should be greater than 0 ({what})")
+        out.append(float(c))
+    return out if isinstance(v, list) else out[0]
 
 
 class TrainConfig(Section):
     """The `train` section: the optimisation protocol shared by every strategy."""
 
-    epochs: PositiveInt = 2  # epochs per task (the paper preset sets them per dataset)
+    # epochs per task: one number, or a mapping dataset -> epochs (the paper presets: Cars 35, DTD 76, ...)
+    epochs: Annotated[Any, BeforeValidator(_epochs)] = 2
     batch_size: Annotated[PositiveInt, Field(le=65536)] = 32
     lr: Annotated[PositiveFloat, Field(le=1.0)] = 1e-4  # AdamW peak learning rate; above 1 no run converges
     weight_decay: Annotated[NonNegFloat, Field(le=10.0)] = 0.1  # decoupled (AdamW) weight decay
     warmup_steps: NonNegInt = 10  # linear warm-up iterations, then cosine decay to 0 (per task)
     grad_clip: NonNegFloat = 1.0  # max global gradient norm; 0 disables
     head_init: Literal["lp", "zs"] = "lp"  # "lp": logistic-regression probe on current features; "zs": text embeddings
-    probe_C: PositiveFloat = 1.0  # inverse l2 strength of the logistic-regression probe
+    # inverse l2 strength of the logistic-regression probe (LP metric and LP-init heads); a list is a grid
+    # from which the validation split picks (the paper presets use benchmark.probe.PROBE_GRID)
+    probe_C: Annotated[Any, BeforeValidator(_probe_C)] = 1.0
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast forward passes (speed); fp32: the paper's
 
 
 @torch.no_grad()
-def embed_all(model: TaskModel, x: torch.Tensor, batch_size: int = 256, device: str = "cpu") -> torch.Tensor:
-    """Unit-norm image embeddings of a tensor of images, in eval mode."""
+def embed_all(model: TaskModel, data, batch_size: int = 256, device: str = "cpu", num_workers: int = 0,
+              precision: str = "fp32") -> torch.Tensor:
+    """Unit-norm image embeddings (float32, on the CPU) of a Dataset of (image, label) pairs or of a
+    tensor of images, in eval mode, streamed through a DataLoader."""
     was = model.training
     model.eval()
-    out = [model.embed(x[i:i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)]
+    if isinstance(data, torch.Tensor):
+        batches = (data[i:i + batch_size] for i in range(0, len(data), batch_size))
+    else:
+        # A private generator: starting a DataLoader draws a seed from the generator it is given, and
+        # evaluation (which may or may not run, depending on caches) must not move the global RNG that
+        # training's shuffling and augmentation draw from.
+        batches = (x for x, _ in DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                                            pin_memory=str(device).startswith("cuda"),
+                                            generator=torch.Generator().manual_seed(0)))
+    out = []
+    for x in batches:
+        with autocast(device, precision):
+            out.append(model.embed(x.to(device, non_blocking=True)).float().cpu())
     model.train(was)
     return torch.cat(out) if out else torch.empty(0)
 
 
+def autocast(device: str, precision: str):
+    """bf16 autocast for `precision: bf16`; a no-op context for fp32 (the paper default)."""
+    import contextlib
+
+    if precision == "bf16":
+        return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def head_init_weights(mode: str, train_emb: torch.Tensor, train_y: torch.Tensor, zs_weights: torch.Tensor | None,
-                      logit_scale: float, probe_C: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(W, b) of a task head before training on the task. "lp": probe fit; "zs": scaled text embeddings."""
+                      logit_scale: float, probe_C, val_emb: torch.Tensor | None = None,
+                      val_y: torch.Tensor | None = None, n_classes: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(W, b) of a task head before training on the task. "lp": probe fit (C chosen on validation when
+    probe_C is a grid); "zs": scaled text embeddings."""
     if mode == "lp":
-        return fit_probe(train_emb, train_y, C=probe_C)
+        w, b, _ = select_probe(train_emb, train_y, val_emb, val_y, probe_C, n_classes=n_classes)
+        return w, b
     if mode == "zs":
         if zs_weights is None:
             raise ValueError("head_init 'zs' needs a model with an aligned text tower")
@@ -110,6 +178,34 @@ class GradClipPlugin(SupervisedPlugin):
         torch.nn.utils.clip_grad_norm_(strategy.model.parameters(), self.max_norm)
 
 
+class PrecisionPlugin(SupervisedPlugin):
+    """Runs the model's forward passes under bf16 autocast (`train.precision: bf16`); the loss, the
+    optimiser state and the weights stay float32."""
+
+    def __init__(self, device: str):
+        super().__init__()
+        self.device, self._ctx = device, None
+
+    def before_forward(self, strategy, **kwargs):
+        self._ctx = autocast(self.device, "bf16")
+        self._ctx.__enter__()
+
+    def after_forward(self, strategy, **kwargs):
+        self._ctx.__exit__(None, None, None)
+        strategy.mb_output = strategy.mb_output.float()
+
+    before_eval_forward, after_eval_forward = before_forward, after_forward
+
+
+def epochs_for(epochs, dataset: str) -> int:
+    """`train.epochs` is one number for every task or a mapping dataset -> epochs (paper presets)."""
+    if isinstance(epochs, dict):
+        if dataset not in epochs:
+            raise ValueError(f"train.epochs gives no epoch count for {dataset}; it has {', '.join(sorted(epochs))}")
+        return int(epochs[dataset])
+    return int(epochs)
+
+
 class ProgressPlugin(SupervisedPlugin):
     """One line per epoch on stderr: where the run is, the mean loss, the time."""
 
@@ -137,8 +233,11 @@ def make_template(model: TaskModel, cfg: TrainConfig, plugins: list, device: str
     proto = [WarmupCosinePlugin(cfg.warmup_steps)]
     if cfg.grad_clip > 0:
         proto.append(GradClipPlugin(cfg.grad_clip))
+    if getattr(cfg, "precision", "fp32") == "bf16":
+        proto.append(PrecisionPlugin(device))
+    epochs = cfg.epochs if isinstance(cfg.epochs, int) else 1  # per-dataset counts are set before each task
     return SupervisedTemplate(
         model=model, optimizer=optimizer, criterion=nn.CrossEntropyLoss(), train_mb_size=cfg.batch_size,
-        train_epochs=cfg.epochs, eval_mb_size=256, device=device, plugins=proto + list(plugins),
+        train_epochs=epochs, eval_mb_size=256, device=device, plugins=proto + list(plugins),
         evaluator=EvaluationPlugin(loggers=[]),  # scoring is evaluation/'s job, after every task
     )

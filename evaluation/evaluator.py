@@ -1,13 +1,18 @@
-"""Scores a task model after a step on every dataset of the suite: task accuracy (R row), LP and ZS."""
+"""Scores a task model after a step on every dataset of the suite: task accuracy (R row), LP and ZS.
+
+LP as the authors fit it: a logistic-regression probe on the train split's features, C chosen on the
+validation split when `probe_C` is a grid, accuracy on the test split. Features of the pre-trained
+encoder (step 0) go through an on-disk cache shared by runs, strategies and processes.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import torch
 
-from benchmark.datasets import ImageData
+from benchmark.data import FeatureCache, TaskData
 from benchmark.models import TaskModel
-from benchmark.probe import accuracy, fit_probe
+from benchmark.probe import accuracy, select_probe
 from benchmark.training import embed_all, head_init_weights
 
 
@@ -21,16 +26,31 @@ def encoder_state(model: TaskModel) -> tuple:
 class SuiteEvaluator:
     """Everything fixed within a run: the suite's data, zero-shot class embeddings, the head init."""
 
-    data: dict[str, ImageData]  # every dataset of the suite
+    data: dict[str, TaskData]  # every dataset of the suite
     zs_weights: dict[str, torch.Tensor] | None  # from the original text tower; None without one
     head_init: str = "lp"
-    probe_C: float = 1.0
+    probe_C: float | list = 1.0  # one C, or a grid chosen on the validation split
     logit_scale: float = 100.0
     device: str = "cpu"
     # Scores of the pre-trained encoder, shared by the runs of a process that use the same model, data
     # and probe settings (the caller keys it): step 0 is then computed once, not once per run.
     step0_cache: dict | None = None
+    # On-disk cache of the pre-trained encoder's features, keyed with `model_key` (its weights' hash).
+    features: FeatureCache | None = None
+    model_key: str | None = None
+    num_workers: int = 0
+    precision: str = "fp32"
     _probes: tuple | None = field(default=None, init=False, repr=False)  # (encoder_state, {dataset: (W, b)})
+
+    def _embed(self, model: TaskModel, ds, pretrained: bool) -> torch.Tensor:
+        def compute():
+            return embed_all(model, ds, device=self.device, num_workers=self.num_workers, precision=self.precision)
+
+        if not (pretrained and self.features is not None and self.model_key):
+            return compute()
+        key = {"model": self.model_key, "data": ds.fingerprint, "device": torch.device(self.device).type,
+               "precision": self.precision, "torch": torch.__version__}
+        return self.features.get(key, compute)
 
     def init_head(self, model: TaskModel, dataset: str) -> tuple[torch.Tensor, torch.Tensor]:
         """The head a task starts from, fitted on the current encoder (what HeadInitPlugin installs).
@@ -42,19 +62,26 @@ class SuiteEvaluator:
         if self.head_init == "lp" and self._probes and self._probes[0] == encoder_state(model):
             w, b = self._probes[1][dataset]
             return w.clone(), b.clone()
-        emb = embed_all(model, d.x_train, device=self.device) if self.head_init == "lp" else None
-        return head_init_weights(self.head_init, emb, d.y_train, zs, self.logit_scale, self.probe_C)
+        tr = va = None
+        if self.head_init == "lp":
+            tr = self._embed(model, d.train_eval, False)
+            va = self._embed(model, d.val, False) if d.val is not None and len(_grid(self.probe_C)) > 1 else None
+        return head_init_weights(self.head_init, tr, d.train_eval.targets, zs, self.logit_scale, self.probe_C,
+                                 va, d.val.targets if d.val is not None else None, n_classes=d.n_classes)
 
-    def _suite_scores(self, model: TaskModel) -> dict:
+    def _suite_scores(self, model: TaskModel, pretrained: bool) -> dict:
         lp, zs, emb_test, probes = {}, {}, {}, {}
         for name, d in self.data.items():
-            tr = embed_all(model, d.x_train, device=self.device)
-            te = embed_all(model, d.x_test, device=self.device)
-            w, b = fit_probe(tr, d.y_train, C=self.probe_C)
+            tr = self._embed(model, d.train_eval, pretrained)
+            te = self._embed(model, d.test, pretrained)
+            va = yv = None
+            if d.val is not None and len(_grid(self.probe_C)) > 1:
+                va, yv = self._embed(model, d.val, pretrained), d.val.targets
+            w, b, _ = select_probe(tr, d.train_eval.targets, va, yv, self.probe_C, n_classes=d.n_classes)
             probes[name], emb_test[name] = (w, b), te
-            lp[name] = accuracy(te @ w.T + b, d.y_test)
+            lp[name] = accuracy(te @ w.T + b, d.test.targets)
             if self.zs_weights:
-                zs[name] = accuracy(te @ self.zs_weights[name].T, d.y_test)
+                zs[name] = accuracy(te @ self.zs_weights[name].T, d.test.targets)
         return {"lp": lp, "zs": zs, "emb_test": emb_test, "probes": probes}
 
     @torch.no_grad()
@@ -67,15 +94,15 @@ class SuiteEvaluator:
         """
         if n_trained == 0 and self.step0_cache is not None:
             if "scores" not in self.step0_cache:
-                self.step0_cache["scores"] = self._suite_scores(model)
+                self.step0_cache["scores"] = self._suite_scores(model, pretrained=True)
             scores = self.step0_cache["scores"]
         else:
-            scores = self._suite_scores(model)
+            scores = self._suite_scores(model, pretrained=n_trained == 0)
         self._probes = (encoder_state(model), scores["probes"])
         lp, zs, emb_test = scores["lp"], scores["zs"], scores["emb_test"]
         row = []
         for j, name in enumerate(ordering):
-            te, y = emb_test[name], self.data[name].y_test
+            te, y = emb_test[name], self.data[name].test.targets
             if j < n_trained:
                 head = model.head(j)
                 row.append(accuracy(te @ head.weight.detach().cpu().T + head.bias.detach().cpu(), y))
@@ -85,3 +112,7 @@ class SuiteEvaluator:
                 row.append(zs[name])  # ZS-init: scaling the logits leaves the argmax unchanged
         suite = list(self.data)
         return {"R": row, "LP": [lp[n] for n in suite], "ZS": [zs[n] for n in suite] if zs else None}
+
+
+def _grid(C) -> list:
+    return C if isinstance(C, (list, tuple)) else [C]

@@ -10,29 +10,43 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.datasets import (
+from benchmark.data import (
     MICRO_DIR,
-    ImageData,
+    TaskData,
     balanced_subset,
     catalog,
-    known_datasets,
-    load_arrays,
-    load_dataset,
+    is_micro,
+    load_task_data,
+    read_split,
     to_model_input,
 )
 
+
+def load_arrays(name):
+    tr, te = read_split(name, "train", None), read_split(name, "test", None)
+    return {"x_train": tr.arrays, "y_train": tr.targets, "x_test": te.arrays, "y_test": te.targets}
+
+
+def load_dataset(name, size, mean, std, max_train=None, max_test=None):
+    return load_task_data(name, size, mean, std, {"max_train": max_train, "max_test": max_test})
+
+
+def _all(ds):
+    x, y = zip(*[ds[i] for i in range(len(ds))])
+    return torch.stack(x), torch.tensor(y)
+
 ROOT = Path(__file__).resolve().parents[1]
-NAMES = known_datasets()
+NAMES = sorted(n for n in catalog() if is_micro(n))
 HALF = (0.5, 0.5, 0.5)
 
 
 def test_catalog_lists_the_micro_suite():
     assert set(NAMES) >= {"fashion_mnist", "mnist", "animals", "digits", "textures"}
-    assert NAMES == sorted(catalog())
     for name, meta in catalog().items():
-        assert meta["kind"] == "micro", name
-        assert len(meta["classnames"]) >= 2, name
-        assert len(set(meta["classnames"])) == len(meta["classnames"]), name
+        if meta["classnames"] != "from_data":
+            assert len(meta["classnames"]) >= 2, name
+            assert len(set(meta["classnames"])) == len(meta["classnames"]), name
+            assert len(meta["classnames"]) == meta.get("n_classes", len(meta["classnames"])), name
         assert meta["templates"] and all("{}" in t for t in meta["templates"]), name
 
 
@@ -55,7 +69,7 @@ def test_npz_file_images_and_labels(name):
 
 def test_load_arrays_unknown_name():
     with pytest.raises(KeyError):
-        load_arrays("no_such_dataset")
+        read_split("no_such_dataset", "train", None)
 
 
 @pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "animals"])
@@ -169,37 +183,43 @@ def test_to_model_input_per_channel_mean_std_and_rgb_layout():
 
 def test_load_dataset_respects_max_train_and_max_test():
     d = load_dataset("digits", 16, HALF, HALF, max_train=20, max_test=10)
-    assert isinstance(d, ImageData)
-    assert d.name == "digits"
+    assert isinstance(d, TaskData)
+    assert d.name == "digits" and d.val is None
     assert d.n_classes == 10 and d.classnames == catalog()["digits"]["classnames"]
     assert d.templates == catalog()["digits"]["templates"]
-    assert d.x_train.shape == (20, 3, 16, 16) and d.y_train.shape == (20,)
-    assert d.x_test.shape == (10, 3, 16, 16) and d.y_test.shape == (10,)
-    assert d.y_train.dtype == torch.long and d.y_test.dtype == torch.long
-    assert torch.bincount(d.y_train, minlength=10).tolist() == [2] * 10
-    assert torch.bincount(d.y_test, minlength=10).tolist() == [1] * 10
+    xtr, ytr = _all(d.train)
+    xte, yte = _all(d.test)
+    assert xtr.shape == (20, 3, 16, 16) and ytr.shape == (20,)
+    assert xte.shape == (10, 3, 16, 16) and yte.shape == (10,)
+    assert d.train.targets.dtype == torch.long and torch.equal(d.train.targets, ytr)
+    assert torch.bincount(ytr, minlength=10).tolist() == [2] * 10
+    assert torch.bincount(yte, minlength=10).tolist() == [1] * 10
 
 
 def test_load_dataset_three_classes_subset():
     d = load_dataset("textures", 32, HALF, HALF, max_train=9, max_test=6)
-    assert len(d.y_train) == 9 and len(d.y_test) == 6
-    assert torch.bincount(d.y_train).tolist() == [3, 3, 3]
-    assert torch.bincount(d.y_test).tolist() == [2, 2, 2]
+    assert len(d.train) == 9 and len(d.test) == 6
+    assert torch.bincount(d.train.targets).tolist() == [3, 3, 3]
+    assert torch.bincount(d.test.targets).tolist() == [2, 2, 2]
 
 
 def test_load_dataset_full_and_images_match_labels():
     a = load_arrays("mnist")
     d = load_dataset("mnist", 28, HALF, HALF, max_train=30, max_test=None)
-    assert len(d.y_test) == len(a["y_test"])
+    assert len(d.test) == len(a["y_test"])
     tr = balanced_subset(a["y_train"], 30)
-    np.testing.assert_array_equal(d.y_train.numpy(), a["y_train"][tr])
+    xtr, ytr = _all(d.train)
+    np.testing.assert_array_equal(ytr.numpy(), a["y_train"][tr])
     expected = (torch.from_numpy(a["x_train"][tr]).float() / 255.0 - 0.5) / 0.5
-    torch.testing.assert_close(d.x_train[:, 0], expected, atol=1e-5, rtol=0)
-    torch.testing.assert_close(d.x_test[:, 2], (torch.from_numpy(a["x_test"]).float() / 255.0 - 0.5) / 0.5,
+    torch.testing.assert_close(xtr[:, 0], expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(_all(d.test)[0][:, 2], (torch.from_numpy(a["x_test"]).float() / 255.0 - 0.5) / 0.5,
                                atol=1e-5, rtol=0)
+    # A batch fetched at once (DataLoader's __getitems__) equals the images fetched one by one.
+    xb = torch.stack([x for x, _ in d.train.__getitems__(list(range(len(d.train))))])
+    assert torch.equal(xb, xtr)
     # The same call twice gives the same subset (fixed, independent of the run).
     d2 = load_dataset("mnist", 28, HALF, HALF, max_train=30, max_test=None)
-    assert torch.equal(d.y_train, d2.y_train) and torch.equal(d.x_train, d2.x_train)
+    assert torch.equal(d.train.targets, d2.train.targets) and torch.equal(_all(d2.train)[0], xtr)
 
 
 # --- scripts/build_micro_suite.py: the IDX reader -----------------------------------------------

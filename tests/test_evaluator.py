@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 
-from benchmark.datasets import ImageData
+from benchmark.data import tensor_task_data as ImageData
 from benchmark.models import TaskModel
 from evaluation.evaluator import SuiteEvaluator
 
@@ -57,3 +58,58 @@ def test_step0_cache_is_shared_and_exact(tiny_vit):
     r2 = ev2.evaluate(m2, ["b", "a"], 0)
     assert r2 == plain.evaluate(m2, ["b", "a"], 0)
     assert r1["LP"] == r2["LP"] and r1["R"] == r2["R"][::-1]
+
+
+def test_pretrained_features_come_from_the_disk_cache_on_second_use(tiny_vit, tmp_path, monkeypatch):
+    """Row 0's features are computed once per (model, dataset, split, transform), then read back by
+    any later evaluator (another run, strategy or process), giving bit-identical scores."""
+    from benchmark.data import FeatureCache
+    from benchmark.data import cache as data_cache
+
+    torch.manual_seed(0)
+    model = TaskModel(copy.deepcopy(tiny_vit.visual), 16)
+    data, _ = _setup(tiny_vit)
+    zs = {n: torch.nn.functional.normalize(torch.ones(4, 16), dim=-1) for n in data}
+    first = SuiteEvaluator(data=data, zs_weights=zs, features=FeatureCache(tmp_path), model_key="w1")
+    before = dict(data_cache.stats)
+    r1 = first.evaluate(model, ["a", "b"], 0)
+    assert data_cache.stats["feature_misses"] - before["feature_misses"] == 4  # 2 datasets x (train, test)
+    assert len(list(tmp_path.glob("*.pt"))) == 4 and not list(tmp_path.glob("*.tmp*"))
+
+    import evaluation.evaluator as E
+
+    def no_embedding(*a, **k):
+        raise AssertionError("pre-trained features should have come from the cache")
+
+    monkeypatch.setattr(E, "embed_all", no_embedding)
+    second = SuiteEvaluator(data=data, zs_weights=zs, features=FeatureCache(tmp_path), model_key="w1")
+    r2 = second.evaluate(model, ["a", "b"], 0)
+    assert data_cache.stats["feature_hits"] - before["feature_hits"] == 4
+    assert r1 == r2
+    # Other weights are another key: computed, not read.
+    with pytest.raises(AssertionError, match="from the cache"):
+        SuiteEvaluator(data=data, zs_weights=zs, features=FeatureCache(tmp_path), model_key="w2").evaluate(
+            model, ["a", "b"], 0)
+    # A damaged cache file fails its checksum: it is a miss and the features are computed again.
+    f = sorted(tmp_path.glob("*.pt"))[0]
+    f.write_bytes(f.read_bytes()[:-10])
+    with pytest.raises(AssertionError, match="from the cache"):
+        SuiteEvaluator(data=data, zs_weights=zs, features=FeatureCache(tmp_path), model_key="w1").evaluate(
+            model, ["a", "b"], 0)
+
+
+def test_probe_C_grid_is_chosen_on_validation():
+    from benchmark.probe import select_probe
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(60) % 3
+    x = torch.nn.functional.one_hot(y, 3).float() * 2 + torch.randn(60, 3, generator=g)
+    w, b, c = select_probe(x[:40], y[:40], x[40:], y[40:], [0.01, 1.0, 100.0], n_classes=3)
+    assert c in (0.01, 1.0, 100.0) and w.shape == (3, 3)
+    from benchmark.probe import accuracy, fit_probe
+
+    accs = {C: accuracy(x[40:] @ fit_probe(x[:40], y[:40], C)[0].T + fit_probe(x[:40], y[:40], C)[1], y[40:])
+            for C in (0.01, 1.0, 100.0)}
+    assert accs[c] == max(accs.values()) and c == min(C for C, a in accs.items() if a == max(accs.values()))
+    with pytest.raises(ValueError, match="validation split"):
+        select_probe(x, y, None, None, [0.1, 1.0])

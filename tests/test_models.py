@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import copy
 
+import pytest
+
 import torch
 
-from benchmark.datasets import load_dataset
+from benchmark.data import load_task_data
 from benchmark.models import TaskModel, _packaged_effnet_state_dict, feature_taps, select_taps
 from benchmark.probe import accuracy
 
@@ -28,11 +30,12 @@ def test_micro_taps_and_reference_selection(micro_model):
 def test_zero_shot_beats_chance_on_textures(micro_model):
     """The ConSE-style projection aligns image and text towers: brick/grass/gravel well above 1/3."""
     fm = micro_model
-    d = load_dataset("textures", fm.image_size, fm.mean, fm.std, max_train=3, max_test=150)
+    d = load_task_data("textures", fm.image_size, fm.mean, fm.std, {"max_train": 3, "max_test": 150})
     w = fm.class_embeddings(d.classnames, d.templates)
+    x = torch.stack([d.test[i][0] for i in range(len(d.test))])
     with torch.no_grad():
-        e = torch.nn.functional.normalize(fm.visual.eval()(d.x_test), dim=-1)
-    assert accuracy(e @ w.T, d.y_test) > 0.6
+        e = torch.nn.functional.normalize(fm.visual.eval()(x), dim=-1)
+    assert accuracy(e @ w.T, d.test.targets) > 0.6
     t = fm.encode_text(["a photo of a dog.", "a photo of a cat."])
     assert torch.allclose(t.norm(dim=-1), torch.ones(2), atol=1e-5)
 
@@ -62,3 +65,69 @@ def test_a_random_init_model_is_the_same_whenever_it_is_built(tiny_vit):
     b = Resources().model(cfg, "cpu")
     for (k, va), (_, vb) in zip(a.clip.state_dict().items(), b.clip.state_dict().items()):
         assert torch.equal(va, vb), k
+
+
+def test_as_tokens_normalises_a_vector_map_over_C_by_hand():
+    """DESIGN.md: a [B, C] map is normalised over C. Anchor (3, 4) -> (0.6, 0.8); fine-tuned (4, 3) ->
+    (0.8, 0.6); d = mean over C of squared differences = (0.04 + 0.04) / 2 = 0.04. As [B, 1, C] the
+    norm would run over a length-1 axis (both maps -> their signs (1, 1)) and give 0."""
+    from benchmark.models import as_tokens
+    from strategies.ldifs import ldifs_distance
+
+    fa, ff = torch.tensor([[3.0, 4.0]]), torch.tensor([[4.0, 3.0]])
+    assert as_tokens(fa).shape == (1, 2, 1)
+    assert ldifs_distance([fa], [ff]).item() == pytest.approx(0.04, abs=1e-6)
+    conv = torch.arange(24.0).view(1, 2, 3, 4)  # [B, C, H, W] -> [B, H*W, C]
+    assert torch.equal(as_tokens(conv)[0, 5], conv[0, :, 1, 1])
+
+
+TINY_RN = {
+    "embed_dim": 16,
+    "vision_cfg": {"image_size": 64, "layers": [1, 1, 1, 1], "width": 8, "patch_size": None},
+    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_rn(tmp_path_factory):
+    import json
+
+    from benchmark.models import load_foundation_model, register_model_configs
+
+    folder = tmp_path_factory.mktemp("rn_configs")
+    (folder / "test-tiny-rn.json").write_text(json.dumps(TINY_RN))
+    register_model_configs(folder)
+    torch.manual_seed(0)
+    return load_foundation_model("test-tiny-rn", pretrained=None)
+
+
+def test_modified_resnet_taps_and_zero_shot_head(tiny_rn):
+    names = [n for n, _ in feature_taps(tiny_rn.visual)]
+    assert names == ["stem", "layer1", "layer2", "layer3", "layer4"]
+    assert select_taps(len(names), "reference") == [0, 1, 2, 3, 4]
+    from strategies.ldifs import _Taps
+
+    taps = _Taps([m for _, m in feature_taps(tiny_rn.visual)], only_with_grad=False)
+    out = tiny_rn.visual(torch.randn(2, 3, 64, 64))
+    maps = taps.take()
+    taps.remove()
+    assert out.shape == (2, 16) and [m.shape[1] for m in maps] == [8, 32, 64, 128, 256]  # channels of [B, C, H, W]
+    w = tiny_rn.class_embeddings(["cat", "dog", "car"], ["a photo of a {}.", "a {}."])
+    assert w.shape == (3, 16) and torch.allclose(w.norm(dim=-1), torch.ones(3), atol=1e-5)
+
+
+def test_short_ldifs_run_of_a_modified_resnet_through_the_real_pipeline(tiny_rn, tmp_path):
+    import io
+
+    from benchmark import config as C
+    from benchmark.runner import Resources, execute_run
+
+    cfg = C.load_preset("micro")
+    cfg.update(model={"name": "test-tiny-rn", "pretrained": None}, suite=["textures", "digits"],
+               orderings=[["textures", "digits"]], strategies=["ldifs"], seeds=[0], threads=0,
+               data={"max_train": 30, "max_test": 20, "cache_dir": str(tmp_path / "cache")})
+    cfg["train"].update(epochs=1, batch_size=15, warmup_steps=1)
+    run = C.plan(C.validate(cfg))[0]
+    rec = execute_run(run, tmp_path / "run", Resources(), log=io.StringIO())
+    assert rec["complete"] and len(rec["R"]) == 3 and len(rec["LP"][0]) == 2 and len(rec["ZS"]) == 3
+    assert all(0 <= v <= 1 for row in rec["R"] for v in row)

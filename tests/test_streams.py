@@ -1,11 +1,11 @@
-"""An ordering of datasets -> an Avalanche task-incremental stream, on small hand-built ImageData."""
+"""An ordering of datasets -> an Avalanche task-incremental stream, on small hand-built in-memory datasets."""
 from __future__ import annotations
 
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from benchmark.datasets import ImageData
+from benchmark.data import tensor_task_data as ImageData
 from benchmark.streams import make_stream
 
 # name -> (classes, train samples, test samples); labels cycle 0..K-1.

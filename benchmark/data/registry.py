@@ -1,0 +1,40 @@
+"""The dataset registry: every dataset the suite knows is an entry of `assets/datasets.json`.
+
+An entry says how to read the dataset (`kind`: micro arrays, a torchvision class, an image folder
+with split files, SUN397 with its partition files), where it lives under the data root, its
+splits, its class names and CLIP's zero-shot prompt templates. No code path names a dataset.
+"""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+MICRO_DIR = ASSETS / "micro"
+KINDS = ("micro", "torchvision", "image_folder_split_files", "sun397")
+
+
+@lru_cache(maxsize=None)
+def catalog() -> dict[str, dict]:
+    """name -> registry entry of every dataset the suite knows."""
+    with open(ASSETS / "datasets.json") as f:
+        entries = json.load(f)
+    for name, e in entries.items():
+        if e.get("kind") not in KINDS:
+            raise ValueError(f"assets/datasets.json: {name} has kind {e.get('kind')!r}; known kinds: {', '.join(KINDS)}")
+    return entries
+
+
+def known_datasets() -> list[str]:
+    return sorted(catalog())
+
+
+def entry(name: str) -> dict:
+    if name not in catalog():
+        raise KeyError(name)
+    return catalog()[name]
+
+
+def is_micro(name: str) -> bool:
+    return entry(name)["kind"] == "micro"

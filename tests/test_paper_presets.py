@@ -1,0 +1,64 @@
+"""The paper presets on a machine with no data: the dry-run plan, and one line per missing dataset."""
+from __future__ import annotations
+
+import pytest
+
+import run_benchmark
+from benchmark import config as C
+from benchmark.dryrun import describe, split_sizes
+
+PAPER = ["Cars", "CIFAR10", "CIFAR100", "DTD", "EuroSAT", "GTSRB", "MNIST", "RESISC45", "SUN397", "SVHN"]
+EPOCHS = {"Cars": 35, "DTD": 76, "EuroSAT": 12, "GTSRB": 11, "MNIST": 10, "CIFAR10": 10, "CIFAR100": 10,
+          "RESISC45": 15, "SUN397": 14, "SVHN": 10}
+
+
+@pytest.mark.parametrize("preset", ["paper-single", "paper-continual"])
+def test_presets_hold_the_reference_protocol(preset):
+    cfg = C.validate(C.load_preset(preset), check_device=False)
+    t = cfg["train"]
+    assert cfg["model"] == {**cfg["model"], "name": "ViT-B-32", "pretrained": "openai"}
+    assert (t["lr"], t["weight_decay"], t["batch_size"], t["warmup_steps"], t["grad_clip"], t["precision"]) == \
+        (1e-5, 0.1, 128, 500, 1.0, "fp32")
+    assert t["epochs"] == EPOCHS and cfg["suite"] == PAPER
+    assert cfg["data"]["train_transform"] == "openclip" and len(t["probe_C"]) > 1
+
+
+def test_split_sizes_follow_design():
+    d = {"val_fraction": 0.1, "val_cap": 20000}
+    assert split_sizes("EuroSAT", d) == {"train": 21600, "val": 2700, "test": 2700}
+    assert split_sizes("SVHN", d) == {"train": 73257 - 7325, "val": 7325, "test": 26032}
+    assert split_sizes("SVHN", {**d, "val_cap": 1000})["val"] == 1000
+
+
+def test_dry_run_of_paper_continual_prints_the_plan(tmp_path, capsys):
+    assert run_benchmark.main(["--config", "paper-continual", "--dry-run", "--out", str(tmp_path),
+                               "--data-root", str(tmp_path / "nodata")]) == 0
+    out = capsys.readouterr().out
+    # SVHN: 73,257 - 7,325 validation = 65,932 training images; 10 epochs of ceil(65932 / 128) = 516 steps.
+    assert "SVHN 10 ep x 65932 = 5160 steps" in out and "EuroSAT 12 ep x 21600 = 2028 steps" in out
+    assert "6 runs" in out and "missing Cars, CIFAR10" in out and "weights: ViT-B-32/openai" in out
+    assert "GPU-hours at 400 training images/s" in out
+    assert not any(tmp_path.glob("paper-continual/runs/*"))
+
+
+def test_dry_run_of_paper_single_estimate_by_hand():
+    cfg = C.validate(C.load_preset("paper-single"), check_device=False)
+    cfg["throughput"] = 1000.0
+    text = describe(cfg, C.plan(cfg))
+    assert "20 runs" in text
+    sizes = {n: split_sizes(n, cfg["data"]) for n in PAPER}
+    train = 2 * sum(EPOCHS[n] * sizes[n]["train"] for n in PAPER)
+    evals = 2 * sum(s["train"] + s["val"] + s["test"] for s in sizes.values()) * 10
+    assert f"{(train + evals / 3) / 1000 / 3600:.1f} GPU-hours" in text
+
+
+def test_missing_datasets_each_one_line_and_exit_2(tmp_path, capsys):
+    code = run_benchmark.main(["--config", "paper-continual", "--device", "cpu", "--out", str(tmp_path),
+                               "--data-root", str(tmp_path / "nodata"), "--orderings", "SVHN,EuroSAT",
+                               "--suite", "SVHN", "EuroSAT", "RESISC45"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    errors = [line for line in err if line.startswith("error: ")]
+    assert [e.split(":")[1].strip() for e in errors[:3]] == ["dataset SVHN", "dataset EuroSAT", "dataset RESISC45"]
+    assert errors[3].startswith("error: cannot load model ViT-B-32 with pretrained='openai': the weights are not")
+    assert "eurosat/2750/<class>/*.jpg" in errors[1] and "no working automatic download" in errors[2]
