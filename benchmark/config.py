@@ -16,7 +16,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator
 
 import strategies
-from evaluation.records import EXECUTION_KEYS, run_id
+from evaluation.records import EXECUTION_KEYS, hashed_config, run_id
 
 from .datasets import known_datasets
 from .orderings import OrderingError, expand_orderings
@@ -282,5 +282,6 @@ def plan(cfg: dict) -> list[dict]:
             "model": cfg["model"], "suite": cfg["suite"], "data": cfg["data"], "train": cfg["train"],
             "ordering": ordering, "strategy": strat, "seed": seed, "threads": cfg["threads"],
         }
-        runs.append({"run_id": run_id(run), **run, **{k: cfg[k] for k in EXECUTION_KEYS}})
+        run.update({k: cfg[k] for k in EXECUTION_KEYS})
+        runs.append({"run_id": run_id(hashed_config(run)), **run})
     return runs

@@ -25,6 +25,9 @@ RECORDS, CONFIG, DONE, LOCK = "records.json", "config.json", "done", "lock"
 # left out of the run id. (`threads` is not here: on the CPU the thread count changes the floating-point
 # reductions and so the records; it is part of a run's identity.)
 EXECUTION_KEYS = ("device",)
+# Settings of the `data` section that say where files are, not what is computed: moving the data
+# folder or the cache must not rename (and so retrain) every run.
+DATA_LOCATION_KEYS = ("root", "download", "cache_dir")
 TMP_SUFFIX = ".tmp"
 
 _umask = os.umask(0)
@@ -34,7 +37,10 @@ FILE_MODE = 0o666 & ~_umask  # what open() would give a new file: result files a
 
 def hashed_config(config: dict[str, Any]) -> dict[str, Any]:
     """The part of a run's config that determines its results (what its id hashes)."""
-    return {k: v for k, v in config.items() if k != "run_id" and k not in EXECUTION_KEYS}
+    out = {k: v for k, v in config.items() if k != "run_id" and k not in EXECUTION_KEYS}
+    if isinstance(out.get("data"), dict):
+        out["data"] = {k: v for k, v in out["data"].items() if k not in DATA_LOCATION_KEYS}
+    return out
 
 
 def run_id(hashed: dict[str, Any]) -> str:

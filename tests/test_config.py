@@ -55,3 +55,14 @@ def test_bad_values_raise_one_config_error(changes, message):
 def test_missing_preset_names_the_presets():
     with pytest.raises(C.ConfigError, match="presets: micro"):
         C.load_preset("nonexistent")
+
+
+def test_where_the_data_lives_is_not_part_of_a_run_id_but_what_is_computed_is():
+    base = C.plan(C.validate(micro()))[0]["run_id"]
+    moved = micro()
+    for s in ("data.root=/elsewhere", "data.cache_dir=/tmp/c", "data.download=true"):
+        C.set_dotted(moved, s)
+    assert C.plan(C.validate(moved))[0]["run_id"] == base
+    augmented = micro()
+    C.set_dotted(augmented, "data.train_transform=openclip")
+    assert C.plan(C.validate(augmented))[0]["run_id"] != base
