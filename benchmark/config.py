@@ -20,7 +20,8 @@ from evaluation.records import EXECUTION_KEYS, hashed_config, run_id
 
 from .datasets import known_datasets
 from .orderings import OrderingError, expand_orderings
-from .schema import NonNegInt, PositiveFloat, PositiveInt, Section
+from .data.settings import DataSection
+from .schema import Bool, NonNegInt, PositiveFloat, PositiveInt, Section
 from .training import TrainConfig
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -43,36 +44,7 @@ class ModelSection(Section):
     name: str  # open_clip architecture, e.g. ViT-B-32, or one of benchmark/model_configs/
     pretrained: str | None = None  # open_clip tag (openai), a checkpoint path, "packaged", or null (random)
     image_size: Annotated[PositiveInt, Field(ge=8, le=4096)] | None = None  # input resolution override
-    freeze_bn_stats: bool = False  # keep pre-trained BatchNorm statistics while fine-tuning
-
-    @field_validator("freeze_bn_stats", mode="before")
-    @classmethod
-    def _strict_bool(cls, v):
-        if not isinstance(v, bool):
-            raise ValueError("must be true or false")
-        return v
-
-
-class DataSection(Section):
-    """Where the datasets are, how they are split and read, and how much of each a run uses."""
-
-    max_train: PositiveInt | None = None  # training images per dataset, class-balanced, fixed across runs
-    max_test: PositiveInt | None = None  # test images per dataset, likewise
-    root: str = "data"  # folder holding the paper datasets (--data-root); layouts: benchmark/assets/datasets.json
-    download: bool = False  # let torchvision fetch the datasets it can, and open_clip the weights (--download)
-    cache: bool = False  # decode each split once into a memory-mapped uint8 array at the model's resolution
-    cache_dir: str | None = None  # where decoded splits and features are cached (default $CFBENCH_CACHE)
-    num_workers: Annotated[NonNegInt, Field(le=256)] = 0  # DataLoader worker processes
-    val_fraction: Annotated[float, Field(ge=0.0, le=0.5)] = 0.1  # validation part of a train split (seed 0)
-    val_cap: PositiveInt | None = 20000  # at most this many validation images (the reference's cap)
-    train_transform: Literal["none", "openclip"] = "none"  # openclip: open_clip's train augmentation
-
-    @field_validator("download", "cache", mode="before")
-    @classmethod
-    def _strict_bool(cls, v):
-        if not isinstance(v, bool):
-            raise ValueError("must be true or false")
-        return v
+    freeze_bn_stats: Bool = False  # keep pre-trained BatchNorm statistics while fine-tuning
 
 
 class ExperimentConfig(Section):

@@ -18,12 +18,20 @@ def _no_bool(v: Any) -> Any:
     return v
 
 
+def _strict_bool(v: Any) -> Any:
+    # lax mode would read "yes", 1 or "on" as true; in a config file that is a typo, not a choice.
+    if not isinstance(v, bool):
+        raise ValueError("must be true or false")
+    return v
+
+
 class Section(BaseModel):
     """A config section: unknown keys and non-finite floats are errors; assignment is validated."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_assignment=True)
 
 
+Bool = Annotated[bool, BeforeValidator(_strict_bool)]
 Int = Annotated[int, BeforeValidator(_no_bool)]
 Float = Annotated[float, BeforeValidator(_no_bool)]
 PositiveInt = Annotated[int, BeforeValidator(_no_bool), Field(ge=1)]

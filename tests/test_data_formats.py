@@ -13,7 +13,7 @@ import scipy.io as sio
 import torch
 from PIL import Image
 
-from benchmark.data import DATA_DEFAULTS, check_available, entry, load_task_data, read_split, split_sources
+from benchmark.data import check_available, data_settings, entry, load_task_data, read_split, split_sources
 from benchmark.data import cache as data_cache
 
 RNG = np.random.default_rng(0)
@@ -152,7 +152,7 @@ def test_each_registry_entry_reads_its_fixture(name, tmp_path, no_md5):
     exp = make_fixture(name, tmp_path)
     e = entry(name)
     d = {"root": str(tmp_path), "val_fraction": 0.1, "val_cap": 20000}
-    src = split_sources(name, {**DATA_DEFAULTS, **d})
+    src = split_sources(name, data_settings(d))
     if e["val"] == "fixed":
         assert {s: len(v) for s, v in src.items()} == {s: exp[s] for s in ("train", "val", "test")}
     else:  # the official train split, 90/10 with seed 0 (at least one validation image)

@@ -13,30 +13,9 @@ from torch.utils.data import Dataset
 from .cache import cache_root, cached_split
 from .registry import entry
 from .sources import Source, classnames_of, read_split
+from .settings import data_settings
 from .splits import SPLIT_SEED, balanced_subset, train_val_split
-from .transforms import TRAIN_TRANSFORMS, ArrayTransform, pil_transform
-
-# Defaults of the `data` section: the micro preset relies on them, the paper presets set their own.
-DATA_DEFAULTS = {
-    "root": "data",            # folder holding the paper datasets (layout per dataset: assets/datasets.json)
-    "download": False,         # let torchvision fetch what it can
-    "cache": False,            # decode each split once into a memory-mapped uint8 array at the model's size
-    "cache_dir": None,         # where the caches go (default: $CFBENCH_CACHE or ~/.cache/cfbench)
-    "num_workers": 0,          # DataLoader workers for training and evaluation
-    "val_fraction": 0.1,       # validation carved from the train split (seed 0), as in the reference code
-    "val_cap": 20000,          # at most this many validation images (the reference's max_val_samples)
-    "train_transform": "none",  # "openclip": open_clip's train preprocessing (random resized crop); "none": eval's
-    "max_train": None,         # class-balanced subsets, fixed across runs (None: the whole split)
-    "max_test": None,
-}
-
-
-def data_settings(dcfg: dict | None) -> dict:
-    d = {**DATA_DEFAULTS, **(dcfg or {})}
-    if d["train_transform"] not in TRAIN_TRANSFORMS:
-        raise ValueError(f"data.train_transform must be one of {', '.join(TRAIN_TRANSFORMS)}, got {d['train_transform']!r}")
-    return d
-
+from .transforms import ArrayTransform, pil_transform
 
 class ImageSet(Dataset):
     """(image tensor, label) pairs of one split: a source of images and a transform."""
