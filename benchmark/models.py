@@ -279,7 +279,7 @@ def _imagenet_text_embeddings(clip: nn.Module, cfg: dict) -> torch.Tensor:
     from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
 
     hf_dir = _packaged_text_tower_dir()
-    key = hashlib.sha1(json.dumps([_IMAGENET_TEMPLATE, cfg["text_cfg"], (hf_dir / "model.safetensors").stat().st_size,
+    key = hashlib.sha1(json.dumps(["checked-v2", _IMAGENET_TEMPLATE, cfg["text_cfg"], (hf_dir / "model.safetensors").stat().st_size,
                                    list(IMAGENET_CLASSNAMES), torch.__version__]).encode()).hexdigest()[:16]
     path = cache_dir() / f"imagenet-names-{key}.pt"
     cached = load_cache(path)
