@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from benchmark.models import as_tokens, feature_taps, select_taps
 
-from . import SpecError, Strategy, register
+from . import SpecError, Strategy, check_range, register
 
 ANCHORS = ("previous", "pretrained")
 LAYER_PRESETS = ("reference", "last", "all")
@@ -115,8 +115,7 @@ class LDIFS(Strategy):
     norm_axis: int = 1  # axis of [B, N, C] maps that is l2-normalised: 1 = tokens (reference), 2 = channels
 
     def validate(self) -> None:
-        if self.lam < 0:
-            raise ValueError(f"lam must be >= 0, got {self.lam}")
+        check_range("lam", self.lam, lo=0)
         if self.anchor not in ANCHORS:
             raise ValueError(f"anchor must be one of {', '.join(ANCHORS)}, got {self.anchor!r}")
         indices = self.layers if isinstance(self.layers, list) else [self.layers]
@@ -127,6 +126,11 @@ class LDIFS(Strategy):
         if isinstance(self.layers, str) and self.layers not in LAYER_PRESETS:
             raise ValueError(f"layers must be one of {', '.join(LAYER_PRESETS)} or a list of tap indices, "
                              f"got {self.layers!r}")
+        if isinstance(self.layers, list) and (not self.layers or not all(
+                isinstance(i, int) and not isinstance(i, bool) for i in self.layers)):
+            # a flat list is one value (see strategies.expand), so [last, all] is not a sweep of presets
+            raise ValueError(f"layers as a list holds tap indices (integers), got {self.layers!r}; to sweep "
+                             "choices give a list of lists, e.g. layers=[[0,4,7],[11]], or one spec per preset")
         if self.norm_axis not in (1, 2):
             raise ValueError(f"norm_axis must be 1 (tokens) or 2 (channels), got {self.norm_axis}")
 
