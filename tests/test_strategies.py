@@ -18,8 +18,13 @@ from benchmark.streams import make_stream
 from benchmark.training import HeadInitPlugin, TrainConfig, head_init_weights, make_template, embed_all
 
 
+# The strategies that ship with the suite: each must run on both test models (prompt tuning refuses the
+# convnet). A strategy file added by a user is smoke-tested too, and may refuse a model in one line.
+BUILTIN = {"ft", "ldifs", "ewc", "lwf", "l2sp", "lp_ft", "wise_ft", "flyp", "prompt_tuning"}
+
+
 def test_registry_lists_the_builtin_strategies():
-    assert {"ft", "ldifs", "ewc", "lwf", "l2sp", "lp_ft", "wise_ft", "flyp", "prompt_tuning"} <= set(strategies.available())
+    assert BUILTIN <= set(strategies.available())
     for name in strategies.available():
         cls = strategies.get(name)
         assert dataclasses.is_dataclass(cls) and cls.name == name and cls.__doc__
@@ -143,14 +148,15 @@ def _smoke(fm, name, head_init, tmp_path, freeze_bn_stats=False):
 @pytest.mark.parametrize("name", strategies.available())
 def test_every_strategy_trains_two_tasks_on_a_vit(tiny_vit, name, head_init, tmp_path):
     rec = _smoke(tiny_vit, name, head_init, tmp_path)
-    assert rec is not None, f"{name} refused an open_clip ViT with a text tower"
+    assert rec is not None or name not in BUILTIN, f"{name} refused an open_clip ViT with a text tower"
 
 
 @pytest.mark.parametrize("name", strategies.available())
 def test_every_strategy_trains_two_tasks_on_the_micro_convnet(micro_model, name, tmp_path):
     """The micro model's timm EfficientNet with frozen BatchNorm statistics (prompt tuning refuses it)."""
     rec = _smoke(micro_model, name, "lp", tmp_path, freeze_bn_stats=True)
-    assert (rec is None) == (name == "prompt_tuning")
+    if name in BUILTIN:
+        assert (rec is None) == (name == "prompt_tuning")
 
 
 def test_the_readme_example_strategy_works(tiny_vit, monkeypatch):
