@@ -8,7 +8,8 @@
         def plugins(self, model): return [MyPlugin(self.lam)]
 
 Every module here is imported on first use of the registry; an import error is an error.
-Nothing outside this folder names a strategy.
+Nothing outside this folder names a strategy. A list of values in a spec sweeps a hyperparameter
+(`ldifs:lam=[1,10,100]` is three runs); `expand` states the rule for list-valued hyperparameters.
 """
 from __future__ import annotations
 
