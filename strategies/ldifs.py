@@ -121,16 +121,14 @@ class LDIFS(Strategy):
         indices = self.layers if isinstance(self.layers, list) else [self.layers]
         if not isinstance(self.layers, str) and (not indices or any(
                 isinstance(i, bool) or not isinstance(i, int) for i in indices)):
+            # a flat list is one value (see strategies.expand), so [last, all] is not a sweep of presets
+            hint = "; to sweep choices give a list of lists, e.g. layers=[[0,4,7],[11]]" \
+                if isinstance(self.layers, list) else ""
             raise ValueError(f"layers must be one of {', '.join(LAYER_PRESETS)}, a tap index or a non-empty list of "
-                             f"tap indices, got {self.layers!r}")
+                             f"tap indices, got {self.layers!r}{hint}")
         if isinstance(self.layers, str) and self.layers not in LAYER_PRESETS:
             raise ValueError(f"layers must be one of {', '.join(LAYER_PRESETS)} or a list of tap indices, "
                              f"got {self.layers!r}")
-        if isinstance(self.layers, list) and (not self.layers or not all(
-                isinstance(i, int) and not isinstance(i, bool) for i in self.layers)):
-            # a flat list is one value (see strategies.expand), so [last, all] is not a sweep of presets
-            raise ValueError(f"layers as a list holds tap indices (integers), got {self.layers!r}; to sweep "
-                             "choices give a list of lists, e.g. layers=[[0,4,7],[11]], or one spec per preset")
         if self.norm_axis not in (1, 2):
             raise ValueError(f"norm_axis must be 1 (tokens) or 2 (channels), got {self.norm_axis}")
 

@@ -47,8 +47,8 @@ def test_a_list_on_a_list_valued_hyperparameter_is_one_value_unless_it_holds_lis
     ("ldifs:lam=[]", "strategy 'ldifs': lam=[] is an empty grid; give at least one value"),
     ({"name": "ewc", "lam": []}, "strategy 'ewc': lam=[] is an empty grid"),
     ("ldifs:lam=[1,-1]", "strategy 'ldifs': lam must be >= 0, got -1.0"),
-    ("ldifs:layers=[last,all]", "layers as a list holds tap indices"),
-    ("ldifs:layers=[]", "layers as a list holds tap indices"),
+    ("ldifs:layers=[last,all]", "got ['last', 'all']; to sweep choices give a list of lists"),
+    ("ldifs:layers=[]", "a non-empty list of tap indices, got []"),
     ("nope:lam=[1]", "unknown strategy 'nope'"),
 ])
 def test_bad_grids_are_one_line(spec, message):
