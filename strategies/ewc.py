@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from avalanche.training.plugins import EWCPlugin
 from avalanche.training.utils import copy_params_dict
 
@@ -32,9 +33,12 @@ class EncoderEWCPlugin(EWCPlugin):
     def after_training_exp(self, strategy, **kwargs):
         t = strategy.clock.train_exp_counter
         model = strategy.model
-        importances = self.compute_importances(model, strategy._criterion, strategy.optimizer,
-                                               strategy.experience.dataset, strategy.device,
-                                               strategy.train_mb_size, num_workers=kwargs.get("num_workers", 0))
+        # The Fisher pass's DataLoader draws a seed from the global generator; forking it keeps the
+        # next tasks' batches those of plain fine-tuning, so lam = 0 reproduces ft exactly.
+        with torch.random.fork_rng(devices=[]):
+            importances = self.compute_importances(model, strategy._criterion, strategy.optimizer,
+                                                   strategy.experience.dataset, strategy.device,
+                                                   strategy.train_mb_size, num_workers=kwargs.get("num_workers", 0))
         keep = {f"encoder.{n}" for n, p in model.encoder.named_parameters() if p.requires_grad}
         self.update_importances({k: v for k, v in importances.items() if k in keep}, t)
         # the penalty (Avalanche's before_backward) skips every parameter that has no saved anchor
@@ -50,7 +54,9 @@ class EncoderEWCPlugin(EWCPlugin):
 class EWC(Strategy):
     """Fine-tune with Elastic Weight Consolidation on the encoder (Fisher of each finished task)."""
 
-    lam: float = 100.0  # weight of the Fisher-weighted squared distance to the finished tasks' weights
+    # weight of the Fisher-weighted squared distance; the empirical Fisher is small (on the micro model
+    # lam <= 1e3 changes nothing, 1e4 does, 1e5 and 1e7 act alike), so sweep it per model
+    lam: float = 1e4
     mode: str = "separate"  # "separate": one penalty per finished task; "online": one, decayed running Fisher
     decay: float = 1.0  # online mode only: F <- decay * F + F_new (1 = plain sum)
 

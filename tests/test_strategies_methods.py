@@ -297,3 +297,15 @@ def test_prompt_tuning_refuses_a_convnet_tower(micro_model):
     model = TaskModel(micro_model.visual, micro_model.embed_dim)
     with pytest.raises(strategies.SpecError, match=r"^strategy 'prompt_tuning' needs a ViT image tower: .*TimmModel"):
         strategies.build("prompt_tuning").plugins(model)
+
+
+def test_ewc_with_lam_zero_is_plain_fine_tuning_exactly(tiny_vit):
+    """The Fisher pass must leave no trace on training: not the gradients, not the random stream."""
+    states = []
+    for plugins in ([], [EncoderEWCPlugin(0.0, mode="separate")]):
+        model = _model(tiny_vit)
+        torch.manual_seed(1)
+        _train(model, plugins, tasks=("a", "b"))
+        states.append(model.state_dict())
+    assert states[0].keys() == states[1].keys()
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
