@@ -182,7 +182,7 @@ def run(cfg: dict, out: Path, dry_run: bool = False, collect_only: bool = False)
         from benchmark.runner import Resources
 
         import strategies
-        from benchmark.models import TaskModel
+        from benchmark.models import TaskModel, text_side
 
         from benchmark.data import check_available
         from benchmark.models import check_weights
@@ -204,7 +204,7 @@ def run(cfg: dict, out: Path, dry_run: bool = False, collect_only: bool = False)
                   "Weights other than 'packaged' must be downloadable or already in open_clip's cache.", file=log)
             return 2
         try:  # and hyperparameters that depend on the model (e.g. LDIFS layer indices) before training
-            probe_model = TaskModel(fm.visual, fm.embed_dim)
+            probe_model = TaskModel(fm.visual, fm.embed_dim, text=text_side(fm))
             for spec in cfg["strategies"]:
                 strategies.from_config(spec).plugins(probe_model)
         except strategies.SpecError as e:

@@ -360,17 +360,39 @@ def as_tokens(f: torch.Tensor) -> torch.Tensor:
 # Task model
 
 
+@dataclass
+class TextSide:
+    """What a strategy may read of the frozen text tower (e.g. FLYP): each task's zero-shot class
+    embeddings and the logit scale. A TaskModel without one has no aligned text tower."""
+
+    logit_scale: float  # CLIP's exp(logit_scale): the scale of image-text cosine logits
+    # task label -> [n_classes, D] unit-norm, template-averaged text embeddings of that task's classes;
+    # filled by whoever knows the ordering (the runner), empty when only the model's abilities matter
+    class_embeddings: dict[int, torch.Tensor]
+
+
+def text_side(fm: FoundationModel, class_embeddings: dict[int, torch.Tensor] | None = None) -> TextSide | None:
+    """The TextSide of a foundation model, or None when it has no text tower."""
+    if not hasattr(fm.clip, "encode_text"):
+        return None
+    scale = float(fm.clip.logit_scale.exp()) if hasattr(fm.clip, "logit_scale") else 100.0
+    return TextSide(scale, dict(class_embeddings or {}))
+
+
 class TaskModel(MultiTaskModule):
     """Image encoder + one linear head per task (Avalanche's MultiHeadClassifier).
 
     Heads read unit-norm image embeddings, so LP-init and ZS-init heads are plain linear layers.
+    `text` (optional) is what strategies may use of the frozen text tower; it is not a module.
     """
 
-    def __init__(self, visual: nn.Module, embed_dim: int, freeze_bn_stats: bool = False):
+    def __init__(self, visual: nn.Module, embed_dim: int, freeze_bn_stats: bool = False,
+                 text: TextSide | None = None):
         super().__init__()
         self.encoder = visual
         self.heads = MultiHeadClassifier(embed_dim, initial_out_features=2, masking=False)
         self.freeze_bn_stats = freeze_bn_stats
+        self.text = text
 
     def train(self, mode: bool = True):
         super().train(mode)

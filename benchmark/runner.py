@@ -19,7 +19,7 @@ from evaluation.evaluator import SuiteEvaluator
 from evaluation.records import CONFIG, RECORDS, _fault, atomic_write_json, is_done, mark_done
 
 from .data import FeatureCache, TaskData, cache_root, data_settings, load_task_data
-from .models import FoundationModel, TaskModel, load_foundation_model, weights_fingerprint
+from .models import FoundationModel, TaskModel, load_foundation_model, text_side, weights_fingerprint
 from .streams import make_stream
 from .training import HeadInitPlugin, ProgressPlugin, TrainConfig, epochs_for, make_template
 
@@ -127,9 +127,11 @@ def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str =
     # Seed after loading shared resources: whether they were cached or built (which may draw random
     # numbers) must not change this run's results.
     seed_everything(run["seed"])
-    model = TaskModel(copy.deepcopy(fm.visual), fm.embed_dim, run["model"].get("freeze_bn_stats", False)).to(device)
-    strategy = strategies.from_config(run["strategy"])
     ordering = run["ordering"]
+    text = text_side(fm, {t: zs[n] for t, n in enumerate(ordering)} if zs else None)
+    model = TaskModel(copy.deepcopy(fm.visual), fm.embed_dim, run["model"].get("freeze_bn_stats", False),
+                      text=text).to(device)
+    strategy = strategies.from_config(run["strategy"])
     stream = make_stream(ordering, {n: data[n] for n in ordering})
     head_init = HeadInitPlugin(lambda m, t: ev.init_head(m, ordering[t]))
     template = make_template(model, tcfg, [head_init, *strategy.plugins(model), ProgressPlugin(label, log)], device)

@@ -8,20 +8,25 @@
         def plugins(self, model): return [MyPlugin(self.lam)]
 
 Every module here is imported on first use of the registry; an import error is an error.
-Nothing outside this folder names a strategy.
+Nothing outside this folder names a strategy. A list of values in a spec sweeps a hyperparameter
+(`ldifs:lam=[1,10,100]` is three runs); `expand` states the rule for list-valued hyperparameters.
 """
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import importlib
+import itertools
 import pkgutil
+import types
+import typing
 from typing import Any, Callable
 
 import yaml
 
 from benchmark.coerce import coerce
 
-from .base import Strategy
+from .base import Strategy, check_range
 
 _REGISTRY: dict[str, type[Strategy]] = {}
 _loaded = False
@@ -131,10 +136,68 @@ def from_config(spec: dict[str, Any]) -> Strategy:
 
 def expand(spec: str | dict[str, Any]) -> list[dict[str, Any]]:
     """A strategy as written in a config or on the command line ("ldifs:lam=1" or {"name": "ldifs",
-    "lam": 1}) -> the normalised run configs it stands for (to_config of each), checked."""
-    strategy = build(*parse_spec(spec)) if isinstance(spec, str) else from_config(spec)
-    return [to_config(strategy)]
+    "lam": 1}) -> the normalised run configs it stands for (to_config of each), checked.
+
+    Grids: a list given to a hyperparameter whose type takes no list (lam: float) is a grid axis, and
+    the spec stands for one config per combination of axes, in the order written:
+    `ewc:lam=[100,1000],mode=[separate,online]` -> 4 configs. A hyperparameter whose type takes a list
+    (ldifs `layers`) reads a flat list as one value (`layers=[0,4,7]`: one config); it is swept by a
+    list whose items include lists, each item one value (`layers=[[0,4,7],[11],last]`: three configs).
+    Duplicates (lam=[1,1.0]) are dropped. An empty grid is an error.
+    """
+    if isinstance(spec, str):
+        name, params = parse_spec(spec)
+    elif isinstance(spec, dict) and isinstance(spec.get("name"), str):
+        name, params = spec["name"], {k: v for k, v in spec.items() if k != "name"}
+    else:
+        raise SpecError(f"a strategy in a config is a name, a spec string or a mapping with `name`, got {spec!r}")
+    try:
+        cls = get(name)
+    except KeyError:
+        raise SpecError(f"unknown strategy {name!r}; available: {', '.join(available())}") from None
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(params) - set(fields))
+    if unknown:  # checked here too, so that a grid over an unknown key names it, not its first value
+        raise SpecError(f"strategy {name!r} has no hyperparameter {', '.join(unknown)}; "
+                        f"allowed: {', '.join(fields) or 'none'}")
+    hints = _type_hints(cls)
+    axes: list[list[Any]] = []
+    for key, value in params.items():
+        takes_list = _accepts_list(hints.get(key, fields[key].type))
+        is_grid = isinstance(value, list) and (not takes_list or any(isinstance(v, list) for v in value))
+        if is_grid and not value:
+            raise SpecError(f"strategy {name!r}: {key}=[] is an empty grid; give at least one value, "
+                            f"e.g. {key}=[1,10]")
+        axes.append(list(value) if is_grid else [value])
+    out: list[dict[str, Any]] = []
+    for combo in itertools.product(*axes):
+        cfg = to_config(build(name, dict(zip(params, combo))))
+        if cfg not in out:
+            out.append(cfg)
+    return out
+
+
+def _type_hints(cls: type) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(cls)
+    except Exception:  # an annotation that cannot be resolved: fall back to its text (see _accepts_list)
+        return {}
+
+
+def _accepts_list(tp: Any) -> bool:
+    """Whether a field annotation admits a list value (list, tuple, Sequence, Any, or a union with one)."""
+    if isinstance(tp, str):  # unresolved annotation text, e.g. "Union[str, list]"
+        t = tp.lower()
+        return any(w in t for w in ("list", "tuple", "sequence", "any"))
+    if tp is Any or tp in (list, tuple):
+        return True
+    origin = typing.get_origin(tp)
+    if origin in (list, tuple, collections.abc.Sequence):
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_accepts_list(a) for a in typing.get_args(tp))
+    return False
 
 
 __all__ = ["Strategy", "register", "available", "get", "build", "parse_spec", "to_config", "from_config",
-           "expand", "SpecError"]
+           "expand", "SpecError", "check_range"]

@@ -1,6 +1,7 @@
 """What every strategy is: a small dataclass of hyperparameters that returns Avalanche plugins."""
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 from avalanche.core import SupervisedPlugin
@@ -17,5 +18,28 @@ class Strategy:
 
     def plugins(self, model: nn.Module) -> list[SupervisedPlugin]:
         """The Avalanche plugins that turn the training template into this strategy. Raise
-        strategies.SpecError for hyperparameters that do not fit this model."""
+        strategies.SpecError for hyperparameters that do not fit this model.
+
+        Must not change `model`: the command line calls it on the shared pre-trained model to check
+        every strategy before any run starts. Plugins change the run's own model in their callbacks.
+        """
         return []
+
+
+def check_range(name: str, value: float, lo: float | None = None, hi: float | None = None,
+                lo_open: bool = False, hi_open: bool = False) -> None:
+    """Raise ValueError ("lam must be >= 0, got -1.0") unless lo <= value <= hi (bounds optional, open
+    when asked); nan and inf are always rejected, as no run can use them."""
+    if lo is not None and hi is not None:
+        rule = f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+    elif lo is not None:
+        rule = f"{'>' if lo_open else '>='} {lo:g}"
+    elif hi is not None:
+        rule = f"{'<' if hi_open else '<='} {hi:g}"
+    else:
+        rule = ""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number{' ' + rule if rule else ''}, got {value!r}")
+    if (lo is not None and (value <= lo if lo_open else value < lo)) or \
+            (hi is not None and (value >= hi if hi_open else value > hi)):
+        raise ValueError(f"{name} must be {rule}, got {value!r}")

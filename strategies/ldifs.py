@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from benchmark.models import as_tokens, feature_taps, select_taps
 
-from . import SpecError, Strategy, register
+from . import SpecError, Strategy, check_range, register
 
 ANCHORS = ("previous", "pretrained")
 LAYER_PRESETS = ("reference", "last", "all")
@@ -115,15 +115,17 @@ class LDIFS(Strategy):
     norm_axis: int = 1  # axis of [B, N, C] maps that is l2-normalised: 1 = tokens (reference), 2 = channels
 
     def validate(self) -> None:
-        if self.lam < 0:
-            raise ValueError(f"lam must be >= 0, got {self.lam}")
+        check_range("lam", self.lam, lo=0)
         if self.anchor not in ANCHORS:
             raise ValueError(f"anchor must be one of {', '.join(ANCHORS)}, got {self.anchor!r}")
         indices = self.layers if isinstance(self.layers, list) else [self.layers]
         if not isinstance(self.layers, str) and (not indices or any(
                 isinstance(i, bool) or not isinstance(i, int) for i in indices)):
+            # a flat list is one value (see strategies.expand), so [last, all] is not a sweep of presets
+            hint = "; to sweep choices give a list of lists, e.g. layers=[[0,4,7],[11]]" \
+                if isinstance(self.layers, list) else ""
             raise ValueError(f"layers must be one of {', '.join(LAYER_PRESETS)}, a tap index or a non-empty list of "
-                             f"tap indices, got {self.layers!r}")
+                             f"tap indices, got {self.layers!r}{hint}")
         if isinstance(self.layers, str) and self.layers not in LAYER_PRESETS:
             raise ValueError(f"layers must be one of {', '.join(LAYER_PRESETS)} or a list of tap indices, "
                              f"got {self.layers!r}")

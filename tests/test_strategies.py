@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import io
+import math
 import sys
 
 import pytest
@@ -10,13 +12,19 @@ import torch
 
 import strategies
 from benchmark.datasets import ImageData
-from benchmark.models import TaskModel
+from benchmark.models import TaskModel, TextSide, text_side
+from benchmark.runner import Resources, execute_run
 from benchmark.streams import make_stream
 from benchmark.training import HeadInitPlugin, TrainConfig, head_init_weights, make_template, embed_all
 
 
+# The strategies that ship with the suite: each must run on both test models (prompt tuning refuses the
+# convnet). A strategy file added by a user is smoke-tested too, and may refuse a model in one line.
+BUILTIN = {"ft", "ldifs", "ewc", "lwf", "l2sp", "lp_ft", "wise_ft", "flyp", "prompt_tuning"}
+
+
 def test_registry_lists_the_builtin_strategies():
-    assert {"ft", "ldifs"} <= set(strategies.available())
+    assert BUILTIN <= set(strategies.available())
     for name in strategies.available():
         cls = strategies.get(name)
         assert dataclasses.is_dataclass(cls) and cls.name == name and cls.__doc__
@@ -31,6 +39,11 @@ def test_unknown_strategy_and_hyperparameters_are_rejected_with_the_allowed_name
         strategies.build("ldifs", {"anchor": "first"})
     with pytest.raises(strategies.SpecError, match="lam must be >= 0"):
         strategies.build("ldifs", {"lam": -1})
+    for name, key, bad in [("ldifs", "lam", float("nan")), ("ewc", "lam", float("inf")), ("wise_ft", "alpha", 1.5),
+                           ("lwf", "temperature", 0.0), ("l2sp", "lam", -1e-3), ("flyp", "ce", float("-inf")),
+                           ("lp_ft", "probe_epochs", -1), ("prompt_tuning", "n_prompts", 0), ("ewc", "mode", "x")]:
+        with pytest.raises(strategies.SpecError, match=f"^strategy '{name}': {key} must be"):
+            strategies.build(name, {key: bad})
 
 
 def test_spec_parsing_and_config_identity():
@@ -53,6 +66,16 @@ def test_registering_a_name_twice_fails_loudly():
         strategies.register("ft")(Other)
 
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models run fastest on one thread, above all on a shared machine; restored afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _data(fm, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(32, 3, fm.image_size, fm.image_size, generator=g)
@@ -61,67 +84,144 @@ def _data(fm, seed=0):
             "b": ImageData("b", x.flip(0), y, x[:8], y[:8], list("wxyz"), ["{}"])}
 
 
-@pytest.mark.parametrize("name", strategies.available())
-def test_every_strategy_trains_two_tasks(tiny_vit, name):
-    torch.manual_seed(0)
-    model = TaskModel(copy.deepcopy(tiny_vit.visual), 16)
-    before = copy.deepcopy(model.encoder.state_dict())
-    data = _data(tiny_vit)
+class _TinyResources(Resources):
+    """The real executor's resources, serving a given model and in-memory datasets."""
+
+    def __init__(self, fm, data):
+        super().__init__()
+        self.fm, self.tiny = fm, data
+
+    def model(self, mcfg, device):
+        return self.fm
+
+    def data(self, name, fm, dcfg):
+        return self.tiny[name]
+
+
+def _run_config(strategy: dict, head_init: str, freeze_bn_stats: bool = False) -> dict:
+    run = {"model": {"name": "tiny", "freeze_bn_stats": freeze_bn_stats}, "suite": ["a", "b"], "data": {},
+           "train": {"epochs": 1, "batch_size": 8, "lr": 1e-3, "weight_decay": 0.1, "warmup_steps": 1,
+                     "grad_clip": 1.0, "head_init": head_init, "probe_C": 1.0},
+           "ordering": ["a", "b"], "strategy": strategy, "seed": 0}
+    return {"run_id": "smoke", **run, "device": "cpu", "threads": 0}
+
+
+def _smoke(fm, name, head_init, tmp_path, freeze_bn_stats=False):
+    """Two tiny experiences through the real executor: records written, loss finite, something trained."""
     strategy = strategies.build(name)
-    init = HeadInitPlugin(lambda m, t: head_init_weights("lp", embed_all(m, data["ab"[t]].x_train),
-                                                         data["ab"[t]].y_train, None, 1.0, 1.0))
+    data = {k: ImageData(k, d.x_train[:16], d.y_train[:16], d.x_test[:4], d.y_test[:4], d.classnames, d.templates)
+            for k, d in _data(fm).items()}
+    probe = TaskModel(fm.visual, fm.embed_dim, text=text_side(fm))
+    try:
+        strategy.plugins(probe)
+    except strategies.SpecError as e:  # a strategy may refuse a model, in one line, before any run
+        assert "\n" not in str(e) and str(e).startswith(f"strategy {name!r}")
+        return None
+    losses, changed = [], []
+
+    class Watch(strategies.base.SupervisedPlugin):
+        def before_training_exp(self, strategy, **kwargs):
+            self.start = {k: v.detach().clone() for k, v in strategy.model.state_dict().items()}
+
+        def after_training_iteration(self, strategy, **kwargs):
+            losses.append(strategy.loss.item())
+
+        def after_training_exp(self, strategy, **kwargs):
+            now = strategy.model.state_dict()
+            changed.append(any(not torch.equal(v, now[k]) for k, v in self.start.items()))
+
+    import benchmark.runner as runner
+
+    real = runner.make_template
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(runner, "make_template", lambda model, cfg, plugins, device: real(model, cfg, [*plugins, Watch()], device))
+        rec = execute_run(_run_config(strategies.to_config(strategy), head_init, freeze_bn_stats), tmp_path / name,
+                          _TinyResources(fm, data), log=io.StringIO())
+    assert (tmp_path / name / "done").exists() and rec["complete"]
+    assert len(rec["R"]) == 3 and all(0 <= v <= 1 for row in rec["R"] + rec["LP"] for v in row)
+    assert len(losses) == 4 and all(math.isfinite(v) for v in losses)
+    assert changed == [True, True]  # every task trained some weight (encoder, prompts or head)
+    return rec
+
+
+@pytest.mark.parametrize("head_init", ["lp", "zs"])
+@pytest.mark.parametrize("name", strategies.available())
+def test_every_strategy_trains_two_tasks_on_a_vit(tiny_vit, name, head_init, tmp_path):
+    rec = _smoke(tiny_vit, name, head_init, tmp_path)
+    assert rec is not None or name not in BUILTIN, f"{name} refused an open_clip ViT with a text tower"
+
+
+@pytest.mark.parametrize("name", strategies.available())
+def test_every_strategy_trains_two_tasks_on_the_micro_convnet(micro_model, name):
+    """The micro model's timm EfficientNet with frozen BatchNorm statistics (prompt tuning refuses it).
+    The template alone, with ZS-init heads: the executor's path is the ViT test's, and probes are slow."""
+    fm = micro_model
+    g = torch.Generator().manual_seed(0)
+    emb = {t: torch.nn.functional.normalize(torch.randn(4, fm.embed_dim, generator=g), dim=-1) for t in (0, 1)}
+    model = TaskModel(copy.deepcopy(fm.visual), fm.embed_dim, freeze_bn_stats=True, text=TextSide(10.0, emb))
+    bn = {k: v.clone() for k, v in model.encoder.state_dict().items() if "running_" in k}
+    try:
+        plugins = strategies.build(name).plugins(model)
+    except strategies.SpecError as e:
+        assert "\n" not in str(e)
+        assert name not in BUILTIN or name == "prompt_tuning"
+        return
+    assert name != "prompt_tuning"
+    data = {k: ImageData(k, d.x_train[:16], d.y_train[:16], d.x_test[:4], d.y_test[:4], d.classnames, d.templates)
+            for k, d in _data(fm).items()}
+    init = HeadInitPlugin(lambda m, t: head_init_weights("zs", None, None, emb[t], 10.0, 1.0))
     losses = []
 
     class Record(strategies.base.SupervisedPlugin):
         def after_training_iteration(self, strategy, **kwargs):
             losses.append(strategy.loss.item())
 
-    template = make_template(model, TrainConfig(epochs=1, batch_size=16, lr=1e-3, warmup_steps=1),
-                             [init, *strategy.plugins(model), Record()], "cpu")
+    template = make_template(model, TrainConfig(epochs=1, batch_size=8, lr=1e-3, warmup_steps=1),
+                             [init, *plugins, Record()], "cpu")
     for exp in make_stream(["a", "b"], data).train_stream:
         template.train(exp)
-    assert len(losses) == 4 and all(torch.isfinite(torch.tensor(losses)))
-    assert not torch.equal(before["conv1.weight"], model.encoder.state_dict()["conv1.weight"])
-    assert model.head(0).weight.shape == (4, 16) and model.head(1).weight.shape == (4, 16)
-    out = model(data["a"].x_test, torch.zeros(8, dtype=torch.long))
-    assert out.shape == (8, 4)
+    assert len(losses) == 4 and all(math.isfinite(v) for v in losses)
+    now = model.encoder.state_dict()
+    assert all(torch.equal(v, now[k]) for k, v in bn.items())  # BatchNorm statistics stay the pre-trained ones
+    assert model(data["a"].x_test, 0).shape == (4, 4)
 
 
-def test_the_readme_example_strategy_works(tiny_vit):
-    """The 'Adding a strategy' example in README.md, executed as if it were strategies/l2sp.py."""
+def test_the_readme_example_strategy_works(tiny_vit, monkeypatch):
+    """The 'Adding a strategy' example in README.md, executed as if it were strategies/l1sp.py."""
     import re
     import types
 
     from pathlib import Path
 
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    code = re.search(r"```python\n(# strategies/l2sp\.py\n.*?)```", text, re.S).group(1)
-    module = types.ModuleType("strategies._readme_l2sp")
+    code = re.search(r"```python\n(# strategies/l1sp\.py\n.*?)```", text, re.S).group(1)
+    # A user's own l1sp.py must not make this test fail: the example registers into a copy of the registry.
+    strategies.available()
+    monkeypatch.setattr(strategies, "_REGISTRY", {k: v for k, v in strategies._REGISTRY.items() if k != "l1sp"})
+    module = types.ModuleType("strategies._readme_l1sp")
     module.__package__ = "strategies"
-    sys.modules[module.__name__] = module  # dataclasses look their module up there
-    try:
-        exec(compile(code, "README.md", "exec"), module.__dict__)
-        s = strategies.build("l2sp", {"alpha": 1})
-        assert s.alpha == 1.0
-        torch.manual_seed(0)
-        model = TaskModel(copy.deepcopy(tiny_vit.visual), 16)
-        data = _data(tiny_vit)
-        penalties = []
+    monkeypatch.setitem(sys.modules, module.__name__, module)  # dataclasses look their module up there
+    exec(compile(code, "README.md", "exec"), module.__dict__)
+    s = strategies.build("l1sp", {"lam": 1})
+    assert s.lam == 1.0
+    with pytest.raises(strategies.SpecError, match="lam must be >= 0"):
+        strategies.build("l1sp", {"lam": -1})
+    torch.manual_seed(0)
+    model = TaskModel(copy.deepcopy(tiny_vit.visual), 16)
+    data = _data(tiny_vit)
+    penalties = []
 
-        class Record(strategies.base.SupervisedPlugin):
-            def before_backward(self, strategy, **kwargs):
-                penalties.append(strategy.loss.item())
+    class Record(strategies.base.SupervisedPlugin):
+        def before_backward(self, strategy, **kwargs):
+            penalties.append(strategy.loss.item())
 
-        (plugin,) = s.plugins(model)
-        template = make_template(model, TrainConfig(epochs=1, batch_size=16, lr=1e-2, warmup_steps=0),
-                                 [plugin, Record()], "cpu")
-        template.train(make_stream(["a"], data).train_stream[0])
-        assert len(penalties) == 2 and plugin.start is not None
-        moved = sum(((p - p0) ** 2).sum().item() for p, p0 in zip(model.encoder.parameters(), plugin.start))
-        assert moved > 0
-    finally:
-        strategies._REGISTRY.pop("l2sp", None)
-        sys.modules.pop(module.__name__, None)
+    (plugin,) = s.plugins(model)
+    template = make_template(model, TrainConfig(epochs=1, batch_size=16, lr=1e-2, warmup_steps=0),
+                             [plugin, Record()], "cpu")
+    template.train(make_stream(["a"], data).train_stream[0])
+    assert len(penalties) == 2 and plugin.start is not None
+    moved = sum((p - p0).abs().sum().item() for p, p0 in zip(model.encoder.parameters(), plugin.start))
+    assert moved > 0
 
 
 @pytest.mark.parametrize("mode", ["lp", "zs"])
