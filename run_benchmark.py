@@ -101,6 +101,7 @@ def _main(argv: list[str] | None) -> int:
     warnings.filterwarnings("ignore", message="No loggers specified")
     # Imports are deferred so that --help and input errors answer at once.
     from benchmark.config import ConfigError
+    from benchmark.data.registry import DataError
     from strategies import SpecError
 
     try:
@@ -113,7 +114,7 @@ def _main(argv: list[str] | None) -> int:
                               f"(there: {', '.join(_experiments(args.out)) or 'none'}); run it first")
         if not args.dry_run:
             check_writable(args.out)
-    except (ConfigError, SpecError) as e:
+    except (ConfigError, SpecError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return run(cfg, args.out, dry_run=args.dry_run, collect_only=args.collect_only)

@@ -324,3 +324,42 @@ def test_two_processes_on_one_experiment_train_each_run_once(finished, tmp_path)
     assert len(trained) == 2 and len(set(trained)) == 2, ea + eb  # two runs, each trained once
     exp = tmp_path / "micro"
     assert len(pd.read_csv(exp / "leaderboard.csv")) == 2 and _stray(exp) == []
+
+
+# ----------------------------------------------------------------------------------------------
+# Corrupt packaged assets: one line naming the file and how to restore it.
+
+
+def test_a_truncated_micro_dataset_is_named_with_its_fix(tmp_path, monkeypatch, capsys):
+    import benchmark.data.sources as sources
+
+    micro = tmp_path / "micro"
+    shutil.copytree(sources.MICRO_DIR, micro)
+    blob = (micro / "digits.npz").read_bytes()
+    (micro / "digits.npz").write_bytes(blob[: len(blob) // 3])
+    monkeypatch.setattr(sources, "MICRO_DIR", micro)
+    code, err = _main(["--out", str(tmp_path / "out"), *TINY, "--strategies", "ft"], capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and "Traceback" not in err
+    assert lines[-1].startswith("error: dataset digits: the packaged file benchmark/assets/micro/digits.npz is "
+                                "damaged") and "scripts/build_micro_suite.py" in lines[-1]
+    assert not (tmp_path / "out" / "micro" / "runs").exists()
+
+
+def test_a_damaged_dataset_registry_is_one_line(tmp_path, monkeypatch, capsys):
+    import benchmark.data.registry as registry
+
+    assets = tmp_path / "benchmark" / "assets"
+    assets.mkdir(parents=True)
+    text = (registry.ASSETS / "datasets.json").read_text()
+    (assets / "datasets.json").write_text(text[: len(text) // 2])
+    monkeypatch.setattr(registry, "ASSETS", assets)
+    registry.catalog.cache_clear()
+    try:
+        code, err = _main(["--out", str(tmp_path / "out"), *TINY], capsys)
+    finally:
+        registry.catalog.cache_clear()
+    lines = err.strip().splitlines()
+    assert code == 2 and "Traceback" not in err and len(lines) == 1, err
+    assert lines[0].startswith("error: benchmark/assets/datasets.json is damaged (")
+    assert lines[0].endswith("restore it with `git checkout -- benchmark/assets/datasets.json`")

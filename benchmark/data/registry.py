@@ -15,11 +15,22 @@ MICRO_DIR = ASSETS / "micro"
 KINDS = ("micro", "torchvision", "image_folder_split_files", "sun397")
 
 
+class DataError(ValueError):
+    """A packaged data file that cannot be read: the message names it and how to restore it."""
+
+
 @lru_cache(maxsize=None)
 def catalog() -> dict[str, dict]:
     """name -> registry entry of every dataset the suite knows."""
-    with open(ASSETS / "datasets.json") as f:
-        entries = json.load(f)
+    path = ASSETS / "datasets.json"
+    try:
+        with open(path, encoding="utf-8") as f:
+            entries = json.load(f)
+        if not isinstance(entries, dict):
+            raise ValueError("not a mapping of dataset names to entries")
+    except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise DataError(f"{path.relative_to(ASSETS.parents[1])} is damaged ({str(e).splitlines()[0]}); restore it "
+                        "with `git checkout -- benchmark/assets/datasets.json`") from None
     for name, e in entries.items():
         if e.get("kind") not in KINDS:
             raise ValueError(f"assets/datasets.json: {name} has kind {e.get('kind')!r}; known kinds: {', '.join(KINDS)}")
