@@ -76,7 +76,7 @@ def resolve_config(args) -> dict:
         cfg.setdefault("data", {})["download"] = True
     for s in args.set:
         C.set_dotted(cfg, s)
-    return C.validate(cfg, check_device=not args.dry_run)
+    return C.validate(cfg)
 
 
 # What Ctrl-C means for the results at the point it comes: said in the one line printed then.
@@ -188,9 +188,12 @@ def run(cfg: dict, out: Path, dry_run: bool = False, collect_only: bool = False)
         from benchmark.data import check_available
         from benchmark.models import check_weights
 
+        from benchmark.config import device_problem
+
         # Everything that is missing, in one report, before any training.
         d = cfg["data"]
-        missing = check_available(cfg["suite"], d["root"], d["download"]) + check_weights(cfg["model"], d["download"])
+        missing = [p for p in [device_problem(cfg["device"])] if p]
+        missing += check_available(cfg["suite"], d["root"], d["download"]) + check_weights(cfg["model"], d["download"])
         if missing:
             for line in missing:
                 print(f"error: {line}", file=log)

@@ -167,10 +167,25 @@ def _one_line(e: ValidationError) -> str:
     return "; ".join(msgs) + (f" (and {more} more)" if more > 0 else "")
 
 
-def validate(cfg: dict, check_device: bool = True) -> dict:
-    """Check everything; return a normalised copy (orderings as lists, strategies as {name, **hparams}).
+def device_problem(device: str) -> str | None:
+    """Why `device` cannot run here (one line), or None. Not part of validate(): a dry run or a collection
+    plans a GPU preset anywhere, and a real run reports it together with missing data and weights."""
+    import torch
 
-    check_device=False skips the check that the device exists here (a dry run plans a GPU preset anywhere)."""
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            return f"device {device!r}: no CUDA device is visible here; use --device cpu"
+        index = int(device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            return f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) are visible"
+    if device == "mps" and not torch.backends.mps.is_available():
+        return "device 'mps': the Apple GPU backend is not available here; use --device cpu"
+    return None
+
+
+def validate(cfg: dict) -> dict:
+    """Check everything that does not depend on this machine; return a normalised copy (orderings as
+    lists, strategies as {name, **hparams}). `device_problem` checks the device."""
     if not isinstance(cfg, dict):
         raise ConfigError("a config is a mapping of settings (see configs/micro.yaml)")
     try:
@@ -185,20 +200,6 @@ def validate(cfg: dict, check_device: bool = True) -> dict:
         raise ConfigError(f"unknown model {c.model.name!r}; open_clip knows {len(models)} architectures, "
                           "e.g. ViT-B-32, micro-effnet-lite0-minilm (python -c 'import open_clip; "
                           "print(open_clip.list_models())')")
-    if c.device.startswith("cuda") and check_device:
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {c.device!r}: no CUDA device is visible here; use --device cpu")
-        index = int(c.device.partition(":")[2] or 0)
-        if index >= torch.cuda.device_count():
-            raise ConfigError(f"device {c.device!r}: only {torch.cuda.device_count()} CUDA device(s) are visible")
-    if c.device == "mps" and check_device:
-        import torch
-
-        if not torch.backends.mps.is_available():
-            raise ConfigError("device 'mps': the Apple GPU backend is not available here; use --device cpu")
-
     known = known_datasets()
     unknown = [d for d in c.suite if d not in known]
     if unknown:

@@ -14,7 +14,7 @@ EPOCHS = {"Cars": 35, "DTD": 76, "EuroSAT": 12, "GTSRB": 11, "MNIST": 10, "CIFAR
 
 @pytest.mark.parametrize("preset", ["paper-single", "paper-continual"])
 def test_presets_hold_the_reference_protocol(preset):
-    cfg = C.validate(C.load_preset(preset), check_device=False)
+    cfg = C.validate(C.load_preset(preset))
     t = cfg["train"]
     assert cfg["model"] == {**cfg["model"], "name": "ViT-B-32", "pretrained": "openai"}
     assert (t["lr"], t["weight_decay"], t["batch_size"], t["warmup_steps"], t["grad_clip"], t["precision"]) == \
@@ -42,7 +42,7 @@ def test_dry_run_of_paper_continual_prints_the_plan(tmp_path, capsys):
 
 
 def test_dry_run_of_paper_single_estimate_by_hand():
-    cfg = C.validate(C.load_preset("paper-single"), check_device=False)
+    cfg = C.validate(C.load_preset("paper-single"))
     cfg["throughput"] = 1000.0
     text = describe(cfg, C.plan(cfg))
     assert "20 runs" in text
