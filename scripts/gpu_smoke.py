@@ -1,4 +1,5 @@
-"""Smoke check of the CUDA path: ft and ldifs runs of a tiny random ViT on micro data, on CUDA and CPU.
+"""Smoke check of the CUDA path: a run of every registered strategy with a tiny random ViT on micro
+data, on CUDA and on the CPU.
 
 Runs the real executor (streams, strategies, evaluator, records) with `device: cuda`, then on the
 CPU, and prints both sets of records and their largest difference. Usage: python scripts/gpu_smoke.py
@@ -15,6 +16,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
+
+import strategies  # noqa: E402
 
 from benchmark import config as C  # noqa: E402
 from benchmark.models import register_model_configs  # noqa: E402
@@ -38,7 +41,7 @@ def main() -> int:
     for device in devices:
         cfg = C.load_preset("micro")
         cfg.update(model={"name": "smoke-tiny-vit", "pretrained": None}, suite=["textures", "digits", "mnist"],
-                   orderings=[["textures", "digits"]], strategies=["ft", "ldifs"], seeds=[0],
+                   orderings=[["textures", "digits"]], strategies=strategies.available(), seeds=[0],
                    data={"max_train": 200, "max_test": 100}, device=device, threads=0)
         cfg["train"].update(epochs=2, lr=1e-3)
         res = Resources()
@@ -46,8 +49,8 @@ def main() -> int:
             t = time.time()
             rec = execute_run(run, tmp / device / run["run_id"], res, log=io.StringIO())
             recs[device, run["strategy"]["name"]] = rec
-            print(f"{device:4s} {run['strategy']['name']:5s} {time.time() - t:5.1f}s  R={rec['R']}  LP={rec['LP']}")
-    for s in ("ft", "ldifs"):
+            print(f"{device:4s} {run['strategy']['name']:13s} {time.time() - t:5.1f}s  R={rec['R']}  LP={rec['LP']}")
+    for s in strategies.available():
         if ("cuda", s) in recs:
             a, b = recs["cuda", s], recs["cpu", s]
             diff = max(abs(x - y) for k in ("R", "LP") for ra, rb in zip(a[k], b[k]) for x, y in zip(ra, rb))
