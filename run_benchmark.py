@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="fetch the datasets torchvision can download, and open_clip weights (= --set data.download=true)")
     ap.add_argument("--collect-only", action="store_true", help="only rebuild leaderboard and plots from records")
     ap.add_argument("--list", action="store_true", help="list strategies, datasets and presets, then exit")
+    ap.add_argument("-q", "--quiet", action="store_true", help="print only errors, warnings and where results went")
+    ap.add_argument("-v", "--verbose", action="store_true",
+                    help="plain log lines even on a terminal (no progress bars); the default on a pipe or in CI")
     return ap
 
 
@@ -117,7 +120,39 @@ def _main(argv: list[str] | None) -> int:
     except (ConfigError, SpecError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    return run(cfg, args.out, dry_run=args.dry_run, collect_only=args.collect_only)
+    if args.quiet:
+        log, bars = _DEVNULL, False
+    elif sys.stderr.isatty() and not args.verbose:
+        log, bars = _BarSafeStream(), True
+    else:
+        log, bars = sys.stderr, False
+    t0 = time.time()
+    code = run(cfg, args.out, dry_run=args.dry_run, collect_only=args.collect_only, log=log, bars=bars)
+    if code == 0 and not args.dry_run:
+        print(f"finished in {_duration(time.time() - t0)}: {Path(args.out) / cfg['experiment'] / 'report.md'}",
+              file=sys.stderr)
+    return code
+
+
+_DEVNULL = open(os.devnull, "w")  # where --quiet sends the progress log
+
+
+class _BarSafeStream:
+    """A stderr for log lines that writes above the progress bars instead of through them."""
+
+    def write(self, s: str) -> None:
+        from tqdm import tqdm
+
+        if s.strip():
+            tqdm.write(s.rstrip("\n"), file=sys.stderr)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def _duration(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m} min {s:02d} s" if m else f"{s} s"
 
 
 def _experiments(out: Path) -> list[str]:
@@ -150,7 +185,7 @@ def _list() -> int:
     return 0
 
 
-def run(cfg: dict, out: Path, dry_run: bool = False, collect_only: bool = False) -> int:
+def run(cfg: dict, out: Path, dry_run: bool = False, collect_only: bool = False, log=None, bars: bool = False) -> int:
     global _phase
     from benchmark.config import plan
     from evaluation.collect import MAIN_COLS, collect
@@ -160,7 +195,7 @@ def run(cfg: dict, out: Path, dry_run: bool = False, collect_only: bool = False)
     runs = plan(cfg)
     states = {r["run_id"]: check_run(exp_dir / "runs" / r["run_id"]) for r in runs}
     todo = [r for r in runs if states[r["run_id"]] is not None]
-    log = sys.stderr
+    log = sys.stderr if log is None else log
     summary = (f"experiment {cfg['experiment']}: {len(runs)} runs planned, {len(runs) - len(todo)} already done, "
                f"{len(todo)} to run -> {exp_dir}")
     if dry_run:
@@ -196,7 +231,7 @@ def run(cfg: dict, out: Path, dry_run: bool = False, collect_only: bool = False)
         missing += check_available(cfg["suite"], d["root"], d["download"]) + check_weights(cfg["model"], d["download"])
         if missing:
             for line in missing:
-                print(f"error: {line}", file=log)
+                print(f"error: {line}", file=sys.stderr)
             return 2
         res = Resources()
         m = cfg["model"]
@@ -205,22 +240,22 @@ def run(cfg: dict, out: Path, dry_run: bool = False, collect_only: bool = False)
         except (RuntimeError, OSError, ValueError) as e:
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             print(f"error: cannot load model {m['name']} with pretrained={m.get('pretrained')!r}: {reason}. "
-                  "Weights other than 'packaged' must be downloadable or already in open_clip's cache.", file=log)
+                  "Weights other than 'packaged' must be downloadable or already in open_clip's cache.", file=sys.stderr)
             return 2
         try:  # and hyperparameters that depend on the model (e.g. LDIFS layer indices) before training
             probe_model = TaskModel(fm.visual, fm.embed_dim, text=text_side(fm))
             for spec in cfg["strategies"]:
                 strategies.from_config(spec).plugins(probe_model)
         except strategies.SpecError as e:
-            print(f"error: {e}", file=log)
+            print(f"error: {e}", file=sys.stderr)
             return 2
         print(summary, file=log)
-        train_all(todo, exp_dir, res, log)
+        train_all(todo, exp_dir, res, log, bars)
     else:
         print(summary, file=log)
     _phase = "collection: every finished run is kept; rebuild the tables with --collect-only"
     df = collect(exp_dir)
-    if len(df):
+    if len(df) and log is not _DEVNULL:
         import pandas as pd
 
         with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 3):
@@ -229,14 +264,17 @@ def run(cfg: dict, out: Path, dry_run: bool = False, collect_only: bool = False)
     return 0
 
 
-def train_all(todo: list[dict], exp_dir: Path, res, log) -> None:
+def train_all(todo: list[dict], exp_dir: Path, res, log, bars: bool = False) -> None:
     """Train every run of `todo` that no other process is training. A run another process holds is
     waited for after ours; if that process died without finishing it, it is trained here."""
     global _phase
     from benchmark.runner import execute_run
+    from tqdm import tqdm
+
     from evaluation.records import RunLock, check_run, unmark_done
 
     t0 = time.time()
+    progress = tqdm(total=len(todo), unit="run", desc="runs", position=0, file=sys.stderr, disable=not bars)
 
     def attempt(k: int, r: dict, blocking: bool) -> bool:
         global _phase
@@ -247,15 +285,17 @@ def train_all(todo: list[dict], exp_dir: Path, res, log) -> None:
         try:
             why = check_run(run_dir)
             if why is None:  # another process finished it while we waited
+                progress.update(1)
                 return True
             if (run_dir / "done").exists():
-                print(f"run {r['run_id']}: {why}; training it again", file=log)
+                print(f"run {r['run_id']}: {why}; training it again", file=sys.stderr)
             unmark_done(run_dir)
             label = f"[{k}/{len(todo)} {r['strategy']['name']} {'>'.join(r['ordering'])} s{r['seed']}]"
             _phase = (f"run {r['run_id']}: finished runs are kept; this one has no done marker and reruns "
                       "from the start next time")
-            execute_run(r, run_dir, res, label=label, log=log)
+            execute_run(r, run_dir, res, label=label, log=log, bars=bars)
             print(f"{label} done: run {r['run_id']} ({time.time() - t0:.0f}s elapsed)", file=log, flush=True)
+            progress.update(1)
             return True
         finally:
             lock.release()
@@ -265,6 +305,7 @@ def train_all(todo: list[dict], exp_dir: Path, res, log) -> None:
         print(f"run {r['run_id']} is being trained by another process; waiting for it", file=log, flush=True)
         _phase = "a wait for another process's run: every finished run is kept"
         attempt(k, r, blocking=True)
+    progress.close()
 
 
 if __name__ == "__main__":

@@ -97,7 +97,8 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str = "", log=sys.stderr) -> dict:
+def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str = "", log=sys.stderr,
+                bars: bool = False) -> dict:
     """Train `run` through its ordering, scoring the suite after step 0 and after every task.
 
     Records are rewritten (atomically) after every step; the done marker is written last, so an
@@ -134,7 +135,8 @@ def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str =
     strategy = strategies.from_config(run["strategy"])
     stream = make_stream(ordering, {n: data[n] for n in ordering})
     head_init = HeadInitPlugin(lambda m, t: ev.init_head(m, ordering[t]))
-    template = make_template(model, tcfg, [head_init, *strategy.plugins(model), ProgressPlugin(label, log)], device)
+    plugins = [head_init, *strategy.plugins(model), ProgressPlugin(label, log, bar=bars)]
+    template = make_template(model, tcfg, plugins, device)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / CONFIG, run)

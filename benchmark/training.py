@@ -207,20 +207,34 @@ def epochs_for(epochs, dataset: str) -> int:
 
 
 class ProgressPlugin(SupervisedPlugin):
-    """One line per epoch on stderr: where the run is, the mean loss, the time."""
+    """One line per epoch: where the run is, the mean loss, the time; with `bar`, also a tqdm bar over
+    the epoch's iterations (rate and ETA) that disappears when the epoch ends."""
 
-    def __init__(self, prefix: str, stream=sys.stderr):
+    def __init__(self, prefix: str, stream=sys.stderr, bar: bool = False):
         super().__init__()
-        self.prefix, self.stream = prefix, stream
+        self.prefix, self.stream, self.bar = prefix, stream, bar
+        self._bar = None
 
     def before_training_epoch(self, strategy, **kwargs):
         self._t, self._loss, self._n = time.time(), 0.0, 0
+        if self.bar:
+            from tqdm import tqdm
+
+            e = strategy.clock.train_exp_epochs + 1
+            self._bar = tqdm(total=len(strategy.dataloader), unit="it", leave=False, position=1, file=sys.stderr,
+                             desc=f"task {strategy.experience.current_experience + 1} epoch {e}/{strategy.train_epochs}")
 
     def after_training_iteration(self, strategy, **kwargs):
         self._loss += strategy.loss.item() * len(strategy.mb_y)
         self._n += len(strategy.mb_y)
+        if self._bar is not None:
+            self._bar.set_postfix(loss=f"{self._loss / self._n:.3f}", refresh=False)
+            self._bar.update(1)
 
     def after_training_epoch(self, strategy, **kwargs):
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
         e = strategy.clock.train_exp_epochs + 1
         print(f"{self.prefix} task {strategy.experience.current_experience + 1}: epoch {e}/{strategy.train_epochs} "
               f"loss {self._loss / max(1, self._n):.4f} ({time.time() - self._t:.1f}s)", file=self.stream, flush=True)
