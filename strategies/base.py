@@ -4,8 +4,9 @@ from __future__ import annotations
 import math
 from typing import ClassVar
 
+import torch
 from avalanche.core import SupervisedPlugin
-from torch import nn
+from torch import Tensor, nn
 
 
 class Strategy:
@@ -43,3 +44,26 @@ def check_range(name: str, value: float, lo: float | None = None, hi: float | No
     if (lo is not None and (value <= lo if lo_open else value < lo)) or \
             (hi is not None and (value >= hi if hi_open else value > hi)):
         raise ValueError(f"{name} must be {rule}, got {value!r}")
+
+
+class TrainingOutput:
+    """A forward hook that keeps `module`'s output of the current training step (autograd on), so that
+    a plugin reuses the template's forward pass instead of running the model again; evaluation passes
+    keep nothing."""
+
+    def __init__(self, module: nn.Module):
+        self.value: Tensor | None = None
+        self._handle = module.register_forward_hook(self._keep)
+
+    def _keep(self, _module, _inp, out):
+        if torch.is_grad_enabled():
+            self.value = out
+
+    def take(self, who: str) -> Tensor:
+        value, self.value = self.value, None
+        if value is None:
+            raise RuntimeError(f"{who}: the encoder did not run in this training step")
+        return value
+
+    def remove(self) -> None:
+        self._handle.remove()

@@ -24,6 +24,7 @@ from avalanche.core import SupervisedPlugin
 from torch import Tensor
 
 from . import SpecError, Strategy, check_range, register
+from .base import TrainingOutput
 
 
 def flyp_loss(image_emb: Tensor, class_emb: Tensor, y: Tensor, logit_scale: float) -> Tensor:
@@ -41,8 +42,7 @@ class FLYPPlugin(SupervisedPlugin):
     def __init__(self, ce: float):
         super().__init__()
         self.ce = ce
-        self._hook = None
-        self._emb: Tensor | None = None
+        self._out: TrainingOutput | None = None
         self._classes: Tensor | None = None
 
     def before_training_exp(self, strategy, **kwargs):
@@ -51,26 +51,19 @@ class FLYPPlugin(SupervisedPlugin):
         if t not in text.class_embeddings:
             raise RuntimeError(f"FLYP: no class embeddings for task {t}; the runner sets model.text")
         self._classes = text.class_embeddings[t].to(strategy.device)
-
-        def keep(_module, _inp, out):
-            if torch.is_grad_enabled():  # the training forward; evaluation passes keep nothing
-                self._emb = out
-
-        self._hook = strategy.model.encoder.register_forward_hook(keep)
+        self._out = TrainingOutput(strategy.model.encoder)
 
     def before_backward(self, strategy, **kwargs):
-        emb, self._emb = self._emb, None
-        if emb is None:
-            raise RuntimeError("FLYP: the encoder did not run in this training step")
+        emb = self._out.take("FLYP")
         contrastive = flyp_loss(emb, self._classes, strategy.mb_y, strategy.model.text.logit_scale)
         # with ce = 0 the cross-entropy is dropped, not multiplied by 0: a zero gradient would still
         # let AdamW's weight decay shrink the head
         strategy.loss = contrastive + self.ce * strategy.loss if self.ce > 0 else contrastive
 
     def after_training_exp(self, strategy, **kwargs):
-        if self._hook is not None:
-            self._hook.remove()
-            self._hook = None
+        if self._out is not None:
+            self._out.remove()
+            self._out = None
 
 
 @register("flyp")

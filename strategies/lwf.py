@@ -27,6 +27,7 @@ from avalanche.core import SupervisedPlugin
 from torch import Tensor
 
 from . import Strategy, check_range, register
+from .base import TrainingOutput
 
 
 def lwf_distillation(student: dict[int, Tensor], teacher: dict[int, Tensor], temperature: float) -> Tensor:
@@ -46,22 +47,15 @@ class LwFPlugin(SupervisedPlugin):
         super().__init__()
         self.lam, self.temperature = lam, temperature
         self.teacher = None  # the TaskModel after the previous task, frozen
-        self._hook = None
-        self._emb: Tensor | None = None
+        self._out: TrainingOutput | None = None
 
     def before_training_exp(self, strategy, **kwargs):
-        def keep(_module, _inp, out):
-            if torch.is_grad_enabled():  # the training forward; evaluation passes keep nothing
-                self._emb = out
-
-        self._hook = strategy.model.encoder.register_forward_hook(keep)
+        self._out = TrainingOutput(strategy.model.encoder)
 
     def before_backward(self, strategy, **kwargs):
-        emb, self._emb = self._emb, None
+        emb = self._out.take("LwF")
         if self.teacher is None:
             return
-        if emb is None:
-            raise RuntimeError("LwF: the encoder did not run in this training step")
         model = strategy.model
         old = sorted(self.teacher.heads.known_train_tasks_labels)
         emb = F.normalize(emb, dim=-1)  # what TaskModel.embed gives the heads
@@ -72,9 +66,9 @@ class LwFPlugin(SupervisedPlugin):
         strategy.loss = strategy.loss + self.lam * lwf_distillation(student, teacher, self.temperature)
 
     def after_training_exp(self, strategy, **kwargs):
-        if self._hook is not None:
-            self._hook.remove()  # before the copy: a deep copy would carry the hook along
-            self._hook = None
+        if self._out is not None:
+            self._out.remove()  # before the copy: a deep copy would carry the hook along
+            self._out = None
         self.teacher = copy.deepcopy(strategy.model).eval()
         for p in self.teacher.parameters():
             p.requires_grad_(False)

@@ -130,7 +130,7 @@ def test_lwf_is_zero_against_an_identical_teacher_and_distils_the_old_heads(tiny
         plugin.before_training_exp(fake)
         model.embed(x)  # the training forward pass, as the template runs it
         plugin.before_backward(fake)
-        plugin._hook.remove()
+        plugin._out.remove()
         return fake.loss
 
     assert term().item() == pytest.approx(0.0, abs=1e-7)
