@@ -11,6 +11,7 @@ import json
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -31,6 +32,7 @@ TINY_VIT = {
 
 
 def main() -> int:
+    warnings.filterwarnings("ignore", message="No loggers specified")  # scores come from evaluation/
     tmp = Path(tempfile.mkdtemp())
     (tmp / "configs").mkdir()
     (tmp / "configs" / "smoke-tiny-vit.json").write_text(json.dumps(TINY_VIT))
