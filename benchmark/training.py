@@ -151,9 +151,14 @@ class WarmupCosinePlugin(SupervisedPlugin):
         self.sched = None
 
     def before_training_exp(self, strategy, **kwargs):
-        # Each task starts with fresh AdamW moments, as the reference trains each task with a new optimiser.
+        self.restart(strategy, strategy.train_epochs)
+
+    def restart(self, strategy, epochs: int) -> None:
+        """A fresh optimiser and schedule (warm-up, then cosine) over the next `epochs` epochs. Each task
+        starts so, as the reference trains each task with a new optimiser; a strategy with phases inside a
+        task (LP-FT) restarts it for a phase."""
         strategy.optimizer.state.clear()
-        total = max(1, strategy.train_epochs * len(strategy.dataloader))
+        total = max(1, epochs * len(strategy.dataloader))
         warm = min(self.warmup, total - 1)
 
         def factor(step):

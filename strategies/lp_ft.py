@@ -2,15 +2,20 @@
 
 In each task the first `probe_epochs` epochs train the task's head alone, the encoder frozen (no
 gradient, and in eval mode so that no BatchNorm statistic or dropout mask changes it); the
-remaining epochs of the task (train.epochs - probe_epochs) fine-tune everything. The learning-rate
-schedule runs over the task's epochs as for every strategy. With probe_epochs >= train.epochs a
-task is linear probing only.
+remaining epochs of the task (train.epochs - probe_epochs) fine-tune everything, with a fresh
+optimiser and a fresh warm-up + cosine schedule over those epochs: LP-FT's fine-tuning is a new run
+started from the probed model. (Continuing the task's schedule instead starts the encoder's
+training near the peak learning rate with empty Adam moments, whose first steps move every weight by
+about the learning rate: on the micro preset that collapsed every run to chance.) With
+probe_epochs >= train.epochs a task is linear probing only.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from avalanche.core import SupervisedPlugin
+
+from benchmark.training import WarmupCosinePlugin
 
 from . import Strategy, register
 
@@ -31,8 +36,12 @@ class LPFTPlugin(SupervisedPlugin):
                 for p in self._trainable:
                     p.requires_grad_(False)
             encoder.eval()
-        else:
+        elif self._trainable is not None:  # the first fine-tuning epoch of the task
             self._unfreeze(strategy)
+            remaining = strategy.train_epochs - strategy.clock.train_exp_epochs
+            for p in strategy.plugins:
+                if isinstance(p, WarmupCosinePlugin):
+                    p.restart(strategy, remaining)
 
     def after_training_exp(self, strategy, **kwargs):
         self._unfreeze(strategy)  # a task that was all probing: the next one starts the same way

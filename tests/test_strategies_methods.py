@@ -188,6 +188,29 @@ def test_lp_ft_leaves_the_encoder_unchanged_while_probing_then_fine_tunes(tiny_v
     assert all(p.requires_grad for p in model.encoder.parameters())
 
 
+def test_lp_ft_fine_tunes_with_a_fresh_warm_up_and_cosine_schedule(tiny_vit):
+    """3 epochs of 2 iterations, warm-up 2, probe 1 epoch: the probing phase follows the task's schedule
+    (6 iterations: 1/2, 2/2, ...); at the switch a new schedule over the remaining 4 iterations starts
+    (1/2, 2/2, then cosine: cos 0 -> 1, 0.5 * (1 + cos(pi/2)) -> 1/2), with empty optimiser moments."""
+    model = _model(tiny_vit)
+    (plugin,) = strategies.build("lp_ft", {"probe_epochs": 1}).plugins(model)
+    lrs, states = [], []
+
+    class Rates(SupervisedPlugin):
+        def before_training_iteration(self, strategy, **kwargs):
+            lrs.append(strategy.optimizer.param_groups[0]["lr"])
+            states.append(len(strategy.optimizer.state))
+
+    data = _data(SimpleNamespace(image_size=model.encoder.image_size[0]))
+    init = HeadInitPlugin(lambda m, t: head_init_weights("lp", embed_all(m, data["a"].x_train), data["a"].y_train,
+                                                         None, 1.0, 1.0))
+    template = make_template(model, TrainConfig(epochs=3, batch_size=16, lr=1e-3, warmup_steps=2),
+                             [init, plugin, Rates()], "cpu")
+    template.train(make_stream(["a"], data).train_stream[0])
+    assert lrs == pytest.approx([x * 1e-3 for x in (0.5, 1.0, 0.5, 1.0, 1.0, 0.5)])
+    assert states[2] == 0 and states[1] > 0  # the fine-tuning phase starts from fresh AdamW moments
+
+
 # --- WiSE-FT ------------------------------------------------------------------------------------
 
 
