@@ -58,6 +58,11 @@ class FoundationModel:
     embed_dim: int  # width of the joint image-text embedding space
 
     @property
+    def logit_scale(self) -> float:
+        """CLIP's exp(logit_scale), the scale of image-text cosine logits (100 for a model without one)."""
+        return float(self.clip.logit_scale.exp()) if hasattr(self.clip, "logit_scale") else 100.0
+
+    @property
     def visual(self) -> nn.Module:
         return self.clip.visual
 
@@ -375,8 +380,7 @@ def text_side(fm: FoundationModel, class_embeddings: dict[int, torch.Tensor] | N
     """The TextSide of a foundation model, or None when it has no text tower."""
     if not hasattr(fm.clip, "encode_text"):
         return None
-    scale = float(fm.clip.logit_scale.exp()) if hasattr(fm.clip, "logit_scale") else 100.0
-    return TextSide(scale, dict(class_embeddings or {}))
+    return TextSide(fm.logit_scale, dict(class_embeddings or {}))
 
 
 class TaskModel(MultiTaskModule):

@@ -118,10 +118,9 @@ def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str =
     tcfg = TrainConfig(**run["train"])
     dset = data_settings(run["data"])
     precision = getattr(tcfg, "precision", "fp32")
-    logit_scale = float(fm.clip.logit_scale.exp()) if hasattr(fm.clip, "logit_scale") else 100.0
     feature_dir = (Path(dset["cache_dir"]).expanduser() if dset["cache_dir"] else cache_root()) / "features"
     ev = SuiteEvaluator(data=data, zs_weights=zs, head_init=tcfg.head_init, probe_C=tcfg.probe_C,
-                        logit_scale=logit_scale, device=device, step0_cache=res.step0_cache(run),
+                        logit_scale=fm.logit_scale, device=device, step0_cache=res.step0_cache(run),
                         features=FeatureCache(feature_dir), model_key=res.fingerprint(fm),
                         num_workers=dset["num_workers"], precision=precision)
 

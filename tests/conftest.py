@@ -22,6 +22,15 @@ TINY_VIT = {
 }
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread, above all on a shared machine; restored afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def tiny_vit(tmp_path_factory):
     """A 12-block ViT with random weights, registered with open_clip like any architecture config."""
