@@ -2,7 +2,9 @@
 """Continual fine-tuning benchmark: train strategies on task orderings, score concept forgetting.
 
 With no argument it runs the embedded micro preset (configs/micro.yaml): plain fine-tuning and
-LDIFS on two orderings of three tasks, scored on all five micro datasets, on the CPU, offline.
+LDIFS on both orderings of two tasks (mnist, fashion_mnist), scored on those and two held-out
+datasets (textures, photos), on the CPU, offline. `--config micro-evidence --jobs 2` runs the
+five-seed preset whose intervals show the effect (docs/micro_evidence.md).
 Finished runs are skipped on a rerun; results/<experiment>/leaderboard.csv and plots/ are rebuilt
 from the record files every time.
 """
@@ -14,6 +16,8 @@ import sys
 import time
 import warnings
 from pathlib import Path
+
+T_START = time.perf_counter()  # the profile's start-up phase counts from here (reset by main())
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,6 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("-q", "--quiet", action="store_true", help="print only errors, warnings and where results went")
     ap.add_argument("-v", "--verbose", action="store_true",
                     help="plain log lines even on a terminal (no progress bars); the default on a pipe or in CI")
+    ap.add_argument("--tensorboard", action="store_true",
+                    help="log training loss curves through Avalanche's TensorBoard logger to "
+                         "<out>/<experiment>/tensorboard/<run id>/ (= --set tensorboard=true)")
+    ap.add_argument("--jobs", type=int, metavar="N",
+                    help="train with N processes that share out the runs (each uses `threads` CPU threads: "
+                         "keep N x threads within the cores); results are the same as with one "
+                         "(default: the config's jobs, 1 if it has none; = --set jobs=N)")
+    ap.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)  # k > 0: the k-th --jobs child
+    ap.add_argument("--profile", action="store_true",
+                    help="print where the wall time went (start-up, model load, step-0 scores, training, "
+                         "evaluation, writes, collection) and the peak memory")
     return ap
 
 
@@ -77,6 +92,10 @@ def resolve_config(args) -> dict:
         cfg.setdefault("data", {})["root"] = args.data_root
     if args.download:
         cfg.setdefault("data", {})["download"] = True
+    if args.tensorboard:
+        cfg["tensorboard"] = True
+    if args.jobs is not None:
+        cfg["jobs"] = args.jobs
     for s in args.set:
         C.set_dotted(cfg, s)
     return C.validate(cfg)
@@ -87,7 +106,11 @@ _phase = "start-up: nothing was written"
 
 
 def main(argv: list[str] | None = None) -> int:
-    global _phase
+    global _phase, T_START
+    from benchmark import profiling
+
+    T_START = time.perf_counter()
+    profiling.reset()
     _phase = "start-up: nothing was written"
     try:
         return _main(argv)
@@ -98,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
     # Avalanche imports qpsolvers for GEM-style strategies and warns that no QP solver is installed.
     warnings.filterwarnings("ignore", message="no QP solver found")
     # Scores come from evaluation/, after every task; Avalanche's own evaluator is left empty on purpose.
@@ -120,17 +144,23 @@ def _main(argv: list[str] | None) -> int:
     except (ConfigError, SpecError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if args.quiet:
+    if args.quiet or args.worker:
         log, bars = _DEVNULL, False
     elif sys.stderr.isatty() and not args.verbose:
         log, bars = _BarSafeStream(), True
     else:
         log, bars = sys.stderr, False
-    t0 = time.time()
-    code = run(cfg, args.out, dry_run=args.dry_run, collect_only=args.collect_only, log=log, bars=bars)
-    if code == 0 and not args.dry_run:
-        print(f"finished in {_duration(time.time() - t0)}: {Path(args.out) / cfg['experiment'] / 'report.md'}",
-              file=sys.stderr)
+    helpers = [] if args.worker else [(argv, cfg["jobs"])]
+    code = run(cfg, args.out, dry_run=args.dry_run, collect_only=args.collect_only, log=log, bars=bars,
+               helpers=helpers, collect_tables=not args.worker, worker=args.worker)
+    if code == 0 and not args.dry_run and not args.worker:
+        from benchmark import profiling
+
+        wall = time.perf_counter() - T_START
+        if args.profile:
+            print(profiling.table(wall), file=sys.stderr)
+        print(f"finished in {_duration(wall)} (peak memory {profiling.peak_memory_bytes() / 2 ** 30:.1f} GiB): "
+              f"{Path(args.out) / cfg['experiment'] / 'report.md'}", file=sys.stderr)
     return code
 
 
@@ -185,7 +215,8 @@ def _list() -> int:
     return 0
 
 
-def run(cfg: dict, out: Path, dry_run: bool = False, collect_only: bool = False, log=None, bars: bool = False) -> int:
+def run(cfg: dict, out: Path, dry_run: bool = False, collect_only: bool = False, log=None, bars: bool = False,
+        helpers: list | None = None, collect_tables: bool = True, worker: int = 0) -> int:
     global _phase
     from benchmark.config import plan
     from evaluation.collect import MAIN_COLS, collect
@@ -250,11 +281,29 @@ def run(cfg: dict, out: Path, dry_run: bool = False, collect_only: bool = False,
             print(f"error: {e}", file=sys.stderr)
             return 2
         print(summary, file=log)
-        train_all(todo, exp_dir, res, log, bars)
+        _count_start_up()
+        children = _start_workers(*helpers[0], n_runs=len(todo)) if helpers else []
+        try:
+            # Process k of the jobs starts k/jobs of the way into the plan (and wraps around), so that
+            # each gets a share of every strategy instead of one getting all the slow ones.
+            start = worker * len(todo) // cfg["jobs"]
+            train_all(todo[start:] + todo[:start], exp_dir, res, log, bars, tensorboard=cfg["tensorboard"])
+        finally:
+            failed = [c.wait() for c in children]
+        if any(failed):
+            print(f"error: {sum(1 for c in failed if c)} of the {len(children)} helper processes failed "
+                  "(their error is above); finished runs are kept, rerun to finish the rest", file=sys.stderr)
+            return 1
+        if not collect_tables:
+            return 0
     else:
         print(summary, file=log)
+        _count_start_up()
     _phase = "collection: every finished run is kept; rebuild the tables with --collect-only"
-    df = collect(exp_dir)
+    from benchmark.profiling import phase
+
+    with phase("collection (tables, plots)"):
+        df = collect(exp_dir)
     if len(df) and log is not _DEVNULL:
         import pandas as pd
 
@@ -264,7 +313,26 @@ def run(cfg: dict, out: Path, dry_run: bool = False, collect_only: bool = False,
     return 0
 
 
-def train_all(todo: list[dict], exp_dir: Path, res, log, bars: bool = False) -> None:
+def _start_workers(argv: list[str], jobs: int, n_runs: int) -> list:
+    """jobs - 1 more processes of this command that train runs from the same plan; each run's lock
+    gives it to exactly one process. Only this process prints progress and writes the tables."""
+    import subprocess
+
+    n = min(jobs, n_runs)
+    cmd = [sys.executable, str(Path(__file__).resolve()), *argv, "--jobs", str(n)]
+    return [subprocess.Popen([*cmd, "--worker", str(k)]) for k in range(1, n)]
+
+
+def _count_start_up() -> None:
+    """Everything from the process's start to the first run that no phase timed: imports, the
+    configuration, the availability checks."""
+    from benchmark import profiling
+
+    timed = sum(s for s, _ in profiling.snapshot().values())
+    profiling.add("start-up (imports, config)", time.perf_counter() - T_START - timed)
+
+
+def train_all(todo: list[dict], exp_dir: Path, res, log, bars: bool = False, tensorboard: bool = False) -> None:
     """Train every run of `todo` that no other process is training. A run another process holds is
     waited for after ours; if that process died without finishing it, it is trained here."""
     global _phase
@@ -293,7 +361,12 @@ def train_all(todo: list[dict], exp_dir: Path, res, log, bars: bool = False) -> 
             label = f"[{k}/{len(todo)} {r['strategy']['name']} {'>'.join(r['ordering'])} s{r['seed']}]"
             _phase = (f"run {r['run_id']}: finished runs are kept; this one has no done marker and reruns "
                       "from the start next time")
-            execute_run(r, run_dir, res, label=label, log=log, bars=bars)
+            tb = exp_dir / "tensorboard" / r["run_id"] if tensorboard else None
+            if tb is not None and tb.exists():  # a rerun of an interrupted run: its curves start afresh
+                import shutil
+
+                shutil.rmtree(tb)
+            execute_run(r, run_dir, res, label=label, log=log, bars=bars, tensorboard_dir=tb)
             print(f"{label} done: run {r['run_id']} ({time.time() - t0:.0f}s elapsed)", file=log, flush=True)
             progress.update(1)
             return True

@@ -63,6 +63,12 @@ class ExperimentConfig(Section):
     # training images per second of one GPU for this model and precision (scripts/gpu_throughput.py
     # measures it); --dry-run turns it into a GPU-hour estimate. Not part of any run's identity.
     throughput: PositiveFloat | None = None
+    # Training loss curves through Avalanche's TensorBoard logger, in <out>/<experiment>/tensorboard/<run id>/
+    # (`tensorboard --logdir` there). Logging only: not part of any run's identity.
+    tensorboard: Bool = False
+    # Processes that share out the runs (run_benchmark.py --jobs overrides it); each uses `threads` CPU
+    # threads, so keep jobs x threads within the cores. Results do not depend on it.
+    jobs: Annotated[PositiveInt, Field(le=256)] = 1
 
     @field_validator("experiment")
     @classmethod

@@ -18,6 +18,7 @@ import strategies
 from evaluation.evaluator import SuiteEvaluator
 from evaluation.records import CONFIG, RECORDS, _fault, atomic_write_json, is_done, mark_done
 
+from .profiling import phase
 from .data import FeatureCache, TaskData, cache_root, data_settings, load_task_data
 from .models import FoundationModel, TaskModel, load_foundation_model, text_side, weights_fingerprint
 from .streams import make_stream
@@ -42,7 +43,7 @@ class Resources:
         if key not in self._models:
             # Weights that are not loaded (random init, or open_clip's init before loading) come from a
             # fixed seed, without touching the global RNG: a model is the same whenever it is built.
-            with torch.random.fork_rng(devices=[]):
+            with phase("model load"), torch.random.fork_rng(devices=[]):
                 torch.manual_seed(0)
                 self._models[key] = load_foundation_model(mcfg["name"], mcfg.get("pretrained"),
                                                           mcfg.get("image_size"), device=device)
@@ -57,13 +58,15 @@ class Resources:
     def data(self, name: str, fm: FoundationModel, dcfg: dict) -> TaskData:
         key = repr((name, fm.image_size, fm.mean, fm.std, sorted(dcfg.items())))
         if key not in self._data:
-            self._data[key] = load_task_data(name, fm.image_size, fm.mean, fm.std, dcfg)
+            with phase("data load"):
+                self._data[key] = load_task_data(name, fm.image_size, fm.mean, fm.std, dcfg)
         return self._data[key]
 
     def zero_shot(self, name: str, fm: FoundationModel, d: TaskData) -> torch.Tensor:
         key = repr((id(fm), name))
         if key not in self._zs:
-            self._zs[key] = fm.class_embeddings(d.classnames, d.templates).cpu()
+            with phase("zero-shot text embeddings"):
+                self._zs[key] = fm.class_embeddings(d.classnames, d.templates).cpu()
         return self._zs[key]
 
 
@@ -98,11 +101,12 @@ def seed_everything(seed: int) -> None:
 
 
 def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str = "", log=sys.stderr,
-                bars: bool = False) -> dict:
+                bars: bool = False, tensorboard_dir: Path | None = None) -> dict:
     """Train `run` through its ordering, scoring the suite after step 0 and after every task.
 
     Records are rewritten (atomically) after every step; the done marker is written last, so an
-    interrupted run is simply redone on the next invocation.
+    interrupted run is simply redone on the next invocation. `tensorboard_dir`: where Avalanche's
+    TensorBoard logger writes the training loss curves (None: no logging).
     """
     if is_done(run_dir):
         raise RuntimeError(f"{run_dir} is already done")
@@ -135,7 +139,7 @@ def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str =
     stream = make_stream(ordering, {n: data[n] for n in ordering})
     head_init = HeadInitPlugin(lambda m, t: ev.init_head(m, ordering[t]))
     plugins = [head_init, *strategy.plugins(model), ProgressPlugin(label, log, bar=bars)]
-    template = make_template(model, tcfg, plugins, device)
+    template = make_template(model, tcfg, plugins, device, tensorboard_dir=tensorboard_dir)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / CONFIG, run)
@@ -148,14 +152,16 @@ def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str =
 
     def record(step: int, after: str, seconds: float):
         t = time.time()
-        row = ev.evaluate(model, ordering, n_trained=step)
+        with phase("step-0 scores" if step == 0 else "evaluation: other"):
+            row = ev.evaluate(model, ordering, n_trained=step)
         rec["R"].append(row["R"])
         rec["LP"].append(row["LP"])
         if zs:
             rec["ZS"].append(row["ZS"])
         rec["steps"].append({"step": step, "after": after, "train_s": round(seconds, 2),
                              "eval_s": round(time.time() - t, 2)})
-        atomic_write_json(run_dir / RECORDS, rec)
+        with phase("record writes"):
+            atomic_write_json(run_dir / RECORDS, rec)
         _fault(f"after-step-{step}")
         lp = " ".join(f"{n}={v:.3f}" for n, v in zip(data, row["LP"]))
         print(f"{label} step {step} ({after}): R={[round(v, 3) for v in row['R']]} LP {lp} "
@@ -166,8 +172,12 @@ def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str =
     for t, exp in enumerate(stream.train_stream):
         ts = time.time()
         template.train_epochs = epochs_for(tcfg.epochs, ordering[t])
-        template.train(exp, num_workers=nw, persistent_workers=nw > 0, pin_memory=str(device).startswith("cuda"))
+        with phase("training"):
+            template.train(exp, num_workers=nw, persistent_workers=nw > 0, pin_memory=str(device).startswith("cuda"))
         record(t + 1, ordering[t], time.time() - ts)
+    for logger in template.evaluator.loggers:  # flush the event files now, not at process exit
+        if hasattr(logger, "writer"):
+            logger.writer.close()
     rec["complete"] = True
     rec["wall_s"] = round(time.time() - t0, 2)
     atomic_write_json(run_dir / RECORDS, rec)

@@ -77,7 +77,7 @@ class TrainConfig(Section):
 
 
 @torch.no_grad()
-def embed_all(model: TaskModel, data, batch_size: int = 256, device: str = "cpu", num_workers: int = 0,
+def embed_all(model: TaskModel, data, batch_size: int = 128, device: str = "cpu", num_workers: int = 0,
               precision: str = "fp32") -> torch.Tensor:
     """Unit-norm image embeddings (float32, on the CPU) of a Dataset of (image, label) pairs or of a
     tensor of images, in eval mode, streamed through a DataLoader."""
@@ -245,18 +245,36 @@ class ProgressPlugin(SupervisedPlugin):
               f"loss {self._loss / max(1, self._n):.4f} ({time.time() - self._t:.1f}s)", file=self.stream, flush=True)
 
 
-def make_template(model: TaskModel, cfg: TrainConfig, plugins: list, device: str) -> SupervisedTemplate:
-    """Avalanche's supervised template (Naive when `plugins` holds no strategy plugin)."""
+def fused_if_available(device: str) -> dict:
+    """AdamW's fused kernel where torch has one for the device (CPU and CUDA): one pass over all
+    parameters instead of a loop of small ops; on the micro model it cut the optimiser step 4x."""
+    return {"fused": True} if torch.device(device).type in ("cpu", "cuda") else {}
+
+
+def make_template(model: TaskModel, cfg: TrainConfig, plugins: list, device: str,
+                  tensorboard_dir=None) -> SupervisedTemplate:
+    """Avalanche's supervised template (Naive when `plugins` holds no strategy plugin).
+
+    Scores come from evaluation/, after every task, so Avalanche's evaluator is empty unless
+    `tensorboard_dir` is given: then it logs the training loss per mini-batch and per epoch (the loss
+    curves the record files do not keep) through Avalanche's TensorboardLogger."""
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused_if_available(device))
     proto = [WarmupCosinePlugin(cfg.warmup_steps)]
     if cfg.grad_clip > 0:
         proto.append(GradClipPlugin(cfg.grad_clip))
     if getattr(cfg, "precision", "fp32") == "bf16":
         proto.append(PrecisionPlugin(device))
     epochs = cfg.epochs if isinstance(cfg.epochs, int) else 1  # per-dataset counts are set before each task
+    if tensorboard_dir is not None:
+        from avalanche.evaluation.metrics import loss_metrics
+        from avalanche.logging import TensorboardLogger
+
+        evaluator = EvaluationPlugin(loss_metrics(minibatch=True, epoch=True),
+                                     loggers=[TensorboardLogger(tb_log_dir=tensorboard_dir)])
+    else:
+        evaluator = EvaluationPlugin(loggers=[])
     return SupervisedTemplate(
         model=model, optimizer=optimizer, criterion=nn.CrossEntropyLoss(), train_mb_size=cfg.batch_size,
-        train_epochs=epochs, eval_mb_size=256, device=device, plugins=proto + list(plugins),
-        evaluator=EvaluationPlugin(loggers=[]),  # scoring is evaluation/'s job, after every task
+        train_epochs=epochs, eval_mb_size=256, device=device, plugins=proto + list(plugins), evaluator=evaluator,
     )

@@ -6,6 +6,7 @@ encoder (step 0) go through an on-disk cache shared by runs, strategies and proc
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import torch
@@ -13,6 +14,7 @@ import torch
 from benchmark.data import FeatureCache, TaskData
 from benchmark.models import TaskModel
 from benchmark.probe import accuracy, select_probe
+from benchmark.profiling import phase
 from benchmark.training import embed_all, head_init_weights
 
 
@@ -49,7 +51,8 @@ class SuiteEvaluator:
         if not (pretrained and self.features is not None and self.model_key):
             return compute()
         key = {"model": self.model_key, "data": ds.fingerprint, "device": torch.device(self.device).type,
-               "precision": self.precision, "torch": torch.__version__}
+               "precision": self.precision, "torch": torch.__version__,
+               "channels_last": bool(getattr(model, "channels_last", False))}  # the layout changes the floats
         return self.features.get(key, compute)
 
     def init_head(self, model: TaskModel, dataset: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -63,21 +66,28 @@ class SuiteEvaluator:
             w, b = self._probes[1][dataset]
             return w.clone(), b.clone()
         tr = va = None
-        if self.head_init == "lp":
-            tr = self._embed(model, d.train_eval, False)
-            va = self._embed(model, d.val, False) if d.val is not None and len(_grid(self.probe_C)) > 1 else None
-        return head_init_weights(self.head_init, tr, d.train_eval.targets, zs, self.logit_scale, self.probe_C,
-                                 va, d.val.targets if d.val is not None else None, n_classes=d.n_classes)
+        with phase("head init (probe fit)"):
+            if self.head_init == "lp":
+                tr = self._embed(model, d.train_eval, False)
+                va = self._embed(model, d.val, False) if d.val is not None and len(_grid(self.probe_C)) > 1 else None
+            return head_init_weights(self.head_init, tr, d.train_eval.targets, zs, self.logit_scale, self.probe_C,
+                                     va, d.val.targets if d.val is not None else None, n_classes=d.n_classes)
 
     def _suite_scores(self, model: TaskModel, pretrained: bool) -> dict:
         lp, zs, emb_test, probes = {}, {}, {}, {}
+        # Step 0 is one phase of its own (the caller's); after training, embeddings and probe fits are
+        # timed apart, the two costs of evaluation that scale differently (images vs classes x dims).
+        embedding = contextlib.nullcontext if pretrained else (lambda: phase("evaluation: embeddings"))
+        fitting = contextlib.nullcontext if pretrained else (lambda: phase("evaluation: probe fits"))
         for name, d in self.data.items():
-            tr = self._embed(model, d.train_eval, pretrained)
-            te = self._embed(model, d.test, pretrained)
-            va = yv = None
-            if d.val is not None and len(_grid(self.probe_C)) > 1:
-                va, yv = self._embed(model, d.val, pretrained), d.val.targets
-            w, b, _ = select_probe(tr, d.train_eval.targets, va, yv, self.probe_C, n_classes=d.n_classes)
+            with embedding():
+                tr = self._embed(model, d.train_eval, pretrained)
+                te = self._embed(model, d.test, pretrained)
+                va = yv = None
+                if d.val is not None and len(_grid(self.probe_C)) > 1:
+                    va, yv = self._embed(model, d.val, pretrained), d.val.targets
+            with fitting():
+                w, b, _ = select_probe(tr, d.train_eval.targets, va, yv, self.probe_C, n_classes=d.n_classes)
             probes[name], emb_test[name] = (w, b), te
             lp[name] = accuracy(te @ w.T + b, d.test.targets)
             if self.zs_weights:

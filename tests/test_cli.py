@@ -1,6 +1,7 @@
 """What a user sees while a run goes: progress bars on a terminal, plain lines in logs, --quiet."""
 from __future__ import annotations
 
+import re
 import sys
 
 import run_benchmark
@@ -30,3 +31,64 @@ def test_a_terminal_gets_progress_bars_with_rate_and_eta(tmp_path, capsys, monke
     assert "runs: 100%" in err and ("run/s]" in err or "s/run]" in err)  # the runs bar, with its rate
     assert "task 2 epoch 1/1" in err and ("it/s" in err or "s/it" in err)  # the epoch bar, with its rate
     assert "task 1: epoch 1/1 loss" in err  # log lines still appear, above the bars
+
+
+def test_profile_prints_a_breakdown_that_adds_up_to_the_wall_time(tmp_path, capsys):
+    assert run_benchmark.main(["--out", str(tmp_path), "-q", "--profile", *TINY]) == 0
+    err = capsys.readouterr().err
+    rows = {m.group(1): float(m.group(2)) for m in re.finditer(r"^(\S.*?) +([0-9.]+) +[0-9.]+%", err, re.M)}
+    wall = rows.pop("wall")
+    for name in ("start-up (imports, config)", "model load", "step-0 scores", "training",
+                 "evaluation: embeddings", "evaluation: probe fits", "record writes", "collection (tables, plots)"):
+        assert rows.get(name, -1) >= 0, (name, err)
+    assert rows["training"] > 0 and rows["evaluation: probe fits"] > 0
+    # Phases do not overlap (a nested phase is taken out of its parent): with the untimed rest they make the wall.
+    assert abs(sum(rows.values()) - wall) < 0.2, err
+    assert "peak memory (resident):" in err and "GiB" in err
+    assert err.strip().splitlines()[-1].startswith("finished in ") and "peak memory" in err.strip().splitlines()[-1]
+
+
+def test_tensorboard_logs_loss_curves_without_changing_the_run(tmp_path, capsys):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    assert run_benchmark.main(["--out", str(tmp_path), "-q", "--tensorboard", *TINY]) == 0
+    runs = list((tmp_path / "micro" / "runs").iterdir())
+    assert len(runs) == 1
+    logs = tmp_path / "micro" / "tensorboard" / runs[0].name
+    acc = EventAccumulator(str(logs))
+    acc.Reload()
+    tags = acc.Tags()["scalars"]
+    mb = [t for t in tags if t.startswith("Loss_MB")]
+    assert mb and any(t.startswith("Loss_Epoch") for t in tags), tags
+    # one curve per task: 2 tasks x 1 epoch x 2 mini-batches (40 training images, batches of 20)
+    points = [e for t in mb for e in acc.Scalars(t)]
+    assert len(mb) == 2 and len(points) == 4 and all(e.value > 0 for e in points), mb
+    # Logging is not part of the run's identity: the same run without it is already done.
+    assert run_benchmark.main(["--out", str(tmp_path), "--dry-run", *TINY]) == 0
+    assert "1 already done" in capsys.readouterr().err
+
+
+def test_jobs_share_the_runs_out_and_give_the_records_of_one_process(tmp_path, capsys):
+    import json
+
+    two = [*TINY[:-1], "ft", "ldifs", "--set", "threads=1"]
+    assert run_benchmark.main(["--out", str(tmp_path / "jobs2"), "-q", "--jobs", "2", *two]) == 0
+    assert run_benchmark.main(["--out", str(tmp_path / "jobs1"), "-q", *two]) == 0
+
+    def records(root):
+        out = {}
+        for p in sorted((root / "micro" / "runs").glob("*/records.json")):
+            r = json.loads(p.read_text())
+            out[p.parent.name] = (r["R"], r["LP"], r["ZS"])
+        return out
+
+    a, b = records(tmp_path / "jobs2"), records(tmp_path / "jobs1")
+    assert len(a) == 2 and a == b
+    assert (tmp_path / "jobs2" / "micro" / "leaderboard.csv").read_text() == \
+        (tmp_path / "jobs1" / "micro" / "leaderboard.csv").read_text()
+
+
+def test_jobs_out_of_range_is_one_line(tmp_path, capsys):
+    assert run_benchmark.main(["--out", str(tmp_path), "--jobs", "0", *TINY]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "jobs" in err and "greater than or equal to 1" in err, err

@@ -113,3 +113,4 @@ def test_probe_C_grid_is_chosen_on_validation():
     assert accs[c] == max(accs.values()) and c == min(C for C, a in accs.items() if a == max(accs.values()))
     with pytest.raises(ValueError, match="validation split"):
         select_probe(x, y, None, None, [0.1, 1.0])
+

@@ -128,7 +128,7 @@ def _smoke(fm, name, head_init, tmp_path, freeze_bn_stats=False):
 
     real = runner.make_template
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(runner, "make_template", lambda model, cfg, plugins, device: real(model, cfg, [*plugins, Watch()], device))
+        mp.setattr(runner, "make_template", lambda model, cfg, plugins, device, **kw: real(model, cfg, [*plugins, Watch()], device, **kw))
         rec = execute_run(_run_config(strategies.to_config(strategy), head_init, freeze_bn_stats), tmp_path / name,
                           _TinyResources(fm, data), log=io.StringIO())
     assert (tmp_path / name / "done").exists() and rec["complete"]
