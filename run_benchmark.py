@@ -101,6 +101,8 @@ def resolve_config(args) -> dict:
     return C.validate(cfg)
 
 
+_processes = 1  # processes that trained (this one and the --jobs helpers it sent "go")
+
 # What Ctrl-C means for the results at the point it comes: said in the one line printed then.
 _phase = "start-up: nothing was written"
 
@@ -111,17 +113,33 @@ def main(argv: list[str] | None = None) -> int:
 
     T_START = time.perf_counter()
     profiling.reset()
+    global _processes
+    _processes = 1
     _phase = "start-up: nothing was written"
     try:
         return _main(argv)
     except KeyboardInterrupt:
-        print(f"interrupted during {_phase}", file=sys.stderr)
+        if "--worker" not in (sys.argv if argv is None else argv):  # a helper's parent says it once
+            print(f"interrupted during {_phase}", file=sys.stderr)
         return 130
 
 
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     argv = sys.argv[1:] if argv is None else list(argv)
+    # Helper processes for --jobs start now, so that their imports overlap ours; each waits for our
+    # "go" (sent once the inputs are checked) and leaves quietly without it.
+    children = [] if args.worker or args.dry_run or args.collect_only or args.list else _start_workers(args, argv)
+    try:
+        return _checked_main(args, children)
+    finally:
+        for c in children:
+            _release(c)
+        for c in children:
+            c.wait()
+
+
+def _checked_main(args, children: list) -> int:
     # Avalanche imports qpsolvers for GEM-style strategies and warns that no QP solver is installed.
     warnings.filterwarnings("ignore", message="no QP solver found")
     # Scores come from evaluation/, after every task; Avalanche's own evaluator is left empty on purpose.
@@ -142,7 +160,8 @@ def _main(argv: list[str] | None) -> int:
         if not args.dry_run:
             check_writable(args.out)
     except (ConfigError, SpecError, DataError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        if not args.worker:  # a helper's inputs are its parent's, which reports them
+            print(f"error: {e}", file=sys.stderr)
         return 2
     if args.quiet or args.worker:
         log, bars = _DEVNULL, False
@@ -150,16 +169,15 @@ def _main(argv: list[str] | None) -> int:
         log, bars = _BarSafeStream(), True
     else:
         log, bars = sys.stderr, False
-    helpers = [] if args.worker else [(argv, cfg["jobs"])]
     code = run(cfg, args.out, dry_run=args.dry_run, collect_only=args.collect_only, log=log, bars=bars,
-               helpers=helpers, collect_tables=not args.worker, worker=args.worker)
+               children=children, worker=args.worker)
     if code == 0 and not args.dry_run and not args.worker:
         from benchmark import profiling
 
         wall = time.perf_counter() - T_START
         if args.profile:
             print(profiling.table(wall), file=sys.stderr)
-        print(f"finished in {_duration(wall)} (peak memory {profiling.peak_memory_bytes() / 2 ** 30:.1f} GiB): "
+        print(f"finished in {_duration(wall)} (peak memory {profiling.peak_memory_line(_processes)}): "
               f"{Path(args.out) / cfg['experiment'] / 'report.md'}", file=sys.stderr)
     return code
 
@@ -216,7 +234,9 @@ def _list() -> int:
 
 
 def run(cfg: dict, out: Path, dry_run: bool = False, collect_only: bool = False, log=None, bars: bool = False,
-        helpers: list | None = None, collect_tables: bool = True, worker: int = 0) -> int:
+        children: list | None = None, worker: int = 0) -> int:
+    """Plan, train what is missing, collect. `children`: --jobs helpers waiting for "go"; `worker` > 0:
+    this process is such a helper (it trains and leaves the tables to its parent)."""
     global _phase
     from benchmark.config import plan
     from evaluation.collect import MAIN_COLS, collect
@@ -261,7 +281,7 @@ def run(cfg: dict, out: Path, dry_run: bool = False, collect_only: bool = False,
         missing = [p for p in [device_problem(cfg["device"])] if p]
         missing += check_available(cfg["suite"], d["root"], d["download"]) + check_weights(cfg["model"], d["download"])
         if missing:
-            for line in missing:
+            for line in missing if not worker else []:
                 print(f"error: {line}", file=sys.stderr)
             return 2
         res = Resources()
@@ -282,7 +302,13 @@ def run(cfg: dict, out: Path, dry_run: bool = False, collect_only: bool = False,
             return 2
         print(summary, file=log)
         _count_start_up()
-        children = _start_workers(*helpers[0], n_runs=len(todo)) if helpers else []
+        if worker and sys.stdin.readline().strip() != "go":
+            return 0  # the parent stopped before training, or has fewer runs than helpers
+        children = list(children or [])[:max(0, min(cfg["jobs"], len(todo)) - 1)]
+        for c in children:
+            _release(c, go=True)
+        global _processes
+        _processes = 1 + len(children)
         try:
             # Process k of the jobs starts k/jobs of the way into the plan (and wraps around), so that
             # each gets a share of every strategy instead of one getting all the slow ones.
@@ -294,9 +320,11 @@ def run(cfg: dict, out: Path, dry_run: bool = False, collect_only: bool = False,
             print(f"error: {sum(1 for c in failed if c)} of the {len(children)} helper processes failed "
                   "(their error is above); finished runs are kept, rerun to finish the rest", file=sys.stderr)
             return 1
-        if not collect_tables:
+        if worker:
             return 0
     else:
+        if worker:
+            return 0
         print(summary, file=log)
         _count_start_up()
     _phase = "collection: every finished run is kept; rebuild the tables with --collect-only"
@@ -313,14 +341,56 @@ def run(cfg: dict, out: Path, dry_run: bool = False, collect_only: bool = False,
     return 0
 
 
-def _start_workers(argv: list[str], jobs: int, n_runs: int) -> list:
-    """jobs - 1 more processes of this command that train runs from the same plan; each run's lock
-    gives it to exactly one process. Only this process prints progress and writes the tables."""
+def _jobs_hint(args) -> int:
+    """The number of processes asked for, read before the configuration is validated (so that helpers
+    can start at once): --jobs, else a --set jobs=N, else the YAML's `jobs`. The validated value is
+    the one that counts; a wrong hint only starts helpers that are sent away."""
+    if args.jobs is not None:
+        return args.jobs
+    for s in reversed(args.set):
+        if s.startswith("jobs="):
+            try:
+                return int(s[5:])
+            except ValueError:
+                return 1
+    import yaml
+
+    path = Path(args.config)
+    if not path.suffix and not path.exists():
+        path = Path(__file__).resolve().parent / "configs" / f"{args.config}.yaml"
+    try:
+        jobs = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("jobs", 1)
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+        return 1
+    return jobs if isinstance(jobs, int) and not isinstance(jobs, bool) else 1
+
+
+def _start_workers(args, argv: list[str]) -> list:
+    """jobs - 1 more processes of this command that train runs from the same plan (each run's lock gives
+    it to exactly one process) once they read "go" on their stdin. Only this process prints progress
+    and writes the tables."""
     import subprocess
 
-    n = min(jobs, n_runs)
+    n = min(_jobs_hint(args), 256)
+    if n <= 1:
+        return []
     cmd = [sys.executable, str(Path(__file__).resolve()), *argv, "--jobs", str(n)]
-    return [subprocess.Popen([*cmd, "--worker", str(k)]) for k in range(1, n)]
+    return [subprocess.Popen([*cmd, "--worker", str(k)], stdin=subprocess.PIPE, text=True) for k in range(1, n)]
+
+
+def _release(child, go: bool = False) -> None:
+    """Send a waiting helper "go"; or (go=False) stop it: it has not trained or written anything yet
+    (it is importing, or waiting), and whatever of its start-up it leaves is what a kill may leave."""
+    if child.stdin is None or child.stdin.closed:
+        return
+    try:
+        if go:
+            child.stdin.write("go\n")
+        child.stdin.close()
+    except (BrokenPipeError, OSError):  # it has already left
+        pass
+    if not go:
+        child.kill()
 
 
 def _count_start_up() -> None:

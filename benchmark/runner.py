@@ -152,8 +152,20 @@ def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str =
 
     def record(step: int, after: str, seconds: float):
         t = time.time()
-        with phase("step-0 scores" if step == 0 else "evaluation: other"):
-            row = ev.evaluate(model, ordering, n_trained=step)
+        bar = None
+        if bars:  # over the suite's datasets, with its rate and ETA (a paper-scale evaluation takes minutes)
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(data), unit="dataset", leave=False, position=1, file=sys.stderr,
+                       desc=f"evaluation after step {step}")
+            ev.on_dataset = lambda name: bar.update(1)
+        try:
+            with phase("step-0 scores" if step == 0 else "evaluation: other"):
+                row = ev.evaluate(model, ordering, n_trained=step)
+        finally:
+            if bar is not None:
+                bar.close()
+                ev.on_dataset = None
         rec["R"].append(row["R"])
         rec["LP"].append(row["LP"])
         if zs:

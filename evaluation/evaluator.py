@@ -7,6 +7,7 @@ encoder (step 0) go through an on-disk cache shared by runs, strategies and proc
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -42,6 +43,8 @@ class SuiteEvaluator:
     model_key: str | None = None
     num_workers: int = 0
     precision: str = "fp32"
+    # Called with a dataset's name after its scores are computed (the runner's progress bar).
+    on_dataset: Callable[[str], None] | None = field(default=None, repr=False)
     _probes: tuple | None = field(default=None, init=False, repr=False)  # (encoder_state, {dataset: (W, b)})
 
     def _embed(self, model: TaskModel, ds, pretrained: bool) -> torch.Tensor:
@@ -92,6 +95,8 @@ class SuiteEvaluator:
             lp[name] = accuracy(te @ w.T + b, d.test.targets)
             if self.zs_weights:
                 zs[name] = accuracy(te @ self.zs_weights[name].T, d.test.targets)
+            if self.on_dataset is not None:
+                self.on_dataset(name)
         return {"lp": lp, "zs": zs, "emb_test": emb_test, "probes": probes}
 
     @torch.no_grad()

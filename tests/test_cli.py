@@ -6,7 +6,7 @@ import sys
 
 import run_benchmark
 
-TINY = ["--orderings", "textures,digits", "--suite", "textures", "digits", "--set", "data.max_train=40",
+TINY = ["--jobs", "1", "--orderings", "textures,digits", "--suite", "textures", "digits", "--set", "data.max_train=40",
         "--set", "data.max_test=20", "--epochs", "1", "--set", "train.batch_size=20", "--strategies", "ft"]
 
 
@@ -30,6 +30,7 @@ def test_a_terminal_gets_progress_bars_with_rate_and_eta(tmp_path, capsys, monke
     err = capsys.readouterr().err
     assert "runs: 100%" in err and ("run/s]" in err or "s/run]" in err)  # the runs bar, with its rate
     assert "task 2 epoch 1/1" in err and ("it/s" in err or "s/it" in err)  # the epoch bar, with its rate
+    assert "evaluation after step 2" in err and ("dataset/s" in err or "s/dataset" in err)  # and the evaluation's
     assert "task 1: epoch 1/1 loss" in err  # log lines still appear, above the bars
 
 
@@ -44,7 +45,7 @@ def test_profile_prints_a_breakdown_that_adds_up_to_the_wall_time(tmp_path, caps
     assert rows["training"] > 0 and rows["evaluation: probe fits"] > 0
     # Phases do not overlap (a nested phase is taken out of its parent): with the untimed rest they make the wall.
     assert abs(sum(rows.values()) - wall) < 0.2, err
-    assert "peak memory (resident):" in err and "GiB" in err
+    assert "peak memory (resident) of this process:" in err and "GiB" in err
     assert err.strip().splitlines()[-1].startswith("finished in ") and "peak memory" in err.strip().splitlines()[-1]
 
 
@@ -72,7 +73,8 @@ def test_jobs_share_the_runs_out_and_give_the_records_of_one_process(tmp_path, c
     import json
 
     two = [*TINY[:-1], "ft", "ldifs", "--set", "threads=1"]
-    assert run_benchmark.main(["--out", str(tmp_path / "jobs2"), "-q", "--jobs", "2", *two]) == 0
+    assert run_benchmark.main(["--out", str(tmp_path / "jobs2"), "-q", *two, "--jobs", "2"]) == 0
+    assert "GiB per process x 2" in capsys.readouterr().err  # the helper trained: two processes' memory
     assert run_benchmark.main(["--out", str(tmp_path / "jobs1"), "-q", *two]) == 0
 
     def records(root):
@@ -88,7 +90,20 @@ def test_jobs_share_the_runs_out_and_give_the_records_of_one_process(tmp_path, c
         (tmp_path / "jobs1" / "micro" / "leaderboard.csv").read_text()
 
 
+def test_helpers_started_early_stay_silent_on_bad_input_and_leave(tmp_path, capsys):
+    """Helpers start before the configuration is checked (their imports overlap the parent's); on bad
+    input the parent alone reports it, in one line, and no helper is left running."""
+    import psutil
+
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    assert run_benchmark.main(["--out", str(tmp_path), *TINY, "--jobs", "3", "--set", "train.lr=abc"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "train.lr" in err, err
+    assert {p.pid for p in psutil.Process().children(recursive=True)} - before == set()
+    assert not (tmp_path / "micro").exists()
+
+
 def test_jobs_out_of_range_is_one_line(tmp_path, capsys):
-    assert run_benchmark.main(["--out", str(tmp_path), "--jobs", "0", *TINY]) == 2
+    assert run_benchmark.main(["--out", str(tmp_path), *TINY, "--jobs", "0"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "jobs" in err and "greater than or equal to 1" in err, err

@@ -37,7 +37,7 @@ def test_dry_run_of_paper_continual_prints_the_plan(tmp_path, capsys):
     # SVHN: 73,257 - 7,325 validation = 65,932 training images; 10 epochs of ceil(65932 / 128) = 516 steps.
     assert "SVHN 10 ep x 65932 = 5160 steps" in out and "EuroSAT 12 ep x 21600 = 2028 steps" in out
     assert "6 runs" in out and "missing Cars, CIFAR10" in out and "weights: ViT-B-32/openai" in out
-    assert "GPU-hours at 400 training images/s" in out
+    assert "GPU-hours at 1320 training images/s" in out
     assert not any(tmp_path.glob("paper-continual/runs/*"))
 
 

@@ -22,7 +22,7 @@ from evaluation.records import LOCK, TMP_SUFFIX, check_run, load_records
 
 ROOT = Path(__file__).resolve().parents[1]
 # Two tiny runs of the micro model: enough to cross every code path that writes a file.
-TINY = ["--orderings", "textures,digits", "--suite", "textures", "digits", "--set", "data.max_train=40",
+TINY = ["--jobs", "1", "--orderings", "textures,digits", "--suite", "textures", "digits", "--set", "data.max_train=40",
         "--set", "data.max_test=20", "--epochs", "1", "--set", "train.batch_size=20"]
 
 
