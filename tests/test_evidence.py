@@ -86,3 +86,15 @@ def test_per_seed_averages_orderings_first_and_single_seed_never_holds():
     assert math.isnan(ev["gain"]["ci95"]) and ev["holds"]["gain"] is False
     with pytest.raises(ValueError, match="no runs of 'ft'"):
         evidence([rec("ldifs", 0, [[0.5], [0.7]], [[0.5, 0.8], [0.7, 0.7]], ordering=("a",), suite=("a", "c"))])
+
+
+def test_the_default_preset_is_seed_0_of_the_evidence_preset():
+    """The README promises that `python run_benchmark.py` trains the evidence preset's seed-0 runs, and
+    that `--seeds 0 1 2 3 4` gives that preset: the same run ids, hence the same records."""
+    from benchmark import config as C
+
+    default = C.validate(C.load_preset("micro"))
+    evidence = C.validate(C.load_preset("micro-evidence"))
+    ids = {r["run_id"] for r in C.plan(evidence)}
+    assert {r["run_id"] for r in C.plan(default)} == {r["run_id"] for r in C.plan(evidence) if r["seed"] == 0}
+    assert {r["run_id"] for r in C.plan({**default, "seeds": evidence["seeds"]})} == ids
