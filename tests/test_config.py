@@ -13,16 +13,18 @@ def micro(**changes):
 
 
 def test_plan_is_the_product_of_orderings_strategies_and_seeds_with_stable_ids():
-    cfg = C.validate(micro(seeds=[0, 1], strategies=["ft", "ldifs", "ldifs:lam=1"]))
+    two = [["mnist", "fashion_mnist"], ["fashion_mnist", "mnist"]]
+    cfg = C.validate(micro(orderings=two, seeds=[0, 1], strategies=["ft", "ldifs", "ldifs:lam=1"]))
     runs = C.plan(cfg)
     assert len(runs) == 2 * 3 * 2 and len({r["run_id"] for r in runs}) == 12
-    again = C.plan(C.validate(micro(seeds=[0, 1], strategies=["ft", "ldifs", "ldifs:lam=1.0"])))
+    again = C.plan(C.validate(micro(orderings=two, seeds=[0, 1], strategies=["ft", "ldifs", "ldifs:lam=1.0"])))
     assert [r["run_id"] for r in runs] == [r["run_id"] for r in again]
     # where a run executes does not change its id; what it computes does, and on the CPU the thread
     # count changes floating-point reductions, hence the records
     base = C.plan(C.validate(micro()))[0]["run_id"]
     assert C.plan(C.validate(micro(device="cpu")))[0]["run_id"] == base
     assert C.plan(C.validate(micro(threads=7)))[0]["run_id"] != base
+    assert C.plan(C.validate(micro(jobs=3, tensorboard=True)))[0]["run_id"] == base  # execution, not results
     other = micro()
     C.set_dotted(other, "train.lr=2e-4")
     assert C.plan(C.validate(other))[0]["run_id"] != C.plan(C.validate(micro()))[0]["run_id"]
