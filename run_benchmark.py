@@ -445,7 +445,8 @@ def train_all(todo: list[dict], exp_dir: Path, res, log, bars: bool = False, ten
 
     busy = [(k, r) for k, r in enumerate(todo, 1) if not attempt(k, r, blocking=False)]
     for k, r in busy:
-        print(f"run {r['run_id']} is being trained by another process; waiting for it", file=log, flush=True)
+        print(f"run {r['run_id']} is being trained by another process (a --jobs helper, or another command on "
+              "this experiment); waiting for it", file=log, flush=True)
         _phase = "a wait for another process's run: every finished run is kept"
         attempt(k, r, blocking=True)
     progress.close()
