@@ -355,11 +355,10 @@ def _jobs_hint(args) -> int:
                 return 1
     import yaml
 
-    path = Path(args.config)
-    if not path.suffix and not path.exists():
-        path = Path(__file__).resolve().parent / "configs" / f"{args.config}.yaml"
+    from benchmark.presets import preset_path
+
     try:
-        jobs = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("jobs", 1)
+        jobs = (yaml.safe_load(preset_path(args.config).read_text(encoding="utf-8")) or {}).get("jobs", 1)
     except (OSError, ValueError, AttributeError, yaml.YAMLError):
         return 1
     return jobs if isinstance(jobs, int) and not isinstance(jobs, bool) else 1

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import itertools
 import re
-from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
@@ -20,11 +19,11 @@ from evaluation.records import EXECUTION_KEYS, hashed_config, run_id
 
 from .datasets import known_datasets
 from .orderings import OrderingError, expand_orderings
+from .presets import preset_path, presets
 from .data.settings import DataSection
 from .schema import Bool, NonNegInt, PositiveFloat, PositiveInt, Section
 from .training import TrainConfig
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 MAX_NAME = 100  # experiment names: one path component, short enough for every file system
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _DEVICE = re.compile(r"cpu|cuda(:\d+)?|mps")
@@ -90,14 +89,8 @@ class ExperimentConfig(Section):
 # Loading and overriding
 
 
-def presets() -> list[str]:
-    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-
-
 def load_preset(name_or_path: str) -> dict[str, Any]:
-    path = Path(name_or_path)
-    if not path.suffix and not path.exists():
-        path = CONFIG_DIR / f"{name_or_path}.yaml"
+    path = preset_path(name_or_path)
     if not path.is_file():
         raise ConfigError(f"no config {name_or_path!r}; presets: {', '.join(presets())}, or a path to a YAML file")
     try:

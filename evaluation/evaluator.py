@@ -80,16 +80,17 @@ class SuiteEvaluator:
         lp, zs, emb_test, probes = {}, {}, {}, {}
         # Step 0 is one phase of its own (the caller's); after training, embeddings and probe fits are
         # timed apart, the two costs of evaluation that scale differently (images vs classes x dims).
-        embedding = contextlib.nullcontext if pretrained else (lambda: phase("evaluation: embeddings"))
-        fitting = contextlib.nullcontext if pretrained else (lambda: phase("evaluation: probe fits"))
+        def timed(name: str):
+            return contextlib.nullcontext() if pretrained else phase(name)
+
         for name, d in self.data.items():
-            with embedding():
+            with timed("evaluation: embeddings"):
                 tr = self._embed(model, d.train_eval, pretrained)
                 te = self._embed(model, d.test, pretrained)
                 va = yv = None
                 if d.val is not None and len(_grid(self.probe_C)) > 1:
                     va, yv = self._embed(model, d.val, pretrained), d.val.targets
-            with fitting():
+            with timed("evaluation: probe fits"):
                 w, b, _ = select_probe(tr, d.train_eval.targets, va, yv, self.probe_C, n_classes=d.n_classes)
             probes[name], emb_test[name] = (w, b), te
             lp[name] = accuracy(te @ w.T + b, d.test.targets)

@@ -34,13 +34,18 @@ def one_thread():
 @pytest.fixture(scope="session")
 def tiny_vit(tmp_path_factory):
     """A 12-block ViT with random weights, registered with open_clip like any architecture config."""
+    return random_model(tmp_path_factory, "test-tiny-vit", TINY_VIT)
+
+
+def random_model(tmp_path_factory, name: str, cfg: dict):
+    """Registers `cfg` with open_clip as architecture `name` and loads it with random weights (seed 0)."""
     from benchmark.models import load_foundation_model, register_model_configs
 
     folder = tmp_path_factory.mktemp("model_configs")
-    (folder / "test-tiny-vit.json").write_text(json.dumps(TINY_VIT))
+    (folder / f"{name}.json").write_text(json.dumps(cfg))
     register_model_configs(folder)
     torch.manual_seed(0)
-    return load_foundation_model("test-tiny-vit", pretrained=None)
+    return load_foundation_model(name, pretrained=None)
 
 
 @pytest.fixture(scope="session")

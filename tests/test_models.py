@@ -90,15 +90,9 @@ TINY_RN = {
 
 @pytest.fixture(scope="module")
 def tiny_rn(tmp_path_factory):
-    import json
+    from conftest import random_model
 
-    from benchmark.models import load_foundation_model, register_model_configs
-
-    folder = tmp_path_factory.mktemp("rn_configs")
-    (folder / "test-tiny-rn.json").write_text(json.dumps(TINY_RN))
-    register_model_configs(folder)
-    torch.manual_seed(0)
-    return load_foundation_model("test-tiny-rn", pretrained=None)
+    return random_model(tmp_path_factory, "test-tiny-rn", TINY_RN)
 
 
 def test_modified_resnet_taps_and_zero_shot_head(tiny_rn):
