@@ -3,7 +3,8 @@ import math
 
 import pytest
 
-from evaluation.evidence import evidence, format_evidence, heldout, per_seed, run_figures, task_gain
+from evaluation.evidence import (evidence, evidence_all, format_evidence, group_labels, heldout, per_group, per_seed,
+                                 run_figures, select, task_gain)
 
 
 def rec(strategy, seed, R, LP, ZS=None, ordering=("a", "b"), suite=("a", "b", "c", "d")):
@@ -98,3 +99,120 @@ def test_the_default_preset_is_seed_0_of_the_evidence_preset():
     ids = {r["run_id"] for r in C.plan(evidence)}
     assert {r["run_id"] for r in C.plan(default)} == {r["run_id"] for r in C.plan(evidence) if r["seed"] == 0}
     assert {r["run_id"] for r in C.plan({**default, "seeds": evidence["seeds"]})} == ids
+
+
+# --- groups: strategy x hyperparameters (issue 13): a lambda grid is never pooled -----------------
+
+
+def _grid_runs():
+    """ft and two ldifs settings, one task, suite (a, c), three seeds; gain and held-out dLP per seed.
+
+    ft:              gain .10 .12 .14, dLP -.05 -.04 -.06
+    ldifs lam=10:    gain .10 .12 .14, dLP -.04 -.03 -.05  -> protection .01 .01 .01, gain gap 0
+    ldifs lam=100:   gain .06 .07 .08, dLP -.01  .00  .01  -> protection .04 .04 .07, gain gap -.04 -.05 -.06
+    Pooled by name (as before), ldifs would have read dLP -.025 -.015 -.02: protection .025 .025 .04
+    (mean .03), gain gap mean -.025: a figure of neither setting."""
+    table = {("ft", None): ([0.10, 0.12, 0.14], [-0.05, -0.04, -0.06]),
+             ("ldifs", 10.0): ([0.10, 0.12, 0.14], [-0.04, -0.03, -0.05]),
+             ("ldifs", 100.0): ([0.06, 0.07, 0.08], [-0.01, 0.0, 0.01])}
+    out = []
+    for (name, lam), (gains, dlps) in table.items():
+        for seed, (g, d) in enumerate(zip(gains, dlps)):
+            r = rec(name, seed, [[0.5], [0.5 + g]], [[0.5, 0.8], [0.5 + g, 0.8 + d]], ordering=("a",), suite=("a", "c"))
+            if lam is not None:  # every hyperparameter, as a run config holds them; only lam varies
+                r["config"]["strategy"].update(lam=lam, anchor="previous", layers="reference")
+            out.append(r)
+    return out
+
+
+def test_runs_are_grouped_by_strategy_and_hyperparameters():
+    seeds = per_seed(_grid_runs())
+    assert set(seeds) == {"ft", "ldifs:lam=10.0", "ldifs:lam=100.0"}  # only the varying one is named
+    assert seeds["ldifs:lam=100.0"][2]["dLP_heldout"] == pytest.approx(0.01)
+    assert seeds["ldifs:lam=10.0"][2]["dLP_heldout"] == pytest.approx(-0.05)
+    assert seeds["ldifs:lam=10.0"][2]["dLP[c]"] == pytest.approx(-0.05) and seeds["ft"][0]["n_orderings"] == 1
+    keys = per_group(_grid_runs())
+    assert group_labels(keys)[("ldifs", '{"anchor": "previous", "lam": 100.0, "layers": "reference"}')] == \
+        "ldifs:lam=100.0"
+
+
+def test_protector_is_chosen_by_its_hyperparameters_and_never_pooled():
+    runs = _grid_runs()
+    with pytest.raises(ValueError, match=r"'ldifs' matches 2 groups \(ldifs:lam=10.0, ldifs:lam=100.0\)"):
+        evidence(runs)
+    ev = evidence(runs, protector="ldifs:lam=100")  # 100 (YAML int) names the config's 100.0
+    assert ev["base"] == "ft" and ev["protector"] == "ldifs:lam=100.0"
+    assert ev["protection"]["mean"] == pytest.approx(0.05)
+    # protection .04 .04 .07: sd = sqrt((.01^2 + .01^2 + .02^2) / 2) = sqrt(3e-4); t(0.975, 2) = 4.302653
+    assert ev["protection"]["ci95"] == pytest.approx(4.302653 * math.sqrt(3e-4) / math.sqrt(3), rel=1e-5)
+    assert ev["gain_gap"]["mean"] == pytest.approx(-0.05) and ev["holds"]["protection"] is False
+    assert ev["protector_gain"]["mean"] == pytest.approx(0.07)
+    assert ev["protector_dLP_heldout"]["mean"] == pytest.approx(0.0, abs=1e-12)
+    ev10 = evidence(runs, protector="ldifs:lam=10")
+    assert ev10["protection"]["mean"] == pytest.approx(0.01) and ev10["protection"]["ci95"] == pytest.approx(0, abs=1e-12)
+    assert ev10["gain_gap"]["mean"] == pytest.approx(0.0, abs=1e-12) and ev10["holds"]["protection"] is True
+    # the base's figures do not depend on the protector
+    assert ev10["dLP_heldout"] == ev["dLP_heldout"] and ev["dLP_heldout"]["mean"] == pytest.approx(-0.05)
+    with pytest.raises(ValueError, match=r"no runs of 'ldifs:lam=1'.*groups: ft, ldifs:lam=10.0, ldifs:lam=100.0"):
+        select("ldifs:lam=1", per_group(runs))
+    assert "ldifs:lam=100.0 - ft dLP held-out" in format_evidence(ev) and "+5.0" in format_evidence(ev)
+
+
+def test_every_group_against_the_base_paired_by_seed():
+    evs = evidence_all(_grid_runs())
+    assert [e["protector"] for e in evs] == ["ldifs:lam=10.0", "ldifs:lam=100.0"]
+    assert [e["protection"]["mean"] for e in evs] == pytest.approx([0.01, 0.05])
+    # pairing: a seed the base lacks is left out of the differences
+    runs = [r for r in _grid_runs() if not (r["config"]["strategy"]["name"] == "ft" and r["config"]["seed"] == 2)]
+    ev = evidence(runs, protector="ldifs:lam=100")
+    assert ev["paired_seeds"] == [0, 1] and ev["protection"]["mean"] == pytest.approx(0.04)
+
+
+def test_single_ldifs_setting_keeps_the_plain_name_and_old_keys():
+    runs = _runs([0.10, 0.12, 0.14], [-0.05, -0.04, -0.06], [0.11, 0.12, 0.13], [-0.01, -0.01, -0.01])
+    for r in runs:
+        if r["config"]["strategy"]["name"] == "ldifs":
+            r["config"]["strategy"]["lam"] = 100.0
+    ev = evidence(runs)
+    assert ev["protector"] == "ldifs" and ev["ldifs_gain"] == ev["protector_gain"]
+    assert ev["protection"]["mean"] == pytest.approx(0.04)
+
+
+def _write_experiment(folder, runs):
+    import json
+
+    suite = {"a": "mnist", "c": "textures"}  # real names: the CLI reads chance levels from the catalog
+    for k, r in enumerate(runs):
+        r = {**r, "suite": [suite[d] for d in r["suite"]], "ordering": [suite[d] for d in r["ordering"]],
+             "complete": True, "wall_s": 1.0}
+        d = folder / "runs" / f"run{k:02d}"
+        d.mkdir(parents=True)
+        (d / "records.json").write_text(json.dumps(r))
+    return folder
+
+
+def test_search_micro_cli_protector_all_and_per_seed(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "search_micro", Path(__file__).resolve().parents[1] / "scripts" / "search_micro.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    exp = _write_experiment(tmp_path / "grid", _grid_runs())
+
+    assert cli.main([str(exp), "--protector", "ldifs:lam=100", "--per-seed"]) == 0
+    out = capsys.readouterr().out
+    assert "ldifs:lam=100.0 - ft dLP held-out" in out and "ldifs:lam=10.0 -" not in out
+    # per seed, in points with two decimals: ldifs lam=100, seed 1: gain +7.00, dLP textures +0.00
+    line = next(ln for ln in out.splitlines() if ln.startswith("ldifs:lam=100.0") and ln.split()[1] == "1")
+    assert line.split()[2:] == ["1", "+7.00", "+0.00", "+0.00"]
+    assert cli.main([str(exp)]) == 0  # the default 'ldifs' is ambiguous here: every group, with a note
+    out = capsys.readouterr().out
+    assert "ran with several settings" in out and out.count("paired by seed") == 2
+    assert cli.main([str(exp), "--all", "--markdown"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert len(rows) == 2 and rows[1].startswith("| grid (ldifs:lam=100.0) | 3 |") and "+5.0 ± 4.3" in rows[1]
+    assert cli.main([str(exp), "--protector", "ewc"]) == 2
+    assert "no runs of 'ewc'" in capsys.readouterr().err
+    assert cli.main([str(tmp_path / "nope")]) == 2
