@@ -18,6 +18,7 @@ import strategies
 from evaluation.evaluator import SuiteEvaluator
 from evaluation.records import CONFIG, RECORDS, _fault, atomic_write_json, is_done, mark_done
 
+from . import numerics
 from .profiling import phase
 from .data import FeatureCache, TaskData, cache_root, data_settings, load_task_data
 from .models import FoundationModel, TaskModel, load_foundation_model, text_side, weights_fingerprint
@@ -110,6 +111,10 @@ def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str =
     """
     if is_done(run_dir):
         raise RuntimeError(f"{run_dir} is already done")
+    setting = run.get("numerics", "native")
+    if not numerics.setting_in_place(setting):  # its records would claim a path they did not run
+        raise RuntimeError(f"run {run.get('run_id')}: numerics {setting!r} needs {numerics.SETTINGS[setting]} in the "
+                           "environment before torch starts (run_benchmark.py re-executes itself with them)")
     t0 = time.time()
     device = run["device"]
     if run.get("threads"):  # part of the run's identity: on the CPU it changes floating-point reductions
@@ -147,7 +152,8 @@ def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str =
         "run_id": run["run_id"], "config": run, "ordering": ordering, "suite": list(data),
         "R": [], "LP": [], "ZS": [] if zs else None, "steps": [], "complete": False,
         "env": {"torch": torch.__version__, "python": platform.python_version(), "device": device,
-                "threads": torch.get_num_threads(), "packages": package_versions()},
+                "threads": torch.get_num_threads(), "packages": package_versions(),
+                "numerics": numerics.describe()},  # this CPU's kernels: another machine's, or a bug?
     }
 
     def record(step: int, after: str, seconds: float):

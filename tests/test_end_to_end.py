@@ -46,6 +46,10 @@ def test_records_are_complete_and_self_describing(experiment):
         # LP-init: a task not yet trained is scored with the probe it would start from
         assert rec["R"][0][0] == rec["LP"][0][0] and rec["R"][1][1] == rec["LP"][1][1]
         assert not list(run_dir.glob("*.tmp"))  # atomic writes leave no partial files
+        # what decided the CPU's kernels, to tell another machine's numbers from a bug
+        from benchmark.numerics import describe
+
+        assert rec["env"]["numerics"] == describe() and "numerics" not in rec["config"]  # native: not in the id
 
 
 def test_row_zero_is_identical_across_strategies(experiment):
