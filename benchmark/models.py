@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from avalanche.models import MultiHeadClassifier, MultiTaskModule
 from torch import nn
 
+from . import numerics
 from .cache import cache_dir, load as load_cache, save as save_cache
 
 MODEL_CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
@@ -285,7 +286,8 @@ def _imagenet_text_embeddings(clip: nn.Module, cfg: dict) -> torch.Tensor:
 
     hf_dir = _packaged_text_tower_dir()
     key = hashlib.sha1(json.dumps(["checked-v2", _IMAGENET_TEMPLATE, cfg["text_cfg"], (hf_dir / "model.safetensors").stat().st_size,
-                                   list(IMAGENET_CLASSNAMES), torch.__version__]).encode()).hexdigest()[:16]
+                                   list(IMAGENET_CLASSNAMES), torch.__version__,
+                                   numerics.fingerprint()]).encode()).hexdigest()[:16]  # this CPU's floats only
     path = cache_dir() / f"imagenet-names-{key}.pt"
     cached = load_cache(path)
     if cached is not None and cached.get("emb") is not None and cached["emb"].shape == (len(IMAGENET_CLASSNAMES),

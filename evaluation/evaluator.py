@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from benchmark import numerics
 from benchmark.data import FeatureCache, TaskData
 from benchmark.models import TaskModel
 from benchmark.probe import accuracy, select_probe
@@ -38,7 +39,8 @@ class SuiteEvaluator:
     # Scores of the pre-trained encoder, shared by the runs of a process that use the same model, data
     # and probe settings (the caller keys it): step 0 is then computed once, not once per run.
     step0_cache: dict | None = None
-    # On-disk cache of the pre-trained encoder's features, keyed with `model_key` (its weights' hash).
+    # On-disk cache of the pre-trained encoder's features, keyed with `model_key` (its weights' hash), the
+    # data, the device type, the precision and the CPU's numeric path (benchmark/numerics.py).
     features: FeatureCache | None = None
     model_key: str | None = None
     num_workers: int = 0
@@ -55,6 +57,7 @@ class SuiteEvaluator:
             return compute()
         key = {"model": self.model_key, "data": ds.fingerprint, "device": torch.device(self.device).type,
                "precision": self.precision, "torch": torch.__version__,
+               "numerics": numerics.fingerprint(),  # the CPU's kernels: another machine's floats are a miss
                "channels_last": bool(getattr(model, "channels_last", False))}  # the layout changes the floats
         return self.features.get(key, compute)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import os
 
 import pytest
 import torch
@@ -90,6 +91,13 @@ def test_pretrained_features_come_from_the_disk_cache_on_second_use(tiny_vit, tm
     with pytest.raises(AssertionError, match="from the cache"):
         SuiteEvaluator(data=data, zs_weights=zs, features=FeatureCache(tmp_path), model_key="w2").evaluate(
             model, ["a", "b"], 0)
+    # Another numeric path (here: another MKL mode in the environment, hence another fingerprint) is
+    # another key: one machine's floats are never handed to another.
+    with monkeypatch.context() as m:
+        m.setenv("MKL_CBWR", "COMPATIBLE" if os.environ.get("MKL_CBWR") != "COMPATIBLE" else "AUTO")
+        with pytest.raises(AssertionError, match="from the cache"):
+            SuiteEvaluator(data=data, zs_weights=zs, features=FeatureCache(tmp_path), model_key="w1").evaluate(
+                model, ["a", "b"], 0)
     # A damaged cache file fails its checksum: it is a miss and the features are computed again.
     f = sorted(tmp_path.glob("*.pt"))[0]
     f.write_bytes(f.read_bytes()[:-10])

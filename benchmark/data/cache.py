@@ -106,7 +106,7 @@ def cached_split(src: Source, key_parts: dict, size: int, folder: Path, num_work
 
 class FeatureCache:
     """Image embeddings of the pre-trained encoder, one file per (model weights, dataset, split,
-    transform, subset, device type)."""
+    transform, subset, device type, numeric path): the caller's key says which."""
 
     def __init__(self, folder: Path | str | None):
         self.folder = Path(folder) if folder is not None else None
