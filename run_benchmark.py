@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="train with N processes that share out the runs (each uses `threads` CPU threads: "
                          "keep N x threads within the cores); results are the same as with one "
                          "(default: the config's jobs, 1 if it has none; = --set jobs=N)")
+    ap.add_argument("--numerics", choices=("native", "portable"),
+                    help="CPU numeric path: native (the kernels this CPU offers) or portable (the lowest common "
+                         "ones, so that machines with other vector extensions give the same records; slower, "
+                         "needs threads 1; re-executes this command with its environment) "
+                         "(default: the config's numerics, native if it has none; = --set numerics=NAME)")
     ap.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)  # k > 0: the k-th --jobs child
     ap.add_argument("--profile", action="store_true",
                     help="print where the wall time went (start-up, model load, step-0 scores, training, "
@@ -96,6 +101,8 @@ def resolve_config(args) -> dict:
         cfg["tensorboard"] = True
     if args.jobs is not None:
         cfg["jobs"] = args.jobs
+    if args.numerics is not None:
+        cfg["numerics"] = args.numerics
     for s in args.set:
         C.set_dotted(cfg, s)
     return C.validate(cfg)
@@ -126,6 +133,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    if not (args.worker or args.dry_run or args.collect_only or args.list):
+        problem = _pin_numerics(args, as_command=argv is None)  # re-executes this process, or says why not
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
     argv = sys.argv[1:] if argv is None else list(argv)
     # Helper processes for --jobs start now, so that their imports overlap ours; each waits for our
     # "go" (sent once the inputs are checked) and leaves quietly without it.
@@ -278,7 +290,7 @@ def run(cfg: dict, out: Path, dry_run: bool = False, collect_only: bool = False,
 
         # Everything that is missing, in one report, before any training.
         d = cfg["data"]
-        missing = [p for p in [device_problem(cfg["device"])] if p]
+        missing = [p for p in [device_problem(cfg["device"]), _numerics_problem(cfg["numerics"])] if p]
         missing += check_available(cfg["suite"], d["root"], d["download"]) + check_weights(cfg["model"], d["download"])
         if missing:
             for line in missing if not worker else []:
@@ -341,6 +353,17 @@ def run(cfg: dict, out: Path, dry_run: bool = False, collect_only: bool = False,
     return 0
 
 
+def _numerics_problem(setting: str) -> str | None:
+    """Why this process cannot train with `setting` (one line), or None."""
+    from benchmark import numerics
+
+    if numerics.setting_in_place(setting):
+        return None
+    wanted = " ".join(f"{k}={v}" for k, v in numerics.SETTINGS[setting].items())
+    return (f"numerics {setting} needs {wanted} in the environment before torch starts; run run_benchmark.py as "
+            "a command (it re-executes itself with them), or set them beforehand")
+
+
 def _jobs_hint(args) -> int:
     """The number of processes asked for, read before the configuration is validated (so that helpers
     can start at once): --jobs, else a --set jobs=N, else the YAML's `jobs`. The validated value is
@@ -362,6 +385,53 @@ def _jobs_hint(args) -> int:
     except (OSError, ValueError, AttributeError, yaml.YAMLError):
         return 1
     return jobs if isinstance(jobs, int) and not isinstance(jobs, bool) else 1
+
+
+def _numerics_hint(args) -> str:
+    """The `numerics` setting asked for, read as resolve_config() will (the last --set numerics=, else
+    --numerics, else the YAML's), before the configuration is validated and before torch is imported.
+    Validation checks the value; run() refuses to train if the environment does not match it."""
+    import yaml
+
+    for s in reversed(args.set):
+        if s.startswith("numerics="):
+            try:
+                return str(yaml.safe_load(s[len("numerics="):]))
+            except yaml.YAMLError:
+                return "native"
+    if args.numerics is not None:
+        return args.numerics
+    from benchmark.presets import preset_path
+
+    try:
+        value = (yaml.safe_load(preset_path(args.config).read_text(encoding="utf-8")) or {}).get("numerics", "native")
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+        return "native"
+    return str(value)
+
+
+def _pin_numerics(args, as_command: bool) -> str | None:
+    """For `numerics: portable`: the kernels are chosen when torch and MKL start, from the environment,
+    so this process re-executes itself (same interpreter, options and arguments) with the setting's
+    variables, once. Returns why that failed (one line), or None: nothing to do, or (in-process calls of
+    main(argv), which are not ours to replace) left to run()'s check."""
+    from benchmark import numerics
+
+    setting = _numerics_hint(args)
+    if setting not in numerics.SETTINGS or numerics.setting_in_place(setting):
+        return None  # nothing to pin (an unknown name is validation's to report)
+    wanted = " ".join(f"{k}={v}" for k, v in numerics.SETTINGS[setting].items())
+    if os.environ.get(numerics.REEXEC_MARKER) == str(os.getpid()):  # exec keeps the pid: this is the re-execution
+        return (f"numerics {setting}: re-executed with {wanted}, but the environment lost them; "
+                "is something resetting the environment at start-up?")
+    if not as_command or "torch" in sys.modules:  # main(argv) called in-process: not ours to replace;
+        return None                               # run() refuses to train without the environment
+    env = numerics.setting_env(setting)
+    env[numerics.REEXEC_MARKER] = str(os.getpid())
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, list(sys.orig_argv), env)
+    return None  # not reached
 
 
 def _start_workers(args, argv: list[str]) -> list:

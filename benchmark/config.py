@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import itertools
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator
@@ -68,6 +68,10 @@ class ExperimentConfig(Section):
     # Processes that share out the runs (run_benchmark.py --jobs overrides it); each uses `threads` CPU
     # threads, so keep jobs x threads within the cores. Results do not depend on it.
     jobs: Annotated[PositiveInt, Field(le=256)] = 1
+    # The CPU numeric path (benchmark/numerics.py): `native` runs the kernels this CPU offers; `portable`
+    # pins the lowest common ones (run_benchmark.py re-executes itself with their environment before
+    # torch starts; one thread). It changes the records, so `portable` is part of a run's identity.
+    numerics: Literal["native", "portable"] = "native"
 
     @field_validator("experiment")
     @classmethod
@@ -235,6 +239,10 @@ def validate(cfg: dict) -> dict:
     twice = sorted({s for s in c.seeds if c.seeds.count(s) > 1})
     if twice:
         raise ConfigError(f"seeds list {', '.join(map(str, twice))} more than once; give each seed once")
+    if c.numerics == "portable" and c.threads != 1:
+        raise ConfigError(f"numerics: portable needs threads: 1 (got {c.threads}{', the core count' if c.threads == 0 else ''}"
+                          "): with more threads, how work is split and summed may still depend on the machine; "
+                          "--set threads=1 (and --jobs N for more processes)")
 
     out = c.model_dump()
     out["orderings"], out["strategies"] = orderings, specs
@@ -254,6 +262,8 @@ def plan(cfg: dict) -> list[dict]:
             "model": cfg["model"], "suite": cfg["suite"], "data": cfg["data"], "train": cfg["train"],
             "ordering": ordering, "strategy": strat, "seed": seed, "threads": cfg["threads"],
         }
+        if cfg.get("numerics", "native") != "native":  # only then: the ids of native runs stay what they were
+            run["numerics"] = cfg["numerics"]
         run.update({k: cfg[k] for k in EXECUTION_KEYS})
         runs.append({"run_id": run_id(hashed_config(run)), **run})
     return runs

@@ -25,6 +25,12 @@ def test_plan_is_the_product_of_orderings_strategies_and_seeds_with_stable_ids()
     assert C.plan(C.validate(micro(device="cpu")))[0]["run_id"] == base
     assert C.plan(C.validate(micro(threads=7)))[0]["run_id"] != base
     assert C.plan(C.validate(micro(jobs=3, tensorboard=True)))[0]["run_id"] == base  # execution, not results
+    # the numeric path: native is the default and leaves the run (hence ids made before the setting
+    # existed) as it was; portable computes other floats, so it is another run
+    native = C.plan(C.validate(micro(numerics="native")))[0]
+    assert native["run_id"] == base and "numerics" not in native
+    portable = C.plan(C.validate(micro(numerics="portable", threads=1)))[0]
+    assert portable["run_id"] != base and portable["numerics"] == "portable"
     other = micro()
     C.set_dotted(other, "train.lr=2e-4")
     assert C.plan(C.validate(other))[0]["run_id"] != C.plan(C.validate(micro()))[0]["run_id"]

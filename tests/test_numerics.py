@@ -1,0 +1,170 @@
+"""Numeric paths: what a record says about the CPU's kernels, emulated paths, and `numerics: portable`."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import run_benchmark
+from benchmark import numerics
+
+ROOT = Path(__file__).resolve().parents[1]
+DESCRIBE = "import json; from benchmark.numerics import describe; print(json.dumps(describe()))"
+TINY = ["--jobs", "1", "--orderings", "textures,digits", "--suite", "textures", "digits", "--set", "data.max_train=40",
+        "--set", "data.max_test=20", "--epochs", "1", "--strategies", "ft"]
+
+
+def _clean_env(**changes) -> dict:
+    """This environment without any numeric-path variable, plus `changes`."""
+    env = {k: v for k, v in os.environ.items() if k not in numerics.VARIABLES and k != numerics.REEXEC_MARKER}
+    env.update(changes)
+    return env
+
+
+def _describe_in(env: dict) -> dict:
+    out = subprocess.run([sys.executable, "-c", DESCRIBE], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_importing_the_module_does_not_start_torch():
+    out = subprocess.run([sys.executable, "-c", "import sys, benchmark.numerics; print('torch' in sys.modules)"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_describe_reports_what_decides_the_numbers(monkeypatch):
+    for k in numerics.VARIABLES:
+        monkeypatch.delenv(k, raising=False)
+    d = numerics.describe()
+    assert set(d) == {"cpu", "cpu_flags", "capability", "variables", "torch", "blas", "onednn", "fingerprint"}
+    assert d["variables"] == dict.fromkeys(numerics.VARIABLES)  # unset: None
+    assert d["capability"] == torch.backends.cpu.get_cpu_capability() and d["torch"] == torch.__version__
+    assert set(d["cpu_flags"]) <= set(numerics.CPU_FLAGS)
+    assert len(d["fingerprint"]) == 12 and int(d["fingerprint"], 16) >= 0
+    if torch.backends.mkl.is_available():
+        assert d["blas"].startswith("mkl ")
+    if torch.backends.mkldnn.is_available():
+        assert d["onednn"].startswith("onednn ")
+
+
+def test_the_fingerprint_hashes_the_kernels_not_the_cpu_name(monkeypatch):
+    for k in numerics.VARIABLES:
+        monkeypatch.delenv(k, raising=False)
+    name, flags = numerics._cpuinfo()
+    base = numerics.fingerprint()
+    monkeypatch.setattr(numerics, "_cpuinfo", lambda: ("Another CPU, same flags", flags))
+    assert numerics.fingerprint() == base
+    monkeypatch.setattr(numerics, "_cpuinfo", lambda: (name, frozenset(flags or ()) ^ {"avx512f"}))
+    assert numerics.fingerprint() != base
+
+
+def test_a_variable_in_the_environment_changes_the_capability_and_the_fingerprint(monkeypatch):
+    for k in numerics.VARIABLES:
+        monkeypatch.delenv(k, raising=False)
+    here = numerics.describe()
+    generic = _describe_in(_clean_env(ATEN_CPU_CAPABILITY="default"))  # set before torch starts: honoured
+    assert generic["capability"] == "DEFAULT" and generic["variables"]["ATEN_CPU_CAPABILITY"] == "default"
+    assert generic["fingerprint"] != here["fingerprint"]
+    monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")  # every variable is part of the hash
+    assert numerics.describe()["variables"]["MKL_CBWR"] == "COMPATIBLE"
+    assert numerics.fingerprint() != here["fingerprint"]
+
+
+def test_a_path_sets_exactly_its_variables():
+    base = {"HOME": "/h", "MKL_CBWR": "AUTO", "ATEN_CPU_CAPABILITY": "avx512"}
+    assert numerics.path_env("native", base) == {"HOME": "/h"}
+    assert numerics.path_env("avx2", base) == {"HOME": "/h", **numerics.PATHS["avx2"]}
+    # through the CLI: the command runs with the path's environment
+    show = "import os; print([os.environ.get(k) for k in %r])" % (numerics.VARIABLES,)
+    out = subprocess.run([sys.executable, "-m", "benchmark.numerics", "--path", "generic", "--", sys.executable, "-c",
+                          show], cwd=ROOT, env=_clean_env(MKL_CBWR="AUTO"), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(["default", "SSE41", "SSE4_2", None])
+
+
+def test_an_unknown_path_is_one_line_and_exit_2(capsys):
+    assert numerics.main(["--path", "avx3", "--", "true"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown numeric path 'avx3'" in err and "native, avx2, generic" in err
+
+
+def test_portable_reexecutes_the_command_with_its_environment(tmp_path):
+    """run_benchmark.py as a command re-executes itself (same pid) with the portable variables before
+    torch starts, once; torch then runs its DEFAULT kernels. The rest of the command is replaced by a
+    stub that reports what it finds, so this takes seconds."""
+    code = ("import os, sys, run_benchmark\n"
+            "print('start', os.getpid(), os.environ.get('ATEN_CPU_CAPABILITY'), flush=True)\n"
+            "def checked(args, children):\n"
+            "    import torch\n"
+            "    print('end', os.getpid(), torch.backends.cpu.get_cpu_capability(), os.environ.get('MKL_CBWR'),\n"
+            "          args.numerics, flush=True)\n"
+            "    return 0\n"
+            "run_benchmark._checked_main = checked\n"
+            "sys.exit(run_benchmark.main())\n")
+    out = subprocess.run([sys.executable, "-c", code, "--out", str(tmp_path), "--jobs", "1", "--numerics", "portable"],
+                         cwd=ROOT, env=_clean_env(), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.count("start") == 2 and out.stdout.count("end") == 1, \
+        (out.stdout, out.stderr)
+    lines = out.stdout.split()
+    pid = lines[1]
+    assert lines[:3] == ["start", pid, "None"] and lines[3:6] == ["start", pid, "default"]
+    assert lines[6:] == ["end", pid, "DEFAULT", "COMPATIBLE", "portable"]
+    # native: nothing to pin, no re-execution
+    out = subprocess.run([sys.executable, "-c", code.replace("import torch", "torch = None").replace(
+        "torch.backends.cpu.get_cpu_capability()", "'-'"), "--out", str(tmp_path), "--jobs", "1"],
+        cwd=ROOT, env=_clean_env(), capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["start", out.stdout.split()[1], "None", "end", out.stdout.split()[1], "-", "None",
+                                  "None"], (out.stdout, out.stderr)
+
+
+def test_portable_needs_one_thread(tmp_path, capsys):
+    assert run_benchmark.main(["--out", str(tmp_path), *TINY, "--numerics", "portable", "--set", "threads=2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "numerics: portable needs threads: 1 (got 2)" in err, err
+
+
+def test_portable_in_process_without_its_environment_refuses_to_train(tmp_path, capsys, monkeypatch):
+    """main(argv) inside another program cannot re-execute it: it says what to set, and trains nothing."""
+    for k in numerics.VARIABLES:
+        monkeypatch.delenv(k, raising=False)
+    assert run_benchmark.main(["--out", str(tmp_path), *TINY, "--set", "numerics=portable", "--set", "threads=1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "numerics portable needs ATEN_CPU_CAPABILITY=default" in err, err
+    assert not (tmp_path / "micro" / "runs").exists()
+
+
+def test_execute_run_refuses_a_portable_run_outside_its_environment(tmp_path, monkeypatch):
+    from benchmark.runner import execute_run
+
+    monkeypatch.delenv("MKL_CBWR", raising=False)
+    with pytest.raises(RuntimeError, match="numerics 'portable' needs"):
+        execute_run({"run_id": "x", "numerics": "portable"}, tmp_path / "x", res=None)
+
+
+def test_the_imagenet_name_embeddings_are_cached_per_numeric_path(monkeypatch):
+    """The micro model's projection is built from text embeddings cached on disk: another fingerprint
+    reads (and would write) another file."""
+    from benchmark import models
+
+    cfg = json.loads((ROOT / "benchmark" / "model_configs" / "micro-effnet-lite0-minilm.json").read_text())
+    asked = []
+
+    def fake_load(path):  # a hit, so that nothing is computed
+        asked.append(Path(path).name)
+        return {"emb": torch.zeros(1000, int(cfg["embed_dim"]))}
+
+    monkeypatch.setattr(models, "load_cache", fake_load)
+    for k in numerics.VARIABLES:
+        monkeypatch.delenv(k, raising=False)
+    models._imagenet_text_embeddings(None, cfg)
+    models._imagenet_text_embeddings(None, cfg)
+    monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")
+    models._imagenet_text_embeddings(None, cfg)
+    assert asked[0] == asked[1] != asked[2] and all(a.startswith("imagenet-names-") for a in asked)
