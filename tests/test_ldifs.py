@@ -37,11 +37,14 @@ def test_distance_matches_hand_formula():
     ft = [torch.randn(*s, generator=g) for s in shapes]
     got = ldifs_distance(pre, ft).item()
     want = hand_ldifs([p.double().numpy() for p in pre], [f.double().numpy() for f in ft])
-    assert got == pytest.approx(want, rel=1e-5)
+    # float32 (norms, then means over 400 terms per map) against float64: 1e-4 is float32's precision for
+    # reductions over hundreds of terms, whichever order the CPU's kernels sum in; a wrong axis, mean or
+    # square root changes the value by far more (the two axes below differ by a factor of 4)
+    assert got == pytest.approx(want, rel=1e-4)
     # the channel-axis variant is a different number, also per the formula
     got2 = ldifs_distance(pre, ft, norm_axis=2).item()
     assert got2 == pytest.approx(hand_ldifs([p.double().numpy() for p in pre], [f.double().numpy() for f in ft], 2),
-                                 rel=1e-5)
+                                 rel=1e-4)
     assert abs(got2 - got) > 1e-4
 
 
