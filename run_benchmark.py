@@ -3,8 +3,8 @@
 
 With no argument it runs the embedded micro preset (configs/micro.yaml): plain fine-tuning and
 LDIFS on mnist then fashion_mnist, scored on those and two held-out datasets (textures, photos),
-on the CPU, offline, in about a minute. `--config micro-evidence` (= `--seeds 0 1 2 3 4`) runs the
-five-seed preset whose intervals show the effect (docs/micro_evidence.md).
+on the CPU, offline, in about a minute. `--config micro-evidence` (= `--seeds 4 5 6 7 8 9`) runs the
+six-seed preset whose intervals show the effect on any x86-64 CPU (docs/micro_evidence.md).
 Finished runs are skipped on a rerun; results/<experiment>/leaderboard.csv and plots/ are rebuilt
 from the record files every time.
 """
