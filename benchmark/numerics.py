@@ -46,6 +46,12 @@ PATHS: dict[str, dict[str, str]] = {
     "generic": {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"},
 }
 
+# numpy's and scipy's OpenBLAS (the linear probes run in float64 through them) also picks its kernels
+# by CPU; OPENBLAS_CORETYPE emulates another CPU's. The emulation (`--path`) sets it only where the
+# environment has not: some machines set it on purpose, because older OpenBLAS builds compute wrong
+# results on their CPUs, and that choice is theirs (tests and CI never touch it).
+OPENBLAS_PATHS: dict[str, str] = {"avx2": "Haswell", "generic": "Prescott"}
+
 # The config's `numerics` setting: `native` leaves the environment alone; `portable` pins every
 # library to its lowest common path and MKL to its reproducible mode (with one thread), so that the
 # ISA level of the CPU no longer picks the kernels.
@@ -65,6 +71,14 @@ def path_env(name: str, base: Mapping[str, str] | None = None) -> dict[str, str]
     wanted = PATHS[name]
     env = {k: v for k, v in (os.environ if base is None else base).items() if k not in VARIABLES}
     env.update(wanted)
+    return env
+
+
+def emulation_env(name: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """path_env, plus OpenBLAS's core type for the path where `base` does not set one already."""
+    env = path_env(name, base)
+    if name in OPENBLAS_PATHS and "OPENBLAS_CORETYPE" not in env:
+        env["OPENBLAS_CORETYPE"] = OPENBLAS_PATHS[name]
     return env
 
 
@@ -113,10 +127,25 @@ def _library_versions() -> tuple[str | None, str | None]:
     return blas, (f"onednn {dnn.group(1)}" if dnn else None)
 
 
+@functools.lru_cache(maxsize=None)
+def _openblas() -> str | None:
+    """numpy's/scipy's OpenBLAS as threadpoolctl sees it: "openblas 0.3.30 SkylakeX" (kernel family), or
+    several such entries joined by "; " when the two packages ship different builds."""
+    try:
+        import numpy  # noqa: F401  (loads numpy's BLAS so that threadpoolctl finds it)
+        import scipy.linalg  # noqa: F401
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None
+    seen = sorted({f"openblas {i.get('version')} {i.get('architecture')}" for i in threadpool_info()
+                   if i.get("internal_api") == "openblas"})
+    return "; ".join(seen) or None
+
+
 def describe() -> dict:
     """What decides this process's CPU numerics, and its `fingerprint`: a hash of exactly the items
-    that decide them (the kernel capability in effect, the variables, the relevant CPU flags, and the
-    torch, BLAS and oneDNN versions). The CPU's model name is reported but not hashed: two CPUs with
+    that decide them (the kernel capability in effect, the variables, the relevant CPU flags, the
+    torch, BLAS and oneDNN versions, and OpenBLAS's kernel family). The CPU's model name is reported but not hashed: two CPUs with
     the same flags run the same kernels. Two processes with the same fingerprint are expected to
     give the same records, bit for bit, for the same config (the thread count is in the run's id)."""
     import torch
@@ -131,8 +160,9 @@ def describe() -> dict:
         "torch": torch.__version__,
         "blas": blas,
         "onednn": onednn,
+        "openblas": _openblas(),  # the probes' float64 BLAS, with the kernel family it picked
     }
-    decisive = {k: out[k] for k in ("cpu_flags", "capability", "variables", "torch", "blas", "onednn")}
+    decisive = {k: out[k] for k in ("cpu_flags", "capability", "variables", "torch", "blas", "onednn", "openblas")}
     blob = json.dumps(decisive, sort_keys=True, separators=(",", ":"))
     out["fingerprint"] = hashlib.sha1(blob.encode()).hexdigest()[:12]
     return out
@@ -170,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     try:
-        os.execvpe(cmd[0], cmd, path_env(args.path))
+        os.execvpe(cmd[0], cmd, emulation_env(args.path))
     except OSError as e:
         print(f"error: cannot run {cmd[0]!r}: {e.strerror or e}", file=sys.stderr)
         return 127

@@ -43,7 +43,7 @@ def test_describe_reports_what_decides_the_numbers(monkeypatch):
     for k in numerics.VARIABLES:
         monkeypatch.delenv(k, raising=False)
     d = numerics.describe()
-    assert set(d) == {"cpu", "cpu_flags", "capability", "variables", "torch", "blas", "onednn", "fingerprint"}
+    assert set(d) == {"cpu", "cpu_flags", "capability", "variables", "torch", "blas", "onednn", "openblas", "fingerprint"}
     assert d["variables"] == dict.fromkeys(numerics.VARIABLES)  # unset: None
     assert d["capability"] == torch.backends.cpu.get_cpu_capability() and d["torch"] == torch.__version__
     assert set(d["cpu_flags"]) <= set(numerics.CPU_FLAGS)
@@ -168,3 +168,23 @@ def test_the_imagenet_name_embeddings_are_cached_per_numeric_path(monkeypatch):
     monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")
     models._imagenet_text_embeddings(None, cfg)
     assert asked[0] == asked[1] != asked[2] and all(a.startswith("imagenet-names-") for a in asked)
+
+
+def test_emulation_sets_openblas_core_type_only_where_the_machine_has_not():
+    base = {"HOME": "/h"}
+    assert numerics.emulation_env("avx2", base)["OPENBLAS_CORETYPE"] == "Haswell"
+    assert numerics.emulation_env("generic", base)["OPENBLAS_CORETYPE"] == "Prescott"
+    assert "OPENBLAS_CORETYPE" not in numerics.emulation_env("native", base)
+    # a core type the machine sets (older OpenBLAS builds need one on some CPUs) is left as it is
+    assert numerics.emulation_env("avx2", {**base, "OPENBLAS_CORETYPE": "Zen"})["OPENBLAS_CORETYPE"] == "Zen"
+
+
+def test_the_fingerprint_covers_openblas_kernels():
+    """The probes run in float64 through numpy's OpenBLAS, which picks kernels by CPU too."""
+    import subprocess
+
+    code = "from benchmark import numerics; d = numerics.describe(); print(d['openblas'], d['fingerprint'])"
+    outs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True,
+                           env={**os.environ, **extra}).stdout.split() for extra in ({}, {"OPENBLAS_CORETYPE": "Prescott"})]
+    assert "openblas" in outs[0][0]
+    assert outs[0][-1] != outs[1][-1]  # another OpenBLAS kernel family: another fingerprint
