@@ -129,17 +129,18 @@ def _library_versions() -> tuple[str | None, str | None]:
 
 @functools.lru_cache(maxsize=None)
 def _openblas() -> str | None:
-    """numpy's/scipy's OpenBLAS as threadpoolctl sees it: "openblas 0.3.30 SkylakeX" (kernel family), or
-    several such entries joined by "; " when the two packages ship different builds."""
+    """The kernel family that numpy's and scipy's OpenBLAS picked on this CPU, as threadpoolctl reports
+    it ("SkylakeX", "Haswell", "Zen", ...; several joined by "+" if the builds disagree). Versions are
+    left out: which builds a process has loaded depends on what it imported so far, and the installed
+    versions are pinned by requirements.txt."""
     try:
         import numpy  # noqa: F401  (loads numpy's BLAS so that threadpoolctl finds it)
         import scipy.linalg  # noqa: F401
         from threadpoolctl import threadpool_info
     except ImportError:
         return None
-    seen = sorted({f"openblas {i.get('version')} {i.get('architecture')}" for i in threadpool_info()
-                   if i.get("internal_api") == "openblas"})
-    return "; ".join(seen) or None
+    seen = sorted({str(i.get("architecture")) for i in threadpool_info() if i.get("internal_api") == "openblas"})
+    return "+".join(seen) or None
 
 
 def describe() -> dict:
@@ -160,7 +161,7 @@ def describe() -> dict:
         "torch": torch.__version__,
         "blas": blas,
         "onednn": onednn,
-        "openblas": _openblas(),  # the probes' float64 BLAS, with the kernel family it picked
+        "openblas": _openblas(),  # the kernel family of the probes' float64 BLAS
     }
     decisive = {k: out[k] for k in ("cpu_flags", "capability", "variables", "torch", "blas", "onednn", "openblas")}
     blob = json.dumps(decisive, sort_keys=True, separators=(",", ":"))
