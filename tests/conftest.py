@@ -15,6 +15,16 @@ if str(ROOT) not in sys.path:  # tests import the project's packages from the re
 
 warnings.filterwarnings("ignore", message="no QP solver found")
 
+# A process's CPU kernels (ATen's capability level, MKL's and oneDNN's instruction sets) are chosen once,
+# at their first use, from the environment of that moment (benchmark/numerics.py). Have them chosen now,
+# from the environment the suite was started with: a test that changes those variables in-process (as
+# tests/test_numerics.py does to check describe()) would otherwise, by being first, put every later test
+# of this process on a hybrid numeric path that the subprocesses they start do not run (under the
+# emulated avx2 and generic paths, the kill -9 test's in-process and resumed records then differed).
+from benchmark import numerics as _numerics  # noqa: E402
+
+_numerics.describe()
+
 TINY_VIT = {
     "embed_dim": 16,
     "vision_cfg": {"image_size": 32, "layers": 12, "width": 32, "head_width": 16, "patch_size": 8},
