@@ -14,7 +14,7 @@ import run_benchmark
 from evaluation.collect import MAIN_COLS
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = ["--orderings", "textures,digits", "--suite", "textures", "digits", "mnist",
+SMALL = ["--seeds", "0", "--orderings", "textures,digits", "--suite", "textures", "digits", "mnist",
          "--set", "data.max_train=60", "--set", "data.max_test=40", "--epochs", "1", "--set", "train.batch_size=20"]
 
 
