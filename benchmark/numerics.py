@@ -54,11 +54,14 @@ OPENBLAS_PATHS: dict[str, str] = {"avx2": "Haswell", "generic": "Prescott"}
 
 # The config's `numerics` setting: `native` leaves the environment alone; `portable` pins every
 # library to its lowest common path and MKL to its reproducible mode (with one thread), so that the
-# ISA level of the CPU no longer picks the kernels.
+# ISA level of the CPU no longer picks the kernels. That includes OpenBLAS: without its core type,
+# portable records still differed between OpenBLAS's SkylakeX and Haswell kernels (by up to 0.26 in
+# an accuracy on the micro preset). Prescott, its baseline x86-64 kernel, is correct on every such
+# CPU, so overriding a machine's own OPENBLAS_CORETYPE here cannot make its results wrong.
 SETTINGS: dict[str, dict[str, str]] = {
     "native": {},
     "portable": {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41",
-                 "MKL_ENABLE_INSTRUCTIONS": "SSE4_2", "MKL_CBWR": "COMPATIBLE"},
+                 "MKL_ENABLE_INSTRUCTIONS": "SSE4_2", "MKL_CBWR": "COMPATIBLE", "OPENBLAS_CORETYPE": "Prescott"},
 }
 
 # Set (to its pid, which exec keeps) in the environment of a process run_benchmark.py re-executed with

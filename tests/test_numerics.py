@@ -97,31 +97,32 @@ def test_an_unknown_path_is_one_line_and_exit_2(capsys):
 
 def test_portable_reexecutes_the_command_with_its_environment(tmp_path):
     """run_benchmark.py as a command re-executes itself (same pid) with the portable variables before
-    torch starts, once; torch then runs its DEFAULT kernels. The rest of the command is replaced by a
-    stub that reports what it finds, so this takes seconds."""
+    torch starts, once (OpenBLAS's core type included, over the machine's own); torch then runs its
+    DEFAULT kernels. The rest of the command is a stub that reports what it finds: seconds."""
     code = ("import os, sys, run_benchmark\n"
             "print('start', os.getpid(), os.environ.get('ATEN_CPU_CAPABILITY'), flush=True)\n"
             "def checked(args, children):\n"
             "    import torch\n"
             "    print('end', os.getpid(), torch.backends.cpu.get_cpu_capability(), os.environ.get('MKL_CBWR'),\n"
-            "          args.numerics, flush=True)\n"
+            "          os.environ.get('OPENBLAS_CORETYPE'), args.numerics, flush=True)\n"
             "    return 0\n"
             "run_benchmark._checked_main = checked\n"
             "sys.exit(run_benchmark.main())\n")
     out = subprocess.run([sys.executable, "-c", code, "--out", str(tmp_path), "--jobs", "1", "--numerics", "portable"],
-                         cwd=ROOT, env=_clean_env(), capture_output=True, text=True, timeout=120)
+                         cwd=ROOT, env=_clean_env(OPENBLAS_CORETYPE="Haswell"), capture_output=True, text=True,
+                         timeout=120)
     assert out.returncode == 0 and out.stdout.count("start") == 2 and out.stdout.count("end") == 1, \
         (out.stdout, out.stderr)
     lines = out.stdout.split()
     pid = lines[1]
     assert lines[:3] == ["start", pid, "None"] and lines[3:6] == ["start", pid, "default"]
-    assert lines[6:] == ["end", pid, "DEFAULT", "COMPATIBLE", "portable"]
+    assert lines[6:] == ["end", pid, "DEFAULT", "COMPATIBLE", "Prescott", "portable"]
     # native: nothing to pin, no re-execution
-    out = subprocess.run([sys.executable, "-c", code.replace("import torch", "torch = None").replace(
-        "torch.backends.cpu.get_cpu_capability()", "'-'"), "--out", str(tmp_path), "--jobs", "1"],
-        cwd=ROOT, env=_clean_env(), capture_output=True, text=True, timeout=120)
+    native = code.replace("import torch", "torch = None").replace("torch.backends.cpu.get_cpu_capability()", "'-'")
+    out = subprocess.run([sys.executable, "-c", native, "--out", str(tmp_path), "--jobs", "1"], cwd=ROOT,
+                         env=_clean_env(OPENBLAS_CORETYPE="Haswell"), capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["start", out.stdout.split()[1], "None", "end", out.stdout.split()[1], "-", "None",
-                                  "None"], (out.stdout, out.stderr)
+                                  "Haswell", "None"], (out.stdout, out.stderr)
 
 
 def test_portable_needs_one_thread(tmp_path, capsys):
