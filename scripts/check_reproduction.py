@@ -220,6 +220,7 @@ def compare(runs: list[dict], expected: dict, out=None) -> bool:
         fp = fingerprint(got["numerics"])
         exact = fp is not None and fp == exp_fp
         print(f"{label}" + ("" if len(prints) == 1 else f": {case_line(fp, got['numerics'])}"), file=out)
+        width = max(16, *map(len, want["figures"]))
         for fig, w in want["figures"].items():
             v = got["figures"].get(fig)
             tol = tolerance(expected["tolerances"], fig)
@@ -228,7 +229,7 @@ def compare(runs: list[dict], expected: dict, out=None) -> bool:
             counts[verd] = counts.get(verd, 0) + 1
             diff = "" if v is None or w is None else f"{v - w:+.3g}"
             tol_text = "" if exact else f"  tol {'-' if tol is None else f'{tol:g}'}"
-            print(f"  {fig:<16} {_fmt(v):>10}  expected {_fmt(w):>10}  diff {diff or '-':>9}{tol_text}  {verd}",
+            print(f"  {fig:<{width}} {_fmt(v):>10}  expected {_fmt(w):>10}  diff {diff or '-':>9}{tol_text}  {verd}",
                   file=out)
     for extra in by_key.values():
         print(f"{name(extra)}: not in the expected figures (ignored)", file=out)
