@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from evaluation.records import atomic_write_bytes
+from .files import atomic_write_bytes
 
 
 def cache_dir() -> Path:

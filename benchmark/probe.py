@@ -1,4 +1,5 @@
-"""Linear probes on frozen features: the LP metric and the LP-init head are the same fit.
+"""Linear probes on frozen features: the LP metric and the LP-init head are the same fit, on the
+embeddings `embed_all` computes.
 
 As the authors fit them: a logistic regression on the train split's features. Its inverse
 regularisation strength C is chosen on the validation split from a small grid (`train.probe_C` as a
@@ -12,6 +13,10 @@ import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
+from torch.utils.data import DataLoader
+
+from .models import TaskModel
+from .precision import autocast
 
 # Log-spaced over four decades around sklearn's default C = 1 on standardised features.
 PROBE_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)
@@ -65,3 +70,42 @@ def select_probe(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tens
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """Fraction of correct top-1 predictions, as an exact ratio of counts (no float32 rounding)."""
     return int((logits.argmax(1) == labels).sum()) / max(1, len(labels))
+
+
+@torch.no_grad()
+def embed_all(model: TaskModel, data, batch_size: int = 128, device: str = "cpu", num_workers: int = 0,
+              precision: str = "fp32") -> torch.Tensor:
+    """Unit-norm image embeddings (float32, on the CPU) of a Dataset of (image, label) pairs or of a
+    tensor of images, in eval mode, streamed through a DataLoader."""
+    was = model.training
+    model.eval()
+    if isinstance(data, torch.Tensor):
+        batches = (data[i:i + batch_size] for i in range(0, len(data), batch_size))
+    else:
+        # A private generator: starting a DataLoader draws a seed from the generator it is given, and
+        # evaluation (which may or may not run, depending on caches) must not move the global RNG that
+        # training's shuffling and augmentation draw from.
+        batches = (x for x, _ in DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                                            pin_memory=str(device).startswith("cuda"),
+                                            generator=torch.Generator().manual_seed(0)))
+    out = []
+    for x in batches:
+        with autocast(device, precision):
+            out.append(model.embed(x.to(device, non_blocking=True)).float().cpu())
+    model.train(was)
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def head_init_weights(mode: str, train_emb: torch.Tensor, train_y: torch.Tensor, zs_weights: torch.Tensor | None,
+                      logit_scale: float, probe_C, val_emb: torch.Tensor | None = None,
+                      val_y: torch.Tensor | None = None, n_classes: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(W, b) of a task head before training on the task. "lp": probe fit (C chosen on validation when
+    probe_C is a grid); "zs": scaled text embeddings."""
+    if mode == "lp":
+        w, b, _ = select_probe(train_emb, train_y, val_emb, val_y, probe_C, n_classes=n_classes)
+        return w, b
+    if mode == "zs":
+        if zs_weights is None:
+            raise ValueError("head_init 'zs' needs a model with an aligned text tower")
+        return zs_weights * logit_scale, torch.zeros(len(zs_weights))
+    raise ValueError(f"head_init must be 'lp' or 'zs', got {mode!r}")

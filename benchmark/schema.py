@@ -1,5 +1,5 @@
 """Building blocks of the validated configuration (pydantic): every section refuses unknown keys,
-non-finite numbers and values outside their range; `benchmark.config` turns errors into one line.
+non-finite numbers and values outside their range; `experiment.config` turns errors into one line.
 
 Sections live beside the code that uses them (`training.TrainConfig`; the top-level sections in
 `config.py`), so a layer declares its own settings and the config on top only assembles them.

@@ -15,10 +15,9 @@ from avalanche.training.plugins import EvaluationPlugin
 from avalanche.training.templates import SupervisedTemplate
 from pydantic import BeforeValidator, Field
 from torch import nn
-from torch.utils.data import DataLoader
 
 from .models import TaskModel
-from .probe import select_probe
+from .precision import autocast
 from .schema import NonNegFloat, NonNegInt, PositiveFloat, PositiveInt, Section
 
 
@@ -74,54 +73,6 @@ class TrainConfig(Section):
     # from which the validation split picks (the paper presets use benchmark.probe.PROBE_GRID)
     probe_C: Annotated[Any, BeforeValidator(_probe_C)] = 1.0
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast forward passes (speed); fp32: the paper's
-
-
-@torch.no_grad()
-def embed_all(model: TaskModel, data, batch_size: int = 128, device: str = "cpu", num_workers: int = 0,
-              precision: str = "fp32") -> torch.Tensor:
-    """Unit-norm image embeddings (float32, on the CPU) of a Dataset of (image, label) pairs or of a
-    tensor of images, in eval mode, streamed through a DataLoader."""
-    was = model.training
-    model.eval()
-    if isinstance(data, torch.Tensor):
-        batches = (data[i:i + batch_size] for i in range(0, len(data), batch_size))
-    else:
-        # A private generator: starting a DataLoader draws a seed from the generator it is given, and
-        # evaluation (which may or may not run, depending on caches) must not move the global RNG that
-        # training's shuffling and augmentation draw from.
-        batches = (x for x, _ in DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                                            pin_memory=str(device).startswith("cuda"),
-                                            generator=torch.Generator().manual_seed(0)))
-    out = []
-    for x in batches:
-        with autocast(device, precision):
-            out.append(model.embed(x.to(device, non_blocking=True)).float().cpu())
-    model.train(was)
-    return torch.cat(out) if out else torch.empty(0)
-
-
-def autocast(device: str, precision: str):
-    """bf16 autocast for `precision: bf16`; a no-op context for fp32 (the paper default)."""
-    import contextlib
-
-    if precision == "bf16":
-        return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def head_init_weights(mode: str, train_emb: torch.Tensor, train_y: torch.Tensor, zs_weights: torch.Tensor | None,
-                      logit_scale: float, probe_C, val_emb: torch.Tensor | None = None,
-                      val_y: torch.Tensor | None = None, n_classes: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(W, b) of a task head before training on the task. "lp": probe fit (C chosen on validation when
-    probe_C is a grid); "zs": scaled text embeddings."""
-    if mode == "lp":
-        w, b, _ = select_probe(train_emb, train_y, val_emb, val_y, probe_C, n_classes=n_classes)
-        return w, b
-    if mode == "zs":
-        if zs_weights is None:
-            raise ValueError("head_init 'zs' needs a model with an aligned text tower")
-        return zs_weights * logit_scale, torch.zeros(len(zs_weights))
-    raise ValueError(f"head_init must be 'lp' or 'zs', got {mode!r}")
 
 
 class HeadInitPlugin(SupervisedPlugin):

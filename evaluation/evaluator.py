@@ -15,9 +15,8 @@ import torch
 from benchmark import numerics
 from benchmark.data import FeatureCache, TaskData
 from benchmark.models import TaskModel
-from benchmark.probe import accuracy, select_probe
+from benchmark.probe import accuracy, embed_all, head_init_weights, select_probe
 from benchmark.profiling import phase
-from benchmark.training import embed_all, head_init_weights
 
 
 def encoder_state(model: TaskModel) -> tuple:

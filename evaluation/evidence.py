@@ -116,7 +116,7 @@ def _parse_selector(spec: str) -> tuple[str, dict[str, Any]]:
     name, _, rest = spec.partition(":")
     if not rest.strip():
         return name.strip(), {}
-    from strategies import parse_spec  # the config's own spec syntax (values read as YAML)
+    from strategies.spec import parse_spec  # the config's own spec syntax (values read as YAML)
 
     return parse_spec(spec)
 

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from . import metrics as M  # noqa: E402
-from .records import atomic_write_bytes  # noqa: E402
+from benchmark.files import atomic_write_bytes  # noqa: E402
 
 DPI = 120
 
@@ -162,7 +162,7 @@ def accuracy_vs_forgetting(df: pd.DataFrame, path: Path) -> bool:
 def ordering_sensitivity(df: pd.DataFrame, label: str, path: Path) -> bool:
     """One row of panels per set of tasks run in two or more orders, one panel per metric: each
     ordering's seeds (dots) and mean (bar), with the SD across orderings beside the seed-to-seed SD."""
-    from .collect import ORDERING_COLS, ordering_sensitivity as sensitivity, sequences
+    from .leaderboard import ORDERING_COLS, ordering_sensitivity as sensitivity, sequences
 
     g = sequences(df)
     g = g[g["label"] == label]
@@ -201,7 +201,7 @@ def ordering_sensitivity(df: pd.DataFrame, label: str, path: Path) -> bool:
 def write_plots(experiment_dir: Path, runs: list[tuple[str, dict]], df: pd.DataFrame) -> list[Path]:
     """Every plot of an experiment into plots/; returns the files written. A plot that fails is
     skipped with one warning line naming it."""
-    from .collect import labels, warn
+    from .leaderboard import labels, warn
 
     out = Path(experiment_dir) / "plots"
     written: list[Path] = []

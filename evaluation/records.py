@@ -13,12 +13,13 @@ import hashlib
 import json
 import math
 import os
-import signal
 import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from benchmark.files import FILE_MODE, atomic_write_text, stranded_temp_files
 
 RECORDS, CONFIG, DONE, LOCK = "records.json", "config.json", "done", "lock"
 # Keys of a run's config that change how it executes but not what it computes: kept in config.json,
@@ -28,11 +29,6 @@ EXECUTION_KEYS = ("device",)
 # Settings of the `data` section that say where files are, not what is computed: moving the data
 # folder or the cache must not rename (and so retrain) every run.
 DATA_LOCATION_KEYS = ("root", "download", "cache_dir")
-TMP_SUFFIX = ".tmp"
-
-_umask = os.umask(0)
-os.umask(_umask)
-FILE_MODE = 0o666 & ~_umask  # what open() would give a new file: result files are not private
 
 
 def hashed_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -47,72 +43,6 @@ def run_id(hashed: dict[str, Any]) -> str:
     """A stable id: the hash of the run's result-determining config, keys sorted."""
     blob = json.dumps(hashed, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
-
-
-# ----------------------------------------------------------------------------------------------
-# Atomic writes. Temporary files carry the writer's pid, so that a later start can tell the ones a
-# killed process stranded (removed) from the ones a live process is writing (left alone).
-
-
-def _fault(point: str) -> None:
-    """Crash-test hook: CFBENCH_FAULT=<point> kills this process with SIGKILL at that point."""
-    if os.environ.get("CFBENCH_FAULT") == point:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def temp_path(path: Path) -> Path:
-    return path.parent / f".{path.name}.{os.getpid()}.{os.urandom(3).hex()}{TMP_SUFFIX}"
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same folder and rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(path)
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            _fault(f"mid-write:{path.name}")
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp.exists():
-            tmp.unlink()
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=False, default=_json_default) + "\n")
-
-
-def _json_default(o):
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def stranded_temp_files(folder: Path) -> Iterator[Path]:
-    """Temporary files under `folder` whose writer is no longer alive."""
-    for p in Path(folder).rglob(f".*{TMP_SUFFIX}"):
-        parts = p.name.rsplit(".", 3)  # .<name>.<pid>.<hex>.tmp
-        if len(parts) == 4 and parts[1].isdigit() and not _pid_alive(int(parts[1])):
-            yield p
 
 
 def clean_stale(experiment_dir: Path) -> list[Path]:

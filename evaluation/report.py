@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .collect import ORDERING_COLS, PRIMARY_METRIC, fmt_ci, markdown, ordering_sensitivity, ordering_table, signed, summary
-from .records import atomic_write_text
+from .leaderboard import ORDERING_COLS, PRIMARY_METRIC, fmt_ci, markdown, ordering_sensitivity, ordering_table, signed, summary
+from benchmark.files import atomic_write_text
 
 DEFINITIONS = """\
 - `R[i, j]`: accuracy on task j of the ordering, with its own head, after training on tasks 1..i

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from . import metrics as M
-from .records import atomic_write_text
+from benchmark.files import atomic_write_text
 
 SIGNED = {"dLP", "dZS", "BWT", "FWT", "dLP others", "dZS others", "dLP held-out", "dZS held-out"}
 CONTINUAL_COLS = [("ACC", "ACC"), ("BWT", "BWT"), ("FWT", "FWT"), ("Transfer", "Transfer"), ("Avg", "Avg"),
@@ -68,7 +68,7 @@ class Table:
 
 
 def _cell(mean: float, ci: float, col: str) -> str:
-    from .collect import fmt_ci
+    from .leaderboard import fmt_ci
 
     return fmt_ci(mean, ci, signed=col in SIGNED)
 
@@ -124,7 +124,7 @@ def first_step(runs: list[tuple[str, dict]]) -> pd.DataFrame:
 
     Runs that share the first task, strategy and seed did the same first fine-tuning; the first of
     them (by run id) stands for all, so that a seed is counted once."""
-    from .collect import labels, params_of, params_text
+    from .leaderboard import labels, params_of, params_text
 
     rows = []
     for rid, rec in sorted(runs, key=lambda r: r[0]):
@@ -188,7 +188,7 @@ def single_task_tables(runs: list[tuple[str, dict]]) -> list[Table]:
 
 def continual_tables(df: pd.DataFrame) -> list[Table]:
     """One table per ordering of two or more tasks: strategies x (ACC, BWT, FWT, MTIL, held-out deltas)."""
-    from .collect import labels
+    from .leaderboard import labels
 
     if not len(df):
         return []
@@ -207,7 +207,7 @@ def continual_tables(df: pd.DataFrame) -> list[Table]:
 
 
 def all_tables(runs: list[tuple[str, dict]], df: pd.DataFrame | None = None) -> tuple[list[Table], list[Table]]:
-    from .collect import leaderboard_from
+    from .leaderboard import leaderboard_from
 
     df = leaderboard_from(runs) if df is None else df
     return single_task_tables(runs), continual_tables(df)
@@ -231,7 +231,7 @@ def render(runs: list[tuple[str, dict]], df: pd.DataFrame | None = None) -> tupl
 
 
 def write_tables(experiment_dir: Path, runs: list[tuple[str, dict]] | None = None) -> tuple[Path, Path]:
-    from .collect import load_runs
+    from .leaderboard import load_runs
 
     experiment_dir = Path(experiment_dir)
     runs = load_runs(experiment_dir) if runs is None else runs

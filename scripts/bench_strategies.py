@@ -39,7 +39,7 @@ def main(argv=None) -> int:
 
     import strategies
     from benchmark.models import TaskModel, text_side
-    from benchmark.runner import Resources
+    from experiment.runner import Resources
     from benchmark.streams import make_stream
     from benchmark.training import HeadInitPlugin, TrainConfig, make_template
     from strategies.base import SupervisedPlugin

@@ -27,7 +27,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import strategies  # noqa: E402
-from benchmark.datasets import ImageData  # noqa: E402
+from benchmark.data import tensor_task_data as ImageData  # noqa: E402
 from benchmark.models import PACKAGED, TaskModel, load_foundation_model  # noqa: E402
 from benchmark.streams import make_stream  # noqa: E402
 from benchmark.training import TrainConfig, fused_if_available, make_template  # noqa: E402

@@ -27,6 +27,10 @@ missing counts as not agreeing; runs that the expected file does not list are na
 
 Exit status: 0 when every figure agrees, 1 otherwise, 2 on bad input (one line on stderr).
 
+Longer than 300 lines because it is one command with its own reading of records, two comparison
+modes and the writer of the expected file, each used only here; split, the halves would import each
+other.
+
 `--write-expected` writes the expected file from a results folder (or from the rerun): per run its
 strategy, params, ordering, seed, run id and figures, and the numerics description (fingerprint,
 cpu, ...) of the machine that made them. Tolerances already in the file are kept, `--tolerance
@@ -70,7 +74,7 @@ def _number(x) -> float | None:
 
 def run_figures(rec: dict, rid: str) -> dict:
     """One run's identity and figures, computed from its records as the leaderboard computes them."""
-    from evaluation.collect import run_row
+    from evaluation.leaderboard import run_row
 
     row = run_row(rec, rid)
     figures = {k: _number(row.get(k)) for k in HEADLINE}
@@ -83,7 +87,7 @@ def run_figures(rec: dict, rid: str) -> dict:
 
 def read_results(folder: Path) -> list[dict]:
     """Every finished, valid run of an experiment folder (as the collector reads them)."""
-    from evaluation.collect import load_runs
+    from evaluation.leaderboard import load_runs
 
     folder = Path(folder)
     if not (folder / "runs").is_dir():
@@ -339,7 +343,7 @@ def _finish(args, runs: list[dict], expected: dict | None, preset: str, toleranc
             except BadInput:
                 kept = {}
         doc = expected_from(runs, preset, {**kept, **tolerances})
-        from evaluation.records import atomic_write_text
+        from benchmark.files import atomic_write_text
 
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(Path(path), json.dumps(doc, indent=1) + "\n")

@@ -20,9 +20,9 @@ import torch  # noqa: E402
 
 import strategies  # noqa: E402
 
-from benchmark import config as C  # noqa: E402
+from experiment import config as C  # noqa: E402
 from benchmark.models import register_model_configs  # noqa: E402
-from benchmark.runner import Resources, execute_run  # noqa: E402
+from experiment.runner import Resources, execute_run  # noqa: E402
 
 TINY_VIT = {
     "embed_dim": 16,

@@ -32,7 +32,7 @@ class Missing(Exception):
 
 def ft_run(results: Path) -> str:
     """The run id of the finished ft run whose accuracy matrix the README shows."""
-    from evaluation.collect import load_runs
+    from evaluation.leaderboard import load_runs
 
     ft = sorted((rec["config"]["seed"], ">".join(rec["ordering"]), rid) for rid, rec in load_runs(results)
                 if rec["config"]["strategy"]["name"] == "ft")
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     except Missing as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    from evaluation.records import atomic_write_bytes
+    from benchmark.files import atomic_write_bytes
 
     for src, dst in todo.items():
         atomic_write_bytes(args.docs / dst, src.read_bytes())

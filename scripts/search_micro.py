@@ -40,7 +40,7 @@ def load_records(folder: Path) -> list[dict]:
 
 
 def chance_levels(records: list[dict]) -> dict[str, float]:
-    from benchmark.datasets import catalog
+    from benchmark.data import catalog
 
     names = {d for r in records for d in r["suite"]}
     return {d: 1.0 / len(catalog()[d]["classnames"]) for d in names}

@@ -22,17 +22,30 @@ import types
 import typing
 from typing import Any, Callable
 
-import yaml
-
 from benchmark.coerce import coerce
 
-from .base import Strategy, check_range
+from .spec import SpecError, parse_spec
+
+if typing.TYPE_CHECKING:
+    from .base import Strategy
 
 _REGISTRY: dict[str, type[Strategy]] = {}
 _loaded = False
 
 
+def __getattr__(name: str):
+    """`Strategy` and `check_range` (strategies/base.py: torch and Avalanche) are imported on first use,
+    so that reading specs (strategies.spec) and the reporting side that does so never import torch."""
+    if name in ("Strategy", "check_range"):
+        from . import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def register(name: str) -> Callable[[type], type]:
+    from .base import Strategy
+
     def deco(cls: type) -> type:
         if name in _REGISTRY and _REGISTRY[name] is not cls:
             raise ValueError(f"strategy {name!r} registered twice ({_REGISTRY[name].__module__}, {cls.__module__})")
@@ -49,7 +62,7 @@ def _load_all() -> None:
     global _loaded
     if not _loaded:
         for mod in pkgutil.iter_modules(__path__):
-            if mod.name != "base" and not mod.name.startswith("_"):
+            if mod.name not in ("base", "spec") and not mod.name.startswith("_"):
                 importlib.import_module(f"{__name__}.{mod.name}")
         _loaded = True
 
@@ -64,10 +77,6 @@ def get(name: str) -> type[Strategy]:
     if name not in _REGISTRY:
         raise KeyError(name)
     return _REGISTRY[name]
-
-
-class SpecError(ValueError):
-    """A strategy spec that names an unknown strategy or hyperparameter, or a bad value."""
 
 
 def build(name: str, params: dict[str, Any] | None = None) -> Strategy:
@@ -88,38 +97,6 @@ def build(name: str, params: dict[str, Any] | None = None) -> Strategy:
     except (TypeError, ValueError) as e:
         raise SpecError(f"strategy {name!r}: {e}") from None
     return obj
-
-
-def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """'ldifs' or 'ldifs:lam=1,layers=[0,4,7]' -> ('ldifs', {'lam': 1, 'layers': [0, 4, 7]})."""
-    name, _, rest = spec.partition(":")
-    params: dict[str, Any] = {}
-    for item in _split_top_level(rest):
-        key, eq, value = item.partition("=")
-        if not eq or not key.strip():
-            raise SpecError(f"strategy spec {spec!r}: expected name:key=value,key=value")
-        try:
-            params[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise SpecError(f"strategy spec {spec!r}: {item!r} is not valid YAML; write lists as [1,10]") from None
-    return name.strip(), params
-
-
-def _split_top_level(s: str) -> list[str]:
-    """Split on commas that are not inside brackets: 'a=1,b=[0,4]' -> ['a=1', 'b=[0,4]']."""
-    out, depth, cur = [], 0, ""
-    for ch in s:
-        if ch in "[(":
-            depth += 1
-        elif ch in "])":
-            depth -= 1
-        if ch == "," and depth == 0:
-            out.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    out.append(cur)
-    return [x for x in out if x.strip()]
 
 
 def to_config(strategy: Strategy) -> dict[str, Any]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark import config as C
+from experiment import config as C
 
 
 def micro(**changes):

@@ -214,7 +214,7 @@ def test_decoded_split_cache_is_built_once_verified_and_rebuilt(tmp_path, no_md5
 
 def test_decoded_images_stream_through_dataloader_workers(tmp_path):
     """PIL-backed splits with open_clip's transforms go through worker processes (they pickle)."""
-    from benchmark.training import embed_all
+    from benchmark.probe import embed_all
 
     make_fixture("DTD", tmp_path)
     data = load_task_data("DTD", 16, (0.5,) * 3, (0.5,) * 3,

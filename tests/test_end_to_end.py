@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import run_benchmark
-from evaluation.collect import MAIN_COLS
+from evaluation.leaderboard import MAIN_COLS
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--seeds", "0", "--orderings", "textures,digits", "--suite", "textures", "digits", "mnist",
@@ -91,14 +91,14 @@ def test_leaderboard_schema_and_plots(experiment):
 
 
 def test_rerun_trains_nothing_and_rebuilds_the_same_leaderboard(experiment, monkeypatch):
-    import benchmark.runner
+    from experiment import runner
 
     before = (experiment / "leaderboard.csv").read_text()
 
     def no_training(*a, **k):
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr(benchmark.runner, "execute_run", no_training)
+    monkeypatch.setattr(runner, "execute_run", no_training)
     assert run_benchmark.main(["--strategies", "ft", "ldifs", "--out", str(experiment.parent), *SMALL]) == 0
     assert (experiment / "leaderboard.csv").read_text() == before
 
@@ -171,7 +171,7 @@ def test_records_do_not_depend_on_what_the_process_loaded_before(experiment, tmp
     same run executed after the model was cached."""
     import io
 
-    from benchmark.runner import Resources, execute_run
+    from experiment.runner import Resources, execute_run
 
     first = _records(experiment)["ft"]
     rec = execute_run(first["config"], tmp_path / "run", Resources(), log=io.StringIO())

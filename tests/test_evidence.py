@@ -93,7 +93,7 @@ def test_the_default_preset_is_the_first_seed_of_the_evidence_preset():
     """The README promises that `python run_benchmark.py` trains the evidence preset's first-seed runs, and
     that `--seeds 4 5 6 7 8 9` gives that preset: the same run ids, hence the same records. The evidence
     preset reports only seeds that were not used to choose its setting (0-3 were)."""
-    from benchmark import config as C
+    from experiment import config as C
 
     default = C.validate(C.load_preset("micro"))
     evidence = C.validate(C.load_preset("micro-evidence"))

@@ -8,7 +8,7 @@ import pytest
 import torch
 from avalanche.core import SupervisedPlugin
 
-from benchmark.datasets import ImageData
+from benchmark.data import tensor_task_data as ImageData
 from benchmark.models import TaskModel, feature_taps, select_taps
 from benchmark.streams import make_stream
 from benchmark.training import TrainConfig, make_template

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from benchmark.data import load_task_data
-from benchmark.models import TaskModel, _packaged_effnet_state_dict, feature_taps, select_taps
+from benchmark.models import TaskModel, feature_taps, select_taps
+from benchmark.models.packaged import _packaged_effnet_state_dict
 from benchmark.probe import accuracy
 
 
@@ -54,7 +55,7 @@ def test_frozen_bn_statistics_stay_frozen_in_train_mode(micro_model):
 
 def test_a_random_init_model_is_the_same_whenever_it_is_built(tiny_vit):
     """Resources builds models from a fixed seed, leaving the global RNG as it was."""
-    from benchmark.runner import Resources
+    from experiment.runner import Resources
 
     cfg = {"name": "test-tiny-vit", "pretrained": None}
     torch.manual_seed(1)
@@ -113,8 +114,8 @@ def test_modified_resnet_taps_and_zero_shot_head(tiny_rn):
 def test_short_ldifs_run_of_a_modified_resnet_through_the_real_pipeline(tiny_rn, tmp_path):
     import io
 
-    from benchmark import config as C
-    from benchmark.runner import Resources, execute_run
+    from experiment import config as C
+    from experiment.runner import Resources, execute_run
 
     cfg = C.load_preset("micro")
     cfg.update(model={"name": "test-tiny-rn", "pretrained": None}, suite=["textures", "digits"],

@@ -142,7 +142,7 @@ def test_portable_in_process_without_its_environment_refuses_to_train(tmp_path, 
 
 
 def test_execute_run_refuses_a_portable_run_outside_its_environment(tmp_path, monkeypatch):
-    from benchmark.runner import execute_run
+    from experiment.runner import execute_run
 
     monkeypatch.delenv("MKL_CBWR", raising=False)
     with pytest.raises(RuntimeError, match="numerics 'portable' needs"):
@@ -152,7 +152,7 @@ def test_execute_run_refuses_a_portable_run_outside_its_environment(tmp_path, mo
 def test_the_imagenet_name_embeddings_are_cached_per_numeric_path(monkeypatch):
     """The micro model's projection is built from text embeddings cached on disk: another fingerprint
     reads (and would write) another file."""
-    from benchmark import models
+    from benchmark.models import packaged as models
 
     cfg = json.loads((ROOT / "benchmark" / "model_configs" / "micro-effnet-lite0-minilm.json").read_text())
     asked = []

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from benchmark.orderings import MAX_ORDERINGS, OrderingError, expand_orderings
+from experiment.orderings import MAX_ORDERINGS, OrderingError, expand_orderings
 
 KNOWN = ["svhn", "eurosat", "mnist", "cifar10", "dtd", "gtsrb"]
 

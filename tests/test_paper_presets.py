@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 import run_benchmark
-from benchmark import config as C
-from benchmark.dryrun import describe, split_sizes
+from experiment import config as C
+from experiment.dryrun import describe, split_sizes
 
 PAPER = ["Cars", "CIFAR10", "CIFAR100", "DTD", "EuroSAT", "GTSRB", "MNIST", "RESISC45", "SUN397", "SVHN"]
 EPOCHS = {"Cars": 35, "DTD": 76, "EuroSAT": 12, "GTSRB": 11, "MNIST": 10, "CIFAR10": 10, "CIFAR100": 10,

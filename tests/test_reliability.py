@@ -18,7 +18,8 @@ import pytest
 import yaml
 
 import run_benchmark
-from evaluation.records import LOCK, TMP_SUFFIX, check_run, load_records
+from benchmark.files import TMP_SUFFIX
+from evaluation.records import LOCK, check_run, load_records
 
 ROOT = Path(__file__).resolve().parents[1]
 # Two tiny runs of the micro model: enough to cross every code path that writes a file.

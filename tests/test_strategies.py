@@ -11,11 +11,12 @@ import pytest
 import torch
 
 import strategies
-from benchmark.datasets import ImageData
+from benchmark.data import tensor_task_data as ImageData
 from benchmark.models import TaskModel, TextSide, text_side
-from benchmark.runner import Resources, execute_run
+from experiment.runner import Resources, execute_run
 from benchmark.streams import make_stream
-from benchmark.training import HeadInitPlugin, TrainConfig, head_init_weights, make_template, embed_all
+from benchmark.probe import embed_all, head_init_weights
+from benchmark.training import HeadInitPlugin, TrainConfig, make_template
 
 
 # The strategies that ship with the suite: each must run on both test models (prompt tuning refuses the
@@ -124,7 +125,7 @@ def _smoke(fm, name, head_init, tmp_path, freeze_bn_stats=False):
             now = strategy.model.state_dict()
             changed.append(any(not torch.equal(v, now[k]) for k, v in self.start.items()))
 
-    import benchmark.runner as runner
+    import experiment.runner as runner
 
     real = runner.make_template
     with pytest.MonkeyPatch.context() as mp:

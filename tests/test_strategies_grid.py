@@ -113,20 +113,20 @@ class Outside(Strategy):
 
 
 def test_a_strategy_file_added_from_outside_trains_only_its_runs(tmp_path, monkeypatch):
-    import benchmark.runner
+    from experiment import runner
 
     assert run_benchmark.main(["--strategies", "ft", "--out", str(tmp_path), *SMALL]) == 0
     name = f"outside_{uuid.uuid4().hex[:8]}"  # never a name that a real file could hold
     folder = Path(strategies.__file__).parent
     path = folder / f"{name}.py"
     trained = []
-    real = benchmark.runner.execute_run
+    real = runner.execute_run
 
     def counting(run, *a, **k):
         trained.append(run["strategy"]["name"])
         return real(run, *a, **k)
 
-    monkeypatch.setattr(benchmark.runner, "execute_run", counting)
+    monkeypatch.setattr(runner, "execute_run", counting)
     try:
         path.write_text(textwrap.dedent(OUTSIDE).replace("{name}", name))
         importlib.invalidate_caches()

@@ -10,10 +10,11 @@ import pytest
 import torch
 
 import strategies
-from benchmark.datasets import ImageData
+from benchmark.data import tensor_task_data as ImageData
 from benchmark.models import TaskModel, TextSide
 from benchmark.streams import make_stream
-from benchmark.training import HeadInitPlugin, TrainConfig, embed_all, head_init_weights, make_template
+from benchmark.probe import embed_all, head_init_weights
+from benchmark.training import HeadInitPlugin, TrainConfig, make_template
 from strategies.base import SupervisedPlugin
 from strategies.ewc import EncoderEWCPlugin
 from strategies.flyp import flyp_loss

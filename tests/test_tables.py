@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.collect import load_runs
+from evaluation.leaderboard import load_runs
 from evaluation.tables import Table, first_step, main, render, to_latex, to_markdown
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "sample_experiment"

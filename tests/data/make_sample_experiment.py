@@ -57,7 +57,7 @@ RUNS = [
 
 
 def run_config(strategy: dict, ordering: list[str], seed: int) -> dict:
-    """What benchmark.config.plan() produces: run_id, the hashed part, then the execution keys."""
+    """What experiment.config.plan() produces: run_id, the hashed part, then the execution keys."""
     cfg = {"model": {"name": "m"}, "suite": SUITE, "data": {}, "train": {}, "ordering": ordering,
            "strategy": strategy, "seed": seed, "threads": 1, **{k: "cpu" for k in EXECUTION_KEYS}}
     return {"run_id": run_id(hashed_config(cfg)), **cfg}

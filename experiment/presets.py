@@ -1,6 +1,6 @@
 """Where presets live: `configs/<name>.yaml`, or a path to any YAML file.
 
-Kept apart from benchmark.config (which imports the strategies, hence Avalanche and torch) so that
+Kept apart from experiment.config (which imports the strategies, hence Avalanche and torch) so that
 run_benchmark.py can find a preset before those imports, to start its --jobs helpers at once.
 """
 from __future__ import annotations

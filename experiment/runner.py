@@ -16,14 +16,15 @@ from threadpoolctl import threadpool_limits
 
 import strategies
 from evaluation.evaluator import SuiteEvaluator
-from evaluation.records import CONFIG, RECORDS, _fault, atomic_write_json, is_done, mark_done
+from benchmark.files import _fault, atomic_write_json
+from evaluation.records import CONFIG, RECORDS, is_done, mark_done
 
-from . import numerics
-from .profiling import phase
-from .data import FeatureCache, TaskData, cache_root, data_settings, load_task_data
-from .models import FoundationModel, TaskModel, load_foundation_model, text_side, weights_fingerprint
-from .streams import make_stream
-from .training import HeadInitPlugin, ProgressPlugin, TrainConfig, epochs_for, make_template
+from benchmark import numerics
+from benchmark.profiling import phase
+from benchmark.data import FeatureCache, TaskData, cache_root, data_settings, load_task_data
+from benchmark.models import FoundationModel, TaskModel, load_foundation_model, text_side, weights_fingerprint
+from benchmark.streams import make_stream
+from benchmark.training import HeadInitPlugin, ProgressPlugin, TrainConfig, epochs_for, make_template
 
 
 class Resources:

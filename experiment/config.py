@@ -17,12 +17,12 @@ from pydantic import Field, ValidationError, field_validator
 import strategies
 from evaluation.records import EXECUTION_KEYS, hashed_config, run_id
 
-from .datasets import known_datasets
+from benchmark.data import known_datasets
 from .orderings import OrderingError, expand_orderings
 from .presets import preset_path, presets
-from .data.settings import DataSection
-from .schema import Bool, NonNegInt, PositiveFloat, PositiveInt, Section
-from .training import TrainConfig
+from benchmark.data.settings import DataSection
+from benchmark.schema import Bool, NonNegInt, PositiveFloat, PositiveInt, Section
+from benchmark.training import TrainConfig
 
 MAX_NAME = 100  # experiment names: one path component, short enough for every file system
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -196,7 +196,7 @@ def validate(cfg: dict) -> dict:
     except ValidationError as e:
         raise ConfigError(f"config: {_one_line(e)}; fix the YAML file or override with --set KEY=VALUE") from None
 
-    from .models import available_models  # open_clip: imported only once the shapes are right
+    from benchmark.models import available_models  # open_clip: imported only once the shapes are right
 
     models = available_models()
     if c.model.name not in models:

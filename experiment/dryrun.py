@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import data_settings, entry
-from .data.registry import MICRO_DIR
+from benchmark.data import data_settings, entry
+from benchmark.data.registry import MICRO_DIR
 
 # Evaluation is forward passes only; a forward pass costs about a third of a training step's
 # forward + backward, so evaluated images count a third of a trained one in the estimate.
@@ -42,9 +42,9 @@ def present(name: str, root: Path) -> bool:
 
 
 def describe(cfg: dict, runs: list[dict]) -> str:
-    """A human-readable plan of `runs` (from benchmark.config.plan) under validated config `cfg`."""
-    from .models import PACKAGED, resolve_weights
-    from .training import epochs_for
+    """A human-readable plan of `runs` (from experiment.config.plan) under validated config `cfg`."""
+    from benchmark.models import PACKAGED, resolve_weights
+    from benchmark.training import epochs_for
 
     d = data_settings(cfg["data"])
     root = Path(d["root"]).expanduser()

@@ -1,0 +1,69 @@
+"""The local executor: this process trains the pending runs one after another."""
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+
+from evaluation.records import RunLock, check_run, unmark_done
+
+from .. import interrupts, runner
+from .base import Executor, Job
+
+
+class LocalExecutor(Executor):
+    """Trains in this process. `offset`: start at the plan's offset-th pending run and wrap around (the
+    k-th process of `--jobs` starts at run k, so that the processes take turns along the plan and each
+    gets a share of every strategy rather than all the slow ones)."""
+
+    def __init__(self, offset: int = 0):
+        self.offset = offset
+
+    def execute(self, todo: list[dict], job: Job) -> int:
+        if todo:
+            start = self.offset % len(todo)
+            train_runs(todo[start:] + todo[:start], job)
+        return 0
+
+
+def train_runs(todo: list[dict], job: Job) -> None:
+    """Train every run of `todo` that no other process is training. A run another process holds is
+    waited for after ours; if that process died without finishing it, it is trained here."""
+    from tqdm import tqdm
+
+    t0 = time.time()
+    progress = tqdm(total=len(todo), unit="run", desc="runs", position=0, file=sys.stderr, disable=not job.bars)
+
+    def attempt(k: int, r: dict, blocking: bool) -> bool:
+        run_dir = job.exp_dir / "runs" / r["run_id"]
+        lock = RunLock(run_dir)
+        if not lock.acquire(blocking=blocking):
+            return False
+        try:
+            why = check_run(run_dir)
+            if why is None:  # another process finished it while we waited
+                progress.update(1)
+                return True
+            if (run_dir / "done").exists():
+                print(f"run {r['run_id']}: {why}; training it again", file=sys.stderr)
+            unmark_done(run_dir)
+            label = f"[{k}/{len(todo)} {r['strategy']['name']} {'>'.join(r['ordering'])} s{r['seed']}]"
+            interrupts.set_phase(f"run {r['run_id']}: finished runs are kept; this one has no done marker and "
+                                 "reruns from the start next time")
+            tb = job.exp_dir / "tensorboard" / r["run_id"] if job.tensorboard else None
+            if tb is not None and tb.exists():  # a rerun of an interrupted run: its curves start afresh
+                shutil.rmtree(tb)
+            runner.execute_run(r, run_dir, job.resources, label=label, log=job.log, bars=job.bars, tensorboard_dir=tb)
+            print(f"{label} done: run {r['run_id']} ({time.time() - t0:.0f}s elapsed)", file=job.log, flush=True)
+            progress.update(1)
+            return True
+        finally:
+            lock.release()
+
+    busy = [(k, r) for k, r in enumerate(todo, 1) if not attempt(k, r, blocking=False)]
+    for k, r in busy:
+        print(f"run {r['run_id']} is being trained by another process (a --jobs helper, or another command on "
+              "this experiment); waiting for it", file=job.log, flush=True)
+        interrupts.set_phase("a wait for another process's run: every finished run is kept")
+        attempt(k, r, blocking=True)
+    progress.close()

@@ -1,0 +1,110 @@
+"""The process executor (`--jobs N`): N processes of this command on this host share out the runs.
+
+The helpers are this same command with `--worker k`. They start before the configuration is read, so
+that their imports overlap this process's, and each waits for a "go" on its stdin, sent once this
+process has checked the inputs; a helper that gets no "go" leaves without training or writing
+anything. Every process trains from the same plan; each run's lock gives it to exactly one of them.
+Only this process prints progress and writes the tables.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from .base import Executor, Job
+from .local import LocalExecutor
+
+MAX_JOBS = 256
+
+
+class ProcessExecutor(Executor):
+    """`command`: the interpreter and arguments that start this command again (run_benchmark.py and its
+    arguments); `hint`: the number of processes asked for, read before validation (`jobs_hint`)."""
+
+    def __init__(self, command: list[str], hint: int):
+        self.command, self.hint = list(command), min(int(hint), MAX_JOBS)
+        self.helpers: list[subprocess.Popen] = []
+
+    def start(self) -> None:
+        if self.hint > 1:
+            cmd = [*self.command, "--jobs", str(self.hint)]
+            self.helpers = [subprocess.Popen([*cmd, "--worker", str(k)], stdin=subprocess.PIPE, text=True)
+                            for k in range(1, self.hint)]
+
+    def execute(self, todo: list[dict], job: Job) -> int:
+        # job.jobs is the validated number of processes; helpers beyond it (or beyond the runs) are sent away
+        used = self.helpers[:max(0, min(job.jobs, len(todo)) - 1)]
+        for h in used:
+            _release(h, go=True)
+        self.processes = 1 + len(used)
+        try:
+            LocalExecutor().execute(todo, job)
+        finally:
+            failed = [h.wait() for h in used]
+        if any(failed):
+            print(f"error: {sum(1 for c in failed if c)} of the {len(used)} helper processes failed "
+                  "(their error is above); finished runs are kept, rerun to finish the rest", file=sys.stderr)
+            return 1
+        return 0
+
+    def close(self) -> None:
+        for h in self.helpers:
+            _release(h)
+        for h in self.helpers:
+            h.wait()
+
+
+class HelperExecutor(Executor):
+    """The k-th helper's side: wait for the parent's "go", then train from the plan's k-th pending run."""
+
+    def __init__(self, k: int):
+        self.k = k
+
+    def execute(self, todo: list[dict], job: Job) -> int:
+        if sys.stdin.readline().strip() != "go":
+            return 0  # the parent stopped before training, or has fewer runs than helpers
+        return LocalExecutor(offset=self.k).execute(todo, job)
+
+
+def _release(helper: subprocess.Popen, go: bool = False) -> None:
+    """Send a waiting helper "go"; or (go=False) stop it: it has not trained or written anything yet
+    (it is importing, or waiting), and whatever of its start-up it leaves is what a kill may leave."""
+    if helper.stdin is None or helper.stdin.closed:
+        return
+    try:
+        if go:
+            helper.stdin.write("go\n")
+        helper.stdin.close()
+    except (BrokenPipeError, OSError):  # it has already left
+        pass
+    if not go:
+        helper.kill()
+
+
+def jobs_hint(jobs: int | None, sets: list[str], config: str) -> int:
+    """The number of processes asked for, read before the configuration is validated (so that helpers
+    can start at once): --jobs, else a --set jobs=N, else the YAML's `jobs`. The validated value is
+    the one that counts; a wrong hint only starts helpers that are sent away."""
+    if jobs is not None:
+        return jobs
+    for s in reversed(sets):
+        if s.startswith("jobs="):
+            try:
+                return int(s[5:])
+            except ValueError:
+                return 1
+    import yaml
+
+    from ..presets import preset_path
+
+    try:
+        value = (yaml.safe_load(preset_path(config).read_text(encoding="utf-8")) or {}).get("jobs", 1)
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+        return 1
+    return value if isinstance(value, int) and not isinstance(value, bool) else 1
+
+
+def this_command(script: str | Path, argv: list[str]) -> list[str]:
+    """The interpreter, the script and its arguments: how a helper runs the same command."""
+    return [sys.executable, str(Path(script).resolve()), *argv]
