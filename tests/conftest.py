@@ -21,9 +21,10 @@ warnings.filterwarnings("ignore", message="no QP solver found")
 # tests/test_numerics.py does to check describe()) would otherwise, by being first, put every later test
 # of this process on a hybrid numeric path that the subprocesses they start do not run (under the
 # emulated avx2 and generic paths, the kill -9 test's in-process and resumed records then differed).
-from benchmark import numerics as _numerics  # noqa: E402
-
-_numerics.describe()
+# These two calls, not numerics.describe(): it caches which OpenBLAS builds are loaded, and at this point
+# fewer are than in a run's process, so the records' fingerprint would not match the tests' describe().
+torch.backends.cpu.get_cpu_capability()  # ATen's capability level
+torch.__config__.show()  # MKL's and oneDNN's instruction sets
 
 TINY_VIT = {
     "embed_dim": 16,
