@@ -19,6 +19,7 @@ from evaluation.evaluator import SuiteEvaluator
 from evaluation.records import CONFIG, RECORDS, _fault, atomic_write_json, is_done, mark_done
 
 from . import numerics
+from benchmark import reference_probe  # absolute: survives a move of this module
 from .profiling import phase
 from .data import FeatureCache, TaskData, cache_root, data_settings, load_task_data
 from .models import FoundationModel, TaskModel, load_foundation_model, text_side, weights_fingerprint
@@ -74,7 +75,8 @@ class Resources:
     def step0_cache(self, run: dict) -> dict:
         """Shared scores of the pre-trained encoder, for runs that agree on all that determines them."""
         key = json.dumps([run["model"], run["data"], run["suite"], run["train"]["head_init"],
-                          run["train"]["probe_C"], run["train"].get("precision"), run["device"]], sort_keys=True)
+                          run["train"]["probe_C"], run["train"].get("precision"), run["device"],
+                          reference_probe.settings_of(run["train"])], sort_keys=True)
         return self._step0.setdefault(key, {})
 
 
@@ -129,6 +131,7 @@ def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str =
     precision = getattr(tcfg, "precision", "fp32")
     feature_dir = (Path(dset["cache_dir"]).expanduser() if dset["cache_dir"] else cache_root()) / "features"
     ev = SuiteEvaluator(data=data, zs_weights=zs, head_init=tcfg.head_init, probe_C=tcfg.probe_C,
+                        probe=reference_probe.settings_of(run["train"]),
                         logit_scale=fm.logit_scale, device=device, step0_cache=res.step0_cache(run),
                         features=FeatureCache(feature_dir), model_key=res.fingerprint(fm),
                         num_workers=dset["num_workers"], precision=precision)

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 
 from .models import TaskModel
 from .probe import select_probe
+from .reference_probe import ProbeSettings
 from .schema import NonNegFloat, NonNegInt, PositiveFloat, PositiveInt, Section
 
 
@@ -59,8 +60,9 @@ def _probe_C(v):
     return out if isinstance(v, list) else out[0]
 
 
-class TrainConfig(Section):
-    """The `train` section: the optimisation protocol shared by every strategy."""
+class TrainConfig(ProbeSettings):
+    """The `train` section: the optimisation protocol shared by every strategy (the probe's settings:
+    ProbeSettings, benchmark/reference_probe.py)."""
 
     # epochs per task: one number, or a mapping dataset -> epochs (the paper presets: Cars 35, DTD 76, ...)
     epochs: Annotated[Any, BeforeValidator(_epochs)] = 2
