@@ -291,7 +291,7 @@ def run(cfg: dict, out: Path, dry_run: bool = False, collect_only: bool = False,
         # Everything that is missing, in one report, before any training.
         d = cfg["data"]
         missing = [p for p in [device_problem(cfg["device"]), _numerics_problem(cfg["numerics"])] if p]
-        missing += check_available(cfg["suite"], d["root"], d["download"]) + check_weights(cfg["model"], d["download"])
+        missing += check_available(cfg["suite"], d["root"], d["download"], d.get("variants")) + check_weights(cfg["model"], d["download"])
         if missing:
             for line in missing if not worker else []:
                 print(f"error: {line}", file=sys.stderr)
