@@ -20,6 +20,7 @@ from evaluation.records import CONFIG, RECORDS, _fault, atomic_write_json, is_do
 
 from . import numerics
 from benchmark import reference_probe  # absolute: survives a move of this module
+from benchmark.checkpoints import CheckpointPlugin, scored_model
 from .profiling import phase
 from .data import FeatureCache, TaskData, cache_root, data_settings, load_task_data
 from .models import FoundationModel, TaskModel, load_foundation_model, text_side, weights_fingerprint
@@ -147,6 +148,8 @@ def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str =
     stream = make_stream(ordering, {n: data[n] for n in ordering})
     head_init = HeadInitPlugin(lambda m, t: ev.init_head(m, ordering[t]))
     plugins = [head_init, *strategy.plugins(model), ProgressPlugin(label, log, bar=bars)]
+    ckpt = CheckpointPlugin(tcfg.checkpoint) if tcfg.checkpoint != "end" else None  # train.checkpoint
+    plugins += [ckpt] if ckpt else []
     template = make_template(model, tcfg, plugins, device, tensorboard_dir=tensorboard_dir)
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -195,7 +198,8 @@ def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str =
         template.train_epochs = epochs_for(tcfg.epochs, ordering[t])
         with phase("training"):
             template.train(exp, num_workers=nw, persistent_workers=nw > 0, pin_memory=str(device).startswith("cuda"))
-        record(t + 1, ordering[t], time.time() - ts)
+        with scored_model(ckpt, model):  # the end of the task, or its chosen checkpoint
+            record(t + 1, ordering[t], time.time() - ts)
     for logger in template.evaluator.loggers:  # flush the event files now, not at process exit
         if hasattr(logger, "writer"):
             logger.writer.close()

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 
 from .models import TaskModel
 from .probe import select_probe
+from .checkpoints import CheckpointSettings
 from .reference_probe import ProbeSettings
 from .schema import NonNegFloat, NonNegInt, PositiveFloat, PositiveInt, Section
 
@@ -60,9 +61,9 @@ def _probe_C(v):
     return out if isinstance(v, list) else out[0]
 
 
-class TrainConfig(ProbeSettings):
+class TrainConfig(ProbeSettings, CheckpointSettings):
     """The `train` section: the optimisation protocol shared by every strategy (the probe's settings:
-    ProbeSettings, benchmark/reference_probe.py)."""
+    benchmark/reference_probe.py; the scored checkpoint: benchmark/checkpoints.py)."""
 
     # epochs per task: one number, or a mapping dataset -> epochs (the paper presets: Cars 35, DTD 76, ...)
     epochs: Annotated[Any, BeforeValidator(_epochs)] = 2
