@@ -163,3 +163,15 @@ def test_bad_probe_settings_are_one_line_and_exit_2(argv, words, tmp_path, capsy
     code = run_benchmark.main(["--out", str(tmp_path), *argv])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and words in err[0], err
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_cuda_the_probe_runs_on_the_gpu_and_agrees_with_the_cpu():
+    xtr, ytr = _separable(300, 0)
+    xte, yte = _separable(90, 1)
+    gpu = R.fit(xtr, ytr, lr=0.1, device="cuda")
+    cpu = R.fit(xtr, ytr, lr=0.1, device="cpu")
+    assert torch.equal(gpu[0], R.fit(xtr, ytr, lr=0.1, device="cuda")[0])  # deterministic on the GPU
+    assert torch.allclose(gpu[0], cpu[0], atol=1e-3) and torch.allclose(gpu[1], cpu[1], atol=1e-3)
+    norm = torch.nn.functional.normalize(xte, dim=1)
+    assert torch.equal((norm @ gpu[0].T + gpu[1]).argmax(1), (norm @ cpu[0].T + cpu[1]).argmax(1))
