@@ -19,8 +19,6 @@ import torch
 from avalanche.core import SupervisedPlugin
 from pydantic import BeforeValidator
 
-from .schema import Section
-
 N_CHECKPOINTS = 100  # the reference saves every floor(S / 100) steps
 
 
@@ -33,10 +31,8 @@ def _checkpoint(v):
     return v
 
 
-class CheckpointSettings(Section):
-    """The `train` section's choice of the scored model (TrainConfig inherits it)."""
-
-    checkpoint: Annotated[Any, BeforeValidator(_checkpoint)] = "end"  # end | 0..99 (the reference's index)
+# The `train` section's choice of the scored model (declared in training.TrainConfig with this type)
+Checkpoint = Annotated[Any, BeforeValidator(_checkpoint)]
 
 
 def checkpoint_step(index: int, total_steps: int) -> int:

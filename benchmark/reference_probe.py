@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from pydantic import BeforeValidator, Field
 
 from .probe import accuracy
-from .schema import PositiveInt, Section
+from .schema import PositiveInt
 
 REFERENCE_LRS = (0.01, 0.05, 0.1, 0.5, 1.0)  # the reference's grid of AdamW learning rates
 REFERENCE_STEPS = 1000  # full-batch AdamW steps per fit
@@ -57,14 +57,12 @@ def _lr_grid(v):
     return out if isinstance(v, (list, tuple)) else out[0]
 
 
-class ProbeSettings(Section):
-    """The probe's settings of the `train` section (TrainConfig inherits them)."""
-
-    # sklearn: L-BFGS on standardised features, C from probe_C (benchmark/probe.py; the micro presets);
-    # reference: full-batch AdamW on L2-normalised features, lr from probe_lr, refitted (this module)
-    probe: Literal["sklearn", "reference"] = "sklearn"
-    probe_lr: Annotated[Any, BeforeValidator(_lr_grid)] = list(REFERENCE_LRS)  # probe: reference only
-    probe_steps: Annotated[PositiveInt, Field(le=100000)] = REFERENCE_STEPS  # probe: reference only
+# The probe's settings of the `train` section (declared in training.TrainConfig with these types):
+# probe: sklearn = L-BFGS on standardised features, C from probe_C (benchmark/probe.py; the micro
+# presets); reference = full-batch AdamW on L2-normalised features, lr from probe_lr, refitted (here).
+ProbeKind = Literal["sklearn", "reference"]
+ProbeLR = Annotated[Any, BeforeValidator(_lr_grid)]  # probe: reference only
+ProbeSteps = Annotated[PositiveInt, Field(le=100000)]  # probe: reference only
 
 
 # Keys of the train section that only the reference probe reads: left out of a run's config (hence

@@ -19,8 +19,8 @@ from torch.utils.data import DataLoader
 
 from .models import TaskModel
 from .probe import select_probe
-from .checkpoints import CheckpointSettings
-from .reference_probe import ProbeSettings
+from .checkpoints import Checkpoint
+from .reference_probe import REFERENCE_LRS, REFERENCE_STEPS, ProbeKind, ProbeLR, ProbeSteps
 from .schema import NonNegFloat, NonNegInt, PositiveFloat, PositiveInt, Section
 
 
@@ -61,9 +61,8 @@ def _probe_C(v):
     return out if isinstance(v, list) else out[0]
 
 
-class TrainConfig(ProbeSettings, CheckpointSettings):
-    """The `train` section: the optimisation protocol shared by every strategy (the probe's settings:
-    benchmark/reference_probe.py; the scored checkpoint: benchmark/checkpoints.py)."""
+class TrainConfig(Section):
+    """The `train` section: the optimisation protocol shared by every strategy."""
 
     # epochs per task: one number, or a mapping dataset -> epochs (the paper presets: Cars 35, DTD 76, ...)
     epochs: Annotated[Any, BeforeValidator(_epochs)] = 2
@@ -77,6 +76,11 @@ class TrainConfig(ProbeSettings, CheckpointSettings):
     # from which the validation split picks (the paper presets use benchmark.probe.PROBE_GRID)
     probe_C: Annotated[Any, BeforeValidator(_probe_C)] = 1.0
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast forward passes (speed); fp32: the paper's
+    # sklearn (benchmark/probe.py) or the authors' AdamW probe (benchmark/reference_probe.py), its lr grid, steps
+    probe: ProbeKind = "sklearn"
+    probe_lr: ProbeLR = list(REFERENCE_LRS)
+    probe_steps: ProbeSteps = REFERENCE_STEPS
+    checkpoint: Checkpoint = "end"  # the scored model of a task: end, or the reference's checkpoint 0..99
 
 
 @torch.no_grad()
