@@ -17,7 +17,9 @@ from pydantic import BeforeValidator, Field
 from torch import nn
 
 from .models import TaskModel
+from .checkpoints import Checkpoint
 from .precision import autocast
+from .reference_probe import REFERENCE_LRS, REFERENCE_STEPS, ProbeKind, ProbeLR, ProbeSteps
 from .schema import NonNegFloat, NonNegInt, PositiveFloat, PositiveInt, Section
 
 
@@ -73,6 +75,11 @@ class TrainConfig(Section):
     # from which the validation split picks (the paper presets use benchmark.probe.PROBE_GRID)
     probe_C: Annotated[Any, BeforeValidator(_probe_C)] = 1.0
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast forward passes (speed); fp32: the paper's
+    # sklearn (benchmark/probe.py) or the authors' AdamW probe (benchmark/reference_probe.py), its lr grid, steps
+    probe: ProbeKind = "sklearn"
+    probe_lr: ProbeLR = list(REFERENCE_LRS)
+    probe_steps: ProbeSteps = REFERENCE_STEPS
+    checkpoint: Checkpoint = "end"  # the scored model of a task: end, or the reference's checkpoint 0..99
 
 
 class HeadInitPlugin(SupervisedPlugin):

@@ -15,6 +15,7 @@ import torch
 from benchmark import numerics
 from benchmark.data import FeatureCache, TaskData
 from benchmark.models import TaskModel
+from benchmark import reference_probe
 from benchmark.probe import accuracy, embed_all, head_init_weights, select_probe
 from benchmark.profiling import phase
 
@@ -33,6 +34,8 @@ class SuiteEvaluator:
     zs_weights: dict[str, torch.Tensor] | None  # from the original text tower; None without one
     head_init: str = "lp"
     probe_C: float | list = 1.0  # one C, or a grid chosen on the validation split
+    # The reference probe's settings (benchmark/reference_probe.settings_of); None: the sklearn probe
+    probe: dict | None = None
     logit_scale: float = 100.0
     device: str = "cpu"
     # Scores of the pre-trained encoder, shared by the runs of a process that use the same model, data
@@ -74,12 +77,14 @@ class SuiteEvaluator:
         with phase("head init (probe fit)"):
             if self.head_init == "lp":
                 tr = self._embed(model, d.train_eval, False)
-                va = self._embed(model, d.val, False) if d.val is not None and len(_grid(self.probe_C)) > 1 else None
+                va = self._embed(model, d.val, False) if self._needs_val(d) else None
+                if self.probe is not None:
+                    return self._reference_fits(dataset, d, tr, va)["head"]
             return head_init_weights(self.head_init, tr, d.train_eval.targets, zs, self.logit_scale, self.probe_C,
                                      va, d.val.targets if d.val is not None else None, n_classes=d.n_classes)
 
     def _suite_scores(self, model: TaskModel, pretrained: bool) -> dict:
-        lp, zs, emb_test, probes = {}, {}, {}, {}
+        lp, zs, emb_test, probes, init_acc = {}, {}, {}, {}, {}
         # Step 0 is one phase of its own (the caller's); after training, embeddings and probe fits are
         # timed apart, the two costs of evaluation that scale differently (images vs classes x dims).
         def timed(name: str):
@@ -90,17 +95,32 @@ class SuiteEvaluator:
                 tr = self._embed(model, d.train_eval, pretrained)
                 te = self._embed(model, d.test, pretrained)
                 va = yv = None
-                if d.val is not None and len(_grid(self.probe_C)) > 1:
+                if self._needs_val(d):
                     va, yv = self._embed(model, d.val, pretrained), d.val.targets
             with timed("evaluation: probe fits"):
-                w, b, _ = select_probe(tr, d.train_eval.targets, va, yv, self.probe_C, n_classes=d.n_classes)
-            probes[name], emb_test[name] = (w, b), te
+                if self.probe is None:
+                    w, b, _ = select_probe(tr, d.train_eval.targets, va, yv, self.probe_C, n_classes=d.n_classes)
+                    head = (w, b)
+                else:  # the reference's metric probe is refitted on the whole train split; its head is not
+                    fits = self._reference_fits(name, d, tr, va)
+                    (w, b), head = fits["metric"], fits["head"]
+            probes[name], emb_test[name] = head, te
             lp[name] = accuracy(te @ w.T + b, d.test.targets)
+            init_acc[name] = lp[name] if head[0] is w else accuracy(te @ head[0].T + head[1], d.test.targets)
             if self.zs_weights:
                 zs[name] = accuracy(te @ self.zs_weights[name].T, d.test.targets)
             if self.on_dataset is not None:
                 self.on_dataset(name)
-        return {"lp": lp, "zs": zs, "emb_test": emb_test, "probes": probes}
+        return {"lp": lp, "zs": zs, "emb_test": emb_test, "probes": probes, "init_acc": init_acc}
+
+    def _needs_val(self, d: TaskData) -> bool:
+        grid = _grid(self.probe_C) if self.probe is None else _grid(self.probe["lr"])
+        return d.val is not None and (len(grid) > 1 or self.probe is not None)
+
+    def _reference_fits(self, name: str, d: TaskData, tr: torch.Tensor, va: torch.Tensor | None) -> dict:
+        return reference_probe.metric_and_head(
+            tr, d.train_eval.targets, va, d.val.targets if va is not None else None, self.probe,
+            reference_probe.val_is_carved(name), n_classes=d.n_classes, device=self.device)
 
     @torch.no_grad()
     def evaluate(self, model: TaskModel, ordering: list[str], n_trained: int) -> dict[str, list[float]]:
@@ -125,7 +145,7 @@ class SuiteEvaluator:
                 head = model.head(j)
                 row.append(accuracy(te @ head.weight.detach().cpu().T + head.bias.detach().cpu(), y))
             elif self.head_init == "lp":
-                row.append(lp[name])  # the LP-init head is this very probe
+                row.append(scores["init_acc"][name])  # the LP-init head (the sklearn probe: the LP probe itself)
             else:
                 row.append(zs[name])  # ZS-init: scaling the logits leaves the argmax unchanged
         suite = list(self.data)

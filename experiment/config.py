@@ -21,6 +21,7 @@ from benchmark.data import known_datasets
 from .orderings import OrderingError, expand_orderings
 from .presets import preset_path, presets
 from benchmark.data.settings import DataSection
+from benchmark.protocol import strip_legacy
 from benchmark.schema import Bool, NonNegInt, PositiveFloat, PositiveInt, Section
 from benchmark.training import TrainConfig
 
@@ -244,7 +245,7 @@ def validate(cfg: dict) -> dict:
                           "): with more threads, how work is split and summed may still depend on the machine; "
                           "--set threads=1 (and --jobs N for more processes)")
 
-    out = c.model_dump()
+    out = strip_legacy(c.model_dump())  # new settings at their legacy values leave run ids as they were
     out["orderings"], out["strategies"] = orderings, specs
     return out
 

@@ -19,7 +19,7 @@ def split_sizes(name: str, dcfg: dict) -> dict[str, int]:
     """Images per split (train / val / test) under the split rules, from the registry's official sizes
     (micro datasets: their embedded arrays' lengths); max_train / max_test applied."""
     d = data_settings(dcfg)
-    e = entry(name)
+    e = entry(name, d["variants"].get(name))
     if e["kind"] == "micro":
         with np.load(MICRO_DIR / e["file"]) as z:
             sizes = {"train": len(z["y_train"]), "val": 0, "test": len(z["y_test"])}
@@ -35,9 +35,9 @@ def split_sizes(name: str, dcfg: dict) -> dict[str, int]:
     return sizes
 
 
-def present(name: str, root: Path) -> bool:
+def present(name: str, root: Path, variant: str | None = None) -> bool:
     """Whether the files a dataset's readers need exist (not whether they are readable)."""
-    e = entry(name)
+    e = entry(name, variant)
     return e["kind"] == "micro" or all((root / m).exists() for m in e.get("markers", []))
 
 
@@ -69,7 +69,7 @@ def describe(cfg: dict, runs: list[dict]) -> str:
         lines.append(f"  {'>'.join(o)}: {n_runs} runs; per run {imgs:,} training images ({'; '.join(parts)}), "
                      f"{per_eval:,} images embedded per evaluation, {len(o) + 1} evaluations")
     lines.append(f"  total: {total_train:,} training images, {total_eval:,} evaluation images (+ step 0 once)")
-    have = [n for n in cfg["suite"] if present(n, root)]
+    have = [n for n in cfg["suite"] if present(n, root, d["variants"].get(n))]
     miss = [n for n in cfg["suite"] if n not in have]
     lines.append(f"  datasets under {root}: present {', '.join(have) or 'none'}; missing {', '.join(miss) or 'none'}")
     m = cfg["model"]

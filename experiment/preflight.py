@@ -18,7 +18,8 @@ def missing_inputs(cfg: dict) -> list[str]:
 
     d = cfg["data"]
     missing = [p for p in [device_problem(cfg["device"]), numerics_problem(cfg["numerics"])] if p]
-    return missing + check_available(cfg["suite"], d["root"], d["download"]) + check_weights(cfg["model"], d["download"])
+    return (missing + check_available(cfg["suite"], d["root"], d["download"], d.get("variants"))
+            + check_weights(cfg["model"], d["download"]))
 
 
 def load_and_check(cfg: dict, res: Resources, report: bool = True) -> bool:

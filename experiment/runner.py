@@ -19,10 +19,11 @@ from evaluation.evaluator import SuiteEvaluator
 from benchmark.files import _fault, atomic_write_json
 from evaluation.records import CONFIG, RECORDS, is_done, mark_done
 
-from benchmark import numerics
-from benchmark.profiling import phase
+from benchmark import numerics, reference_probe
+from benchmark.checkpoints import CheckpointPlugin, scored_model
 from benchmark.data import FeatureCache, TaskData, cache_root, data_settings, load_task_data
 from benchmark.models import FoundationModel, TaskModel, load_foundation_model, text_side, weights_fingerprint
+from benchmark.profiling import phase
 from benchmark.streams import make_stream
 from benchmark.training import HeadInitPlugin, ProgressPlugin, TrainConfig, epochs_for, make_template
 
@@ -75,7 +76,8 @@ class Resources:
     def step0_cache(self, run: dict) -> dict:
         """Shared scores of the pre-trained encoder, for runs that agree on all that determines them."""
         key = json.dumps([run["model"], run["data"], run["suite"], run["train"]["head_init"],
-                          run["train"]["probe_C"], run["train"].get("precision"), run["device"]], sort_keys=True)
+                          run["train"]["probe_C"], run["train"].get("precision"), run["device"],
+                          reference_probe.settings_of(run["train"])], sort_keys=True)
         return self._step0.setdefault(key, {})
 
 
@@ -130,6 +132,7 @@ def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str =
     precision = getattr(tcfg, "precision", "fp32")
     feature_dir = (Path(dset["cache_dir"]).expanduser() if dset["cache_dir"] else cache_root()) / "features"
     ev = SuiteEvaluator(data=data, zs_weights=zs, head_init=tcfg.head_init, probe_C=tcfg.probe_C,
+                        probe=reference_probe.settings_of(run["train"]),
                         logit_scale=fm.logit_scale, device=device, step0_cache=res.step0_cache(run),
                         features=FeatureCache(feature_dir), model_key=res.fingerprint(fm),
                         num_workers=dset["num_workers"], precision=precision)
@@ -145,6 +148,8 @@ def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str =
     stream = make_stream(ordering, {n: data[n] for n in ordering})
     head_init = HeadInitPlugin(lambda m, t: ev.init_head(m, ordering[t]))
     plugins = [head_init, *strategy.plugins(model), ProgressPlugin(label, log, bar=bars)]
+    ckpt = CheckpointPlugin(tcfg.checkpoint) if tcfg.checkpoint != "end" else None  # train.checkpoint
+    plugins += [ckpt] if ckpt else []
     template = make_template(model, tcfg, plugins, device, tensorboard_dir=tensorboard_dir)
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -193,7 +198,8 @@ def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str =
         template.train_epochs = epochs_for(tcfg.epochs, ordering[t])
         with phase("training"):
             template.train(exp, num_workers=nw, persistent_workers=nw > 0, pin_memory=str(device).startswith("cuda"))
-        record(t + 1, ordering[t], time.time() - ts)
+        with scored_model(ckpt, model):  # the end of the task, or its chosen checkpoint
+            record(t + 1, ordering[t], time.time() - ts)
     for logger in template.evaluator.loggers:  # flush the event files now, not at process exit
         if hasattr(logger, "writer"):
             logger.writer.close()

@@ -21,6 +21,9 @@ def test_presets_hold_the_reference_protocol(preset):
         (1e-5, 0.1, 128, 500, 1.0, "fp32")
     assert t["epochs"] == EPOCHS and cfg["suite"] == PAPER
     assert cfg["data"]["train_transform"] == "openclip" and len(t["probe_C"]) > 1
+    # the authors' probe, data and class names (issue 16)
+    assert (t["probe"], t["probe_lr"], t["probe_steps"]) == ("reference", [0.01, 0.05, 0.1, 0.5, 1.0], 1000)
+    assert cfg["data"]["variants"] == {"CIFAR100": "torchvision", "Cars": "files", "DTD": "train", "EuroSAT": "folders"}
 
 
 def test_split_sizes_follow_design():
@@ -61,4 +64,5 @@ def test_missing_datasets_each_one_line_and_exit_2(tmp_path, capsys):
     errors = [line for line in err if line.startswith("error: ")]
     assert [e.split(":")[1].strip() for e in errors[:3]] == ["dataset SVHN", "dataset EuroSAT", "dataset RESISC45"]
     assert errors[3].startswith("error: cannot load model ViT-B-32 with pretrained='openai': the weights are not")
-    assert "eurosat/2750/<class>/*.jpg" in errors[1] and "no working automatic download" in errors[2]
+    # the paper presets read EuroSAT's fixed split folders (data.variants), so that is the layout asked for
+    assert "EuroSAT_splits/{train,val,test}/<class>/*.jpg" in errors[1] and "no working automatic download" in errors[2]

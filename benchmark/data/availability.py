@@ -12,7 +12,7 @@ def _first_line(e: BaseException) -> str:
     return s.splitlines()[0] if s else type(e).__name__
 
 
-def check_available(names, root, download: bool = False) -> list[str]:
+def check_available(names, root, download: bool = False, variants: dict | None = None) -> list[str]:
     """One line per dataset of `names` that cannot be read under `root`: which dataset, where it was
     looked for, the reason, how to get it and the folder layout expected. [] when all are readable.
 
@@ -20,7 +20,8 @@ def check_available(names, root, download: bool = False) -> list[str]:
     root = Path(root).expanduser()
     lines = []
     for name in dict.fromkeys(names):
-        e = entry(name)
+        variant = (variants or {}).get(name)  # data.variants: another layout may be expected
+        e = entry(name, variant)
         if e["kind"] == "micro":  # embedded in the repository: only a damaged file can fail
             try:
                 for s in ("train", "test"):
@@ -33,7 +34,7 @@ def check_available(names, root, download: bool = False) -> list[str]:
         splits = ("train", "val", "test") if e["val"] == "fixed" else ("train", "test")
         try:
             for s in splits:
-                src = read_split(name, s, root, download=download and bool(e.get("download")))
+                src = read_split(name, s, root, download=download and bool(e.get("download")), variant=variant)
                 if len(src) == 0:
                     raise RuntimeError(f"its {s} split is empty")
         except Exception as err:  # noqa: BLE001 - any failure to read is reported, with its reason

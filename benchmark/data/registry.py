@@ -12,7 +12,7 @@ from pathlib import Path
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 MICRO_DIR = ASSETS / "micro"
-KINDS = ("micro", "torchvision", "image_folder_split_files", "sun397")
+KINDS = ("micro", "torchvision", "image_folder_split_files", "image_folder_splits", "sun397")
 
 
 class DataError(ValueError):
@@ -41,10 +41,26 @@ def known_datasets() -> list[str]:
     return sorted(catalog())
 
 
-def entry(name: str) -> dict:
+def entry(name: str, variant: str | None = None) -> dict:
+    """The registry entry of `name`; with `variant` (`data.variants`), that variant's keys replace the
+    entry's (a null value removes the key). See benchmark/data/variants.py."""
     if name not in catalog():
         raise KeyError(name)
-    return catalog()[name]
+    e = catalog()[name]
+    if variant is None or variant == e.get("variant"):
+        return e
+    others = e.get("variants") or {}
+    if variant not in others:
+        names = ([e["variant"]] if e.get("variant") else []) + sorted(others)
+        raise KeyError(f"{name} has no variant {variant!r}; it has {', '.join(names) or 'none'}")
+    out = dict(e)
+    for k, v in others[variant].items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = v
+    out["variant"] = variant
+    return out
 
 
 def is_micro(name: str) -> bool:

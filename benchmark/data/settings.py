@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from ..schema import Bool, NonNegInt, PositiveInt, Section
+from .variants import check_variants
 
 
 class DataSection(Section):
@@ -21,6 +22,9 @@ class DataSection(Section):
     val_fraction: Annotated[float, Field(ge=0.0, le=0.5)] = 0.1  # validation part of a train split (seed 0)
     val_cap: PositiveInt | None = 20000  # at most this many validation images (the reference's max_val_samples)
     train_transform: Literal["none", "openclip"] = "none"  # openclip: open_clip's train augmentation (random resized crop)
+    # dataset -> one of its registry variants (other splits or class names; benchmark/data/variants.py),
+    # e.g. {DTD: train, EuroSAT: folders}; a dataset not named keeps its default
+    variants: Annotated[dict[str, str], AfterValidator(check_variants)] = {}
 
 
 def data_settings(dcfg: dict | None) -> dict:

@@ -97,9 +97,11 @@ def _targets(ds) -> list[int]:
 # ---- readers, one per `kind` of the registry ------------------------------------------------------
 
 
-def read_split(name: str, split: str, root: Path | None, download: bool = False) -> Source:
-    """The images of `split` ("train", "test" or, for fixed splits, "val") of dataset `name`."""
-    e = entry(name)
+def read_split(name: str, split: str, root: Path | None, download: bool = False, variant: str | None = None
+               ) -> Source:
+    """The images of `split` ("train", "test" or, for fixed splits, "val") of dataset `name` (of its
+    `variant`, when one is given: benchmark/data/variants.py)."""
+    e = entry(name, variant)
     return _READERS[e["kind"]](name, e, split, Path(root) if root is not None else None, download)
 
 
@@ -145,6 +147,16 @@ def _read_image_folder_split_files(name, e, split, root, download) -> Source:
     return parts[0] if len(parts) == 1 else ConcatSource(parts)
 
 
+def _read_image_folder_splits(name, e, split, root, download) -> Source:
+    """One ImageFolder (class folders) per split folder: the task-vectors layout of EuroSAT's split."""
+    from torchvision.datasets import ImageFolder
+
+    if download:
+        raise RuntimeError(f"{name} has no automatic download in this layout; {e['get']}")
+    parts = [TorchvisionSource(ImageFolder(str(root / e["folder"] / s))) for s in e["splits"][split]]
+    return parts[0] if len(parts) == 1 else ConcatSource(parts)
+
+
 def _read_sun397(name, e, split, root, download) -> Source:
     """torchvision's SUN397 (all 108,754 images), restricted to an official partition file's list."""
     ds = _torchvision_class(e)(str(root), download=download)
@@ -163,15 +175,25 @@ def _read_sun397(name, e, split, root, download) -> Source:
 
 
 _READERS = {"micro": _read_micro, "torchvision": _read_torchvision,
-            "image_folder_split_files": _read_image_folder_split_files, "sun397": _read_sun397}
+            "image_folder_split_files": _read_image_folder_split_files,
+            "image_folder_splits": _read_image_folder_splits, "sun397": _read_sun397}
 
 
-def classnames_of(name: str, source: Source) -> list[str]:
+# How "from_data" class names are read from the files' class list (registry key `classname_rule`).
+CLASSNAME_RULES = {
+    "underscore_slash_to_space": lambda c: c.replace("_", " ").replace("/", " ").strip(),  # the default
+    "underscore_to_space": lambda c: c.replace("_", " ").strip(),  # the reference's Cars: '/' kept
+    "as_is": lambda c: c,  # the reference's CIFAR100: torchvision's names, underscores kept
+}
+
+
+def classnames_of(name: str, source: Source, variant: str | None = None) -> list[str]:
     """Prompt class names: the registry's list, or (entries marked "from_data": Cars, SUN397) the
-    dataset's own class list, with '_' and '/' read as spaces."""
-    e = entry(name)
+    dataset's own class list, read by the entry's `classname_rule` ('_' and '/' as spaces by default)."""
+    e = entry(name, variant)
     if e["classnames"] != "from_data":
         return list(e["classnames"])
     if not source.classes:
         raise RuntimeError(f"{name}: the files give no class names")
-    return [c.replace("_", " ").replace("/", " ").strip() for c in source.classes]
+    rule = CLASSNAME_RULES[e.get("classname_rule", "underscore_slash_to_space")]
+    return [rule(c) for c in source.classes]

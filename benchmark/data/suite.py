@@ -65,14 +65,15 @@ def _digest(*arrays) -> str:
 
 def split_sources(name: str, d: dict) -> dict[str, Source | None]:
     """train / val / test sources of a dataset under the split rules and subset settings."""
-    e = entry(name)
+    variant = (d.get("variants") or {}).get(name)  # data.variants: benchmark/data/variants.py
+    e = entry(name, variant)
     root = Path(d["root"]).expanduser()
     download = bool(d["download"] and e.get("download"))  # only where the registry says torchvision can
     if e["val"] == "fixed":
-        src = {s: read_split(name, s, root, download) for s in ("train", "val", "test")}
+        src = {s: read_split(name, s, root, download, variant) for s in ("train", "val", "test")}
     else:
-        train = read_split(name, "train", root, download)
-        test = read_split(name, "test", root, download)
+        train = read_split(name, "train", root, download, variant)
+        test = read_split(name, "test", root, download, variant)
         val = None
         if e["val"] == "from_train" and d["val_fraction"] > 0:
             tr, va = train_val_split(len(train), d["val_fraction"], d["val_cap"], SPLIT_SEED)
@@ -87,10 +88,13 @@ def split_sources(name: str, d: dict) -> dict[str, Source | None]:
 def load_task_data(name: str, size: int, mean, std, dcfg: dict | None = None) -> TaskData:
     """Dataset `name` for a model taking `size` x `size` inputs normalised with (mean, std)."""
     d = data_settings(dcfg)
-    e = entry(name)
+    variant = (d.get("variants") or {}).get(name)
+    e = entry(name, variant)
     src = split_sources(name, d)
     augment = d["train_transform"] == "openclip"
     selection = {k: d[k] for k in ("val_fraction", "val_cap", "max_train", "max_test")}
+    if variant is not None:  # other images or names: other cached splits and features
+        selection["variant"] = variant
     if e["kind"] == "micro" or d["cache"]:
         if e["kind"] != "micro":  # decode once at the model's resolution, then read the mapped arrays
             folder = Path(d["cache_dir"]).expanduser() / "splits" if d["cache_dir"] else cache_root() / "splits"
@@ -115,7 +119,7 @@ def load_task_data(name: str, size: int, mean, std, dcfg: dict | None = None) ->
         train_eval=ImageSet(src["train"], eval_tf, fp("train")),
         val=None if src["val"] is None else ImageSet(src["val"], eval_tf, fp("val")),
         test=ImageSet(src["test"], eval_tf, fp("test")),
-        classnames=classnames_of(name, src["train"]),
+        classnames=classnames_of(name, src["train"], variant),
         templates=list(e["templates"]),
     )
 
