@@ -176,6 +176,20 @@ def fingerprint() -> str:
     return describe()["fingerprint"]
 
 
+def accelerator(device: str) -> dict | None:
+    """What decides a GPU's numerics, for `device` (None on the CPU, whose numerics describe() covers):
+    the card, its compute capability, and the CUDA and cuDNN versions. Features computed on another
+    card or library are another card's floats: caches key on this, and records keep it."""
+    import torch
+
+    dev = torch.device(device)
+    if dev.type != "cuda" or not torch.cuda.is_available():
+        return None
+    index = dev.index if dev.index is not None else torch.cuda.current_device()
+    return {"gpu": torch.cuda.get_device_name(index), "capability": list(torch.cuda.get_device_capability(index)),
+            "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version()}
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line and exit code 2, like run_benchmark.py
         self.exit(2, f"error: {message}; see {self.prog} --help\n")

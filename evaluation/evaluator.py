@@ -61,6 +61,9 @@ class SuiteEvaluator:
                "precision": self.precision, "torch": torch.__version__,
                "numerics": numerics.fingerprint(),  # the CPU's kernels: another machine's floats are a miss
                "channels_last": bool(getattr(model, "channels_last", False))}  # the layout changes the floats
+        gpu = numerics.accelerator(self.device)
+        if gpu is not None:  # another card or CUDA/cuDNN version computes other floats (CPU keys unchanged)
+            key["accelerator"] = gpu
         return self.features.get(key, compute)
 
     def init_head(self, model: TaskModel, dataset: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -70,6 +70,7 @@ def setup_section(experiment_dir: Path, runs: list[tuple[str, dict]]) -> list[st
                                    if soft else "not recorded"))
     devices = sorted({str(e["device"]) for e in envs if "device" in e})
     lines.append("- Device: " + (", ".join(devices) if devices else "not recorded"))
+    lines.append("- CPU numeric path: " + numerics_line(envs))
     walls = [float(rec["wall_s"]) for _, rec in runs if isinstance(rec.get("wall_s"), (int, float))]
     if walls:
         lines.append(f"- Wall time: {sum(walls):.0f} s over {len(walls)} runs "
@@ -77,6 +78,23 @@ def setup_section(experiment_dir: Path, runs: list[tuple[str, dict]]) -> list[st
     else:
         lines.append("- Wall time: not recorded")
     return lines + [""]
+
+
+def numerics_line(envs: list[dict]) -> str:
+    """Which CPU kernels made the records (env.numerics, benchmark/numerics.py): runs on two numeric
+    paths are not comparable bit for bit, so the report says when an experiment mixes them."""
+    paths: dict[str, list] = {}
+    for e in envs:
+        n = e.get("numerics") if isinstance(e.get("numerics"), dict) else None
+        if n and n.get("fingerprint"):
+            entry = paths.setdefault(str(n["fingerprint"]), [n, 0])
+            entry[1] += 1
+    if not paths:
+        return "not recorded"
+    parts = [f"{n.get('capability', '?')} kernels on {n.get('cpu', 'an unnamed CPU')} (fingerprint `{fp}`, "
+             f"{count} run{'s' if count != 1 else ''})" for fp, (n, count) in sorted(paths.items())]
+    mixed = "; MIXED: these runs come from different numeric paths" if len(paths) > 1 else ""
+    return "; ".join(parts) + mixed
 
 
 def ordering_section(df: pd.DataFrame) -> list[str]:

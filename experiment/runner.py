@@ -159,7 +159,8 @@ def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str =
         "R": [], "LP": [], "ZS": [] if zs else None, "steps": [], "complete": False,
         "env": {"torch": torch.__version__, "python": platform.python_version(), "device": device,
                 "threads": torch.get_num_threads(), "packages": package_versions(),
-                "numerics": numerics.describe()},  # this CPU's kernels: another machine's, or a bug?
+                "numerics": numerics.describe(),  # this CPU's kernels: another machine's, or a bug?
+                **({"accelerator": gpu} if (gpu := numerics.accelerator(device)) else {})},
     }
 
     def record(step: int, after: str, seconds: float):

@@ -262,3 +262,15 @@ def test_records_that_pass_the_run_checks_but_lack_what_the_tables_read_are_skip
     assert len(df) == 0 and (exp / "report.md").exists()
     err = capsys.readouterr().err
     assert "config.strategy.name is missing" in err and "config.seed is not an integer" in err
+
+
+def test_the_report_names_the_numeric_paths_and_says_when_runs_mix_them():
+    from evaluation.report import numerics_line
+
+    avx512 = {"numerics": {"fingerprint": "aaa", "capability": "AVX512", "cpu": "Xeon"}}
+    avx2 = {"numerics": {"fingerprint": "bbb", "capability": "AVX2", "cpu": "EPYC"}}
+    one = numerics_line([avx512, avx512])
+    assert one == "AVX512 kernels on Xeon (fingerprint `aaa`, 2 runs)"
+    mixed = numerics_line([avx512, avx2, {}])
+    assert "AVX2 kernels on EPYC (fingerprint `bbb`, 1 run)" in mixed and "MIXED" in mixed
+    assert numerics_line([{}, {"numerics": "garbled"}]) == "not recorded"

@@ -191,3 +191,39 @@ def test_the_fingerprint_covers_openblas_kernels():
                            env={**os.environ, **extra}).stdout.split() for extra in ({}, {"OPENBLAS_CORETYPE": other})]
     assert outs[0][0] and outs[0][0] != "None"
     assert outs[0][-1] != outs[1][-1]  # another OpenBLAS kernel family: another fingerprint
+
+
+def _fake_gpu(monkeypatch, name: str):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=None: name)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i=None: (9, 0))
+    monkeypatch.setattr(torch.backends.cudnn, "version", lambda: 91002)
+
+
+def test_the_feature_cache_keys_on_the_gpu_that_computed_the_features(monkeypatch):
+    """Features embedded on one card (or CUDA/cuDNN version) are not another's: the cache key says
+    which; on the CPU the key has no accelerator entry (the CPU's numerics are its fingerprint)."""
+    from evaluation.evaluator import SuiteEvaluator
+
+    class Keys:
+        def __init__(self):
+            self.seen = []
+
+        def get(self, key, compute):
+            self.seen.append(key)
+            return torch.zeros(1)
+
+    keys = Keys()
+    ds = type("DS", (), {"fingerprint": "data-1"})()
+
+    def embed(device):
+        SuiteEvaluator(data={}, zs_weights=None, device=device, features=keys, model_key="m")._embed(None, ds, True)
+        return keys.seen[-1]
+
+    assert numerics.accelerator("cpu") is None and "accelerator" not in embed("cpu")
+    _fake_gpu(monkeypatch, "NVIDIA H200")
+    h200 = embed("cuda")
+    assert numerics.accelerator("cuda:0")["gpu"] == "NVIDIA H200" and h200["accelerator"]["capability"] == [9, 0]
+    _fake_gpu(monkeypatch, "NVIDIA A100-SXM4-80GB")
+    assert embed("cuda")["accelerator"]["gpu"] == "NVIDIA A100-SXM4-80GB" and embed("cuda") != h200
