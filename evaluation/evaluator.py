@@ -60,6 +60,7 @@ class SuiteEvaluator:
         key = {"model": self.model_key, "data": ds.fingerprint, "device": torch.device(self.device).type,
                "precision": self.precision, "torch": torch.__version__,
                "numerics": numerics.fingerprint(),  # the CPU's kernels: another machine's floats are a miss
+               "threads": torch.get_num_threads(),  # the thread count splits the convolutions' sums: another's floats
                "channels_last": bool(getattr(model, "channels_last", False))}  # the layout changes the floats
         gpu = numerics.accelerator(self.device)
         if gpu is not None:  # another card or CUDA/cuDNN version computes other floats (CPU keys unchanged)

@@ -25,7 +25,8 @@ from benchmark.data import FeatureCache, TaskData, cache_root, data_settings, lo
 from benchmark.models import FoundationModel, TaskModel, load_foundation_model, text_side, weights_fingerprint
 from benchmark.profiling import phase
 from benchmark.streams import make_stream
-from benchmark.training import HeadInitPlugin, ProgressPlugin, TrainConfig, epochs_for, make_template
+from benchmark.precision import matmul_precision
+from benchmark.training import HeadInitPlugin, ProgressPlugin, TrainConfig, compile_encoder, epochs_for, make_template
 
 
 class Resources:
@@ -66,7 +67,7 @@ class Resources:
         return self._data[key]
 
     def zero_shot(self, name: str, fm: FoundationModel, d: TaskData) -> torch.Tensor:
-        key = repr((id(fm), name))
+        key = repr((id(fm), name, torch.get_num_threads()))  # the thread count can change the floats
         if key not in self._zs:
             with phase("zero-shot text embeddings"):
                 self._zs[key] = fm.class_embeddings(d.classnames, d.templates).cpu()
@@ -74,10 +75,11 @@ class Resources:
 
 
     def step0_cache(self, run: dict) -> dict:
-        """Shared scores of the pre-trained encoder, for runs that agree on all that determines them."""
+        """Shared scores of the pre-trained encoder, for runs that agree on all that determines them
+        (the thread count too: it changes the image embeddings' floats; call it after setting the run's)."""
         key = json.dumps([run["model"], run["data"], run["suite"], run["train"]["head_init"],
                           run["train"]["probe_C"], run["train"].get("precision"), run["device"],
-                          reference_probe.settings_of(run["train"])], sort_keys=True)
+                          reference_probe.settings_of(run["train"]), torch.get_num_threads()], sort_keys=True)
         return self._step0.setdefault(key, {})
 
 
@@ -112,6 +114,12 @@ def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str =
     interrupted run is simply redone on the next invocation. `tensorboard_dir`: where Avalanche's
     TensorBoard logger writes the training loss curves (None: no logging).
     """
+    with matmul_precision(run["train"].get("precision", "fp32")):  # tf32: for this run only
+        return _execute_run(run, run_dir, res, label, log, bars, tensorboard_dir)
+
+
+def _execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str, log, bars: bool,
+                 tensorboard_dir: Path | None) -> dict:
     if is_done(run_dir):
         raise RuntimeError(f"{run_dir} is already done")
     setting = run.get("numerics", "native")
@@ -144,6 +152,7 @@ def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str =
     text = text_side(fm, {t: zs[n] for t, n in enumerate(ordering)} if zs else None)
     model = TaskModel(copy.deepcopy(fm.visual), fm.embed_dim, run["model"].get("freeze_bn_stats", False),
                       text=text).to(device)
+    compile_encoder(model, tcfg.compile)
     strategy = strategies.from_config(run["strategy"])
     stream = make_stream(ordering, {n: data[n] for n in ordering})
     head_init = HeadInitPlugin(lambda m, t: ev.init_head(m, ordering[t]))

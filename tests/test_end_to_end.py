@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,17 +16,6 @@ from evaluation.leaderboard import MAIN_COLS
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--seeds", "0", "--orderings", "textures,digits", "--suite", "textures", "digits", "mnist",
          "--set", "data.max_train=60", "--set", "data.max_test=40", "--epochs", "1", "--set", "train.batch_size=20"]
-
-
-# Under an *emulated* AVX2 or generic path (make test-numerics), a second run in the same process
-# differs from the first after its second task; on this machine's native path, and on a physical
-# AVX2-only machine (issue 13's report: only the LwF tolerance failed there), the two are identical.
-# Open: which library's ISA cap does not hold for the process's later kernels. strict: when it is
-# fixed, these marks fail and must go.
-EMULATED_PATH = any(os.environ.get(k) for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA"))
-second_run_in_process = pytest.mark.xfail(
-    EMULATED_PATH, strict=True,
-    reason="known, open: a second in-process run differs under an emulated ISA cap (not on native paths)")
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +91,6 @@ def test_rerun_trains_nothing_and_rebuilds_the_same_leaderboard(experiment, monk
     assert (experiment / "leaderboard.csv").read_text() == before
 
 
-@second_run_in_process
 def test_same_config_and_seed_give_the_same_records(experiment, tmp_path):
     assert run_benchmark.main(["--strategies", "ft", "--out", str(tmp_path), *SMALL]) == 0
     again = _records(tmp_path / "micro")["ft"]
@@ -165,7 +152,6 @@ def test_help_documents_the_options():
         assert opt in p.stdout
 
 
-@second_run_in_process
 def test_records_do_not_depend_on_what_the_process_loaded_before(experiment, tmp_path):
     """A run that builds the model itself (drawing random numbers for open_clip's init) must match the
     same run executed after the model was cached."""

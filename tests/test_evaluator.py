@@ -61,6 +61,23 @@ def test_step0_cache_is_shared_and_exact(tiny_vit):
     assert r1["LP"] == r2["LP"] and r1["R"] == r2["R"][::-1]
 
 
+def test_runs_share_step0_scores_only_on_the_same_thread_count():
+    """The thread count changes the image embeddings' floats: a run on another count computes its own."""
+    from experiment.runner import Resources
+
+    res = Resources()
+    run = {"model": {"name": "m"}, "data": {}, "suite": ["a"], "train": {"head_init": "lp", "probe_C": 1.0},
+           "device": "cpu"}
+    n = torch.get_num_threads()
+    shared = res.step0_cache(run)
+    torch.set_num_threads(n + 1)
+    try:
+        other = res.step0_cache(run)
+    finally:
+        torch.set_num_threads(n)
+    assert other is not shared and res.step0_cache(run) is shared
+
+
 def test_pretrained_features_come_from_the_disk_cache_on_second_use(tiny_vit, tmp_path, monkeypatch):
     """Row 0's features are computed once per (model, dataset, split, transform), then read back by
     any later evaluator (another run, strategy or process), giving bit-identical scores."""
@@ -98,6 +115,15 @@ def test_pretrained_features_come_from_the_disk_cache_on_second_use(tiny_vit, tm
         with pytest.raises(AssertionError, match="from the cache"):
             SuiteEvaluator(data=data, zs_weights=zs, features=FeatureCache(tmp_path), model_key="w1").evaluate(
                 model, ["a", "b"], 0)
+    # Another thread count is another key: it splits the convolutions' sums, so its floats differ.
+    n = torch.get_num_threads()
+    torch.set_num_threads(n + 1)
+    try:
+        with pytest.raises(AssertionError, match="from the cache"):
+            SuiteEvaluator(data=data, zs_weights=zs, features=FeatureCache(tmp_path), model_key="w1").evaluate(
+                model, ["a", "b"], 0)
+    finally:
+        torch.set_num_threads(n)
     # A damaged cache file fails its checksum: it is a miss and the features are computed again.
     f = sorted(tmp_path.glob("*.pt"))[0]
     f.write_bytes(f.read_bytes()[:-10])

@@ -68,6 +68,26 @@ def test_a_random_init_model_is_the_same_whenever_it_is_built(tiny_vit):
         assert torch.equal(va, vb), k
 
 
+def test_the_micro_model_is_the_same_whatever_the_thread_count(micro_model):
+    """The image projection is computed at load time (a matrix-vector product that MKL sums in another
+    order on two threads): a process's first run loaded it on the default thread count, later runs on
+    the previous run's `threads: 1`, and their records differed after task 2. The load is on one
+    thread now, and leaves the process's thread count as it found it."""
+    from benchmark.models import load_foundation_model, weights_fingerprint
+
+    n = torch.get_num_threads()
+    try:
+        prints = []
+        for threads in (2, 1):
+            torch.set_num_threads(threads)
+            fm = load_foundation_model("micro-effnet-lite0-minilm", "packaged")
+            assert torch.get_num_threads() == threads
+            prints.append(weights_fingerprint(fm.visual))
+    finally:
+        torch.set_num_threads(n)
+    assert prints[0] == prints[1] == weights_fingerprint(micro_model.visual)
+
+
 def test_as_tokens_normalises_a_vector_map_over_C_by_hand():
     """DESIGN.md: a [B, C] map is normalised over C. Anchor (3, 4) -> (0.6, 0.8); fine-tuned (4, 3) ->
     (0.8, 0.6); d = mean over C of squared differences = (0.04 + 0.04) / 2 = 0.04. As [B, 1, C] the

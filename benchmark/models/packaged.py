@@ -82,7 +82,8 @@ def _imagenet_text_embeddings(clip: nn.Module, cfg: dict) -> torch.Tensor:
     from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
 
     hf_dir = _packaged_text_tower_dir()
-    key = hashlib.sha1(json.dumps(["checked-v2", _IMAGENET_TEMPLATE, cfg["text_cfg"], (hf_dir / "model.safetensors").stat().st_size,
+    # v3: computed on one thread (load_foundation_model); a v2 file holds the floats of whatever thread count wrote it
+    key = hashlib.sha1(json.dumps(["checked-v3-one-thread", _IMAGENET_TEMPLATE, cfg["text_cfg"], (hf_dir / "model.safetensors").stat().st_size,
                                    list(IMAGENET_CLASSNAMES), torch.__version__,
                                    numerics.fingerprint()]).encode()).hexdigest()[:16]  # this CPU's floats only
     path = cache_dir() / f"imagenet-names-{key}.pt"
