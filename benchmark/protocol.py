@@ -23,4 +23,8 @@ def strip_legacy(cfg: dict[str, Any]) -> dict[str, Any]:
         data.pop("variants", None)
     if isinstance(train, dict) and train.get("checkpoint", "end") == "end":
         train.pop("checkpoint", None)
+    if isinstance(train, dict) and not train.get("anchor_autocast", False):
+        train.pop("anchor_autocast", None)
+    if isinstance(train, dict) and train.get("compile", "off") == "off":
+        train.pop("compile", None)
     return cfg

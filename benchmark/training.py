@@ -13,14 +13,14 @@ import torch
 from avalanche.core import SupervisedPlugin
 from avalanche.training.plugins import EvaluationPlugin
 from avalanche.training.templates import SupervisedTemplate
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, model_validator
 from torch import nn
 
 from .models import TaskModel
 from .checkpoints import Checkpoint
 from .precision import autocast
 from .reference_probe import REFERENCE_LRS, REFERENCE_STEPS, ProbeKind, ProbeLR, ProbeSteps
-from .schema import NonNegFloat, NonNegInt, PositiveFloat, PositiveInt, Section
+from .schema import Bool, NonNegFloat, NonNegInt, PositiveFloat, PositiveInt, Section
 
 
 def _int_in(v, lo: int, hi: int, what: str) -> int:
@@ -74,12 +74,24 @@ class TrainConfig(Section):
     # inverse l2 strength of the logistic-regression probe (LP metric and LP-init heads); a list is a grid
     # from which the validation split picks (the paper presets use benchmark.probe.PROBE_GRID)
     probe_C: Annotated[Any, BeforeValidator(_probe_C)] = 1.0
-    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast forward passes (speed); fp32: the paper's
+    # fp32: the paper's; tf32: float32 matmuls on TF32 tensor cores (CUDA); bf16: autocast forward passes
+    precision: Literal["fp32", "tf32", "bf16"] = "fp32"
     # sklearn (benchmark/probe.py) or the authors' AdamW probe (benchmark/reference_probe.py), its lr grid, steps
     probe: ProbeKind = "sklearn"
     probe_lr: ProbeLR = list(REFERENCE_LRS)
     probe_steps: ProbeSteps = REFERENCE_STEPS
     checkpoint: Checkpoint = "end"  # the scored model of a task: end, or the reference's checkpoint 0..99
+    # Throughput settings (docs/design.md, "GPU throughput"); at their defaults they are left out of a run's
+    # config (benchmark/protocol.py), so older runs keep their ids.
+    anchor_autocast: Bool = False  # bf16 only: frozen forward passes (LDIFS's anchor) under autocast too
+    compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = "off"  # torch.compile the encoder
+
+    @model_validator(mode="after")
+    def _anchor_needs_bf16(self):
+        if self.anchor_autocast and self.precision != "bf16":
+            raise ValueError(f"anchor_autocast runs frozen forward passes under bf16 autocast; it needs "
+                             f"precision: bf16 (got {self.precision})")
+        return self
 
 
 class HeadInitPlugin(SupervisedPlugin):
@@ -203,6 +215,14 @@ class ProgressPlugin(SupervisedPlugin):
               f"loss {self._loss / max(1, self._n):.4f} ({time.time() - self._t:.1f}s)", file=self.stream, flush=True)
 
 
+def compile_encoder(model: TaskModel, mode: str) -> None:
+    """`train.compile`: compile the encoder's forward in place with torch.compile (its module, hooks and
+    state dict stay what they were, so feature taps and anchors see the same module). "off": nothing."""
+    if mode == "off":
+        return
+    model.encoder.compile(**({} if mode == "default" else {"mode": mode}))
+
+
 def fused_if_available(device: str) -> dict:
     """AdamW's fused kernel where torch has one for the device (CPU and CUDA): one pass over all
     parameters instead of a loop of small ops; on the micro model it cut the optimiser step 4x."""
@@ -221,7 +241,8 @@ def make_template(model: TaskModel, cfg: TrainConfig, plugins: list, device: str
     proto = [WarmupCosinePlugin(cfg.warmup_steps)]
     if cfg.grad_clip > 0:
         proto.append(GradClipPlugin(cfg.grad_clip))
-    if getattr(cfg, "precision", "fp32") == "bf16":
+    bf16 = getattr(cfg, "precision", "fp32") == "bf16"
+    if bf16:
         proto.append(PrecisionPlugin(device))
     epochs = cfg.epochs if isinstance(cfg.epochs, int) else 1  # per-dataset counts are set before each task
     if tensorboard_dir is not None:
@@ -232,7 +253,12 @@ def make_template(model: TaskModel, cfg: TrainConfig, plugins: list, device: str
                                      loggers=[TensorboardLogger(tb_log_dir=tensorboard_dir)])
     else:
         evaluator = EvaluationPlugin(loggers=[])
-    return SupervisedTemplate(
+    template = SupervisedTemplate(
         model=model, optimizer=optimizer, criterion=nn.CrossEntropyLoss(), train_mb_size=cfg.batch_size,
         train_epochs=epochs, eval_mb_size=256, device=device, plugins=proto + list(plugins), evaluator=evaluator,
     )
+    # The context a strategy runs its frozen forward passes in (LDIFS's anchor): bf16 autocast with
+    # `anchor_autocast`, else full precision (those passes come after the model's autocast has closed).
+    anchor_bf16 = bf16 and getattr(cfg, "anchor_autocast", False)
+    template.frozen_forward_context = lambda: autocast(device, "bf16" if anchor_bf16 else "fp32")
+    return template

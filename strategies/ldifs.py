@@ -12,6 +12,7 @@ forward pass, so the same code serves open_clip ViTs and the micro model's convn
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 from dataclasses import dataclass
 from typing import Sequence, Union
@@ -92,9 +93,10 @@ class LDIFSPlugin(SupervisedPlugin):
 
     def before_backward(self, strategy, **kwargs):
         feats_ft = self._ft.take()
-        with torch.no_grad():
+        frozen = getattr(strategy, "frozen_forward_context", None)  # train.anchor_autocast (benchmark/training.py)
+        with torch.no_grad(), (frozen() if frozen is not None else contextlib.nullcontext()):
             self.anchor(strategy.mb_x)
-        feats_pre = self._pre.take()
+        feats_pre = [f.float() for f in self._pre.take()]
         strategy.loss = strategy.loss + self.lam * ldifs_distance(feats_pre, feats_ft, self.norm_axis)
 
     def after_training_exp(self, strategy, **kwargs):
