@@ -106,10 +106,13 @@ class DriftMeter:
     precision: str = "fp32"
     shared: dict | None = None  # the pre-trained features, shared by the runs of a process (caller keys it)
     _ref: dict | None = field(default=None, init=False, repr=False)
+    _batches: dict = field(default_factory=dict, init=False, repr=False)  # the fixed sample's images, per dataset
 
     def _images(self, name: str) -> torch.Tensor:
-        test = self.data[name].test
-        return torch.stack([test[i][0] for i in sample_indices(len(test), self.sample)])
+        if name not in self._batches:
+            test = self.data[name].test
+            self._batches[name] = torch.stack([test[i][0] for i in sample_indices(len(test), self.sample)])
+        return self._batches[name]
 
     def _reference(self, model: TaskModel) -> dict[str, list[torch.Tensor]]:
         """The pre-trained features: called at step 0, when `model` is the pre-trained encoder."""

@@ -63,7 +63,8 @@ def _groups(runs, name: str, param: str) -> dict:
     for _, rec in runs:
         s = rec["config"]["strategy"]
         if s["name"] == name and param in s:
-            out.setdefault(json.dumps(s[param]), {})[_key(rec)] = _figs(rec)
+            value = s[param] if isinstance(s[param], str) else json.dumps(s[param])  # "last", [0, 1, 2], 30.0
+            out.setdefault(value, {})[_key(rec)] = _figs(rec)
     return out
 
 
@@ -106,7 +107,7 @@ def _verdict(groups: dict, base: dict, fig: str, what: str) -> str:
     beyond = [v for v, g in groups.items() if _beyond(_paired(g, base, fig))]
     if not beyond:
         return f"No setting's {what} differs from `ft`'s beyond noise (every paired interval includes 0)."
-    return f"{what.capitalize()} differs from `ft`'s beyond noise (paired interval excludes 0) for: {', '.join(beyond)}."
+    return f"{what[0].upper() + what[1:]} differs from `ft`'s beyond noise (paired interval excludes 0) for: {', '.join(beyond)}."
 
 
 def _tradeoff_plot(groups: dict, base: dict, path: Path, title: str) -> None:

@@ -42,7 +42,7 @@ def test_layers_section_appears_with_two_choices(tmp_path):
     runs = [(f"{k}{s}", _rec({"name": "ldifs", "lam": 30.0, "layers": layers}, s, 0.1, -0.05))
             for k, layers in (("l", "last"), ("r", "reference"), ("e", [0, 1, 2])) for s in range(2)]
     text = "\n".join(layers_section(runs, tmp_path))
-    assert "## Study: layers" in text and '| [0, 1, 2] | 2 |' in text and '| "last" | 2 |' in text
+    assert "## Study: layers" in text and '| [0, 1, 2] | 2 |' in text and '| last | 2 |' in text
 
 
 def test_orderings_section_anova(tmp_path):
