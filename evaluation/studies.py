@@ -110,9 +110,14 @@ def _verdict(groups: dict, base: dict, fig: str, what: str) -> str:
     return f"{what[0].upper() + what[1:]} differs from `ft`'s beyond noise (paired interval excludes 0) for: {', '.join(beyond)}."
 
 
-def _tradeoff_plot(groups: dict, base: dict, path: Path, title: str) -> None:
+def _tradeoff_plot(groups: dict, base: dict, path: Path, title: str, curve: bool = False) -> None:
+    """Task gain against held-out dLP per group (mean ± 95% CI); `curve`: the means joined in order
+    (ft first, as lambda = 0)."""
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     pts = ([("ft", base)] if base else []) + list(groups.items())
+    if curve:
+        ax.plot([np.mean([v["gain"] * 100 for v in g.values()]) for _, g in pts],
+                [np.mean([v["dLP_heldout"] * 100 for v in g.values()]) for _, g in pts], color="grey", lw=1, zorder=0)
     for k, (value, g) in enumerate(pts):
         gx = [v["gain"] * 100 for v in g.values()]
         gy = [v["dLP_heldout"] * 100 for v in g.values()]
@@ -135,7 +140,7 @@ def lambda_section(runs, folder: Path) -> list[str]:
     groups = dict(sorted(groups.items(), key=lambda kv: float(kv[0])))
     base = _base(runs)
     path = folder / "study_lambda.png"
-    _tradeoff_plot(groups, base, path, "LDIFS lambda: task gain against held-out dLP (mean ± 95% CI)")
+    _tradeoff_plot(groups, base, path, "LDIFS lambda: task gain against held-out dLP (mean ± 95% CI)", curve=True)
     return (["## Study: lambda", "", "How the strength lambda trades the task gain for retained concepts "
              "(configs/study-lambda.yaml). Mean ± 95% t-interval over seeds, points.", ""]
             + _comparison_rows(groups, base, "lambda")
