@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
                "  python run_benchmark.py --collect-only          # rebuild tables and plots, train nothing\n")
     ap.add_argument("--config", default="micro", metavar="PRESET|FILE",
                     help="preset name in configs/ or a YAML file (default: micro)")
+    ap.add_argument("--study", choices=("layers", "lambda", "orderings"),
+                    help="run one of the paper's open questions: = --config study-NAME (configs/study-*.yaml); "
+                         "report.md gets its section")
     ap.add_argument("--strategies", nargs="+", metavar="SPEC",
                     help="strategies to run: NAME or NAME:key=value,... (e.g. ldifs:lam=1,anchor=pretrained)")
     ap.add_argument("--orderings", nargs="+", metavar="A,B,C",
@@ -126,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    if args.study:
+        args.config = f"study-{args.study}"
     trains = not (args.worker or args.dry_run or args.collect_only or args.list)
     if trains:
         from experiment.numerics_setting import numerics_hint, pin_numerics

@@ -18,7 +18,7 @@ from collections import defaultdict
 # Phase names in the order a run meets them; the table prints these first, then any others.
 ORDER = ("start-up (imports, config)", "model load", "data load", "zero-shot text embeddings",
          "step-0 scores", "head init (probe fit)", "training", "evaluation: embeddings",
-         "evaluation: probe fits", "evaluation: other", "record writes", "collection (tables, plots)")
+         "evaluation: probe fits", "evaluation: feature drift", "evaluation: other", "record writes", "collection (tables, plots)")
 
 _seconds: dict[str, float] = defaultdict(float)
 _counts: dict[str, int] = defaultdict(int)

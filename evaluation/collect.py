@@ -49,6 +49,9 @@ def collect(experiment_dir: Path, plots: bool = True, report: bool = True) -> pd
         from .plots import write_plots
 
         written = write_plots(experiment_dir, runs, df)
+        from .plots_drift import write_drift_plots  # feature drift (issue 18): its own module and section
+
+        written += write_drift_plots(experiment_dir, runs)
     if report:
         from .report import write_report
 

@@ -133,6 +133,9 @@ class _Records(BaseModel):
     R: list[list[float]]
     LP: list[list[float]]
     ZS: list[list[float]] | None = None
+    # Feature drift (evaluation/drift.py; optional: runs recorded before it, or with `drift: 0`, have none):
+    # {"sample": n, "taps": [L names], "ldifs": [T+1][D][L], "cka": [T+1][D][L] (null where undefined)}
+    drift: dict[str, Any] | None = None
     complete: bool
 
     @model_validator(mode="after")
@@ -146,11 +149,31 @@ class _Records(BaseModel):
             m = getattr(self, name)
             if m is not None and (len(m) != T + 1 or any(len(r) != D for r in m)):
                 raise ValueError(f"{name} must be [{T + 1}][{D}] for {T} tasks and {D} datasets")
+        if self.drift is not None:
+            _check_drift(self.drift, T, D)
         for name in ("R", "LP", "ZS"):
             for row in getattr(self, name) or []:
                 if any(not (0.0 <= v <= 1.0) or math.isnan(v) for v in row):
                     raise ValueError(f"{name} holds a value outside [0, 1]")
         return self
+
+
+def _check_drift(drift: dict, T: int, D: int) -> None:
+    taps = drift.get("taps")
+    if not isinstance(taps, list) or not taps:
+        raise ValueError("drift.taps must be a non-empty list of layer names")
+    for name in ("ldifs", "cka"):
+        m = drift.get(name)
+        if not isinstance(m, list) or len(m) != T + 1 or any(
+                not isinstance(r, list) or len(r) != D or any(not isinstance(c, list) or len(c) != len(taps) for c in r)
+                for r in m):
+            raise ValueError(f"drift.{name} must be [{T + 1}][{D}][{len(taps)}] for {T} tasks, {D} datasets, "
+                             f"{len(taps)} taps")
+        for v in (v for r in m for c in r for v in c):
+            ok = (v is None and name == "cka") or (isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                   and math.isfinite(v) and (v >= 0 or name == "cka"))
+            if not ok:
+                raise ValueError(f"drift.{name} holds {v!r}")
 
 
 def check_records(rec: Any, folder_name: str | None = None) -> str | None:

@@ -9,6 +9,7 @@ import pandas as pd
 
 from .leaderboard import ORDERING_COLS, PRIMARY_METRIC, fmt_ci, markdown, ordering_sensitivity, ordering_table, signed, summary
 from benchmark.files import atomic_write_text
+from .studies import analysis_sections
 
 DEFINITIONS = """\
 - `R[i, j]`: accuracy on task j of the ordering, with its own head, after training on tasks 1..i
@@ -167,7 +168,8 @@ def build_report(experiment_dir: Path, runs: list[tuple[str, dict]], df: pd.Data
     lines += ordering_section(df)
     md, _ = render(runs, df)
     lines += ["## Paper tables", "", "Also as LaTeX (booktabs) in `tables.tex`.", "", md]
-    lines += plots_section(experiment_dir, plots or [])
+    lines += analysis_sections(experiment_dir, runs, plots)  # feature drift and studies (evaluation/studies.py)
+    lines += plots_section(experiment_dir, [p for p in plots or [] if not Path(p).name.startswith("drift_")])
     lines += ["## Definitions", "", DEFINITIONS, "",
               "Files: `leaderboard.csv` (one row per run), `records_long.csv` (every number, tidy), `summary.csv`, "
               "`orderings.csv`, `ordering_sensitivity.csv`, `tables.md`, `tables.tex`, `plots/`.", ""]

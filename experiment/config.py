@@ -73,6 +73,10 @@ class ExperimentConfig(Section):
     # pins the lowest common ones (run_benchmark.py re-executes itself with their environment before
     # torch starts; one thread). It changes the records, so `portable` is part of a run's identity.
     numerics: Literal["native", "portable"] = "native"
+    # Feature drift (evaluation/drift.py): test images per dataset on which every layer's drift from the
+    # pre-trained encoder is measured after every step; 0 turns it off. It changes the records, so a
+    # value other than the default is part of a run's identity.
+    drift: Annotated[NonNegInt, Field(le=100_000)] = 64
 
     @field_validator("experiment")
     @classmethod
@@ -265,6 +269,8 @@ def plan(cfg: dict) -> list[dict]:
         }
         if cfg.get("numerics", "native") != "native":  # only then: the ids of native runs stay what they were
             run["numerics"] = cfg["numerics"]
+        if cfg.get("drift", 64) != 64:  # likewise: the default keeps the ids runs had before drift existed
+            run["drift"] = cfg["drift"]
         run.update({k: cfg[k] for k in EXECUTION_KEYS})
         runs.append({"run_id": run_id(hashed_config(run)), **run})
     return runs

@@ -15,6 +15,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 import strategies
+from evaluation.drift import DEFAULT_SAMPLE, DriftMeter, tap_names
 from evaluation.evaluator import SuiteEvaluator
 from benchmark.files import _fault, atomic_write_json
 from evaluation.records import CONFIG, RECORDS, is_done, mark_done
@@ -145,6 +146,10 @@ def _execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str,
                         features=FeatureCache(feature_dir), model_key=res.fingerprint(fm),
                         num_workers=dset["num_workers"], precision=precision)
 
+    n_drift = int(run.get("drift", DEFAULT_SAMPLE))
+    meter = DriftMeter(data=data, sample=n_drift, features=ev.features, model_key=ev.model_key, device=device,
+                       precision=precision, shared=ev.step0_cache) if n_drift > 0 else None
+
     # Seed after loading shared resources: whether they were cached or built (which may draw random
     # numbers) must not change this run's results.
     seed_everything(run["seed"])
@@ -166,6 +171,7 @@ def _execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str,
     rec: dict[str, Any] = {
         "run_id": run["run_id"], "config": run, "ordering": ordering, "suite": list(data),
         "R": [], "LP": [], "ZS": [] if zs else None, "steps": [], "complete": False,
+        **({"drift": {"sample": n_drift, "taps": tap_names(model), "ldifs": [], "cka": []}} if meter else {}),
         "env": {"torch": torch.__version__, "python": platform.python_version(), "device": device,
                 "threads": torch.get_num_threads(), "packages": package_versions(),
                 "numerics": numerics.describe(),  # this CPU's kernels: another machine's, or a bug?
@@ -188,6 +194,11 @@ def _execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str,
             if bar is not None:
                 bar.close()
                 ev.on_dataset = None
+        if meter is not None:
+            with phase("evaluation: feature drift"):
+                drift = meter.measure(model, step)
+            rec["drift"]["ldifs"].append(drift["ldifs"])
+            rec["drift"]["cka"].append(drift["cka"])
         rec["R"].append(row["R"])
         rec["LP"].append(row["LP"])
         if zs:

@@ -145,10 +145,43 @@ def photos(rng, src):
     return np.stack(xtr), np.array(ytr), np.stack(xte), np.array(yte)
 
 
+# scenes: scikit-image's grayscale photographs that `photos` does not use (file in the wheel, class name); each
+# is CC0 or public domain per its docstring in skimage/data/_fetchers.py.
+SCENES = [("camera.png", "camera tripod"), ("text.png", "handwritten text"), ("cell.png", "cell"),
+          ("clock_motion.png", "clock"), ("horse.png", "horse silhouette")]
+
+
+def scenes(rng, src):
+    """32x32 grayscale patches of five scikit-image photographs (which photo is it?), built as `photos` is:
+    shorter side scaled to 160 px, train patches from the top half, test patches from the bottom half,
+    nearly flat patches (std < 10) redrawn."""
+    from PIL import Image
+
+    size, short, per_tr, per_te = 32, 160, N_TRAIN // len(SCENES), N_TEST // len(SCENES)
+    xtr, ytr, xte, yte = [], [], [], []
+    for label, (fname, _) in enumerate(SCENES):
+        img = Image.open(io.BytesIO(_wheel_member(src, "scikit_image-*.whl", f"skimage/data/{fname}"))).convert("L")
+        scale = short / min(img.size)
+        img = np.asarray(img.resize((round(img.size[0] * scale), round(img.size[1] * scale)), Image.BICUBIC))
+        h, w = img.shape
+        for xs, ys, n, rows in ((xtr, ytr, per_tr, (0, h // 2 - size)), (xte, yte, per_te, (h // 2, h - size))):
+            got = 0
+            while got < n:
+                r = rng.integers(rows[0], rows[1] + 1)
+                c = rng.integers(0, w - size + 1)
+                patch = img[r:r + size, c:c + size]
+                if patch.std() < 10:
+                    continue
+                xs.append(patch)
+                ys.append(label)
+                got += 1
+    return np.stack(xtr), np.array(ytr), np.stack(xte), np.array(yte)
+
+
 BUILDERS = {"fashion_mnist": fashion_mnist, "mnist": mnist, "animals": animals, "digits": digits, "textures": textures,
-            "photos": photos}
+            "photos": photos, "scenes": scenes}
 # Each dataset's random stream: fixed numbers, so adding a dataset never changes another one's split.
-SEED_INDEX = {"animals": 0, "digits": 1, "fashion_mnist": 2, "mnist": 3, "textures": 4, "photos": 5}
+SEED_INDEX = {"animals": 0, "digits": 1, "fashion_mnist": 2, "mnist": 3, "textures": 4, "photos": 5, "scenes": 6}
 
 
 def main(argv=None):

@@ -21,26 +21,13 @@ import torch
 from avalanche.core import SupervisedPlugin
 from torch import Tensor, nn
 
-from benchmark.models import as_tokens, feature_taps, select_taps
+# ldifs_distance lives beside the taps so that evaluation/drift.py records drift with the same definition
+from benchmark.models import feature_taps, ldifs_distance, select_taps
 
 from . import SpecError, Strategy, check_range, register
 
 ANCHORS = ("previous", "pretrained")
 LAYER_PRESETS = ("reference", "last", "all")
-
-
-def ldifs_distance(feats_anchor: Sequence[Tensor], feats_ft: Sequence[Tensor], norm_axis: int = 1,
-                   eps: float = 1e-10) -> Tensor:
-    """The LDIFS term for lists of matching feature maps ([B, N, C], [B, C, H, W] or [B, C])."""
-    if len(feats_anchor) != len(feats_ft) or not feats_ft:
-        raise ValueError("need the same, non-zero number of anchor and fine-tuned feature maps")
-    per_layer = []
-    for fa, ff in zip(feats_anchor, feats_ft):
-        fa, ff = as_tokens(fa), as_tokens(ff)
-        na = fa / (fa.pow(2).sum(dim=norm_axis, keepdim=True).sqrt() + eps)
-        nf = ff / (ff.pow(2).sum(dim=norm_axis, keepdim=True).sqrt() + eps)
-        per_layer.append((na - nf).pow(2).flatten(1).mean(1))  # [B]: mean over (N, C)
-    return torch.stack(per_layer, dim=1).mean(dim=1).mean(dim=0)
 
 
 class _Taps:

