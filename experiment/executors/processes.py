@@ -108,3 +108,23 @@ def jobs_hint(jobs: int | None, sets: list[str], config: str) -> int:
 def this_command(script: str | Path, argv: list[str]) -> list[str]:
     """The interpreter, the script and its arguments: how a helper runs the same command."""
     return [sys.executable, str(Path(script).resolve()), *argv]
+
+
+def executor_hint(kind: str | None, sets: list[str], config: str) -> str:
+    """The executor asked for, read before validation like `jobs_hint`: --executor, else a --set
+    executor.kind=NAME, else the YAML's `executor: {kind: NAME}`. A kind the validated config contradicts
+    is reported by the validation; a wrong hint trains nothing."""
+    if kind is not None:
+        return kind
+    for s in reversed(sets):
+        if s.startswith("executor.kind="):
+            return s.partition("=")[2].strip()
+    import yaml
+
+    from ..presets import preset_path
+
+    try:
+        section = (yaml.safe_load(preset_path(config).read_text(encoding="utf-8")) or {}).get("executor") or {}
+        return str(section.get("kind", "local"))
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+        return "local"
