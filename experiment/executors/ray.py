@@ -96,6 +96,18 @@ def _resource_problem(cpus: float, gpus: float) -> str | int:
     return slots
 
 
+def thread_env() -> dict[str, str]:
+    """The thread-pool sizes this process's libraries start with, for the workers. Ray would start them
+    with OMP_NUM_THREADS=cpus_per_run; but the foundation model is loaded (by the pre-flight here, and
+    first thing in a worker) with the pool a process starts with, before a run limits it to `threads`, and
+    measured on the micro preset a model loaded under 1 thread instead of 2 changes the runs' records after
+    their second task. With the driver's sizes, workers give the records the local executor gives here."""
+    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    env = {k: os.environ[k] for k in names if os.environ.get(k)}
+    env.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
+    return env
+
+
 class _Dispatch:
     """Keeps as many runs out as the cluster can train at once, each under its lock here."""
 
@@ -108,7 +120,8 @@ class _Dispatch:
         self.out: dict = {}  # object ref -> (k, run, lock)
         self.busy: list = []  # runs another process holds
         self.failed = 0
-        env = {"PYTHONPATH": os.pathsep.join(p for p in [str(ROOT), os.environ.get("PYTHONPATH", "")] if p)}
+        env = {"PYTHONPATH": os.pathsep.join(p for p in [str(ROOT), os.environ.get("PYTHONPATH", "")] if p),
+               **thread_env()}
         if todo and todo[0].get("numerics", "native") != "native":
             from benchmark import numerics
 

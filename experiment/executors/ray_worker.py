@@ -37,6 +37,10 @@ def train_run(run: dict, tensorboard: bool) -> dict:
         raise NodeInputError(f"node {socket.gethostname()}: {problem}")
     if _resources is None:
         _resources = runner.Resources()
+        # as the driver's pre-flight does before any run: load the model with the process's initial thread
+        # pool (the driver's sizes, ray.thread_env), not the run's `threads`; measured on the micro model:
+        # loaded under 1 thread, the runs' records differ from the local executor's after their second task
+        _resources.model(run["model"], run["device"])
     tmp = Path(tempfile.mkdtemp(prefix=f"{PRIVATE_PREFIX}{os.getpid()}-"))
     try:
         run_dir, tb = tmp / "run", (tmp / "tensorboard" if tensorboard else None)
