@@ -163,14 +163,16 @@ def _executor(args, argv: list[str], trains: bool):
     """The executor this command trains with: a --jobs helper's side, the process executor, or local."""
     from experiment.executors.local import LocalExecutor
     from experiment.executors.processes import (HelperExecutor, ProcessExecutor, executor_hint, jobs_hint,
-                                               this_command)
+                                               ray_address_hint, this_command)
 
     if args.worker:
         return HelperExecutor(args.worker)
     if trains and executor_hint(args.executor, args.set, args.config) == "ray":
         from experiment.executors.ray import RayExecutor
 
-        return RayExecutor()
+        # joined at once (overlapping our imports and pre-flight) at the address asked for; a validated
+        # address that differs from this early reading is reported by the executor
+        return RayExecutor(ray_address_hint(args.ray_address, args.set, args.config), early=True)
     if trains:
         hint = jobs_hint(args.jobs, args.set, args.config)
         if hint > 1:

@@ -28,7 +28,7 @@ from evaluation.records import CONFIG, RECORDS, RunLock, check_records, check_ru
 
 from .. import interrupts
 from .base import Executor, Job
-from .ray_worker import NodeInputError, train_run
+from .ray_worker import NodeInputError, train_run, warm_up
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: on the workers' PYTHONPATH
 
@@ -37,12 +37,30 @@ class RayExecutor(Executor):
     """Trains on the Ray cluster at `executor.address` (None: a local instance started here; "auto": the
     running one). A Ray connection this process already has (ray.init before, e.g. in tests) is used as is."""
 
-    def __init__(self):
+    def __init__(self, address: str | None = None, early: bool = False):
         self.owned = False  # whether this executor started the connection (and so shuts it down)
+        self.address, self.early = address, early  # the address asked for, read before validation
+        self.problem: str | None = None
+
+    def start(self) -> None:
+        """With `early`, join (or start) the cluster now and have one worker per CPU import the training
+        code, so that Ray's start and the workers' imports overlap this process's imports and pre-flight.
+        Nothing is trained or written; a failure is reported by `execute`."""
+        if self.early:
+            self.problem = self._connect(self.address)
+            if self.problem is None:
+                import ray
+
+                warm = ray.remote(warm_up).options(num_cpus=1, runtime_env={"env_vars": worker_env("native")})
+                cpus = int(sum(n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")))
+                self.warming = [warm.remote() for _ in range(max(1, cpus))]
 
     def execute(self, todo: list[dict], job: Job) -> int:
         s = job.executor or {}
-        problem = self._connect(s.get("address"))
+        if self.early and self.problem is None and s.get("address") != self.address:
+            self.problem = (f"executor.address {s.get('address')!r} is not the address read before the configuration "
+                            f"was checked ({self.address!r}); give it with --ray-address")
+        problem = self.problem or self._connect(s.get("address"))
         if problem is None:
             problem = _resource_problem(float(s.get("cpus_per_run", 1)), float(s.get("gpus_per_run", 0)))
         if isinstance(problem, str):
@@ -96,6 +114,18 @@ def _resource_problem(cpus: float, gpus: float) -> str | int:
     return slots
 
 
+def worker_env(numerics_setting: str) -> dict[str, str]:
+    """The environment of the workers: the repository on PYTHONPATH, the driver's thread-pool sizes, and
+    the numeric path's variables (which must be in place before torch starts)."""
+    env = {"PYTHONPATH": os.pathsep.join(p for p in [str(ROOT), os.environ.get("PYTHONPATH", "")] if p),
+           **thread_env()}
+    if numerics_setting != "native":
+        from benchmark import numerics
+
+        env.update(numerics.SETTINGS[numerics_setting])
+    return env
+
+
 def thread_env() -> dict[str, str]:
     """The thread-pool sizes this process's libraries start with, for the workers. Ray would start them
     with OMP_NUM_THREADS=cpus_per_run; but the foundation model is loaded (by the pre-flight here, and
@@ -120,12 +150,7 @@ class _Dispatch:
         self.out: dict = {}  # object ref -> (k, run, lock)
         self.busy: list = []  # runs another process holds
         self.failed = 0
-        env = {"PYTHONPATH": os.pathsep.join(p for p in [str(ROOT), os.environ.get("PYTHONPATH", "")] if p),
-               **thread_env()}
-        if todo and todo[0].get("numerics", "native") != "native":
-            from benchmark import numerics
-
-            env.update(numerics.SETTINGS[todo[0]["numerics"]])
+        env = worker_env(todo[0].get("numerics", "native") if todo else "native")
         self.remote = ray.remote(train_run).options(
             num_cpus=float(settings.get("cpus_per_run", 1)), num_gpus=float(settings.get("gpus_per_run", 0)),
             max_retries=int(settings.get("max_retries", 2)), retry_exceptions=False,

@@ -53,6 +53,13 @@ def train_run(run: dict, tensorboard: bool) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def warm_up() -> int:
+    """Import the training code in this worker process (the driver's `start`: overlaps its own start)."""
+    from .. import runner  # noqa: F401 - torch, Avalanche, open_clip
+
+    return os.getpid()
+
+
 def _missing_here(run: dict) -> str | None:
     """The datasets, weights or device of `run` missing on this node, in one line (checked once per process)."""
     from benchmark.data import check_available
