@@ -71,6 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
                          "ones, so that machines with other vector extensions give the same records; slower, "
                          "needs threads 1; re-executes this command with its environment) "
                          "(default: the config's numerics, native if it has none; = --set numerics=NAME)")
+    ap.add_argument("--executor", choices=("local", "ray"),
+                    help="local: this process (and --jobs helpers); ray: Ray tasks on a Ray cluster, one run each "
+                         "(see README, 'Running on a cluster') (default: the config's executor.kind; "
+                         "= --set executor.kind=NAME)")
+    ap.add_argument("--ray-address", metavar="ADDR",
+                    help="the Ray cluster to train on: host:port of its head, or auto for the one running here "
+                         "(default: start a local Ray instance; = --set executor.address=ADDR)")
+    ap.add_argument("--gpus", type=int, metavar="N",
+                    help="with --dry-run: also estimate the wall-clock time on N GPUs (runs longest first)")
     ap.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)  # k > 0: the k-th --jobs child
     ap.add_argument("--profile", action="store_true",
                     help="print where the wall time went (start-up, model load, step-0 scores, training, "
@@ -106,8 +115,14 @@ def resolve_config(args) -> dict:
         cfg["jobs"] = args.jobs
     if args.numerics is not None:
         cfg["numerics"] = args.numerics
+    if args.executor is not None:
+        cfg.setdefault("executor", {})["kind"] = args.executor
+    if args.ray_address is not None:
+        cfg.setdefault("executor", {})["address"] = args.ray_address
     for s in args.set:
         C.set_dotted(cfg, s)
+    if args.gpus is not None and args.gpus < 1:
+        raise C.ConfigError(f"--gpus {args.gpus}: give at least 1 GPU")
     return C.validate(cfg)
 
 
@@ -152,10 +167,17 @@ def _main(argv: list[str] | None) -> int:
 def _executor(args, argv: list[str], trains: bool):
     """The executor this command trains with: a --jobs helper's side, the process executor, or local."""
     from experiment.executors.local import LocalExecutor
-    from experiment.executors.processes import HelperExecutor, ProcessExecutor, jobs_hint, this_command
+    from experiment.executors.processes import (HelperExecutor, ProcessExecutor, executor_hint, jobs_hint,
+                                               ray_address_hint, this_command)
 
     if args.worker:
         return HelperExecutor(args.worker)
+    if trains and executor_hint(args.executor, args.set, args.config) == "ray":
+        from experiment.executors.ray import RayExecutor
+
+        # joined at once (overlapping our imports and pre-flight) at the address asked for; a validated
+        # address that differs from this early reading is reported by the executor
+        return RayExecutor(ray_address_hint(args.ray_address, args.set, args.config), early=True)
     if trains:
         hint = jobs_hint(args.jobs, args.set, args.config)
         if hint > 1:
@@ -195,6 +217,8 @@ def _checked_main(args, executor) -> int:
         log, bars = sys.stderr, False
     from experiment.driver import run_experiment
 
+    if args.gpus is not None:
+        cfg["gpus"] = args.gpus  # --dry-run's wall-clock estimate
     code = run_experiment(cfg, args.out, executor, dry_run=args.dry_run, collect_only=args.collect_only, log=log,
                           bars=bars, worker=bool(args.worker), quiet=bool(args.quiet or args.worker), started=T_START)
     if code == 0 and not args.dry_run and not args.worker:

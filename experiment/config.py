@@ -22,7 +22,7 @@ from .orderings import OrderingError, expand_orderings
 from .presets import preset_path, presets
 from benchmark.data.settings import DataSection
 from benchmark.protocol import strip_legacy
-from benchmark.schema import Bool, NonNegInt, PositiveFloat, PositiveInt, Section
+from benchmark.schema import Bool, Float, NonNegInt, PositiveFloat, PositiveInt, Section
 from benchmark.training import TrainConfig
 
 MAX_NAME = 100  # experiment names: one path component, short enough for every file system
@@ -45,6 +45,17 @@ class ModelSection(Section):
     pretrained: str | None = None  # open_clip tag (openai), a checkpoint path, "packaged", or null (random)
     image_size: Annotated[PositiveInt, Field(ge=8, le=4096)] | None = None  # input resolution override
     freeze_bn_stats: Bool = False  # keep pre-trained BatchNorm statistics while fine-tuning
+
+
+class ExecutorSection(Section):
+    """How the plan's runs are spread out (`executor: {kind: ray, ...}`, --executor, --ray-address). Not part
+    of any run's identity: a run gives the same records whichever executor trains it."""
+
+    kind: Literal["local", "ray"] = "local"  # local: this process (and `jobs` helpers); ray: a Ray cluster
+    address: str | None = None  # Ray: None starts a local instance; "auto" joins a running one; or host:port
+    cpus_per_run: Annotated[Float, Field(gt=0, le=1024)] = 1.0  # Ray: CPUs reserved by each run
+    gpus_per_run: Annotated[Float, Field(ge=0, le=64)] = 0.0  # Ray: GPUs per run, fractional packs runs on one GPU
+    max_retries: Annotated[NonNegInt, Field(le=100)] = 2  # Ray: retries of a run whose worker process or node died
 
 
 class ExperimentConfig(Section):
@@ -77,6 +88,7 @@ class ExperimentConfig(Section):
     # pre-trained encoder is measured after every step; 0 turns it off. It changes the records, so a
     # value other than the default is part of a run's identity.
     drift: Annotated[NonNegInt, Field(le=100_000)] = 64
+    executor: ExecutorSection = ExecutorSection()
 
     @field_validator("experiment")
     @classmethod
@@ -249,6 +261,9 @@ def validate(cfg: dict) -> dict:
                           "): with more threads, how work is split and summed may still depend on the machine; "
                           "--set threads=1 (and --jobs N for more processes)")
 
+    if c.executor.kind == "ray" and c.device.startswith("cuda") and c.executor.gpus_per_run == 0:
+        raise ConfigError(f"device {c.device}: on Ray a run gets a GPU only when it reserves one; "
+                          "--set executor.gpus_per_run=1 (or 0.25 to pack four runs on a GPU)")
     out = strip_legacy(c.model_dump())  # new settings at their legacy values leave run ids as they were
     out["orderings"], out["strategies"] = orderings, specs
     return out

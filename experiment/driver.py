@@ -55,17 +55,21 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
         from .preflight import load_and_check, missing_inputs
         from .runner import Resources
 
-        missing = missing_inputs(cfg)  # everything that is missing, in one report, before any training
+        on_ray = cfg["executor"]["kind"] == "ray"
+        # on Ray the runs' device is the workers' (checked there); the driver loads the model on its CPU
+        checked = {**cfg, "device": "cpu"} if on_ray else cfg
+        missing = missing_inputs(checked)  # everything that is missing, in one report, before any training
         if missing:
             for line in missing if not worker else []:
                 print(f"error: {line}", file=sys.stderr)
             return 2
         res = Resources()
-        if not load_and_check(cfg, res, report=not worker):
+        if not load_and_check(checked, res, report=not worker):
             return 2
         print(summary, file=log)
         _count_start_up(started)
-        job = Job(exp_dir=exp_dir, resources=res, log=log, bars=bars, tensorboard=cfg["tensorboard"], jobs=cfg["jobs"])
+        job = Job(exp_dir=exp_dir, resources=res, log=log, bars=bars, tensorboard=cfg["tensorboard"], jobs=cfg["jobs"],
+                  executor=cfg["executor"])
         code = executor.execute(todo, job)
         if code or worker:
             return code

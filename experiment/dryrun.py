@@ -54,6 +54,7 @@ def describe(cfg: dict, runs: list[dict]) -> str:
     lines = [f"plan of experiment {cfg['experiment']}: {len(runs)} runs (model {cfg['model']['name']} / "
              f"{cfg['model'].get('pretrained')}, batch {bs}, precision {train_cfg.get('precision', 'fp32')})"]
     total_train = total_eval = 0
+    per_run: list[tuple[float, int]] = []  # (training-image equivalents of one run, runs of that ordering)
     for o in cfg["orderings"]:
         parts, imgs = [], 0
         for name in o:
@@ -64,6 +65,7 @@ def describe(cfg: dict, runs: list[dict]) -> str:
             parts.append(f"{name} {ep} ep x {n} = {steps} steps")
         per_eval = sum(s["train"] + s["val"] + s["test"] for s in sizes.values())
         n_runs = sum(1 for r in runs if r["ordering"] == o)
+        per_run.append((imgs + EVAL_COST * per_eval * len(o), n_runs))
         total_train += imgs * n_runs
         total_eval += per_eval * len(o) * n_runs  # after every task (step 0 is shared and cached)
         lines.append(f"  {'>'.join(o)}: {n_runs} runs; per run {imgs:,} training images ({'; '.join(parts)}), "
@@ -86,6 +88,28 @@ def describe(cfg: dict, runs: list[dict]) -> str:
         hours = (total_train + EVAL_COST * total_eval) / tp / 3600
         lines.append(f"  estimate: {hours:.1f} GPU-hours at {tp:g} training images/s (evaluation counted at "
                      f"{EVAL_COST:.2f} of a training image; LDIFS's anchor forward adds about a third to its runs)")
+        gpus = cfg.get("gpus")
+        if gpus:
+            g = float(cfg.get("executor", {}).get("gpus_per_run") or 1.0)
+            hours = [cost / tp / 3600 for cost, n in per_run for _ in range(n)]
+            wall, slots = wall_clock(hours, gpus, g)
+            lines.append(f"  wall clock on {gpus} GPUs: {wall:.1f} h ({slots} runs at once with gpus_per_run {g:g}, "
+                         "longest first; runs sharing a GPU assumed to share its throughput)")
     else:
         lines.append("  estimate: set `throughput` (training images/s on your GPU) in the config for GPU-hours")
     return "\n".join(lines)
+
+
+def wall_clock(hours: list[float], gpus: int, gpus_per_run: float) -> tuple[float, int]:
+    """Hours until the last run ends when runs of `hours` (each on a whole GPU) start longest first on the
+    first free slot of `gpus` GPUs, `gpus_per_run` GPU each; and the number of slots. A run on a fraction
+    f of a GPU is assumed to take hours / f (the GPU's throughput shared, the conservative case); a run
+    on more than one GPU is not faster (the runs are not data-parallel)."""
+    import heapq
+
+    share = min(gpus_per_run, 1.0)
+    slots = max(1, math.floor(gpus / gpus_per_run + 1e-9))
+    ends = [0.0] * min(slots, max(1, len(hours)))
+    for h in sorted(hours, reverse=True):
+        heapq.heappush(ends, heapq.heappop(ends) + h / share)
+    return max(ends), slots

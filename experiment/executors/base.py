@@ -24,6 +24,7 @@ class Job:
     bars: bool = False  # progress bars on a terminal
     tensorboard: bool = False  # Avalanche's TensorBoard logger per run
     jobs: int = 1  # processes the configuration asks for (`jobs`, --jobs), validated
+    executor: dict = field(default_factory=dict)  # the config's `executor` section (kind, address, ...)
 
 
 class Executor(ABC):

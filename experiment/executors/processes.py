@@ -108,3 +108,32 @@ def jobs_hint(jobs: int | None, sets: list[str], config: str) -> int:
 def this_command(script: str | Path, argv: list[str]) -> list[str]:
     """The interpreter, the script and its arguments: how a helper runs the same command."""
     return [sys.executable, str(Path(script).resolve()), *argv]
+
+
+def executor_hint(kind: str | None, sets: list[str], config: str) -> str:
+    """The executor asked for, read before validation like `jobs_hint`: --executor, else a --set
+    executor.kind=NAME, else the YAML's `executor: {kind: NAME}`."""
+    return str(_executor_setting("kind", kind, sets, config) or "local")
+
+
+def ray_address_hint(address: str | None, sets: list[str], config: str) -> str | None:
+    """The Ray address asked for, read the same way (--ray-address, --set executor.address=, the YAML)."""
+    value = _executor_setting("address", address, sets, config)
+    return None if value in (None, "") else str(value)
+
+
+def _executor_setting(key: str, given, sets: list[str], config: str):
+    if given is not None:
+        return given
+    for s in reversed(sets):
+        if s.startswith(f"executor.{key}="):
+            return s.partition("=")[2].strip()
+    import yaml
+
+    from ..presets import preset_path
+
+    try:
+        section = (yaml.safe_load(preset_path(config).read_text(encoding="utf-8")) or {}).get("executor") or {}
+        return section.get(key)
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+        return None
