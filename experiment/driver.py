@@ -80,8 +80,10 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
     if len(df) and not quiet:
         import pandas as pd
 
-        with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 3):
-            print(df[["strategy", "ordering", "seed"] + MAIN_COLS].to_string(index=False))
+        with pd.option_context("display.width", 200, "display.max_columns", 20):
+            # fixed-point always: pandas switches a whole column to scientific notation (-9.920e-04)
+            # as soon as one value is small, which reads as a different scale
+            print(df[["strategy", "ordering", "seed"] + MAIN_COLS].to_string(index=False, float_format="{:.4f}".format))
     print(f"leaderboard: {exp_dir / 'leaderboard.csv'}  plots: {exp_dir / 'plots'}", file=log)
     return 0
 

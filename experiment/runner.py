@@ -205,7 +205,16 @@ def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str =
             logger.writer.close()
     rec["complete"] = True
     rec["wall_s"] = round(time.time() - t0, 2)
+    # when the run started and ended (UTC): the report's wall time of an experiment is the span its
+    # runs cover, apart from their summed compute time (parallel jobs overlap)
+    rec["started"], rec["finished"] = _utc(t0), _utc(time.time())
     atomic_write_json(run_dir / RECORDS, rec)
     mark_done(run_dir)
     _fault("after-done")
     return rec
+
+
+def _utc(t: float) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
