@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--data-root", metavar="DIR", help="folder holding the paper datasets (= --set data.root=DIR)")
     ap.add_argument("--download", action="store_true",
                     help="fetch the datasets torchvision can download, and open_clip weights (= --set data.download=true)")
+    ap.add_argument("--retrain-stale", action="store_true",
+                    help="retrain the done runs whose code (their strategy's file or the package's source: "
+                         "evaluation/code_version.py) changed since they ran; without it they are reused, with a warning")
     ap.add_argument("--collect-only", action="store_true", help="only rebuild leaderboard and plots from records")
     ap.add_argument("--list", action="store_true", help="list strategies, datasets and presets, then exit")
     ap.add_argument("-q", "--quiet", action="store_true", help="print only errors, warnings and where results went")
@@ -191,7 +194,8 @@ def _checked_main(args, executor) -> int:
     from experiment.driver import run_experiment
 
     code = run_experiment(cfg, args.out, executor, dry_run=args.dry_run, collect_only=args.collect_only, log=log,
-                          bars=bars, worker=bool(args.worker), quiet=bool(args.quiet or args.worker), started=T_START)
+                          bars=bars, worker=bool(args.worker), quiet=bool(args.quiet or args.worker), started=T_START,
+                          retrain_stale=args.retrain_stale)
     if code == 0 and not args.dry_run and not args.worker:
         from benchmark import profiling
 

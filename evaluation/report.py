@@ -71,7 +71,7 @@ def setup_section(experiment_dir: Path, runs: list[tuple[str, dict]]) -> list[st
                                    if soft else "not recorded"))
     devices = sorted({str(e["device"]) for e in envs if "device" in e})
     lines.append("- Device: " + (", ".join(devices) if devices else "not recorded"))
-    lines += time_lines(runs)
+    lines += time_lines(runs) + code_lines(runs)
     return lines + [""]
 
 
@@ -102,6 +102,23 @@ def time_lines(runs: list[tuple[str, dict]]) -> list[str]:
                      + "; gaps between invocations included, parallel runs counted once)")
     else:
         lines.append("- Wall time: not recorded (runs made before records held their start and end)")
+    return lines
+
+
+def code_lines(runs: list[tuple[str, dict]]) -> list[str]:
+    """Which runs were trained by other code than this checkout's (evaluation/code_version.py)."""
+    from .code_version import stale_runs
+
+    stale, unknown = stale_runs(runs)
+    lines = []
+    if stale:
+        lines.append(f"- Code: **{len(stale)} stale run(s)**, trained by other code than this checkout's "
+                     "(`python run_benchmark.py --config <preset> --retrain-stale` retrains them): "
+                     + "; ".join(f"`{rid}` ({what})" for rid, what in stale))
+    elif len(runs) > unknown:
+        lines.append(f"- Code: the {len(runs) - unknown} run(s) with a code fingerprint match this checkout")
+    if unknown:
+        lines.append(f"- Code: {unknown} run(s) recorded no code fingerprint (trained before runs recorded one)")
     return lines
 
 

@@ -15,6 +15,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 import strategies
+from evaluation.code_version import fingerprint
 from evaluation.evaluator import SuiteEvaluator
 from benchmark.files import _fault, atomic_write_json
 from evaluation.records import CONFIG, RECORDS, is_done, mark_done
@@ -157,6 +158,7 @@ def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str =
     rec: dict[str, Any] = {
         "run_id": run["run_id"], "config": run, "ordering": ordering, "suite": list(data),
         "R": [], "LP": [], "ZS": [] if zs else None, "steps": [], "complete": False,
+        "code": fingerprint(run["strategy"]["name"]),  # not in the id: a changed file makes the run stale
         "env": {"torch": torch.__version__, "python": platform.python_version(), "device": device,
                 "threads": torch.get_num_threads(), "packages": package_versions(),
                 "numerics": numerics.describe()},  # this CPU's kernels: another machine's, or a bug?
