@@ -63,7 +63,8 @@ class ExperimentConfig(Section):
     # training images per second of one GPU for this model and precision (scripts/gpu_throughput.py
     # measures it); --dry-run turns it into a GPU-hour estimate. Not part of any run's identity.
     throughput: PositiveFloat | None = None
-    # Training loss curves through Avalanche's TensorBoard logger, in <out>/<experiment>/tensorboard/<run id>/
+    # Training loss curves (and strategies' penalty terms) through Avalanche's TensorBoard logger, in
+    # <out>/<experiment>/tensorboard/<strategy_params>__<ordering>__seed<N>__<run id>/
     # (`tensorboard --logdir` there). Logging only: not part of any run's identity.
     tensorboard: Bool = False
     # Processes that share out the runs (run_benchmark.py --jobs overrides it); each uses `threads` CPU

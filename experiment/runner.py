@@ -15,6 +15,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 import strategies
+from strategies.base import penalty_summaries
 from evaluation.code_version import fingerprint
 from evaluation.evaluator import SuiteEvaluator
 from benchmark.files import _fault, atomic_write_json
@@ -164,7 +165,7 @@ def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str =
                 "numerics": numerics.describe()},  # this CPU's kernels: another machine's, or a bug?
     }
 
-    def record(step: int, after: str, seconds: float):
+    def record(step: int, after: str, seconds: float, penalties: dict | None = None):
         t = time.time()
         bar = None
         if bars:  # over the suite's datasets, with its rate and ETA (a paper-scale evaluation takes minutes)
@@ -186,6 +187,8 @@ def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str =
             rec["ZS"].append(row["ZS"])
         rec["steps"].append({"step": step, "after": after, "train_s": round(seconds, 2),
                              "eval_s": round(time.time() - t, 2)})
+        if penalties:  # the strategy's penalty terms over this task's mini-batches (strategies.base.PenaltyReporter)
+            rec["steps"][-1]["penalties"] = penalties
         with phase("record writes"):
             atomic_write_json(run_dir / RECORDS, rec)
         _fault(f"after-step-{step}")
@@ -201,7 +204,7 @@ def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str =
         with phase("training"):
             template.train(exp, num_workers=nw, persistent_workers=nw > 0, pin_memory=str(device).startswith("cuda"))
         with scored_model(ckpt, model):  # the end of the task, or its chosen checkpoint
-            record(t + 1, ordering[t], time.time() - ts)
+            record(t + 1, ordering[t], time.time() - ts, penalty_summaries(plugins))
     for logger in template.evaluator.loggers:  # flush the event files now, not at process exit
         if hasattr(logger, "writer"):
             logger.writer.close()
