@@ -21,7 +21,7 @@ SMALL = ["--seeds", "0", "--orderings", "textures,digits", "--suite", "textures"
 
 # Under an *emulated* AVX2 or generic path (make test-numerics), a second run in the same process
 # differs from the first after its second task; on this machine's native path, and on a physical
-# AVX2-only machine (issue 13's report: only the LwF tolerance failed there), the two are identical.
+# AVX2-only machine (on such a machine only the LwF tolerance failed once), the two are identical.
 # Open: which library's ISA cap does not hold for the process's later kernels. strict: when it is
 # fixed, these marks fail and must go.
 EMULATED_PATH = any(os.environ.get(k) for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA"))

@@ -21,7 +21,7 @@ def test_presets_hold_the_reference_protocol(preset):
         (1e-5, 0.1, 128, 500, 1.0, "fp32")
     assert t["epochs"] == EPOCHS and cfg["suite"] == PAPER
     assert cfg["data"]["train_transform"] == "openclip" and len(t["probe_C"]) > 1
-    # the authors' probe, data and class names (issue 16)
+    # the authors' probe, data and class names
     assert (t["probe"], t["probe_lr"], t["probe_steps"]) == ("reference", [0.01, 0.05, 0.1, 0.5, 1.0], 1000)
     assert cfg["data"]["variants"] == {"CIFAR100": "torchvision", "Cars": "files", "DTD": "train", "EuroSAT": "folders"}
 
