@@ -150,6 +150,7 @@ def _main(argv: list[str] | None) -> int:
             print(f"error: {problem}", file=sys.stderr)
             return 2
     argv = sys.argv[1:] if argv is None else list(argv)
+    args.argv = argv
     executor = _executor(args, argv, trains)
     executor.start()  # --jobs helpers start now, so that their imports overlap ours
     try:
@@ -206,7 +207,7 @@ def _checked_main(args, executor) -> int:
 
     code = run_experiment(cfg, args.out, executor, dry_run=args.dry_run, collect_only=args.collect_only, log=log,
                           bars=bars, worker=bool(args.worker), quiet=bool(args.quiet or args.worker), started=T_START,
-                          retrain_stale=args.retrain_stale)
+                          retrain_stale=args.retrain_stale, command=download_command(args.argv))
     if code == 0 and not args.dry_run and not args.worker:
         from benchmark import profiling
 
@@ -232,6 +233,15 @@ class _BarSafeStream:
 
     def flush(self) -> None:
         sys.stderr.flush()
+
+
+def download_command(argv: list[str]) -> str:
+    """This command with --download (and without what only plans or rebuilds): what a hint for
+    missing data or weights tells the user to type."""
+    import shlex
+
+    keep = [a for a in argv if a not in ("--dry-run", "--collect-only", "--download", "-q", "--quiet")]
+    return shlex.join(["python", "run_benchmark.py", *keep, "--download"])
 
 
 def _duration(seconds: float) -> str:

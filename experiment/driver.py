@@ -18,12 +18,13 @@ from .executors import Executor, Job
 
 def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = False, collect_only: bool = False,
                    log: TextIO | None = None, bars: bool = False, worker: bool = False, quiet: bool = False,
-                   started: float | None = None, retrain_stale: bool = False) -> int:
+                   started: float | None = None, retrain_stale: bool = False, command: str | None = None) -> int:
     """Plan `cfg`, train the runs that are not done with `executor`, rebuild the tables. `worker`: this
     process is a --jobs helper (it trains and leaves printing and the tables to its parent); `quiet`:
     no leaderboard on stdout; `started`: perf_counter at the process's start (the profile's start-up);
     `retrain_stale`: retrain the done runs whose recorded code fingerprint differs from the checkout's
-    (otherwise they are reused, with one warning line naming them)."""
+    (otherwise they are reused, with one warning line naming them); `command`: this command with
+    --download, the exact command that the hints for missing data and weights name."""
     from evaluation.collect import collect
     from evaluation.leaderboard import MAIN_COLS
     from evaluation.records import check_run, clean_stale
@@ -55,7 +56,7 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
         for r in runs:
             state = "todo" if r in todo else "stale" if r["run_id"] in stale_ids else "done"
             print(f"  {r['run_id']}  {state}  {r['strategy']}  {','.join(r['ordering'])}  seed {r['seed']}")
-        print(describe(cfg, runs))
+        print(describe(cfg, runs, command))
         return 0
     from benchmark.cache import cache_dir
     from benchmark.files import stranded_temp_files
@@ -68,7 +69,9 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
         from .preflight import load_and_check, missing_inputs
         from .runner import Resources
 
-        missing = missing_inputs(cfg)  # everything that is missing, in one report, before any training
+        from .dryrun import with_command
+
+        missing = [with_command(m, command) for m in missing_inputs(cfg)]  # all of it, before any training
         if missing:
             for line in missing if not worker else []:
                 print(f"error: {line}", file=sys.stderr)
