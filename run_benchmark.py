@@ -204,6 +204,7 @@ def _checked_main(args, executor) -> int:
     else:
         log, bars = sys.stderr, False
     from experiment.driver import run_experiment
+    from experiment.dryrun import download_command
 
     code = run_experiment(cfg, args.out, executor, dry_run=args.dry_run, collect_only=args.collect_only, log=log,
                           bars=bars, worker=bool(args.worker), quiet=bool(args.quiet or args.worker), started=T_START,
@@ -233,15 +234,6 @@ class _BarSafeStream:
 
     def flush(self) -> None:
         sys.stderr.flush()
-
-
-def download_command(argv: list[str]) -> str:
-    """This command with --download (and without what only plans or rebuilds): what a hint for
-    missing data or weights tells the user to type."""
-    import shlex
-
-    keep = [a for a in argv if a not in ("--dry-run", "--collect-only", "--download", "-q", "--quiet")]
-    return shlex.join(["python", "run_benchmark.py", *keep, "--download"])
 
 
 def _duration(seconds: float) -> str:

@@ -24,6 +24,15 @@ APPROX_MB = {"Cars": (1900, 1900), "CIFAR10": (163, 180), "CIFAR100": (161, 180)
 WEIGHTS_MB = {("ViT-B-32", "openai"): 338, ("ViT-B-16", "openai"): 335, ("RN50", "openai"): 244}
 
 
+def download_command(argv: list[str]) -> str:
+    """This command with --download (and without what only plans or rebuilds): what a hint for
+    missing data or weights tells the user to type."""
+    import shlex
+
+    keep = [a for a in argv if a not in ("--dry-run", "--collect-only", "--download", "-q", "--quiet")]
+    return shlex.join(["python", "run_benchmark.py", *keep, "--download"])
+
+
 def with_command(line: str, command: str | None) -> str:
     """A hint's generic `python run_benchmark.py --download` made the exact command to type."""
     return line.replace("python run_benchmark.py --download", command) if command else line
