@@ -21,7 +21,9 @@ def test_quiet_prints_only_where_the_results_went(tmp_path, capsys):
 
 def test_a_log_gets_one_line_per_epoch_and_step_and_no_bars(tmp_path, capsys):
     assert run_benchmark.main(["--out", str(tmp_path), *TINY]) == 0
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
+    # the terminal leaderboard: fixed-point numbers, never scientific notation (-9.920e-04)
+    assert "ACC" in out and re.search(r"\d\.\d{4}", out) and not re.search(r"\de[-+]\d", out), out
     assert "task 1: epoch 1/1 loss" in err and "step 2 (digits)" in err and "\r" not in err
     assert err.strip().splitlines()[-1].startswith("finished in ")
 
