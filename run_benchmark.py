@@ -282,7 +282,11 @@ def _list(config: str) -> int:
     for spec in cfg.get("strategies", []) if isinstance(cfg, dict) else []:
         text = spec if isinstance(spec, str) else ",".join(f"{k}={v}" for k, v in spec.items() if k != "name")
         name = (spec.partition(":")[0] if isinstance(spec, str) else str(spec.get("name"))).strip()
-        specs.setdefault(name, []).append(f"{text} (--config {config}; model {(cfg.get('model') or {}).get('name')})")
+        specs.setdefault(name, []).append(f"preset runs: {text} (--config {config}; model "
+                                          f"{(cfg.get('model') or {}).get('name')})")
+    for name, d in (cfg.get("strategy_defaults") or {}).items() if isinstance(cfg, dict) else []:
+        specs.setdefault(name, []).insert(0, "default for this model: " + ",".join(f"{k}={v}" for k, v in d.items())
+                                          + f" (strategy_defaults of --config {config})")
     print("strategies (hyperparameter (type) = default  # what it does; override with name:key=value):")
     print(describe(catalog(), specs))
     print("datasets:  ", ", ".join(datasets))

@@ -101,12 +101,12 @@ def catalog(folder: Path = HERE) -> dict[str, Entry]:
 
 
 def describe(entries: dict[str, Entry], preset_specs: dict[str, list[str]] | None = None) -> str:
-    """The text of `--list`'s strategy part; `preset_specs`: strategy -> the specs a preset runs it with."""
+    """The text of `--list`'s strategy part; `preset_specs`: strategy -> lines about a preset's use of it."""
     lines = []
     for e in entries.values():
         lines.append(f"  {e.name:<14} {e.description}  [{e.file}]")
         for p in e.params:
             lines.append(f"      {p.name} ({p.type}) = {p.default}" + (f"  # {p.help}" if p.help else ""))
         for spec in (preset_specs or {}).get(e.name, []):
-            lines.append(f"      preset runs: {spec}")
+            lines.append(f"      {spec}")
     return "\n".join(lines)

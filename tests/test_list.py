@@ -23,6 +23,7 @@ def test_list_is_fast_and_imports_no_torch():
     out = p.stdout
     assert "lam (float) = 10.0  # weight of the feature-distance term" in out
     assert "preset runs: ldifs:lam=30 (--config micro; model micro-" in out  # the micro preset's own lambda
+    assert "default for this model: lam=30 (strategy_defaults of --config micro)" in out
     assert "ewc            Fine-tune with Elastic Weight Consolidation" in out
     assert "datasets:   " in out and "mnist" in out and "presets:    " in out and "paper-continual" in out
 
