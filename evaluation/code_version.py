@@ -73,13 +73,16 @@ def what_changed(recorded, current: dict[str, str]) -> str:
 def stale_runs(runs: list[tuple[str, dict]], root: Path = ROOT) -> tuple[list[tuple[str, str]], int]:
     """([(run id, what changed)] of runs trained by code that differs from the checkout's, number of
     runs that recorded no fingerprint)."""
-    stale, unknown = [], 0
+    stale, unknown, current = [], 0, {}
     for rid, rec in runs:
         code = rec.get("code")
         if not isinstance(code, dict):
             unknown += 1
             continue
-        changed = what_changed(code, fingerprint(rec["config"]["strategy"]["name"], root))
+        name = rec["config"]["strategy"]["name"]
+        if name not in current:  # each strategy's file read once
+            current[name] = fingerprint(name, root)
+        changed = what_changed(code, current[name])
         if changed:
             stale.append((rid, changed))
     return stale, unknown
