@@ -30,9 +30,18 @@ def build_parser() -> argparse.ArgumentParser:
         prog="run_benchmark.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
                "  python run_benchmark.py\n"
-               "  python run_benchmark.py --strategies ft ldifs ldifs:lam=1,layers=last --seeds 0 1 2\n"
+               "  python run_benchmark.py --strategies ft ldifs:lam=30 ldifs:lam=30,layers=last --seeds 0 1 2\n"
                "  python run_benchmark.py --orderings mnist,animals animals,mnist --set train.epochs=3\n"
-               "  python run_benchmark.py --collect-only          # rebuild tables and plots, train nothing\n")
+               "  python run_benchmark.py --collect-only          # rebuild tables and plots, train nothing\n"
+               "  python run_benchmark.py --list --config paper-continual   # strategies, defaults, the preset's choices\n"
+               "\nordering expressions (--orderings, or `orderings:` in a config; one item each):\n"
+               "  a,b,c              one ordering: train on a, then b, then c\n"
+               "  perm:a,b,c         every permutation of the listed datasets (6 orderings here; at most 120)\n"
+               "  random:K           K distinct random orderings of all the suite's datasets\n"
+               "  random:K:a,b,c,d   K distinct random orderings of the listed datasets\n"
+               "                     (random orderings are drawn with the first seed: same seeds, same orderings)\n"
+               "  reverse            adds the reverse of every ordering the other items give\n"
+               "  e.g. --orderings mnist,fashion_mnist reverse   (both orders of the pair)\n")
     ap.add_argument("--config", default="micro", metavar="PRESET|FILE",
                     help="preset name in configs/ or a YAML file (default: micro)")
     ap.add_argument("--study", choices=("layers", "lambda", "orderings"),
@@ -54,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--data-root", metavar="DIR", help="folder holding the paper datasets (= --set data.root=DIR)")
     ap.add_argument("--download", action="store_true",
                     help="fetch the datasets torchvision can download, and open_clip weights (= --set data.download=true)")
+    ap.add_argument("--retrain-stale", action="store_true",
+                    help="retrain the done runs whose code (their strategy's file or the package's source: "
+                         "evaluation/code_version.py) changed since they ran; without it they are reused, with a warning")
     ap.add_argument("--collect-only", action="store_true", help="only rebuild leaderboard and plots from records")
     ap.add_argument("--list", action="store_true", help="list strategies, datasets and presets, then exit")
     ap.add_argument("-q", "--quiet", action="store_true", help="print only errors, warnings and where results went")
@@ -146,6 +158,8 @@ def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.study:
         args.config = f"study-{args.study}"
+    if args.list:  # before any heavy import: reads files only (no torch), answers in well under a second
+        return _list(args.config)
     trains = not (args.worker or args.dry_run or args.collect_only or args.list)
     if trains:
         from experiment.numerics_setting import numerics_hint, pin_numerics
@@ -156,6 +170,7 @@ def _main(argv: list[str] | None) -> int:
             print(f"error: {problem}", file=sys.stderr)
             return 2
     argv = sys.argv[1:] if argv is None else list(argv)
+    args.argv = argv
     executor = _executor(args, argv, trains)
     executor.start()  # --jobs helpers start now, so that their imports overlap ours
     try:
@@ -216,11 +231,13 @@ def _checked_main(args, executor) -> int:
     else:
         log, bars = sys.stderr, False
     from experiment.driver import run_experiment
+    from experiment.dryrun import download_command
 
     if args.gpus is not None:
         cfg["gpus"] = args.gpus  # --dry-run's wall-clock estimate
     code = run_experiment(cfg, args.out, executor, dry_run=args.dry_run, collect_only=args.collect_only, log=log,
-                          bars=bars, worker=bool(args.worker), quiet=bool(args.quiet or args.worker), started=T_START)
+                          bars=bars, worker=bool(args.worker), quiet=bool(args.quiet or args.worker), started=T_START,
+                          retrain_stale=args.retrain_stale, command=download_command(args.argv))
     if code == 0 and not args.dry_run and not args.worker:
         from benchmark import profiling
 
@@ -272,13 +289,36 @@ def check_writable(out: Path) -> None:
                           "choose a writable folder") from None
 
 
-def _list() -> int:
-    import strategies
-    from benchmark.data import known_datasets
-    from experiment.config import presets
+def _list(config: str) -> int:
+    """Strategies (description, hyperparameters with types, defaults and help), datasets and presets,
+    and the strategy specs the preset `config` runs (its model-dependent choices, e.g. ldifs's lam)."""
+    import json
 
-    print("strategies:", ", ".join(strategies.available()))
-    print("datasets:  ", ", ".join(known_datasets()))
+    import yaml
+
+    from experiment.presets import preset_path, presets
+    from strategies.catalog import catalog, describe
+
+    root = Path(__file__).resolve().parent
+    datasets = sorted(json.loads((root / "benchmark" / "assets" / "datasets.json").read_text(encoding="utf-8")))
+    specs: dict[str, list[str]] = {}
+    path = preset_path(config)
+    try:
+        cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as e:
+        print(f"error: --config {config}: cannot be read ({e})", file=sys.stderr)
+        return 2
+    for spec in cfg.get("strategies", []) if isinstance(cfg, dict) else []:
+        text = spec if isinstance(spec, str) else ",".join(f"{k}={v}" for k, v in spec.items() if k != "name")
+        name = (spec.partition(":")[0] if isinstance(spec, str) else str(spec.get("name"))).strip()
+        specs.setdefault(name, []).append(f"preset runs: {text} (--config {config}; model "
+                                          f"{(cfg.get('model') or {}).get('name')})")
+    for name, d in (cfg.get("strategy_defaults") or {}).items() if isinstance(cfg, dict) else []:
+        specs.setdefault(name, []).insert(0, "default for this model: " + ",".join(f"{k}={v}" for k, v in d.items())
+                                          + f" (strategy_defaults of --config {config})")
+    print("strategies (hyperparameter (type) = default  # what it does; override with name:key=value):")
+    print(describe(catalog(), specs))
+    print("datasets:  ", ", ".join(datasets))
     print("presets:   ", ", ".join(presets()))
     return 0
 

@@ -1,9 +1,9 @@
-"""The three figures that say whether a preset shows the effect the suite measures (issue 9).
+"""The three figures that say whether a preset shows the effect the suite measures.
 
 Pure functions of record dicts (as `records.json` holds them: `R`, `LP`, `ZS`, `suite`, `ordering`,
 `config`), so anyone can recompute them from the record files:
 
-- task gain: mean over tasks t of R[t, t] - R[t-1, t] (1-based rows, as in DESIGN.md), what training
+- task gain: mean over tasks t of R[t, t] - R[t-1, t] (1-based rows, as in docs/design.md), what training
   on a task adds to the head it started from;
 - concept forgetting: dLP_heldout = mean over held-out datasets of LP[T, d] - LP[0, d], and the same
   for ZS over the held-out datasets whose pre-trained zero-shot accuracy is above chance;

@@ -1,6 +1,6 @@
 """Continual-learning and concept-forgetting metrics: pure functions of accuracy matrices.
 
-Conventions (DESIGN.md): R has shape [T+1, T]; R[i, j] is the accuracy on task j (0-based column)
+Conventions (docs/design.md): R has shape [T+1, T]; R[i, j] is the accuracy on task j (0-based column)
 after training on the first i tasks (row 0: before any training, with the head's initialisation).
 LP and ZS have shape [T+1, D]: one column per dataset of the evaluation suite.
 

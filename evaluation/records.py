@@ -123,6 +123,24 @@ class RunLock:
 # The record file's schema, and what makes a run done.
 
 
+class _Penalty(BaseModel):
+    """One penalty term over one task's mini-batches (strategies.base.PenaltyReporter); a diverged
+    term (nan, inf) is kept as it is: it says what happened, and must not make the run unreadable."""
+    model_config = ConfigDict(extra="allow", allow_inf_nan=True)
+
+    weight: float
+    mean: float
+    weighted_mean: float
+    last: float | None = None
+    steps: int
+
+
+class _Step(BaseModel):
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+
+    penalties: dict[str, _Penalty] | None = None  # optional: strategies with penalty terms
+
+
 class _Records(BaseModel):
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
@@ -137,6 +155,8 @@ class _Records(BaseModel):
     # {"sample": n, "taps": [L names], "ldifs": [T+1][D][L], "cka": [T+1][D][L] (null where undefined)}
     drift: dict[str, Any] | None = None
     complete: bool
+    steps: list[_Step] = []
+    code: dict[str, str] | None = None  # evaluation/code_version.py: optional (older runs lack it)
 
     @model_validator(mode="after")
     def _shapes(self):

@@ -1,6 +1,7 @@
 """results/<experiment>/report.md: the file to open first, rebuilt by the collector from record files only."""
 from __future__ import annotations
 
+import datetime
 import json
 import math
 from pathlib import Path
@@ -72,13 +73,55 @@ def setup_section(experiment_dir: Path, runs: list[tuple[str, dict]]) -> list[st
     devices = sorted({str(e["device"]) for e in envs if "device" in e})
     lines.append("- Device: " + (", ".join(devices) if devices else "not recorded"))
     lines.append("- CPU numeric path: " + numerics_line(envs))
-    walls = [float(rec["wall_s"]) for _, rec in runs if isinstance(rec.get("wall_s"), (int, float))]
-    if walls:
-        lines.append(f"- Wall time: {sum(walls):.0f} s over {len(walls)} runs "
-                     f"(per run {min(walls):.0f} to {max(walls):.0f} s)")
-    else:
-        lines.append("- Wall time: not recorded")
+    lines += time_lines(runs) + code_lines(runs)
     return lines + [""]
+
+
+def _utc(text) -> datetime.datetime | None:
+    try:
+        return datetime.datetime.strptime(str(text), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+    except ValueError:
+        return None
+
+
+def time_lines(runs: list[tuple[str, dict]]) -> list[str]:
+    """Compute time (the runs' own times summed) apart from wall time (the span from the first
+    run's start to the last run's end, from the records' UTC `started`/`finished`): runs trained in
+    parallel (--jobs) overlap, so the sum can exceed the wall time; runs trained in several
+    invocations leave gaps, so the span can exceed it."""
+    walls = [float(rec["wall_s"]) for _, rec in runs if isinstance(rec.get("wall_s"), (int, float))]
+    if not walls:
+        return ["- Compute time: not recorded", "- Wall time: not recorded"]
+    lines = [f"- Compute time: {sum(walls):.0f} s, the sum over {len(walls)} runs "
+             f"(per run {min(walls):.0f} to {max(walls):.0f} s)"]
+    spans = [(_utc(rec.get("started")), _utc(rec.get("finished"))) for _, rec in runs]
+    spans = [(a, b) for a, b in spans if a and b]
+    if spans:
+        wall = (max(b for _, b in spans) - min(a for a, _ in spans)).total_seconds()
+        lines.append(f"- Wall time: {wall:.0f} s, from the first run's start to the last run's end "
+                     f"({min(a for a, _ in spans):%Y-%m-%d %H:%M:%S} to {max(b for _, b in spans):%Y-%m-%d %H:%M:%S} UTC"
+                     + (f"; {len(spans)} of {len(runs)} runs recorded their times" if len(spans) < len(runs) else "")
+                     + "; gaps between invocations included, parallel runs counted once)")
+    else:
+        lines.append("- Wall time: not recorded (runs made before records held their start and end)")
+    return lines
+
+
+def code_lines(runs: list[tuple[str, dict]]) -> list[str]:
+    """Which runs were trained by other code than this checkout's (evaluation/code_version.py)."""
+    from .code_version import stale_runs
+
+    stale, unknown = stale_runs(runs)
+    lines = []
+    if stale:
+        lines.append(f"- Code: **{len(stale)} stale run(s)**, trained by other code than this checkout's "
+                     "(`python run_benchmark.py --config <preset> --retrain-stale` retrains them): "
+                     + "; ".join(f"`{rid}` ({what})" for rid, what in stale))
+    elif len(runs) > unknown:
+        lines.append(f"- Code: the {len(runs) - unknown} run(s) with a code fingerprint match this checkout")
+    if unknown:
+        lines.append(f"- Code: {unknown} run(s) recorded no code fingerprint (trained before runs recorded one)")
+    return lines
 
 
 def numerics_line(envs: list[dict]) -> str:
@@ -126,10 +169,12 @@ def ordering_section(df: pd.DataFrame) -> list[str]:
 
 
 PLOT_CAPTIONS = [
-    ("accuracy_vs_forgetting.png", "Downstream accuracy against held-out concept forgetting (Pareto front dashed)"),
-    ("dLP_per_dataset.png", "Concept forgetting per dataset, linear probe"),
-    ("dZS_per_dataset.png", "Concept forgetting per dataset, zero-shot"),
-    ("ordering_sensitivity_", "Ordering sensitivity"),
+    ("accuracy_vs_forgetting.png", "Downstream accuracy against held-out concept forgetting, over the orderings "
+     "and seeds every strategy shares (front of points not dominated beyond their CIs dashed)"),
+    ("dLP_per_dataset.png", "Concept forgetting per dataset, linear probe (held-out datasets shaded)"),
+    ("dZS_per_dataset.png", "Concept forgetting per dataset, zero-shot (held-out datasets shaded)"),
+    ("heldout_probe_steps.png", "Held-out linear-probe accuracy after every step, per strategy"),
+    ("ordering_sensitivity", "Ordering sensitivity, every strategy on one scale"),
     ("accuracy_matrix_", "Accuracy matrix R"),
     ("task_accuracy_", "Accuracy on each task across the sequence"),
 ]

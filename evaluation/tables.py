@@ -6,8 +6,11 @@
   run, or the first task of a sequence: both are the same fine-tuning), one value per seed.
 - Continual: one table per sequence (ordering of two or more tasks), one row per strategy.
 
-Values are in points (x100), mean ± 95% CI half-width over seeds when there are several; higher
-is better everywhere, and the best entry is bold (every entry tied with it too). An empty cell is
+Values are in points (x100), mean ± 95% CI half-width over seeds when there are several, "(n=1)"
+and no interval for a single seed, and an accuracy's interval clipped to [0, 100] (shown as
+[low, high]) where the t-interval would leave it; higher is better everywhere. An entry is bold
+only when its interval clears the runner-up's; overlapping intervals, or n < 2, are tied and
+none is bold (each table's note counts both). An empty cell is
 a metric undefined for that run (no text tower: no dZS).
 """
 from __future__ import annotations
@@ -44,32 +47,60 @@ class Table:
     def columns(self) -> list[str]:
         return [c for _, cols in self.blocks for c in cols]
 
-    def bold(self) -> np.ndarray:
-        """Which cells are best (ties included), compared on the value as displayed (0.1 points)."""
-        vals = np.array([[round(m * 1000) if not math.isnan(m) else np.nan for m, _ in cells] for _, cells in self.rows],
-                        dtype=float).reshape(len(self.rows), len(self.columns()))
-        out = np.zeros_like(vals, dtype=bool)
+    def _groups(self) -> list[list[tuple[int, int]]]:
+        """The cells compared with each other: a column, or a row's same-named sub-columns."""
         names = self.columns()
         if self.best == "column":
-            groups = [(slice(None), [j]) for j in range(len(names))]
-        else:
-            groups = [(i, [j for j, n in enumerate(names) if n == name]) for i in range(len(self.rows))
-                      for name in dict.fromkeys(names)]
-        for i, js in groups:
-            sub = vals[i, js] if isinstance(i, int) else vals[:, js[0]]
-            if np.sum(~np.isnan(sub)) < 2:  # nothing to compare with
+            return [[(i, j) for i in range(len(self.rows))] for j in range(len(names))]
+        return [[(i, j) for j, n in enumerate(names) if n == name] for i in range(len(self.rows))
+                for name in dict.fromkeys(names)]
+
+    def verdicts(self) -> tuple[np.ndarray, int, int]:
+        """(bold cells, comparisons with a clear best, comparisons without one).
+
+        A cell is bold only when it has the highest mean of its group, both it and the runner-up
+        have two or more seeds (a 95% CI), and its interval clears the runner-up's (lower bound above
+        the other's upper bound). Otherwise the group is `tied` (or undecided at n < 2): no bold."""
+        out = np.zeros((len(self.rows), len(self.columns())), dtype=bool)
+        clear = tied = 0
+        for cells in self._groups():
+            vals = [(self.rows[i][1][j][0], self.rows[i][1][j][1], (i, j)) for i, j in cells]
+            vals = sorted([v for v in vals if not math.isnan(v[0])], key=lambda v: -v[0])
+            if len(vals) < 2:  # nothing to compare with
                 continue
-            best = np.nanmax(sub)
-            if isinstance(i, int):
-                out[i, js] = sub == best
+            (m1, c1, at), (m2, c2, _) = vals[0], vals[1]
+            if not (math.isnan(c1) or math.isnan(c2)) and m1 - c1 > m2 + c2:
+                out[at] = True
+                clear += 1
             else:
-                out[:, js[0]] = sub == best
-        return out
+                tied += 1
+        return out, clear, tied
+
+    def bold(self) -> np.ndarray:
+        return self.verdicts()[0]
+
+    def note(self) -> str:
+        _, clear, tied = self.verdicts()
+        where = "column" if self.best == "column" else "row, among the strategies' same-named columns"
+        return (f"Bold: the best entry of its {where}, only where its 95% CI clears the runner-up's "
+                f"({clear} such); {tied} comparison(s) tied (overlapping intervals, or n < 2) and left plain. "
+                "(n=1): one seed, no interval.")
+
+
+ACCURACIES = {"Acc", "ACC", "Transfer", "Avg", "Last"}
 
 
 def _cell(mean: float, ci: float, col: str) -> str:
+    """'75.0 ± 2.1'; '90.0 (n=1)' for one seed; an accuracy whose interval would leave [0, 100]
+    as its clipped interval, '85.0 [21.5, 100.0]'; '' for undefined."""
     from .leaderboard import fmt_ci
 
+    if math.isnan(mean):
+        return ""
+    if math.isnan(ci):
+        return fmt_ci(mean, ci, signed=col in SIGNED) + " (n=1)"
+    if col in ACCURACIES and (mean - ci < 0 or mean + ci > 1):
+        return f"{mean * 100:.1f} [{max(0.0, mean - ci) * 100:.1f}, {min(1.0, mean + ci) * 100:.1f}]"
     return fmt_ci(mean, ci, signed=col in SIGNED)
 
 
@@ -83,7 +114,7 @@ def to_markdown(t: Table) -> str:
             s = _cell(m, ci, names[j])
             out.append(f"**{s}**" if s and bold[i, j] else s)
         lines.append("| " + " | ".join([label, *out]) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + ["", t.note()]) + "\n"
 
 
 def tex_escape(s: str) -> str:
@@ -113,7 +144,8 @@ def to_latex(t: Table) -> str:
             s = _cell(m, ci, names[j]).replace(" ± ", r" $\pm$ ")
             out.append(rf"\textbf{{{s}}}" if s and bold[i, j] else s)
         lines.append(" & ".join([tex_escape(label), *out]) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    lines += [r"\bottomrule", r"\end{tabular}", r"\par\smallskip{\footnotesize " + tex_escape(t.note()) + "}",
+              r"\end{table}"]
     return "\n".join(lines) + "\n"
 
 
@@ -178,9 +210,11 @@ def single_task_tables(runs: list[tuple[str, dict]]) -> list[Table]:
                     cells.append(_mci(g[cols].mean(axis=1)) if len(g) else (math.nan, math.nan))
             det_rows.append((d, cells))
         if det_rows:
-            details.append(Table(f"Concept forgetting on the other datasets after fine-tuning on {ft} (points)",
+            details.append(Table(f"Concept forgetting on the other datasets after fine-tuning on {ft} "
+                                 "(step 1 of the runs; points)",
                                  "evaluated on", [(lab, det_sub) for lab in strategies], det_rows, best="row"))
-    overview = Table("Single-task fine-tuning: accuracy on the fine-tuned task and mean concept forgetting on the "
+    overview = Table("Single-task fine-tuning (step 1 of the runs: the first task of each sequence, or a single-task "
+                     "run): accuracy on the fine-tuned task and mean concept forgetting on the "
                      "other datasets (points)", "fine-tuned on", [(lab, sub) for lab in strategies], overview_rows,
                      best="row")
     return [overview, *details]
@@ -218,7 +252,7 @@ def render(runs: list[tuple[str, dict]], df: pd.DataFrame | None = None) -> tupl
     single, continual = all_tables(runs, df)
     md, tex = [], ["% Paper tables (booktabs). Regenerate: python -m evaluation.tables <experiment dir>", ""]
     if single:
-        md.append("### Single-task fine-tuning\n")
+        md.append("### Single-task fine-tuning (step 1 of the runs)\n")
         md += [to_markdown(t) for t in single]
         tex += [to_latex(t) for t in single]
     if continual:

@@ -66,6 +66,9 @@ class ExperimentConfig(Section):
     suite: Annotated[list[str], Field(min_length=1)]  # datasets scored after every step
     orderings: Annotated[list[Any], Field(min_length=1)]  # lists of dataset names, or "a,b,c"
     strategies: Annotated[list[Any], Field(min_length=1)]  # "name", "name:key=value,..." or {name: ..., key: value}
+    # model-dependent defaults of this preset, e.g. {ldifs: {lam: 30}} on the micro model: applied to every
+    # strategy of that name whose spec does not set the hyperparameter (run ids carry the values used)
+    strategy_defaults: dict[str, dict[str, Any]] = {}
     seeds: Annotated[list[Annotated[NonNegInt, Field(le=2**32 - 1)]], Field(min_length=1)]
     data: DataSection = DataSection()
     train: TrainConfig = TrainConfig()
@@ -74,7 +77,8 @@ class ExperimentConfig(Section):
     # training images per second of one GPU for this model and precision (scripts/gpu_throughput.py
     # measures it); --dry-run turns it into a GPU-hour estimate. Not part of any run's identity.
     throughput: PositiveFloat | None = None
-    # Training loss curves through Avalanche's TensorBoard logger, in <out>/<experiment>/tensorboard/<run id>/
+    # Training loss curves (and strategies' penalty terms) through Avalanche's TensorBoard logger, in
+    # <out>/<experiment>/tensorboard/<strategy_params>__<ordering>__seed<N>__<run id>/
     # (`tensorboard --logdir` there). Logging only: not part of any run's identity.
     tensorboard: Bool = False
     # Processes that share out the runs (run_benchmark.py --jobs overrides it); each uses `threads` CPU
@@ -248,7 +252,7 @@ def validate(cfg: dict) -> dict:
 
     specs: list[dict] = []
     for s in c.strategies:
-        for spec in strategies.expand(s):  # raises SpecError, one line
+        for spec in strategies.expand(with_defaults(s, c.strategy_defaults)):  # raises SpecError, one line
             if spec in specs:
                 raise ConfigError(f"strategy {_label(spec)} is asked for twice; list each strategy and "
                                   "hyperparameter combination once")
@@ -266,7 +270,23 @@ def validate(cfg: dict) -> dict:
                           "--set executor.gpus_per_run=1 (or 0.25 to pack four runs on a GPU)")
     out = strip_legacy(c.model_dump())  # new settings at their legacy values leave run ids as they were
     out["orderings"], out["strategies"] = orderings, specs
+    out.pop("strategy_defaults", None)  # applied above: the specs carry them
     return out
+
+
+def with_defaults(spec, defaults: dict[str, dict[str, Any]]):
+    """A strategy spec with the preset's `strategy_defaults` for its name filled in where it sets nothing."""
+    from strategies.spec import parse_spec
+
+    unknown = sorted(set(defaults) - set(strategies.available()))
+    if unknown:
+        raise ConfigError(f"strategy_defaults names unknown strateg{'ies' if len(unknown) > 1 else 'y'} "
+                          f"{', '.join(unknown)}; available: {', '.join(strategies.available())}")
+    name, params = parse_spec(spec) if isinstance(spec, str) else (spec.get("name"), {
+        k: v for k, v in spec.items() if k != "name"})
+    if name not in defaults:
+        return spec
+    return {"name": name, **defaults[name], **params}
 
 
 def _label(spec: dict) -> str:

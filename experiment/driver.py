@@ -18,10 +18,13 @@ from .executors import Executor, Job
 
 def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = False, collect_only: bool = False,
                    log: TextIO | None = None, bars: bool = False, worker: bool = False, quiet: bool = False,
-                   started: float | None = None) -> int:
+                   started: float | None = None, retrain_stale: bool = False, command: str | None = None) -> int:
     """Plan `cfg`, train the runs that are not done with `executor`, rebuild the tables. `worker`: this
     process is a --jobs helper (it trains and leaves printing and the tables to its parent); `quiet`:
-    no leaderboard on stdout; `started`: perf_counter at the process's start (the profile's start-up)."""
+    no leaderboard on stdout; `started`: perf_counter at the process's start (the profile's start-up);
+    `retrain_stale`: retrain the done runs whose recorded code fingerprint differs from the checkout's
+    (otherwise they are reused, with one warning line naming them); `command`: this command with
+    --download, the exact command that the hints for missing data and weights name."""
     from evaluation.collect import collect
     from evaluation.leaderboard import MAIN_COLS
     from evaluation.records import check_run, clean_stale
@@ -31,8 +34,19 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
     exp_dir = Path(out) / cfg["experiment"]
     runs = plan(cfg)
     states = {r["run_id"]: check_run(exp_dir / "runs" / r["run_id"]) for r in runs}
-    todo = [r for r in runs if states[r["run_id"]] is not None]
     log = sys.stderr if log is None else log
+    stale = [] if worker else _stale(exp_dir, runs, states)  # a --jobs helper's parent has said it
+    if stale and retrain_stale and not dry_run and not collect_only:
+        for rid, _ in stale:  # the run is redone in place: its records are rewritten from step 0
+            (exp_dir / "runs" / rid / "done").unlink(missing_ok=True)
+            states[rid] = "stale code: retrained"
+        print(f"retraining {len(stale)} run(s) trained by other code: {', '.join(r for r, _ in stale)}", file=log)
+    elif stale:
+        from evaluation.code_version import stale_warning
+
+        print(f"warning: {stale_warning(stale)}", file=sys.stderr)
+    stale_ids = {r for r, _ in stale}
+    todo = [r for r in runs if states[r["run_id"]] is not None]
     summary = (f"experiment {cfg['experiment']}: {len(runs)} runs planned, {len(runs) - len(todo)} already done, "
                f"{len(todo)} to run -> {exp_dir}")
     if dry_run:
@@ -40,9 +54,9 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
 
         print(summary, file=log)
         for r in runs:
-            state = "todo" if r in todo else "done"
+            state = "todo" if r in todo else "stale" if r["run_id"] in stale_ids else "done"
             print(f"  {r['run_id']}  {state}  {r['strategy']}  {','.join(r['ordering'])}  seed {r['seed']}")
-        print(describe(cfg, runs))
+        print(describe(cfg, runs, command))
         return 0
     from benchmark.cache import cache_dir
     from benchmark.files import stranded_temp_files
@@ -55,10 +69,13 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
         from .preflight import load_and_check, missing_inputs
         from .runner import Resources
 
+        from .dryrun import with_command
+
         on_ray = cfg["executor"]["kind"] == "ray"
         # on Ray the runs' device is the workers' (checked there); the driver loads the model on its CPU
         checked = {**cfg, "device": "cpu"} if on_ray else cfg
-        missing = missing_inputs(checked)  # everything that is missing, in one report, before any training
+        # everything that is missing, in one report, before any training
+        missing = [with_command(m, command) for m in missing_inputs(checked)]
         if missing:
             for line in missing if not worker else []:
                 print(f"error: {line}", file=sys.stderr)
@@ -84,10 +101,27 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
     if len(df) and not quiet:
         import pandas as pd
 
-        with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 3):
-            print(df[["strategy", "ordering", "seed"] + MAIN_COLS].to_string(index=False))
+        with pd.option_context("display.width", 200, "display.max_columns", 20):
+            # fixed-point always: pandas switches a whole column to scientific notation (-9.920e-04)
+            # as soon as one value is small, which reads as a different scale
+            print(df[["strategy", "ordering", "seed"] + MAIN_COLS].to_string(index=False, float_format="{:.4f}".format))
     print(f"leaderboard: {exp_dir / 'leaderboard.csv'}  plots: {exp_dir / 'plots'}", file=log)
     return 0
+
+
+def _stale(exp_dir: Path, runs: list[dict], states: dict) -> list[tuple[str, str]]:
+    """(run id, what changed) of the done runs whose records name other code than the checkout's."""
+    from evaluation.code_version import stale_runs
+    from evaluation.records import load_records
+
+    done = []
+    for r in runs:
+        if states[r["run_id"]] is None:
+            try:
+                done.append((r["run_id"], load_records(exp_dir / "runs" / r["run_id"])))
+            except (OSError, ValueError):
+                continue
+    return stale_runs(done)[0]
 
 
 def _count_start_up(started: float | None) -> None:

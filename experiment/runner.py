@@ -16,6 +16,8 @@ from threadpoolctl import threadpool_limits
 
 import strategies
 from evaluation.drift import DEFAULT_SAMPLE, DriftMeter, tap_names
+from strategies.base import penalty_summaries
+from evaluation.code_version import fingerprint
 from evaluation.evaluator import SuiteEvaluator
 from benchmark.files import _fault, atomic_write_json
 from evaluation.records import CONFIG, RECORDS, is_done, mark_done
@@ -172,13 +174,14 @@ def _execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str,
         "run_id": run["run_id"], "config": run, "ordering": ordering, "suite": list(data),
         "R": [], "LP": [], "ZS": [] if zs else None, "steps": [], "complete": False,
         **({"drift": {"sample": n_drift, "taps": tap_names(model), "ldifs": [], "cka": []}} if meter else {}),
+        "code": fingerprint(run["strategy"]["name"]),  # not in the id: a changed file makes the run stale
         "env": {"torch": torch.__version__, "python": platform.python_version(), "device": device,
                 "threads": torch.get_num_threads(), "packages": package_versions(),
                 "numerics": numerics.describe(),  # this CPU's kernels: another machine's, or a bug?
                 **({"accelerator": gpu} if (gpu := numerics.accelerator(device)) else {})},
     }
 
-    def record(step: int, after: str, seconds: float):
+    def record(step: int, after: str, seconds: float, penalties: dict | None = None):
         t = time.time()
         bar = None
         if bars:  # over the suite's datasets, with its rate and ETA (a paper-scale evaluation takes minutes)
@@ -205,6 +208,8 @@ def _execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str,
             rec["ZS"].append(row["ZS"])
         rec["steps"].append({"step": step, "after": after, "train_s": round(seconds, 2),
                              "eval_s": round(time.time() - t, 2)})
+        if penalties:  # the strategy's penalty terms over this task's mini-batches (strategies.base.PenaltyReporter)
+            rec["steps"][-1]["penalties"] = penalties
         with phase("record writes"):
             atomic_write_json(run_dir / RECORDS, rec)
         _fault(f"after-step-{step}")
@@ -220,13 +225,22 @@ def _execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str,
         with phase("training"):
             template.train(exp, num_workers=nw, persistent_workers=nw > 0, pin_memory=str(device).startswith("cuda"))
         with scored_model(ckpt, model):  # the end of the task, or its chosen checkpoint
-            record(t + 1, ordering[t], time.time() - ts)
+            record(t + 1, ordering[t], time.time() - ts, penalty_summaries(plugins))
     for logger in template.evaluator.loggers:  # flush the event files now, not at process exit
         if hasattr(logger, "writer"):
             logger.writer.close()
     rec["complete"] = True
     rec["wall_s"] = round(time.time() - t0, 2)
+    # when the run started and ended (UTC): the report's wall time of an experiment is the span its
+    # runs cover, apart from their summed compute time (parallel jobs overlap)
+    rec["started"], rec["finished"] = _utc(t0), _utc(time.time())
     atomic_write_json(run_dir / RECORDS, rec)
     mark_done(run_dir)
     _fault("after-done")
     return rec
+
+
+def _utc(t: float) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,4 +1,4 @@
-"""Training throughput, measured side by side in one process on the same batches (issue 9, point 2).
+"""Training throughput, measured side by side in one process on the same batches.
 
     python scripts/bench_train.py                 # the micro model, 48 px, batch 32
     python scripts/bench_train.py --threads 2 --steps 30

@@ -1,4 +1,4 @@
-"""Read the record files of experiments and print issue 9's three figures with 95% intervals over seeds.
+"""Read the record files of experiments and print the three figures of docs/micro_evidence.md with 95% intervals over seeds.
 
     python scripts/search_micro.py results/micro-evidence [more experiment folders ...]
         [--base ft] [--protector "ldifs:lam=100" | --all] [--per-seed] [--markdown] [--merge]

@@ -67,3 +67,61 @@ class TrainingOutput:
 
     def remove(self) -> None:
         self._handle.remove()
+
+
+class PenaltyReporter:
+    """Mixin for the plugins of a strategy that adds penalty terms to the loss: it adds them, and
+    reports them per training step (mini-batch) to TensorBoard and per task to the run's records.
+
+        class MyPlugin(PenaltyReporter, SupervisedPlugin):
+            def before_backward(self, strategy, **kwargs):
+                self.add_penalty(strategy, "my_term", self.lam, my_term(...))   # loss += lam * term
+
+    A term added by code one does not own (Avalanche's EWC) is reported with `note_penalty` after
+    the fact. With `--tensorboard`, every training step logs `penalty/<name>` (the unweighted term)
+    and `penalty/<name> x <weight>` (what the loss received) at the step's iteration; after each task
+    experiment/runner.py stores `penalty_summary()` in that step's record, under `penalties`:
+    {name: {"weight", "mean" (unweighted, over the task's mini-batches), "weighted_mean", "last", "steps"}}.
+    """
+
+    def add_penalty(self, strategy, name: str, weight: float, term: Tensor) -> None:
+        strategy.loss = strategy.loss + weight * term
+        self.note_penalty(strategy, name, weight, term)
+
+    def note_penalty(self, strategy, name: str, weight: float, term) -> None:
+        value = term.detach() if isinstance(term, Tensor) else torch.as_tensor(float(term))
+        acc = self.__dict__.setdefault("_penalties", {})
+        total, count, _, _ = acc.get(name, (0.0, 0, weight, None))
+        acc[name] = (total + value, count + 1, weight, value)  # tensors: no device sync per step
+        writer = _tensorboard_writer(strategy)
+        if writer is not None:
+            step = int(getattr(strategy.clock, "train_iterations", 0))
+            v = float(value)
+            writer.add_scalar(f"penalty/{name}", v, step)
+            writer.add_scalar(f"penalty/{name} x {weight:g}", weight * v, step)
+
+    def penalty_summary(self) -> dict[str, dict[str, float]]:
+        """The terms reported since the last call (one task), and forget them."""
+        acc, self.__dict__["_penalties"] = self.__dict__.get("_penalties", {}), {}
+        out = {}
+        for name, (total, count, weight, last) in acc.items():
+            mean = float(total) / count
+            out[name] = {"weight": float(weight), "mean": mean, "weighted_mean": float(weight) * mean,
+                         "last": float(last), "steps": count}
+        return out
+
+
+def _tensorboard_writer(strategy):
+    for logger in getattr(getattr(strategy, "evaluator", None), "loggers", []) or []:
+        if getattr(logger, "writer", None) is not None:
+            return logger.writer
+    return None
+
+
+def penalty_summaries(plugins) -> dict[str, dict[str, float]]:
+    """Every PenaltyReporter's summary among `plugins`, merged (the runner's per-task record)."""
+    out = {}
+    for p in plugins:
+        if isinstance(p, PenaltyReporter):
+            out.update(p.penalty_summary())
+    return out

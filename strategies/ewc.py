@@ -23,12 +23,22 @@ from avalanche.training.plugins import EWCPlugin
 from avalanche.training.utils import copy_params_dict
 
 from . import Strategy, check_range, register
+from .base import PenaltyReporter
 
 MODES = ("separate", "online")
 
 
-class EncoderEWCPlugin(EWCPlugin):
+class EncoderEWCPlugin(PenaltyReporter, EWCPlugin):
     """Avalanche's EWC with importances and anchors restricted to the encoder's trainable weights."""
+
+    def before_backward(self, strategy, **kwargs):
+        """Avalanche adds lam * penalty to the loss; the difference is reported (PenaltyReporter)."""
+        if strategy.clock.train_exp_counter == 0:
+            return  # no finished task: no penalty
+        before = strategy.loss.detach().clone()  # Avalanche adds in place
+        super().before_backward(strategy, **kwargs)
+        if self.ewc_lambda > 0:
+            self.note_penalty(strategy, "ewc", self.ewc_lambda, (strategy.loss.detach() - before) / self.ewc_lambda)
 
     def after_training_exp(self, strategy, **kwargs):
         t = strategy.clock.train_exp_counter

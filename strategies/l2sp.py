@@ -15,6 +15,7 @@ from avalanche.core import SupervisedPlugin
 from torch import Tensor
 
 from . import Strategy, check_range, register
+from .base import PenaltyReporter
 
 ANCHORS = ("previous", "pretrained")
 
@@ -24,7 +25,7 @@ def squared_distance(params: list[Tensor], anchor: list[Tensor]) -> Tensor:
     return torch.stack([(p - a).pow(2).sum() for p, a in zip(params, anchor)]).sum()
 
 
-class L2SPPlugin(SupervisedPlugin):
+class L2SPPlugin(PenaltyReporter, SupervisedPlugin):
     """Adds lam * ||w - w_anchor||^2 over the encoder's trainable weights to every mini-batch's loss."""
 
     def __init__(self, lam: float, anchor: str):
@@ -39,7 +40,7 @@ class L2SPPlugin(SupervisedPlugin):
             self.anchor = [p.detach().clone() for p in self.params]
 
     def before_backward(self, strategy, **kwargs):
-        strategy.loss = strategy.loss + self.lam * squared_distance(self.params, self.anchor)
+        self.add_penalty(strategy, "l2sp", self.lam, squared_distance(self.params, self.anchor))
 
 
 @register("l2sp")

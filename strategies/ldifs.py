@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from benchmark.models import feature_taps, ldifs_distance, select_taps
 
 from . import SpecError, Strategy, check_range, register
+from .base import PenaltyReporter
 
 ANCHORS = ("previous", "pretrained")
 LAYER_PRESETS = ("reference", "last", "all")
@@ -57,7 +58,7 @@ class _Taps:
         self.handles = []
 
 
-class LDIFSPlugin(SupervisedPlugin):
+class LDIFSPlugin(PenaltyReporter, SupervisedPlugin):
     """Adds lam * LDIFS(anchor(x), encoder(x)) to the loss of every training mini-batch."""
 
     def __init__(self, lam: float, anchor: str, taps: Sequence[int], norm_axis: int):
@@ -84,7 +85,7 @@ class LDIFSPlugin(SupervisedPlugin):
         with torch.no_grad(), (frozen() if frozen is not None else contextlib.nullcontext()):
             self.anchor(strategy.mb_x)
         feats_pre = [f.float() for f in self._pre.take()]
-        strategy.loss = strategy.loss + self.lam * ldifs_distance(feats_pre, feats_ft, self.norm_axis)
+        self.add_penalty(strategy, "ldifs", self.lam, ldifs_distance(feats_pre, feats_ft, self.norm_axis))
 
     def after_training_exp(self, strategy, **kwargs):
         for taps in (self._ft, self._pre):

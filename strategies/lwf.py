@@ -27,7 +27,7 @@ from avalanche.core import SupervisedPlugin
 from torch import Tensor
 
 from . import Strategy, check_range, register
-from .base import TrainingOutput
+from .base import PenaltyReporter, TrainingOutput
 
 
 def lwf_distillation(student: dict[int, Tensor], teacher: dict[int, Tensor], temperature: float) -> Tensor:
@@ -40,7 +40,7 @@ def lwf_distillation(student: dict[int, Tensor], teacher: dict[int, Tensor], tem
     return total
 
 
-class LwFPlugin(SupervisedPlugin):
+class LwFPlugin(PenaltyReporter, SupervisedPlugin):
     """Adds lam * LwF(teacher, model) on the old tasks' heads to every training mini-batch's loss."""
 
     def __init__(self, lam: float, temperature: float):
@@ -63,7 +63,7 @@ class LwFPlugin(SupervisedPlugin):
         with torch.no_grad():
             t_emb = self.teacher.embed(strategy.mb_x)
             teacher = {t: self.teacher.heads.forward_single_task(t_emb, t) for t in old}
-        strategy.loss = strategy.loss + self.lam * lwf_distillation(student, teacher, self.temperature)
+        self.add_penalty(strategy, "lwf", self.lam, lwf_distillation(student, teacher, self.temperature))
 
     def after_training_exp(self, strategy, **kwargs):
         if self._out is not None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 import sys
 
+import pytest
+
 import run_benchmark
 
 TINY = ["--jobs", "1", "--orderings", "textures,digits", "--suite", "textures", "digits", "--set", "data.max_train=40",
@@ -19,7 +21,9 @@ def test_quiet_prints_only_where_the_results_went(tmp_path, capsys):
 
 def test_a_log_gets_one_line_per_epoch_and_step_and_no_bars(tmp_path, capsys):
     assert run_benchmark.main(["--out", str(tmp_path), *TINY]) == 0
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
+    # the terminal leaderboard: fixed-point numbers, never scientific notation (-9.920e-04)
+    assert "ACC" in out and re.search(r"\d\.\d{4}", out) and not re.search(r"\de[-+]\d", out), out
     assert "task 1: epoch 1/1 loss" in err and "step 2 (digits)" in err and "\r" not in err
     assert err.strip().splitlines()[-1].startswith("finished in ")
 
@@ -49,13 +53,19 @@ def test_profile_prints_a_breakdown_that_adds_up_to_the_wall_time(tmp_path, caps
     assert err.strip().splitlines()[-1].startswith("finished in ") and "peak memory" in err.strip().splitlines()[-1]
 
 
-def test_tensorboard_logs_loss_curves_without_changing_the_run(tmp_path, capsys):
+def test_tensorboard_logs_loss_curves_and_penalties_without_changing_the_run(tmp_path, capsys):
+    import json
+
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    assert run_benchmark.main(["--out", str(tmp_path), "-q", "--tensorboard", *TINY]) == 0
+    args = [*TINY[:-1], "ldifs:lam=30"]
+    assert run_benchmark.main(["--out", str(tmp_path), "-q", "--tensorboard", *args]) == 0
     runs = list((tmp_path / "micro" / "runs").iterdir())
     assert len(runs) == 1
-    logs = tmp_path / "micro" / "tensorboard" / runs[0].name
+    # a readable run name in TensorBoard's list: strategy and parameters, ordering, seed, run id
+    (logs,) = (tmp_path / "micro" / "tensorboard").iterdir()
+    assert logs.name.startswith("ldifs_lam=30.0,anchor=previous,layers=reference,norm_axis=1__textures-digits__seed")
+    assert logs.name.endswith(runs[0].name)
     acc = EventAccumulator(str(logs))
     acc.Reload()
     tags = acc.Tags()["scalars"]
@@ -64,8 +74,19 @@ def test_tensorboard_logs_loss_curves_without_changing_the_run(tmp_path, capsys)
     # one curve per task: 2 tasks x 1 epoch x 2 mini-batches (40 training images, batches of 20)
     points = [e for t in mb for e in acc.Scalars(t)]
     assert len(mb) == 2 and len(points) == 4 and all(e.value > 0 for e in points), mb
+    # the penalty term at every training step, unweighted and as the loss received it
+    raw, weighted = acc.Scalars("penalty/ldifs"), acc.Scalars("penalty/ldifs x 30")
+    assert len(raw) == 4 and [e.step for e in raw] == [e.step for e in weighted]
+    assert all(abs(w.value - 30 * r.value) <= 1e-6 * max(1.0, w.value) for r, w in zip(raw, weighted))
+    # and per task in the records: the mean over the task's 2 mini-batches
+    steps = json.loads((runs[0] / "records.json").read_text())["steps"]
+    assert "penalties" not in steps[0]
+    for k in (1, 2):
+        p = steps[k]["penalties"]["ldifs"]
+        assert p["weight"] == 30 and p["steps"] == 2 and p["weighted_mean"] == pytest.approx(30 * p["mean"])
+        assert p["mean"] == pytest.approx((raw[2 * k - 2].value + raw[2 * k - 1].value) / 2, rel=1e-5)
     # Logging is not part of the run's identity: the same run without it is already done.
-    assert run_benchmark.main(["--out", str(tmp_path), "--dry-run", *TINY]) == 0
+    assert run_benchmark.main(["--out", str(tmp_path), "--dry-run", *args]) == 0
     assert "1 already done" in capsys.readouterr().err
 
 

@@ -74,3 +74,19 @@ def test_where_the_data_lives_is_not_part_of_a_run_id_but_what_is_computed_is():
     augmented = micro()
     C.set_dotted(augmented, "data.train_transform=openclip")
     assert C.plan(C.validate(augmented))[0]["run_id"] != base
+
+
+def test_strategy_defaults_of_a_preset_fill_what_a_spec_leaves_unset():
+    from experiment.config import ConfigError, load_preset, plan, validate
+
+    cfg = load_preset("micro")
+    assert cfg["strategy_defaults"] == {"ldifs": {"lam": 30}}
+    explicit = [r["run_id"] for r in plan(validate(cfg))]
+    cfg["strategies"] = ["ft", "ldifs"]  # the model's lambda, not the code's 10
+    assert [r["run_id"] for r in plan(validate(cfg))] == explicit
+    cfg["strategies"] = ["ldifs:lam=[1,10]", "ldifs:anchor=pretrained"]  # a spec's own values win
+    got = [(s["lam"], s["anchor"]) for s in validate(cfg)["strategies"]]
+    assert got == [(1.0, "previous"), (10.0, "previous"), (30.0, "pretrained")]
+    cfg["strategy_defaults"] = {"nope": {"lam": 1}}
+    with pytest.raises(ConfigError, match="strategy_defaults names unknown strategy nope"):
+        validate(cfg)

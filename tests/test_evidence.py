@@ -103,7 +103,7 @@ def test_the_default_preset_is_the_first_seed_of_the_evidence_preset():
     assert {r["run_id"] for r in C.plan({**default, "seeds": evidence["seeds"]})} == ids
 
 
-# --- groups: strategy x hyperparameters (issue 13): a lambda grid is never pooled -----------------
+# --- groups: strategy x hyperparameters: a lambda grid is never pooled -----------------
 
 
 def _grid_runs():

@@ -1,4 +1,4 @@
-"""LDIFS: the distance against DESIGN.md's formula computed by hand, and the plugin's behaviour."""
+"""LDIFS: the distance against docs/design.md's formula computed by hand, and the plugin's behaviour."""
 from __future__ import annotations
 
 import copy
@@ -16,7 +16,7 @@ from strategies.ldifs import LDIFSPlugin, ldifs_distance
 
 
 def hand_ldifs(pre: list[np.ndarray], ft: list[np.ndarray], axis: int = 1) -> float:
-    """DESIGN.md, literally: loops over the batch and the layers."""
+    """docs/design.md, literally: loops over the batch and the layers."""
     B = pre[0].shape[0]
     per_sample = []
     for b in range(B):
@@ -68,7 +68,7 @@ def test_reference_taps_on_a_12_block_vit(tiny_vit):
     taps = feature_taps(tiny_vit.visual)
     assert len(taps) == 13
     chosen = [taps[i][0] for i in select_taps(len(taps), "reference")]
-    # ln_pre and the residual stream after blocks 3, 6, 9, 12 (DESIGN.md)
+    # ln_pre and the residual stream after blocks 3, 6, 9, 12 (docs/design.md)
     assert chosen == ["ln_pre", "resblocks.2", "resblocks.5", "resblocks.8", "resblocks.11"]
     assert select_taps(13, "last") == [12] and select_taps(13, "all") == list(range(13))
     assert select_taps(13, [0, -1]) == [0, 12]

@@ -1,4 +1,4 @@
-"""Metrics on small matrices whose expected values are worked out by hand (DESIGN.md conventions),
+"""Metrics on small matrices whose expected values are worked out by hand (docs/design.md conventions),
 and compared with Avalanche's definitions of the same quantities."""
 from __future__ import annotations
 

@@ -89,7 +89,7 @@ def test_the_micro_model_is_the_same_whatever_the_thread_count(micro_model):
 
 
 def test_as_tokens_normalises_a_vector_map_over_C_by_hand():
-    """DESIGN.md: a [B, C] map is normalised over C. Anchor (3, 4) -> (0.6, 0.8); fine-tuned (4, 3) ->
+    """docs/design.md: a [B, C] map is normalised over C. Anchor (3, 4) -> (0.6, 0.8); fine-tuned (4, 3) ->
     (0.8, 0.6); d = mean over C of squared differences = (0.04 + 0.04) / 2 = 0.04. As [B, 1, C] the
     norm would run over a length-1 axis (both maps -> their signs (1, 1)) and give 0."""
     from benchmark.models import as_tokens

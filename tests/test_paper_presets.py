@@ -21,7 +21,7 @@ def test_presets_hold_the_reference_protocol(preset):
         (1e-5, 0.1, 128, 500, 1.0, "fp32")
     assert t["epochs"] == EPOCHS and cfg["suite"] == PAPER
     assert cfg["data"]["train_transform"] == "openclip" and len(t["probe_C"]) > 1
-    # the authors' probe, data and class names (issue 16)
+    # the authors' probe, data and class names
     assert (t["probe"], t["probe_lr"], t["probe_steps"]) == ("reference", [0.01, 0.05, 0.1, 0.5, 1.0], 1000)
     assert cfg["data"]["variants"] == {"CIFAR100": "torchvision", "Cars": "files", "DTD": "train", "EuroSAT": "folders"}
 
@@ -42,6 +42,12 @@ def test_dry_run_of_paper_continual_prints_the_plan(tmp_path, capsys):
     assert "6 runs" in out and "missing Cars, CIFAR10" in out and "weights: ViT-B-32/openai" in out
     assert "GPU-hours at 1320 training images/s" in out
     assert not any(tmp_path.glob("paper-continual/runs/*"))
+    # how to get each missing input, as the exact command to type (this one, with --download)
+    cmd = f"python run_benchmark.py --config paper-continual --out {tmp_path} --data-root {tmp_path / 'nodata'} --download"
+    assert f"    CIFAR10: {cmd} (torchvision fetches" in out and "    Cars: no working automatic download" in out
+    assert f"get them: {cmd} (about 338 MB)" in out
+    assert "disk: about 42.1 GB for the suite's datasets; to download: about 41.0 GB" in out
+    assert "python run_benchmark.py --download" not in out
 
 
 def test_dry_run_of_paper_single_estimate_by_hand():
@@ -50,7 +56,8 @@ def test_dry_run_of_paper_single_estimate_by_hand():
     text = describe(cfg, C.plan(cfg))
     assert "20 runs" in text
     sizes = {n: split_sizes(n, cfg["data"]) for n in PAPER}
-    train = 2 * sum(EPOCHS[n] * sizes[n]["train"] for n in PAPER)
+    # ft, and ldifs whose anchor forward pass costs a third of a training step more
+    train = (1 + 4 / 3) * sum(EPOCHS[n] * sizes[n]["train"] for n in PAPER)
     evals = 2 * sum(s["train"] + s["val"] + s["test"] for s in sizes.values()) * 10
     assert f"{(train + evals / 3) / 1000 / 3600:.1f} GPU-hours" in text
 
@@ -64,5 +71,8 @@ def test_missing_datasets_each_one_line_and_exit_2(tmp_path, capsys):
     errors = [line for line in err if line.startswith("error: ")]
     assert [e.split(":")[1].strip() for e in errors[:3]] == ["dataset SVHN", "dataset EuroSAT", "dataset RESISC45"]
     assert errors[3].startswith("error: cannot load model ViT-B-32 with pretrained='openai': the weights are not")
+    # every hint names the exact command: this one, with --download (the preset included)
+    for e in (errors[0], errors[3]):
+        assert "python run_benchmark.py --config paper-continual --device cpu --out" in e and "--download" in e, e
     # the paper presets read EuroSAT's fixed split folders (data.variants), so that is the layout asked for
     assert "EuroSAT_splits/{train,val,test}/<class>/*.jpg" in errors[1] and "no working automatic download" in errors[2]

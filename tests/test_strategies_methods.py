@@ -334,3 +334,33 @@ def test_ewc_with_lam_zero_is_plain_fine_tuning_exactly(tiny_vit):
         states.append(model.state_dict())
     assert states[0].keys() == states[1].keys()
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+# --- penalty reporting (strategies.base.PenaltyReporter) ----------------------------------------
+
+
+def test_penalty_terms_are_reported_per_task_as_the_loss_received_them(tiny_vit):
+    from strategies.base import penalty_summaries
+
+    model = _model(tiny_vit)
+    ewc, l2sp, lwf = EncoderEWCPlugin(10.0, mode="separate"), L2SPPlugin(0.3, "previous"), LwFPlugin(2.0, 3.0)
+    _train(model, [ewc, l2sp, lwf])
+    # task a (the first: no EWC anchor, no LwF teacher yet): l2sp only, at each of its 2 mini-batches
+    during = penalty_summaries([ewc, l2sp, lwf])
+    assert set(during) == {"l2sp"} and during["l2sp"]["steps"] == 2 and during["l2sp"]["weight"] == 0.3
+    assert penalty_summaries([ewc, l2sp, lwf]) == {}  # a summary is per task: taken once
+    x = _data(tiny_vit)["b"].x_train[:8]
+    fake = _fake(model)
+    fake.mb_x, fake.experience = x, None
+    for plugin in (ewc, l2sp, lwf):
+        plugin.before_training_exp(fake)  # entering task b: anchors and teacher are the model after task a
+    _nudge(model.encoder, 1e-2)
+    for plugin, name, weight in ((ewc, "ewc", 10.0), (l2sp, "l2sp", 0.3), (lwf, "lwf", 2.0)):
+        fake.loss = torch.zeros(())
+        model.embed(x)  # the training forward pass, as the template runs it
+        plugin.before_backward(fake)
+        s = plugin.penalty_summary()[name]
+        assert s["weight"] == weight and s["steps"] == 1 and fake.loss.item() > 0, name
+        assert s["weighted_mean"] == pytest.approx(fake.loss.item(), rel=1e-4)  # what the loss received
+        assert s["mean"] == pytest.approx(fake.loss.item() / weight, rel=1e-4) and s["last"] == pytest.approx(s["mean"])
+    lwf._out.remove()

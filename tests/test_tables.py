@@ -30,16 +30,39 @@ def test_first_step_counts_each_seed_once(runs):
 
 def test_markdown_tables_by_hand(runs):
     md, _ = render(runs)
-    # single task, fine-tuned on a: ft acc (.9 + .8) / 2 = 85, CI 12.706 * .0707 / 1.414 = 63.5;
-    # ldifs 90 (one seed) is best, in bold
-    assert "| a | 85.0 ± 63.5 | **+0.0 ± 63.5** | -2.5 ± 31.8 | **90.0** | **+0.0** | **+0.0** |" in md
-    # after fine-tuning on c: ft dLP on a = -10, ldifs 0 -> ldifs bold; on b ft +10 bold
+    # single task, fine-tuned on a: ft acc (.9 + .8) / 2 = 85, CI 12.706 * .0707 / 1.414 = 63.5, an
+    # interval clipped to [0, 100]: [21.5, 100.0]; ldifs 90 has one seed: "(n=1)", no interval and no bold
+    assert "| a | 85.0 [21.5, 100.0] | +0.0 ± 63.5 | -2.5 ± 31.8 | 90.0 (n=1) | +0.0 (n=1) | +0.0 (n=1) |" in md
+    # after fine-tuning on c: one seed each -> nothing bold, however far apart (-10 against 0)
     c_text = md.split("after fine-tuning on c")[1]
-    assert "| a | -10.0 | -10.0 | **+0.0** | **+0.0** |" in c_text
-    assert "| b | **+10.0** | **+0.0** | +0.0 | **+0.0** |" in c_text
-    # continual table on a>b: ldifs ACC 82.5 bold, ft 75.0 ± 0.0 not
-    assert "| ldifs | **82.5** | **-5.0** | +10.0 |" in md
-    assert "| ft | 75.0 ± 0.0 | -20.0 ± 0.0 | **+15.0 ± 63.5** |" in md
+    assert "| a | -10.0 (n=1) | -10.0 (n=1) | +0.0 (n=1) | +0.0 (n=1) |" in c_text
+    # continual table on a>b: ldifs ACC 82.5 (one seed) is not bold against ft 75.0 ± 0.0
+    assert "| ldifs | 82.5 (n=1) | -5.0 (n=1) | +10.0 (n=1) |" in md
+    assert "| ft | 75.0 ± 0.0 | -20.0 ± 0.0 | +15.0 ± 63.5 |" in md
+    assert not any("**" in line for line in md.splitlines() if line.startswith("| "))  # no interval separates
+    assert md.startswith("### Single-task fine-tuning (step 1 of the runs)")
+    assert "step 1 of the runs: the first task of each sequence" in md
+    assert "0 such); 9 comparison(s) tied" in md
+
+
+def test_bold_only_where_the_interval_clears_the_runner_up():
+    def table(*cells):
+        return Table("t", "s", [("", ["ACC"])], [(f"r{k}", [c]) for k, c in enumerate(cells)])
+
+    # .80 ± .01 against .70 ± .02: .79 > .72, clear -> bold
+    assert table((0.8, 0.01), (0.7, 0.02), (0.1, 0.01)).bold()[:, 0].tolist() == [True, False, False]
+    # .80 ± .05 against .77 ± .02: .75 < .79, tied -> nothing bold, and the note says so
+    t = table((0.8, 0.05), (0.77, 0.02))
+    assert not t.bold().any() and "(0 such); 1 comparison(s) tied" in t.note()
+    # one seed of .90 against .50 ± .01: n < 2, undecided -> nothing bold, "(n=1)" shown
+    t = table((0.9, math.nan), (0.5, 0.01))
+    assert not t.bold().any() and "| r0 | 90.0 (n=1) |" in to_markdown(t)
+    # the runner-up with one seed: no interval to clear either
+    assert not table((0.9, 0.01), (0.5, math.nan)).bold().any()
+    # an accuracy's interval is clipped to [0, 100]; a difference's is not
+    assert "| r0 | 95.0 [85.0, 100.0] |" in to_markdown(table((0.95, 0.1)))
+    d = Table("t", "s", [("", ["BWT"])], [("r0", [(-0.95, 0.1)])])
+    assert "| r0 | -95.0 ± 10.0 |" in to_markdown(d)
 
 
 def test_latex_is_booktabs_with_escaped_names():
@@ -52,17 +75,18 @@ def test_latex_is_booktabs_with_escaped_names():
                   r"\multicolumn{2}{c}{ldifs lam=1}", r"fashion\_mnist", r"fashion\_mnist \& more",
                   r"\begin{tabular}{l cc cc}"):
         assert token in tex, token
-    # best dLP in the row: +3.0 (ft) over +1.0; dZS has one value only -> nothing to compare, no bold
-    assert r"\textbf{+3.0}" in tex and r"-2.0 $\pm$ 1.0" in tex and r"\textbf{-2.0" not in tex
+    # dLP in the row: +3.0 (ft) over +1.0, both one seed -> no bold; dZS has one value only
+    assert r"+3.0 (n=1)" in tex and r"-2.0 $\pm$ 1.0" in tex and r"\textbf" not in tex
+    assert r"\footnotesize Bold: the best entry" in tex
     md = to_markdown(t)
-    assert "| fashion_mnist | +1.0 | -2.0 ± 1.0 | **+3.0** |  |" in md
+    assert "| fashion_mnist | +1.0 (n=1) | -2.0 ± 1.0 | +3.0 (n=1) |  |" in md
 
 
 def test_tables_cli_writes_markdown_and_latex(tmp_path, capsys):
     exp = tmp_path / "exp"
     shutil.copytree(SAMPLE, exp)
     assert main([str(exp)]) == 0
-    assert (exp / "tables.md").read_text().startswith("### Single-task fine-tuning")
+    assert (exp / "tables.md").read_text().startswith("### Single-task fine-tuning (step 1 of the runs)")
     assert r"\begin{table}" in (exp / "tables.tex").read_text()
     assert main([str(tmp_path / "missing")]) == 2
     assert "no runs/ folder" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Split rules of DESIGN.md: official test split; train split 90/10 train/validation with seed 0
+"""Split rules of docs/design.md: official test split; train split 90/10 train/validation with seed 0
 (validation capped); fixed fractions of one pool (EuroSAT: 21,600 / 2,700 / 2,700)."""
 from __future__ import annotations
 

@@ -55,10 +55,10 @@ def select_taps(n_taps: int, layers) -> list[int]:
 
 
 def as_tokens(f: torch.Tensor) -> torch.Tensor:
-    """A feature map as a 3-D [B, ., .] tensor whose axis 1 is the one DESIGN.md normalises over.
+    """A feature map as a 3-D [B, ., .] tensor whose axis 1 is the one docs/design.md normalises over.
 
     conv maps [B, C, H, W] -> [B, H*W, C] (axis 1 = positions, like a ViT's tokens); a vector map [B, C]
-    -> [B, C, 1], so that axis 1 is C: DESIGN.md normalises a [B, C] map over C and averages over C.
+    -> [B, C, 1], so that axis 1 is C: docs/design.md normalises a [B, C] map over C and averages over C.
     (As [B, 1, C] the norm would run over a length-1 axis and turn every entry into its sign.)
     """
     if f.dim() == 4:

@@ -50,7 +50,7 @@ def train_runs(todo: list[dict], job: Job) -> None:
             label = f"[{k}/{len(todo)} {r['strategy']['name']} {'>'.join(r['ordering'])} s{r['seed']}]"
             interrupts.set_phase(f"run {r['run_id']}: finished runs are kept; this one has no done marker and "
                                  "reruns from the start next time")
-            tb = job.exp_dir / "tensorboard" / r["run_id"] if job.tensorboard else None
+            tb = job.exp_dir / "tensorboard" / tensorboard_name(r) if job.tensorboard else None
             if tb is not None and tb.exists():  # a rerun of an interrupted run: its curves start afresh
                 shutil.rmtree(tb)
             runner.execute_run(r, run_dir, job.resources, label=label, log=job.log, bars=job.bars, tensorboard_dir=tb)
@@ -67,3 +67,15 @@ def train_runs(todo: list[dict], job: Job) -> None:
         interrupts.set_phase("a wait for another process's run: every finished run is kept")
         attempt(k, r, blocking=True)
     progress.close()
+
+
+def tensorboard_name(run: dict) -> str:
+    """A run's TensorBoard folder, readable in TensorBoard's run list: strategy and hyperparameters,
+    ordering, seed, then the run id (unique), e.g. `ldifs_lam=30__mnist-fashion_mnist__seed0__0a1b2c3d4e5f`.
+    Only letters, digits and `.=,_-`: a config value can never choose another folder."""
+    import re
+
+    params = ",".join(f"{k}={v}" for k, v in run["strategy"].items() if k != "name")
+    parts = [run["strategy"]["name"] + (f"_{params}" if params else ""), "-".join(run["ordering"]),
+             f"seed{run['seed']}", run["run_id"]]
+    return "__".join(re.sub(r"[^A-Za-z0-9.=,_-]+", "_", p).strip("._")[:80] or "x" for p in parts)

@@ -75,8 +75,12 @@ def write_sample(dst: Path = SAMPLE) -> list[str]:
                   "eval_s": 1.0} for i in range(len(R))]
         rec = {"run_id": rid, "config": cfg, "ordering": ordering, "suite": SUITE, "R": R, "LP": LP, "ZS": ZS,
                "steps": steps, "complete": done, "env": ENV_PACKAGES if k % 2 else ENV}
-        if done:
+        if done:  # two jobs in parallel: run k starts at 20 * (k // 2) s; the sum exceeds the span
             rec["wall_s"] = 10.0 * len(ordering) + 5.0
+            start = 20 * (k // 2)
+            rec["started"] = f"2026-01-01T00:{start // 60:02d}:{start % 60:02d}Z"
+            end = start + int(rec["wall_s"])
+            rec["finished"] = f"2026-01-01T00:{end // 60:02d}:{end % 60:02d}Z"
         run_dir = runs_dir / rid
         run_dir.mkdir(parents=True)
         (run_dir / "config.json").write_text(json.dumps(cfg, indent=1) + "\n")
