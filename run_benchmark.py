@@ -25,6 +25,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message}; see {self.prog} --help\n")
 
 
+def _out_path(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; name the results folder, e.g. --out results")
+    return Path(text)
+
+
+MAX_UNASKED_RUNS = 500  # plans larger than this train only with --yes
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(
         prog="run_benchmark.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -41,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="task orderings, each a comma-separated list of dataset names")
     ap.add_argument("--seeds", nargs="+", type=int, metavar="N", help="seeds (one run per seed)")
     ap.add_argument("--suite", nargs="+", metavar="DATASET", help="datasets scored after every step")
-    ap.add_argument("--out", default="results", type=Path, help="results root (default: results/)")
+    ap.add_argument("--out", default="results", type=_out_path, help="results root (default: results/)")
     ap.add_argument("--experiment", help="experiment name: the folder under --out (default: from the config)")
     ap.add_argument("--epochs", type=int, help="epochs per task (shortcut for --set train.epochs=N)")
     ap.add_argument("--device", help="torch device, e.g. cpu or cuda (default: from the config)")
@@ -68,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "ones, so that machines with other vector extensions give the same records; slower, "
                          "needs threads 1; re-executes this command with its environment) "
                          "(default: the config's numerics, native if it has none; = --set numerics=NAME)")
+    ap.add_argument("--yes", action="store_true",
+                    help=f"train a plan of more than {MAX_UNASKED_RUNS} runs (without it such a plan prints its size and stops)")
     ap.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)  # k > 0: the k-th --jobs child
     ap.add_argument("--profile", action="store_true",
                     help="print where the wall time went (start-up, model load, step-0 scores, training, "
@@ -87,7 +98,7 @@ def resolve_config(args) -> dict:
         cfg["seeds"] = args.seeds
     if args.suite:
         cfg["suite"] = args.suite
-    if args.experiment:
+    if args.experiment is not None:
         cfg["experiment"] = args.experiment
     if args.epochs is not None:
         cfg.setdefault("train", {})["epochs"] = args.epochs
@@ -118,6 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     interrupts.reset()
     try:
         return _main(argv)
+    except BrokenPipeError:  # `... | head -1`: the reader has gone; say nothing more
+        try:  # what is still buffered goes nowhere, instead of a second BrokenPipeError at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 1
     except KeyboardInterrupt:
         if "--worker" not in (sys.argv if argv is None else argv):  # a helper's parent says it once
             print(f"interrupted during {interrupts.phase()}", file=sys.stderr)
@@ -137,8 +154,7 @@ def _main(argv: list[str] | None) -> int:
             return 2
     argv = sys.argv[1:] if argv is None else list(argv)
     executor = _executor(args, argv, trains)
-    executor.start()  # --jobs helpers start now, so that their imports overlap ours
-    try:
+    try:  # --jobs helpers start once the configuration is validated (in _checked_main)
         return _checked_main(args, executor)
     finally:
         executor.close()
@@ -176,12 +192,15 @@ def _checked_main(args, executor) -> int:
         if args.collect_only and not (exp_dir / "runs").is_dir():
             raise ConfigError(f"--collect-only: no experiment {cfg['experiment']!r} under {args.out} "
                               f"(there: {', '.join(_experiments(args.out)) or 'none'}); run it first")
+        if trains_here(args):
+            check_size(cfg, args.yes)
         if not args.dry_run:
             check_writable(args.out)
     except (ConfigError, SpecError, DataError) as e:
         if not args.worker:  # a helper's inputs are its parent's, which reports them
             print(f"error: {e}", file=sys.stderr)
         return 2
+    executor.start()  # --jobs helpers: only for a validated configuration
     if args.quiet or args.worker:
         log, bars = _DEVNULL, False
     elif sys.stderr.isatty() and not args.verbose:
@@ -241,6 +260,21 @@ def check_writable(out: Path) -> None:
     except OSError as e:
         raise ConfigError(f"--out {out}: cannot write results there ({e.strerror or e}); "
                           "choose a writable folder") from None
+
+
+def trains_here(args) -> bool:
+    return not (args.worker or args.dry_run or args.collect_only)
+
+
+def check_size(cfg: dict, yes: bool) -> None:
+    """A plan of more than MAX_UNASKED_RUNS runs trains only with --yes; without, its size is the error."""
+    from experiment.config import ConfigError
+
+    n = len(cfg["orderings"]) * len(cfg["strategies"]) * len(cfg["seeds"])
+    if n > MAX_UNASKED_RUNS and not yes:
+        raise ConfigError(f"the plan has {n} runs ({len(cfg['orderings'])} orderings x {len(cfg['strategies'])} "
+                          f"strategies x {len(cfg['seeds'])} seeds), more than {MAX_UNASKED_RUNS}; --dry-run shows "
+                          "them and an estimate of the time; add --yes to train them all")
 
 
 def _list() -> int:

@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from benchmark import strict_yaml
 from benchmark.files import FILE_MODE, atomic_write_text, stranded_temp_files
 
 RECORDS, CONFIG, DONE, LOCK = "records.json", "config.json", "done", "lock"
@@ -180,7 +181,7 @@ def check_run(run_dir: Path) -> str | None:
         rec = load_records(run_dir)
     except FileNotFoundError:
         return f"{RECORDS} is missing"
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, ValueError) as e:  # JSONDecodeError and StrictYamlError are ValueErrors
         return f"{RECORDS} cannot be read ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
     return check_records(rec, run_dir.name)
 
@@ -198,8 +199,7 @@ def unmark_done(run_dir: Path) -> None:
 
 
 def load_records(run_dir: Path) -> dict[str, Any]:
-    with open(Path(run_dir) / RECORDS, encoding="utf-8") as f:
-        return json.load(f)
+    return strict_yaml.load_json_file(Path(run_dir) / RECORDS)
 
 
 def run_dirs(experiment_dir: Path) -> list[Path]:

@@ -96,10 +96,12 @@ def jobs_hint(jobs: int | None, sets: list[str], config: str) -> int:
                 return 1
     import yaml
 
+    from benchmark import strict_yaml
+
     from ..presets import preset_path
 
     try:
-        value = (yaml.safe_load(preset_path(config).read_text(encoding="utf-8")) or {}).get("jobs", 1)
+        value = (strict_yaml.load_file(preset_path(config)) or {}).get("jobs", 1)
     except (OSError, ValueError, AttributeError, yaml.YAMLError):
         return 1
     return value if isinstance(value, int) and not isinstance(value, bool) else 1

@@ -1,0 +1,160 @@
+"""Reliability, second campaign (issue 19): hostile files and settings. Each case asserts the exit
+code, one line, no traceback, nothing left behind, and that it ends within a time bound (several
+of these hung before: alias bombs, FIFOs, huge files, huge grids)."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import run_benchmark
+from benchmark import strict_yaml
+from evaluation.records import check_run
+
+BOUND_S = 20  # every case here answers within this (in-process: no interpreter start-up)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _imported():
+    """The heavy imports (torch, open_clip, Avalanche) once, so that the bounds time the cases themselves."""
+    import benchmark.models  # noqa: F401
+    import experiment.config  # noqa: F401
+
+
+def _main(argv, capsys):
+    t0 = time.perf_counter()
+    try:
+        code = run_benchmark.main(argv)
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err, time.perf_counter() - t0
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*")) if folder.exists() else []
+
+
+def _alias_bomb() -> bytes:
+    lines = ["experiment: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for k in range(1, 9):
+        lines.append(f"x{k}: &{chr(97 + k)} [" + ", ".join([f"*{chr(96 + k)}"] * 9) + "]")
+    return ("\n".join(lines) + "\n").encode()
+
+
+# config files: name -> bytes, or a callable making the path (FIFO)
+FILES = {
+    "alias_bomb": _alias_bomb(),
+    "duplicate_key": b"experiment: micro\nexperiment: other\n",
+    "duplicate_section": b"train: {epochs: 1}\ntrain: {epochs: 2}\n",
+    "binary_tag": b"experiment: !!binary bWljcm8=\n",
+    "python_tag": b"experiment: !!python/name:os.system\n",
+    "too_big": b"# " + b"x" * (2 << 20) + b"\n",
+    "deep": b"a: " + b"[" * 5000 + b"]" * 5000 + b"\n",
+    "huge_int": b"seeds: [" + b"9" * 400 + b"]\n",
+}
+
+CASES_2 = [
+    # (argv, words of the one line); {file:NAME} is a file of FILES, {fifo} a FIFO, {dev} /dev/zero
+    (["--strategies", "ldifs:lam=1" + "0" * 400], "has more than 18 digits"),
+    (["--set", "train.lr=1" + "0" * 400], "has more than 18 digits"),
+    (["--strategies", "ldifs:layers=" + "[" * 5000 + "]" * 5000], "nested more than"),
+    (["--set", "train.epochs=" + "[" * 5000 + "]" * 5000], "nested more than"),
+    (["--strategies", "ldifs:lam=10,lam=100"], "lam is given twice"),
+    (["--strategies", "ldifs:lam=1:30"], "lam must be a number, got '1:30'"),
+    (["--strategies", "ldifs:lam=!!binary aGk="], "the tag !!binary is not accepted"),
+    (["--strategies", "ldifs:lam=[" + ",".join(map(str, range(1000))) + "],anchor=[previous,pretrained],"
+      "layers=[[0],[1],[2],[3],[4],[5],[6],[7],[8],[9]]", "--dry-run"], "more than the limit of 10000"),
+    (["--set", "orderings=[5]"], "orderings: '5' is not an ordering"),
+    (["--set", "orderings=[[textures,digits],null]"], "is not an ordering"),
+    (["--set", "orderings=[{textures: digits}]"], "is not an ordering"),
+    (["--set", "train.epochs={mnsit: 3, mnist: 1, fashion_mnist: 1}"], "train.epochs names 'mnsit', which is no dataset"),
+    (["--set", "experiment=&a x"], "anchors and aliases"),
+    (["--set", "train.lr={a: 1, a: 2}"], "the key 'a' is given twice"),
+    (["--experiment", ""], "experiment: must be one folder name"),
+    (["--out", ""], "argument --out: an empty path"),
+    (["--strategies", "ft", "--seeds", *map(str, range(501))], "the plan has 501 runs"),
+    (["--config", "{dev}"], "not a regular file"),
+    (["--config", "{fifo}"], "not a regular file"),
+    *[(["--config", f"{{file:{name}}}"], words) for name, words in [
+        ("alias_bomb", "anchors and aliases"), ("duplicate_key", "the key 'experiment' is given twice"),
+        ("duplicate_section", "the key 'train' is given twice"), ("binary_tag", "the tag !!binary is not accepted"),
+        ("python_tag", "is not accepted"), ("too_big", "more than the limit of"), ("deep", "nested more than"),
+        ("huge_int", "more than 18 digits")]],
+]
+
+
+@pytest.mark.parametrize("argv, words", CASES_2, ids=[f"case-{i}" for i in range(len(CASES_2))])
+def test_hostile_input_is_one_line_exit_2_quick_and_leaves_nothing(argv, words, tmp_path, capsys):
+    out = tmp_path / "out"
+    resolved = []
+    for a in argv:
+        if a.startswith("{file:"):
+            p = tmp_path / f"{a[6:-1]}.yaml"
+            p.write_bytes(FILES[a[6:-1]])
+            a = str(p)
+        elif a == "{fifo}":
+            p = tmp_path / "config-fifo"
+            os.mkfifo(p)
+            a = str(p)
+        elif a == "{dev}":
+            a = "/dev/zero"
+        resolved.append(a)
+    if "--out" not in resolved:
+        resolved = ["--out", str(out), *resolved]
+    code, err, took = _main(resolved, capsys)
+    lines = err.strip().splitlines()
+    assert code == 2, err[-2000:]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], err[-2000:]
+    assert "Traceback" not in err and len(lines[0]) < 600
+    assert _files(out) == [] and took < BOUND_S
+
+
+def test_yaml_1_1_surprises_are_read_as_written():
+    assert strict_yaml.loads("a: 010\nb: 1:30\nc: yes\nd: off\ne: 2024-01-02\nf: 1e-4\ng: 0x10") == \
+        {"a": 10, "b": "1:30", "c": "yes", "d": "off", "e": "2024-01-02", "f": 1e-4, "g": 16}
+
+
+def test_epochs_010_means_ten(capsys):
+    from experiment import config as C
+
+    cfg = C.load_preset("micro")
+    C.set_dotted(cfg, "train.epochs=010")
+    assert C.validate(cfg)["train"]["epochs"] == 10
+
+
+@pytest.mark.parametrize("how", ["duplicate_keys", "deep", "fifo"])
+def test_hostile_records_are_named_not_followed(tmp_path, how):
+    run = tmp_path / "runs" / "abc"
+    run.mkdir(parents=True)
+    (run / "done").write_text("")
+    rec = run / "records.json"
+    if how == "duplicate_keys":
+        rec.write_text('{"run_id": "abc", "run_id": "def"}')
+    elif how == "deep":
+        rec.write_text("[" * 100_000 + "]" * 100_000)
+    else:
+        os.mkfifo(rec)
+    t0 = time.perf_counter()
+    why = check_run(run)
+    assert why is not None and "records.json cannot be read" in why and "\n" not in why
+    assert time.perf_counter() - t0 < 5
+
+
+def test_a_broken_pipe_ends_quietly(tmp_path, capsys, monkeypatch):
+    class Closed:
+        def write(self, s):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def fileno(self):
+            return os.open(os.devnull, os.O_WRONLY)
+
+    monkeypatch.setattr(sys, "stdout", Closed())
+    code, err, took = _main(["--dry-run", "--out", str(tmp_path / "o")], capsys)
+    assert code == 1 and "Traceback" not in err and "BrokenPipe" not in err and took < BOUND_S
