@@ -67,9 +67,10 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
         _count_start_up(started)
         job = Job(exp_dir=exp_dir, resources=res, log=log, bars=bars, tensorboard=cfg["tensorboard"], jobs=cfg["jobs"])
         code = executor.execute(todo, job)
-        if code or worker:
+        if worker:
             return code
     else:
+        code = 0
         if worker:
             return 0
         print(summary, file=log)
@@ -83,7 +84,9 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
         with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 3):
             print(df[["strategy", "ordering", "seed"] + MAIN_COLS].to_string(index=False))
     print(f"leaderboard: {exp_dir / 'leaderboard.csv'}  plots: {exp_dir / 'plots'}", file=log)
-    return 0
+    if code:  # some runs failed (named above); the finished ones are in the tables
+        print("error: some runs failed (named above); the others are in the leaderboard", file=sys.stderr)
+    return code
 
 
 def _count_start_up(started: float | None) -> None:

@@ -84,7 +84,8 @@ class LwF(Strategy):
 
     def validate(self) -> None:
         check_range("lam", self.lam, lo=0)
-        check_range("temperature", self.temperature, lo=0, lo_open=True)
+        # below ~0.01 the logits / temperature overflow to inf and the loss to NaN; above 100 it distils nothing
+        check_range("temperature", self.temperature, lo=0.01, hi=100)
 
     def plugins(self, model):
         return [LwFPlugin(self.lam, self.temperature)]

@@ -158,3 +158,36 @@ def test_a_broken_pipe_ends_quietly(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(sys, "stdout", Closed())
     code, err, took = _main(["--dry-run", "--out", str(tmp_path / "o")], capsys)
     assert code == 1 and "Traceback" not in err and "BrokenPipe" not in err and took < BOUND_S
+
+
+# ----------------------------------------------------------------------------------------------
+# A run that goes NaN inside a larger plan: named in one line, recorded as failed, the rest goes on.
+
+TINY = ["--jobs", "1", "--orderings", "textures,digits", "--suite", "textures", "digits", "--set", "data.max_train=40",
+        "--set", "data.max_test=20", "--epochs", "1", "--set", "train.batch_size=20"]
+
+
+def test_lwf_temperature_that_would_overflow_is_refused(tmp_path, capsys):
+    code, err, _ = _main(["--out", str(tmp_path), "--strategies", "lwf:temperature=1e-300"], capsys)
+    assert code == 2 and "temperature must be in [0.01, 100], got 1e-300" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_nan_run_is_named_recorded_failed_and_the_plan_goes_on(tmp_path, capsys, monkeypatch):
+    import torch
+
+    import strategies.lwf as lwf
+
+    monkeypatch.setattr(lwf, "lwf_distillation", lambda s, t, temp: torch.tensor(float("nan")))
+    t0 = time.perf_counter()
+    code, err, _ = _main(["--out", str(tmp_path), *TINY, "--strategies", "ft", "lwf"], capsys)
+    assert code == 1 and "Traceback" not in err, err[-3000:]
+    bad = [line for line in err.splitlines() if "the training loss became nan" in line]
+    assert len(bad) == 1 and bad[0].startswith("error: run ") and "lwf textures>digits seed " in bad[0]
+    assert "task 2, epoch 1, iteration 1" in bad[0] and "likely cause" in bad[0]
+    runs = {json.loads((p / "config.json").read_text())["strategy"]["name"]: p for p in (tmp_path / "micro" / "runs").iterdir()}
+    assert check_run(runs["ft"]) is None and check_run(runs["lwf"]) is not None
+    assert (runs["lwf"] / "failed").read_text().startswith(f"run {runs['lwf'].name} ")
+    import pandas as pd
+
+    assert list(pd.read_csv(tmp_path / "micro" / "leaderboard.csv")["strategy"]) == ["ft"]
+    assert time.perf_counter() - t0 < 300

@@ -39,9 +39,11 @@ class ProcessExecutor(Executor):
             _release(h, go=True)
         self.processes = 1 + len(used)
         try:
-            LocalExecutor().execute(todo, job)
+            own = LocalExecutor().execute(todo, job)
         finally:
             failed = [h.wait() for h in used]
+        if own and not any(failed):
+            return own
         if any(failed):
             print(f"error: {sum(1 for c in failed if c)} of the {len(used)} helper processes failed "
                   "(their error is above); finished runs are kept, rerun to finish the rest", file=sys.stderr)
