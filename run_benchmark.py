@@ -136,8 +136,14 @@ def main(argv: list[str] | None = None) -> int:
             pass
         return 1
     except KeyboardInterrupt:
-        if "--worker" not in (sys.argv if argv is None else argv):  # a helper's parent says it once
-            print(f"interrupted during {interrupts.phase()}", file=sys.stderr)
+        import signal
+
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: still this line and 130
+        try:
+            if "--worker" not in (sys.argv if argv is None else argv):  # a helper's parent says it once
+                print(f"interrupted during {interrupts.phase()}", file=sys.stderr)
+        finally:
+            signal.signal(signal.SIGINT, previous)
         return 130
 
 
@@ -200,7 +206,7 @@ def _checked_main(args, executor) -> int:
         if not args.worker:  # a helper's inputs are its parent's, which reports them
             print(f"error: {e}", file=sys.stderr)
         return 2
-    executor.start()  # --jobs helpers: only for a validated configuration
+    executor.start(cfg["jobs"])  # --jobs helpers: only for a validated configuration, never more than it says
     if args.quiet or args.worker:
         log, bars = _DEVNULL, False
     elif sys.stderr.isatty() and not args.verbose:
@@ -289,4 +295,7 @@ def _list() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # a Ctrl-C that lands outside main()'s handler (e.g. a second one in it)
+        sys.exit(130)

@@ -191,3 +191,46 @@ def test_a_nan_run_is_named_recorded_failed_and_the_plan_goes_on(tmp_path, capsy
 
     assert list(pd.read_csv(tmp_path / "micro" / "leaderboard.csv")["strategy"]) == ["ft"]
     assert time.perf_counter() - t0 < 300
+
+
+# ----------------------------------------------------------------------------------------------
+# --jobs: no helper for an invalid configuration; helpers die with their parent.
+
+
+def test_jobs_with_an_invalid_config_starts_no_helper(tmp_path, capsys, monkeypatch):
+    import experiment.executors.processes as processes
+
+    started = []
+    monkeypatch.setattr(processes.subprocess, "Popen", lambda *a, **k: started.append(a) or 1 / 0)
+    code, err, took = _main(["--out", str(tmp_path / "o"), "--jobs", "12", "--set", "train.lr=-1"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and started == [] and took < BOUND_S
+    assert _files(tmp_path / "o") == []
+
+
+def test_a_helper_dies_with_its_parent(tmp_path):
+    import signal
+    import subprocess
+
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import subprocess, sys, time\n"
+        "from experiment.executors.processes import _die_with_parent\n"
+        "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], preexec_fn=_die_with_parent)\n"
+        "print(c.pid, flush=True)\n"
+        "time.sleep(60)\n")], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    child = int(parent.stdout.readline())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        try:  # a zombie of init's counts as gone
+            if Path(f"/proc/{child}/stat").read_text().split()[2] == "Z":
+                return
+        except OSError:
+            return
+        time.sleep(0.1)
+    os.kill(child, signal.SIGKILL)
+    raise AssertionError("the helper outlived its parent")
