@@ -168,7 +168,11 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
 
 def load_json_file(path: Path, limit: int = MAX_RECORDS_BYTES) -> Any:
     """A JSON file, bounded like read_bounded, with duplicate keys and deep nesting refused."""
-    text = read_bounded(path, limit)
+    return loads_json(read_bounded(path, limit))
+
+
+def loads_json(text: str) -> Any:
+    """JSON text with duplicate keys and deep nesting refused (StrictYamlError, one line)."""
     try:
         return json.loads(text, object_pairs_hook=_no_duplicates)
     except RecursionError:

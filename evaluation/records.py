@@ -175,15 +175,29 @@ def check_records(rec: Any, folder_name: str | None = None) -> str | None:
 def check_run(run_dir: Path) -> str | None:
     """None when `run_dir` is a finished run; otherwise why not, in a few words."""
     run_dir = Path(run_dir)
-    if not (run_dir / DONE).exists():
+    done = run_dir / DONE
+    if not done.exists() and not done.is_symlink():
         return "not finished (no done marker)"
+    if done.is_symlink() or not done.is_file():
+        return f"its {DONE} marker is not a plain file"
     try:
-        rec = load_records(run_dir)
+        text = strict_yaml.read_bounded(run_dir / RECORDS, strict_yaml.MAX_RECORDS_BYTES)
+        rec = strict_yaml.loads_json(text)
     except FileNotFoundError:
         return f"{RECORDS} is missing"
     except (OSError, UnicodeDecodeError, ValueError) as e:  # JSONDecodeError and StrictYamlError are ValueErrors
         return f"{RECORDS} cannot be read ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+    try:
+        vouched = strict_yaml.read_bounded(done, 1024).strip()
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        return f"its {DONE} marker cannot be read ({e})"
+    if vouched and vouched != records_digest(text):  # an empty marker: written before markers held checksums
+        return f"{RECORDS} no longer matches the checksum in its {DONE} marker (edited after the run finished?)"
     return check_records(rec, run_dir.name)
+
+
+def records_digest(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def is_done(run_dir: Path) -> bool:
@@ -191,7 +205,9 @@ def is_done(run_dir: Path) -> bool:
 
 
 def mark_done(run_dir: Path) -> None:
-    atomic_write_text(Path(run_dir) / DONE, "")
+    """The done marker holds the checksum of the records it vouches for (tamper evidence)."""
+    text = strict_yaml.read_bounded(Path(run_dir) / RECORDS, strict_yaml.MAX_RECORDS_BYTES)
+    atomic_write_text(Path(run_dir) / DONE, records_digest(text) + "\n")
 
 
 def unmark_done(run_dir: Path) -> None:
@@ -216,6 +232,6 @@ def finished_runs(experiment_dir: Path, quiet: bool = False) -> list[Path]:
         if why is None:
             out.append(p)
         elif not quiet and (p / DONE).exists():
-            print(f"warning: run {p.name} is left out: {why}; it is redone on the next run of its config",
+            print(f"warning: run {p.name if p.name.isprintable() else repr(p.name)} is left out: {why}; it is redone on the next run of its config",
                   file=sys.stderr)
     return out

@@ -234,3 +234,63 @@ def test_a_helper_dies_with_its_parent(tmp_path):
         time.sleep(0.1)
     os.kill(child, signal.SIGKILL)
     raise AssertionError("the helper outlived its parent")
+
+
+# ----------------------------------------------------------------------------------------------
+# Nothing written outside --out and the cache: Avalanche's ~/.avalanche, matplotlib's ~/.cache.
+
+
+def test_importing_avalanche_and_matplotlib_writes_nothing_in_home(tmp_path):
+    import subprocess
+
+    home, cache = tmp_path / "home", tmp_path / "cache"
+    env = {**os.environ, "HOME": str(home), "CFBENCH_CACHE": str(cache)}
+    env.pop("MPLCONFIGDIR", None)
+    env.pop("XDG_CACHE_HOME", None)
+    p = subprocess.run([sys.executable, "-c", "import benchmark.training, matplotlib.pyplot"], env=env,
+                       cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert not home.exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# Tamper evidence: records vouched for by their done marker; cache files bound to their key.
+
+
+def test_a_hand_edited_record_no_longer_matches_its_done_marker(tmp_path):
+    from evaluation.records import mark_done
+
+    run = tmp_path / "runs" / "abc"
+    run.mkdir(parents=True)
+    (run / "records.json").write_text('{"R": [[0.5]]}')
+    mark_done(run)
+    assert (run / "done").read_text().startswith("sha256:")
+    (run / "records.json").write_text('{"R": [[0.9]]}')
+    assert "no longer matches the checksum in its done marker" in check_run(run)
+    (run / "done").unlink()
+    (run / "done").mkdir()  # a done that is a folder: named, no IsADirectoryError
+    assert "marker is not a plain file" in check_run(run)
+
+
+def test_a_cache_file_moved_to_another_key_is_a_miss(tmp_path):
+    import shutil
+
+    import torch
+
+    from benchmark import cache
+
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    cache.save(a, {"f": torch.ones(2)})
+    cache.save(b, {"f": torch.zeros(2)})
+    shutil.copy(a, b)  # same shape, valid checksum of its own: before, b silently held a's features
+    assert cache.load(a) is not None and cache.load(b) is None
+
+
+def test_a_run_folder_name_cannot_forge_a_second_warning_line(tmp_path, capsys):
+    from evaluation.records import finished_runs
+
+    run = tmp_path / "runs" / "x\nwarning: forged"
+    run.mkdir(parents=True)
+    (run / "done").write_text("")
+    finished_runs(tmp_path)
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
