@@ -58,7 +58,7 @@ def clean_stale(experiment_dir: Path) -> list[Path]:
         removed.append(p)
     runs = experiment_dir / "runs"
     for d in sorted(runs.iterdir()) if runs.is_dir() else []:
-        if not d.is_dir():
+        if not d.is_dir() or link_problem(d):  # a link is left alone: never written or deleted through
             continue
         lock = RunLock(d)
         if (d / LOCK).exists() and lock.acquire(blocking=False):
@@ -70,6 +70,26 @@ def clean_stale(experiment_dir: Path) -> list[Path]:
         except OSError:
             pass
     return removed
+
+
+class LinkError(OSError):
+    """A run folder, lock or record that is a symbolic link: named, and left alone."""
+
+
+def link_problem(run_dir: Path) -> str | None:
+    """Why `run_dir` must be left alone (it, its lock, records, config or done marker is a symbolic
+    link, or it resolves outside its runs/ folder), in a few words; None when it is a plain folder."""
+    run_dir = Path(run_dir)
+    if run_dir.is_symlink():
+        return f"runs/{run_dir.name} is a symbolic link (to {os.readlink(run_dir)}); it is left alone"
+    for name in (LOCK, RECORDS, CONFIG, DONE):
+        if (run_dir / name).is_symlink():
+            return f"runs/{run_dir.name}/{name} is a symbolic link; the run is left alone"
+    try:
+        inside = run_dir.resolve().parent == run_dir.parent.resolve()
+    except OSError:
+        inside = False
+    return None if inside else f"runs/{run_dir.name} resolves outside its runs folder; it is left alone"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -86,8 +106,11 @@ class RunLock:
 
     def acquire(self, blocking: bool = False) -> bool:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        why = link_problem(self.path.parent)
+        if why:
+            raise LinkError(why)
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, FILE_MODE)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
             except OSError as e:
@@ -175,6 +198,9 @@ def check_records(rec: Any, folder_name: str | None = None) -> str | None:
 def check_run(run_dir: Path) -> str | None:
     """None when `run_dir` is a finished run; otherwise why not, in a few words."""
     run_dir = Path(run_dir)
+    link = link_problem(run_dir) if run_dir.exists() or run_dir.is_symlink() else None
+    if link:
+        return link
     done = run_dir / DONE
     if not done.exists() and not done.is_symlink():
         return "not finished (no done marker)"
@@ -220,7 +246,7 @@ def load_records(run_dir: Path) -> dict[str, Any]:
 
 def run_dirs(experiment_dir: Path) -> list[Path]:
     runs = Path(experiment_dir) / "runs"
-    return sorted(p for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []
+    return sorted(p for p in runs.iterdir() if p.is_dir() or p.is_symlink()) if runs.is_dir() else []
 
 
 def finished_runs(experiment_dir: Path, quiet: bool = False) -> list[Path]:
@@ -231,7 +257,7 @@ def finished_runs(experiment_dir: Path, quiet: bool = False) -> list[Path]:
         why = check_run(p)
         if why is None:
             out.append(p)
-        elif not quiet and (p / DONE).exists():
+        elif not quiet and ((p / DONE).exists() or link_problem(p)):
             print(f"warning: run {p.name if p.name.isprintable() else repr(p.name)} is left out: {why}; it is redone on the next run of its config",
                   file=sys.stderr)
     return out

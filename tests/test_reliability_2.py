@@ -294,3 +294,54 @@ def test_a_run_folder_name_cannot_forge_a_second_warning_line(tmp_path, capsys):
     (run / "done").write_text("")
     finished_runs(tmp_path)
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+# ----------------------------------------------------------------------------------------------
+# Symlinks: nothing is written, locked or deleted through a link out of --out.
+
+
+def _outside(tmp_path) -> Path:
+    out = tmp_path / "outside"
+    out.mkdir()
+    (out / "lock").write_text("precious\n")
+    (out / "records.json").write_text("{damaged")
+    (out / "done").write_text("")
+    return out
+
+
+def _snapshot(folder: Path) -> dict:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_a_run_folder_that_is_a_link_is_named_and_left_alone(tmp_path, capsys):
+    from evaluation.records import clean_stale, finished_runs
+    from experiment.executors.base import Job
+    from experiment.executors.local import train_runs
+
+    outside = _outside(tmp_path)
+    before = _snapshot(outside)
+    exp = tmp_path / "exp"
+    (exp / "runs").mkdir(parents=True)
+    (exp / "runs" / "abc123").symlink_to(outside)
+    assert clean_stale(exp) == []
+    assert finished_runs(exp) == []
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "runs/abc123 is a symbolic link" in err[0]
+    run = {"run_id": "abc123", "strategy": {"name": "ft"}, "ordering": ["a"], "seed": 0}
+    assert train_runs([run], Job(exp_dir=exp, resources=None, log=sys.stderr)) == 1  # failed, not trained
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: run abc123: runs/abc123 is a symbolic link")
+    assert _snapshot(outside) == before
+
+
+def test_a_lock_that_is_a_link_is_never_written_or_deleted(tmp_path):
+    from evaluation.records import LinkError, RunLock, clean_stale
+
+    outside = _outside(tmp_path)
+    run = tmp_path / "exp" / "runs" / "abc123"
+    run.mkdir(parents=True)
+    (run / "lock").symlink_to(outside / "lock")
+    clean_stale(tmp_path / "exp")
+    with pytest.raises(LinkError):
+        RunLock(run).acquire()
+    assert (outside / "lock").read_text() == "precious\n" and (run / "lock").is_symlink()

@@ -7,7 +7,7 @@ import time
 
 from benchmark.files import atomic_write_text
 from benchmark.nan_guard import NonFiniteError
-from evaluation.records import RunLock, check_run, unmark_done
+from evaluation.records import RunLock, check_run, link_problem, unmark_done
 
 FAILED = "failed"  # a run's marker: its training went numerically wrong (the line says where); not done
 
@@ -44,6 +44,12 @@ def train_runs(todo: list[dict], job: Job) -> int:
 
     def attempt(k: int, r: dict, blocking: bool) -> bool:
         run_dir = job.exp_dir / "runs" / r["run_id"]
+        link = link_problem(run_dir) if run_dir.exists() or run_dir.is_symlink() else None
+        if link:  # never written through: the plan goes on without it
+            print(f"error: run {r['run_id']}: {link}; remove the link to train it here", file=sys.stderr, flush=True)
+            failed.append(r["run_id"])
+            progress.update(1)
+            return True
         lock = RunLock(run_dir)
         if not lock.acquire(blocking=blocking):
             return False
