@@ -31,9 +31,6 @@ def _out_path(text: str) -> Path:
     return Path(text)
 
 
-MAX_UNASKED_RUNS = 500  # plans larger than this train only with --yes
-
-
 def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(
         prog="run_benchmark.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -77,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "ones, so that machines with other vector extensions give the same records; slower, "
                          "needs threads 1; re-executes this command with its environment) "
                          "(default: the config's numerics, native if it has none; = --set numerics=NAME)")
+    from experiment.guards import MAX_UNASKED_RUNS
+
     ap.add_argument("--yes", action="store_true",
                     help=f"train a plan of more than {MAX_UNASKED_RUNS} runs (without it such a plan prints its size and stops)")
     ap.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)  # k > 0: the k-th --jobs child
@@ -198,10 +197,12 @@ def _checked_main(args, executor) -> int:
         if args.collect_only and not (exp_dir / "runs").is_dir():
             raise ConfigError(f"--collect-only: no experiment {cfg['experiment']!r} under {args.out} "
                               f"(there: {', '.join(_experiments(args.out)) or 'none'}); run it first")
+        from experiment.guards import check_size, check_writable
+
         if trains_here(args):
             check_size(cfg, args.yes)
         if not args.dry_run:
-            check_writable(args.out)
+            check_writable(args.out, cfg["experiment"])
     except (ConfigError, SpecError, DataError) as e:
         if not args.worker:  # a helper's inputs are its parent's, which reports them
             print(f"error: {e}", file=sys.stderr)
@@ -215,8 +216,19 @@ def _checked_main(args, executor) -> int:
         log, bars = sys.stderr, False
     from experiment.driver import run_experiment
 
-    code = run_experiment(cfg, args.out, executor, dry_run=args.dry_run, collect_only=args.collect_only, log=log,
-                          bars=bars, worker=bool(args.worker), quiet=bool(args.quiet or args.worker), started=T_START)
+    try:
+        code = run_experiment(cfg, args.out, executor, dry_run=args.dry_run, collect_only=args.collect_only, log=log,
+                              bars=bars, worker=bool(args.worker), quiet=bool(args.quiet or args.worker),
+                              started=T_START)
+    except OSError as e:
+        from experiment.guards import file_problem
+
+        line = file_problem(e)
+        if line is None:
+            raise
+        print(f"error: {line}; finished runs are kept, the one being written has no done marker and is redone",
+              file=sys.stderr)
+        return 2
     if code == 0 and not args.dry_run and not args.worker:
         from benchmark import profiling
 
@@ -254,33 +266,8 @@ def _experiments(out: Path) -> list[str]:
     return sorted(p.name for p in out.iterdir() if (p / "runs").is_dir()) if out.is_dir() else []
 
 
-def check_writable(out: Path) -> None:
-    """Fail before any training if results cannot be written where asked."""
-    from experiment.config import ConfigError
-
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise ConfigError(f"--out {out}: cannot write results there ({e.strerror or e}); "
-                          "choose a writable folder") from None
-
-
 def trains_here(args) -> bool:
     return not (args.worker or args.dry_run or args.collect_only)
-
-
-def check_size(cfg: dict, yes: bool) -> None:
-    """A plan of more than MAX_UNASKED_RUNS runs trains only with --yes; without, its size is the error."""
-    from experiment.config import ConfigError
-
-    n = len(cfg["orderings"]) * len(cfg["strategies"]) * len(cfg["seeds"])
-    if n > MAX_UNASKED_RUNS and not yes:
-        raise ConfigError(f"the plan has {n} runs ({len(cfg['orderings'])} orderings x {len(cfg['strategies'])} "
-                          f"strategies x {len(cfg['seeds'])} seeds), more than {MAX_UNASKED_RUNS}; --dry-run shows "
-                          "them and an estimate of the time; add --yes to train them all")
 
 
 def _list() -> int:

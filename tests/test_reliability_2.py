@@ -345,3 +345,32 @@ def test_a_lock_that_is_a_link_is_never_written_or_deleted(tmp_path):
     with pytest.raises(LinkError):
         RunLock(run).acquire()
     assert (outside / "lock").read_text() == "precious\n" and (run / "lock").is_symlink()
+
+
+# ----------------------------------------------------------------------------------------------
+# Full disks and files where folders belong: one line naming the path, exit 2, no partial results.
+
+
+def test_a_file_where_the_experiment_folder_belongs_is_one_line(tmp_path, capsys):
+    (tmp_path / "micro").write_text("not a folder")
+    code, err, took = _main(["--out", str(tmp_path), "--strategies", "ft"], capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and f"{tmp_path / 'micro'}: cannot write results there" in lines[0]
+    assert "Traceback" not in err and took < BOUND_S and sorted(p.name for p in tmp_path.iterdir()) == ["micro"]
+
+
+def test_a_full_disk_is_one_line_naming_the_file_and_leaves_no_partial_results(tmp_path, capsys, monkeypatch):
+    import errno
+
+    import benchmark.files as files
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files.os, "fsync", full)
+    code, err, _ = _main(["-q", "--out", str(tmp_path), *TINY, "--strategies", "ft"], capsys)
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert code == 2 and "Traceback" not in err, err[-3000:]
+    assert len(errors) == 1 and ": No space left on device: the file system is full" in errors[0], err
+    left = [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp") or p.name == "done"]
+    assert left == []
