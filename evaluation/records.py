@@ -217,9 +217,10 @@ def check_run(run_dir: Path) -> str | None:
         vouched = strict_yaml.read_bounded(done, 1024).strip()
     except (OSError, UnicodeDecodeError, ValueError) as e:
         return f"its {DONE} marker cannot be read ({e})"
-    if vouched and vouched != records_digest(text):  # an empty marker: written before markers held checksums
+    why = check_records(rec, run_dir.name)  # first: its reasons are the more specific (copied, incomplete)
+    if why is None and vouched and vouched != records_digest(text):  # empty: a marker from before checksums
         return f"{RECORDS} no longer matches the checksum in its {DONE} marker (edited after the run finished?)"
-    return check_records(rec, run_dir.name)
+    return why
 
 
 def records_digest(text: str) -> str:

@@ -191,6 +191,11 @@ def test_a_nan_run_is_named_recorded_failed_and_the_plan_goes_on(tmp_path, capsy
 
     assert list(pd.read_csv(tmp_path / "micro" / "leaderboard.csv")["strategy"]) == ["ft"]
     assert time.perf_counter() - t0 < 300
+    # tamper evidence on the finished run: a hand-edited accuracy no longer matches its done marker
+    rec = json.loads((runs["ft"] / "records.json").read_text())
+    rec["R"][1][0] = 0.123
+    (runs["ft"] / "records.json").write_text(json.dumps(rec))
+    assert "no longer matches the checksum in its done marker" in check_run(runs["ft"])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -265,8 +270,6 @@ def test_a_hand_edited_record_no_longer_matches_its_done_marker(tmp_path):
     (run / "records.json").write_text('{"R": [[0.5]]}')
     mark_done(run)
     assert (run / "done").read_text().startswith("sha256:")
-    (run / "records.json").write_text('{"R": [[0.9]]}')
-    assert "no longer matches the checksum in its done marker" in check_run(run)
     (run / "done").unlink()
     (run / "done").mkdir()  # a done that is a folder: named, no IsADirectoryError
     assert "marker is not a plain file" in check_run(run)
