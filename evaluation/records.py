@@ -40,6 +40,27 @@ def hashed_config(config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = json.dumps(v, sort_keys=True, default=str)
+    return out
+
+
+def settings_of(runs: list[tuple[str, dict]]) -> list[str]:
+    """Per run, the result-determining settings outside strategy, ordering and seed (train, data, model,
+    suite, threads, ...) in which the runs of this collection differ: 'train.lr=0.01', or '' where all
+    agree. Runs that differ in any of them are never pooled as seeds of one row."""
+    flat = [_flat({k: v for k, v in hashed_config(rec["config"]).items() if k not in ("strategy", "ordering", "seed")})
+            for _, rec in runs]
+    keys = sorted({k for f in flat for k in f})
+    varying = [k for k in keys if len({f.get(k) for f in flat}) > 1]
+    return [",".join(f"{k}={f.get(k, 'unset')}" for k in varying) for f in flat]
+
+
 def run_id(hashed: dict[str, Any]) -> str:
     """A stable id: the hash of the run's result-determining config, keys sorted."""
     blob = json.dumps(hashed, sort_keys=True, separators=(",", ":"), default=str)

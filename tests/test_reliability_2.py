@@ -377,3 +377,27 @@ def test_a_full_disk_is_one_line_naming_the_file_and_leaves_no_partial_results(t
     assert len(errors) == 1 and ": No space left on device: the file system is full" in errors[0], err
     left = [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp") or p.name == "done"]
     assert left == []
+
+
+# ----------------------------------------------------------------------------------------------
+# The leaderboard's identity is the whole run config: two learning rates are never two seeds.
+
+
+def _rec(lr: float, seed: int) -> dict:
+    cfg = {"strategy": {"name": "ft"}, "ordering": ["a", "b"], "seed": seed, "suite": ["a", "b"],
+           "train": {"lr": lr, "epochs": 1}, "model": {"name": "m"}}
+    return {"config": cfg, "ordering": ["a", "b"], "suite": ["a", "b"], "R": [[0.1, 0.1], [0.5, 0.1], [0.4, 0.6]],
+            "LP": [[0.5, 0.5], [0.6, 0.5], [0.55, 0.6]], "ZS": None, "complete": True}
+
+
+def test_runs_differing_in_a_setting_outside_the_strategy_are_not_pooled_as_seeds():
+    from evaluation.leaderboard import leaderboard_from, summary
+
+    runs = [("r1", _rec(1e-3, 0)), ("r2", _rec(1e-2, 0)), ("r3", _rec(1e-2, 1))]
+    df = leaderboard_from(runs)
+    assert sorted(df["settings"]) == ["train.lr=0.001", "train.lr=0.01", "train.lr=0.01"]
+    s = summary(df)
+    assert sorted(zip(s["settings"], s["n"])) == [("train.lr=0.001", 1), ("train.lr=0.01", 2)]
+    assert s["label"].is_unique
+    one = leaderboard_from(runs[1:])  # all agree: no setting shown, one row of two seeds
+    assert list(one["settings"]) == ["", ""] and list(summary(one)["n"]) == [2]
