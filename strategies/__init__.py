@@ -29,6 +29,9 @@ from .spec import SpecError, parse_spec
 if typing.TYPE_CHECKING:
     from .base import Strategy
 
+# The largest weight a penalty (lam, ce) may have: far beyond any useful value, and small enough that a
+# float32 loss times it does not overflow to inf (and the run to NaN) on its own.
+LAM_MAX = 1e8
 MAX_GRID = 10_000  # combinations one spec may stand for (a plan over 500 runs needs --yes anyway)
 _REGISTRY: dict[str, type[Strategy]] = {}
 _loaded = False

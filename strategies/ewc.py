@@ -22,7 +22,7 @@ import torch
 from avalanche.training.plugins import EWCPlugin
 from avalanche.training.utils import copy_params_dict
 
-from . import Strategy, check_range, register
+from . import Strategy, check_range, LAM_MAX, register
 
 MODES = ("separate", "online")
 
@@ -61,7 +61,7 @@ class EWC(Strategy):
     decay: float = 1.0  # online mode only: F <- decay * F + F_new (1 = plain sum)
 
     def validate(self) -> None:
-        check_range("lam", self.lam, lo=0)
+        check_range("lam", self.lam, lo=0, hi=LAM_MAX)
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         check_range("decay", self.decay, lo=0, hi=1)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from avalanche.core import SupervisedPlugin
 from torch import Tensor
 
-from . import SpecError, Strategy, check_range, register
+from . import SpecError, Strategy, check_range, LAM_MAX, register
 from .base import TrainingOutput
 
 
@@ -74,7 +74,7 @@ class FLYP(Strategy):
     ce: float = 0.0  # weight of the task head's cross-entropy added to the contrastive loss (0 = FLYP)
 
     def validate(self) -> None:
-        check_range("ce", self.ce, lo=0)
+        check_range("ce", self.ce, lo=0, hi=LAM_MAX)
 
     def plugins(self, model):
         if getattr(model, "text", None) is None:

@@ -14,7 +14,7 @@ import torch
 from avalanche.core import SupervisedPlugin
 from torch import Tensor
 
-from . import Strategy, check_range, register
+from . import Strategy, check_range, LAM_MAX, register
 
 ANCHORS = ("previous", "pretrained")
 
@@ -51,7 +51,7 @@ class L2SP(Strategy):
     anchor: str = "previous"  # "previous": this task's starting point (after task t-1), as ldifs; "pretrained"
 
     def validate(self) -> None:
-        check_range("lam", self.lam, lo=0)
+        check_range("lam", self.lam, lo=0, hi=LAM_MAX)
         if self.anchor not in ANCHORS:
             raise ValueError(f"anchor must be one of {', '.join(ANCHORS)}, got {self.anchor!r}")
 

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from benchmark.models import as_tokens, feature_taps, select_taps
 
-from . import SpecError, Strategy, check_range, register
+from . import SpecError, Strategy, check_range, LAM_MAX, register
 
 ANCHORS = ("previous", "pretrained")
 LAYER_PRESETS = ("reference", "last", "all")
@@ -115,7 +115,7 @@ class LDIFS(Strategy):
     norm_axis: int = 1  # axis of [B, N, C] maps that is l2-normalised: 1 = tokens (reference), 2 = channels
 
     def validate(self) -> None:
-        check_range("lam", self.lam, lo=0)
+        check_range("lam", self.lam, lo=0, hi=LAM_MAX)
         if self.anchor not in ANCHORS:
             raise ValueError(f"anchor must be one of {', '.join(ANCHORS)}, got {self.anchor!r}")
         indices = self.layers if isinstance(self.layers, list) else [self.layers]

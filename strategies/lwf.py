@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from avalanche.core import SupervisedPlugin
 from torch import Tensor
 
-from . import Strategy, check_range, register
+from . import Strategy, check_range, LAM_MAX, register
 from .base import TrainingOutput
 
 
@@ -83,7 +83,7 @@ class LwF(Strategy):
     temperature: float = 2.0  # softmax temperature of the distillation (Li & Hoiem use 2)
 
     def validate(self) -> None:
-        check_range("lam", self.lam, lo=0)
+        check_range("lam", self.lam, lo=0, hi=LAM_MAX)
         # below ~0.01 the logits / temperature overflow to inf and the loss to NaN; above 100 it distils nothing
         check_range("temperature", self.temperature, lo=0.01, hi=100)
 
