@@ -61,7 +61,8 @@ class EWC(Strategy):
     decay: float = 1.0  # online mode only: F <- decay * F + F_new (1 = plain sum)
 
     def validate(self) -> None:
-        check_range("lam", self.lam, lo=0, hi=LAM_MAX)
+        check_range("lam", self.lam, lo=0)
+        check_range("lam", self.lam, hi=LAM_MAX)  # beyond it a float32 loss overflows
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         check_range("decay", self.decay, lo=0, hi=1)

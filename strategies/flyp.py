@@ -74,7 +74,8 @@ class FLYP(Strategy):
     ce: float = 0.0  # weight of the task head's cross-entropy added to the contrastive loss (0 = FLYP)
 
     def validate(self) -> None:
-        check_range("ce", self.ce, lo=0, hi=LAM_MAX)
+        check_range("ce", self.ce, lo=0)
+        check_range("ce", self.ce, hi=LAM_MAX)  # beyond it a float32 loss overflows
 
     def plugins(self, model):
         if getattr(model, "text", None) is None:

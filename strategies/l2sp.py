@@ -51,7 +51,8 @@ class L2SP(Strategy):
     anchor: str = "previous"  # "previous": this task's starting point (after task t-1), as ldifs; "pretrained"
 
     def validate(self) -> None:
-        check_range("lam", self.lam, lo=0, hi=LAM_MAX)
+        check_range("lam", self.lam, lo=0)
+        check_range("lam", self.lam, hi=LAM_MAX)  # beyond it a float32 loss overflows
         if self.anchor not in ANCHORS:
             raise ValueError(f"anchor must be one of {', '.join(ANCHORS)}, got {self.anchor!r}")
 

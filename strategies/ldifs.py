@@ -115,7 +115,8 @@ class LDIFS(Strategy):
     norm_axis: int = 1  # axis of [B, N, C] maps that is l2-normalised: 1 = tokens (reference), 2 = channels
 
     def validate(self) -> None:
-        check_range("lam", self.lam, lo=0, hi=LAM_MAX)
+        check_range("lam", self.lam, lo=0)
+        check_range("lam", self.lam, hi=LAM_MAX)  # beyond it a float32 loss overflows
         if self.anchor not in ANCHORS:
             raise ValueError(f"anchor must be one of {', '.join(ANCHORS)}, got {self.anchor!r}")
         indices = self.layers if isinstance(self.layers, list) else [self.layers]

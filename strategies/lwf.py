@@ -83,7 +83,8 @@ class LwF(Strategy):
     temperature: float = 2.0  # softmax temperature of the distillation (Li & Hoiem use 2)
 
     def validate(self) -> None:
-        check_range("lam", self.lam, lo=0, hi=LAM_MAX)
+        check_range("lam", self.lam, lo=0)
+        check_range("lam", self.lam, hi=LAM_MAX)  # beyond it a float32 loss overflows
         # below ~0.01 the logits / temperature overflow to inf and the loss to NaN; above 100 it distils nothing
         check_range("temperature", self.temperature, lo=0.01, hi=100)
 

@@ -69,7 +69,7 @@ CASES_2 = [
     (["--strategies", "ldifs:lam=[" + ",".join(map(str, range(1000))) + "],anchor=[previous,pretrained],"
       "layers=[[0],[1],[2],[3],[4],[5],[6],[7],[8],[9]]", "--dry-run"], "more than the limit of 10000"),
     (["--set", "orderings=[5]"], "orderings: '5' is not an ordering"),
-    (["--strategies", "ewc:lam=1e9"], "lam must be in [0, 1e+08]"),
+    (["--strategies", "ewc:lam=1e9"], "lam must be <= 1e+08, got 1000000000.0"),
     (["--strategies", "lp_ft:probe_epochs=1000000000"], "probe_epochs must be an integer in 0..10000"),
     (["--strategies", "lwf:temperature=1e-300"], "temperature must be in [0.01, 100]"),
     (["--set", "orderings=[[textures,digits],null]"], "is not an ordering"),
