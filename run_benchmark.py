@@ -25,6 +25,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message}; see {self.prog} --help\n")
 
 
+def _out_path(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; name the results folder, e.g. --out results")
+    return Path(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(
         prog="run_benchmark.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -53,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="task orderings, each a comma-separated list of dataset names")
     ap.add_argument("--seeds", nargs="+", type=int, metavar="N", help="seeds (one run per seed)")
     ap.add_argument("--suite", nargs="+", metavar="DATASET", help="datasets scored after every step")
-    ap.add_argument("--out", default="results", type=Path, help="results root (default: results/)")
+    ap.add_argument("--out", default="results", type=_out_path, help="results root (default: results/)")
     ap.add_argument("--experiment", help="experiment name: the folder under --out (default: from the config)")
     ap.add_argument("--epochs", type=int, help="epochs per task (shortcut for --set train.epochs=N)")
     ap.add_argument("--device", help="torch device, e.g. cpu or cuda (default: from the config)")
@@ -92,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default: start a local Ray instance; = --set executor.address=ADDR)")
     ap.add_argument("--gpus", type=int, metavar="N",
                     help="with --dry-run: also estimate the wall-clock time on N GPUs (runs longest first)")
+    from experiment.guards import MAX_UNASKED_RUNS
+
+    ap.add_argument("--yes", action="store_true",
+                    help=f"train a plan of more than {MAX_UNASKED_RUNS} runs (without it such a plan prints its size and stops)")
     ap.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)  # k > 0: the k-th --jobs child
     ap.add_argument("--profile", action="store_true",
                     help="print where the wall time went (start-up, model load, step-0 scores, training, "
@@ -111,7 +121,7 @@ def resolve_config(args) -> dict:
         cfg["seeds"] = args.seeds
     if args.suite:
         cfg["suite"] = args.suite
-    if args.experiment:
+    if args.experiment is not None:
         cfg["experiment"] = args.experiment
     if args.epochs is not None:
         cfg.setdefault("train", {})["epochs"] = args.epochs
@@ -148,9 +158,21 @@ def main(argv: list[str] | None = None) -> int:
     interrupts.reset()
     try:
         return _main(argv)
+    except BrokenPipeError:  # `... | head -1`: the reader has gone; say nothing more
+        try:  # what is still buffered goes nowhere, instead of a second BrokenPipeError at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 1
     except KeyboardInterrupt:
-        if "--worker" not in (sys.argv if argv is None else argv):  # a helper's parent says it once
-            print(f"interrupted during {interrupts.phase()}", file=sys.stderr)
+        import signal
+
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: still this line and 130
+        try:
+            if "--worker" not in (sys.argv if argv is None else argv):  # a helper's parent says it once
+                print(f"interrupted during {interrupts.phase()}", file=sys.stderr)
+        finally:
+            signal.signal(signal.SIGINT, previous)
         return 130
 
 
@@ -172,8 +194,7 @@ def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args.argv = argv
     executor = _executor(args, argv, trains)
-    executor.start()  # --jobs helpers start now, so that their imports overlap ours
-    try:
+    try:  # --jobs helpers start once the configuration is validated (in _checked_main)
         return _checked_main(args, executor)
     finally:
         executor.close()
@@ -218,12 +239,17 @@ def _checked_main(args, executor) -> int:
         if args.collect_only and not (exp_dir / "runs").is_dir():
             raise ConfigError(f"--collect-only: no experiment {cfg['experiment']!r} under {args.out} "
                               f"(there: {', '.join(_experiments(args.out)) or 'none'}); run it first")
+        from experiment.guards import check_size, check_writable
+
+        if trains_here(args):
+            check_size(cfg, args.yes)
         if not args.dry_run:
-            check_writable(args.out)
+            check_writable(args.out, cfg["experiment"])
     except (ConfigError, SpecError, DataError) as e:
         if not args.worker:  # a helper's inputs are its parent's, which reports them
             print(f"error: {e}", file=sys.stderr)
         return 2
+    executor.start(cfg["jobs"])  # --jobs helpers: only for a validated configuration, never more than it says
     if args.quiet or args.worker:
         log, bars = _DEVNULL, False
     elif sys.stderr.isatty() and not args.verbose:
@@ -235,9 +261,19 @@ def _checked_main(args, executor) -> int:
 
     if args.gpus is not None:
         cfg["gpus"] = args.gpus  # --dry-run's wall-clock estimate
-    code = run_experiment(cfg, args.out, executor, dry_run=args.dry_run, collect_only=args.collect_only, log=log,
-                          bars=bars, worker=bool(args.worker), quiet=bool(args.quiet or args.worker), started=T_START,
-                          retrain_stale=args.retrain_stale, command=download_command(args.argv))
+    try:
+        code = run_experiment(cfg, args.out, executor, dry_run=args.dry_run, collect_only=args.collect_only, log=log,
+                              bars=bars, worker=bool(args.worker), quiet=bool(args.quiet or args.worker),
+                              started=T_START, retrain_stale=args.retrain_stale, command=download_command(args.argv))
+    except OSError as e:
+        from experiment.guards import file_problem
+
+        line = file_problem(e)
+        if line is None:
+            raise
+        print(f"error: {line}; finished runs are kept, the one being written has no done marker and is redone",
+              file=sys.stderr)
+        return 2
     if code == 0 and not args.dry_run and not args.worker:
         from benchmark import profiling
 
@@ -275,18 +311,8 @@ def _experiments(out: Path) -> list[str]:
     return sorted(p.name for p in out.iterdir() if (p / "runs").is_dir()) if out.is_dir() else []
 
 
-def check_writable(out: Path) -> None:
-    """Fail before any training if results cannot be written where asked."""
-    from experiment.config import ConfigError
-
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise ConfigError(f"--out {out}: cannot write results there ({e.strerror or e}); "
-                          "choose a writable folder") from None
+def trains_here(args) -> bool:
+    return not (args.worker or args.dry_run or args.collect_only)
 
 
 def _list(config: str) -> int:
@@ -324,4 +350,7 @@ def _list(config: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # a Ctrl-C that lands outside main()'s handler (e.g. a second one in it)
+        sys.exit(130)

@@ -1,0 +1,61 @@
+"""The benchmark's lowest folder: data, models, training protocol, caches, files.
+
+On import it makes Avalanche leave the user's home alone: Avalanche's dataset_utils creates
+`~/.avalanche/config.json` when first imported (a PermissionError for a user whose home is not
+writable, and a file outside --out and the cache for everyone else). We read no Avalanche
+dataset, so while that one module is imported HOME points at a packaged folder that already
+holds the file (benchmark/assets/avalanche_home/): nothing is written anywhere. Matplotlib's
+font cache goes into the benchmark's cache (MPLCONFIGDIR), unless the user set it.
+"""
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import os
+import sys
+from pathlib import Path
+
+AVALANCHE_HOME = Path(__file__).resolve().parent / "assets" / "avalanche_home"
+_MODULE = "avalanche.benchmarks.datasets.dataset_utils"
+
+
+class _HomeSwappingLoader(importlib.abc.Loader):
+    def __init__(self, inner):
+        self.inner = inner
+
+    def create_module(self, spec):
+        return self.inner.create_module(spec)
+
+    def exec_module(self, module):
+        old = os.environ.get("HOME")
+        os.environ["HOME"] = str(AVALANCHE_HOME)
+        try:
+            self.inner.exec_module(module)
+        finally:
+            if old is None:
+                os.environ.pop("HOME", None)
+            else:
+                os.environ["HOME"] = old
+
+
+class _AvalancheHome(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name != _MODULE:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _HomeSwappingLoader(spec.loader)
+        return spec
+
+
+def _cache_root() -> Path:  # benchmark.cache.cache_dir, without its torch import
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cfbench"
+    return Path(os.environ.get("CFBENCH_CACHE", default))
+
+
+# Matplotlib (imported by Avalanche and the plots) keeps its font cache under ~/.cache and ~/.config;
+# unless the user chose a folder for it, it goes into ours.
+os.environ.setdefault("MPLCONFIGDIR", str(_cache_root() / "matplotlib"))
+
+if _MODULE not in sys.modules and not any(isinstance(f, _AvalancheHome) for f in sys.meta_path):
+    sys.meta_path.insert(0, _AvalancheHome())

@@ -18,8 +18,11 @@ def cache_dir() -> Path:
     return Path(os.environ.get("CFBENCH_CACHE", default))
 
 
-def digest(tensors: dict[str, torch.Tensor]) -> str:
+def digest(tensors: dict[str, torch.Tensor], key: str = "") -> str:
+    """Checksum of the tensors and of the cache key they were saved under (the file's name): a file
+    moved or copied to another key fails it."""
     h = hashlib.sha256()
+    h.update(f"key:{key}\n".encode())
     for name in sorted(tensors):
         t = tensors[name].detach().cpu().contiguous()
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
@@ -30,7 +33,7 @@ def digest(tensors: dict[str, torch.Tensor]) -> str:
 def save(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     """Write tensors with their checksum, atomically."""
     buf = io.BytesIO()
-    torch.save({"tensors": {k: v.detach().cpu() for k, v in tensors.items()}, "sha256": digest(tensors)}, buf)
+    torch.save({"tensors": {k: v.detach().cpu() for k, v in tensors.items()}, "sha256": digest(tensors, Path(path).name)}, buf)
     atomic_write_bytes(Path(path), buf.getvalue())
 
 
@@ -44,7 +47,7 @@ def load(path: Path) -> dict[str, torch.Tensor] | None:
         blob = torch.load(path, map_location="cpu", weights_only=True)
         tensors = blob["tensors"] if isinstance(blob, dict) else None
         if isinstance(tensors, dict) and all(isinstance(v, torch.Tensor) for v in tensors.values()) \
-                and blob["sha256"] == digest(tensors):
+                and blob["sha256"] == digest(tensors, path.name):
             return tensors
     except Exception:  # noqa: BLE001 - any unreadable file is a miss: pickle, zip and key errors alike
         pass

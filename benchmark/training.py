@@ -17,6 +17,7 @@ from pydantic import BeforeValidator, Field, model_validator
 from torch import nn
 
 from .models import TaskModel
+from .nan_guard import NonFiniteGuard
 from .checkpoints import Checkpoint
 from .precision import autocast
 from .reference_probe import REFERENCE_LRS, REFERENCE_STEPS, ProbeKind, ProbeLR, ProbeSteps
@@ -255,7 +256,9 @@ def make_template(model: TaskModel, cfg: TrainConfig, plugins: list, device: str
         evaluator = EvaluationPlugin(loggers=[])
     template = SupervisedTemplate(
         model=model, optimizer=optimizer, criterion=nn.CrossEntropyLoss(), train_mb_size=cfg.batch_size,
-        train_epochs=epochs, eval_mb_size=256, device=device, plugins=proto + list(plugins), evaluator=evaluator,
+        train_epochs=epochs, eval_mb_size=256, device=device,
+        plugins=proto + list(plugins) + [NonFiniteGuard()],  # last: it sees the loss every plugin has added to
+        evaluator=evaluator,
     )
     # The context a strategy runs its frozen forward passes in (LDIFS's anchor): bf16 autocast with
     # `anchor_autocast`, else full precision (those passes come after the model's autocast has closed).

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import metrics as M
-from .records import finished_runs, load_records
+from .records import finished_runs, load_records, settings_of
 
 ID_COLS = ["strategy", "params", "ordering", "seed", "run_id"]
 # Transfer / Avg / Last are ZSCL's MTIL metrics on the zero-shot matrix (empty without a text tower);
@@ -146,11 +146,11 @@ def long_rows(rec: dict, rid: str) -> list[dict]:
 # ---------------------------------------------------------------- tables over runs
 
 def leaderboard_from(runs: list[tuple[str, dict]]) -> pd.DataFrame:
-    rows = [run_row(rec, rid) for rid, rec in runs]
+    rows = [{**run_row(rec, rid), "settings": st} for (rid, rec), st in zip(runs, settings_of(runs))]
     if not rows:
         return pd.DataFrame(columns=ID_COLS + MAIN_COLS)
     df = pd.DataFrame(rows)
-    first = ID_COLS + MAIN_COLS
+    first = ID_COLS + ["settings"] + MAIN_COLS
     rest = sorted(c for c in df.columns if c not in first)
     return df[first + rest].sort_values(["ordering", "strategy", "params", "seed"], kind="stable").reset_index(drop=True)
 
@@ -179,6 +179,8 @@ def labels(df: pd.DataFrame) -> pd.Series:
         peers = params[df["strategy"] == strategy]
         varying = sorted(k for k in p if len({json.dumps(q.get(k)) for q in peers}) > 1)
         out.append(strategy + ("" if not varying else " " + ",".join(f"{k}={p[k]}" for k in varying)))
+    if "settings" in df:  # runs that differ outside the strategy (train.lr, ...) are told apart too
+        out = [lab + (f" [{st}]" if isinstance(st, str) and st else "") for lab, st in zip(out, df["settings"])]
     return pd.Series(out, index=df.index, dtype=object)
 
 
@@ -196,8 +198,12 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     if not len(df):
         return pd.DataFrame(columns=["label", "strategy", "params", "ordering", "n"])
     df = df.assign(label=labels(df))
-    out = [{"label": g["label"].iloc[0], "strategy": s, "params": p, "ordering": o, **_aggregate(g, MAIN_COLS)}
-           for (s, p, o), g in df.groupby(["strategy", "params", "ordering"], sort=True)]
+    if "settings" not in df:
+        df = df.assign(settings="")
+    df = df.assign(settings=df["settings"].fillna(""))
+    out = [{"label": g["label"].iloc[0], "strategy": s, "params": p, "settings": st, "ordering": o,
+            **_aggregate(g, MAIN_COLS)}
+           for (s, p, st, o), g in df.groupby(["strategy", "params", "settings", "ordering"], sort=True)]
     s = pd.DataFrame(out)
     key = s[PRIMARY_METRIC].fillna(-math.inf)
     return (s.assign(_k=-key).sort_values(["ordering", "_k", "label"], kind="stable")

@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from benchmark import strict_yaml
 from benchmark.files import FILE_MODE, atomic_write_text, stranded_temp_files
 
 RECORDS, CONFIG, DONE, LOCK = "records.json", "config.json", "done", "lock"
@@ -39,6 +40,27 @@ def hashed_config(config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = json.dumps(v, sort_keys=True, default=str)
+    return out
+
+
+def settings_of(runs: list[tuple[str, dict]]) -> list[str]:
+    """Per run, the result-determining settings outside strategy, ordering and seed (train, data, model,
+    suite, threads, ...) in which the runs of this collection differ: 'train.lr=0.01', or '' where all
+    agree. Runs that differ in any of them are never pooled as seeds of one row."""
+    flat = [_flat({k: v for k, v in hashed_config(rec["config"]).items() if k not in ("strategy", "ordering", "seed")})
+            for _, rec in runs]
+    keys = sorted({k for f in flat for k in f})
+    varying = [k for k in keys if len({f.get(k) for f in flat}) > 1]
+    return [",".join(f"{k}={f.get(k, 'unset')}" for k in varying) for f in flat]
+
+
 def run_id(hashed: dict[str, Any]) -> str:
     """A stable id: the hash of the run's result-determining config, keys sorted."""
     blob = json.dumps(hashed, sort_keys=True, separators=(",", ":"), default=str)
@@ -57,7 +79,7 @@ def clean_stale(experiment_dir: Path) -> list[Path]:
         removed.append(p)
     runs = experiment_dir / "runs"
     for d in sorted(runs.iterdir()) if runs.is_dir() else []:
-        if not d.is_dir():
+        if not d.is_dir() or link_problem(d):  # a link is left alone: never written or deleted through
             continue
         lock = RunLock(d)
         if (d / LOCK).exists() and lock.acquire(blocking=False):
@@ -69,6 +91,26 @@ def clean_stale(experiment_dir: Path) -> list[Path]:
         except OSError:
             pass
     return removed
+
+
+class LinkError(OSError):
+    """A run folder, lock or record that is a symbolic link: named, and left alone."""
+
+
+def link_problem(run_dir: Path) -> str | None:
+    """Why `run_dir` must be left alone (it, its lock, records, config or done marker is a symbolic
+    link, or it resolves outside its runs/ folder), in a few words; None when it is a plain folder."""
+    run_dir = Path(run_dir)
+    if run_dir.is_symlink():
+        return f"runs/{run_dir.name} is a symbolic link (to {os.readlink(run_dir)}); it is left alone"
+    for name in (LOCK, RECORDS, CONFIG, DONE):
+        if (run_dir / name).is_symlink():
+            return f"runs/{run_dir.name}/{name} is a symbolic link; the run is left alone"
+    try:
+        inside = run_dir.resolve().parent == run_dir.parent.resolve()
+    except OSError:
+        inside = False
+    return None if inside else f"runs/{run_dir.name} resolves outside its runs folder; it is left alone"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -85,8 +127,11 @@ class RunLock:
 
     def acquire(self, blocking: bool = False) -> bool:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        why = link_problem(self.path.parent)
+        if why:
+            raise LinkError(why)
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, FILE_MODE)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
             except OSError as e:
@@ -217,15 +262,33 @@ def check_records(rec: Any, folder_name: str | None = None) -> str | None:
 def check_run(run_dir: Path) -> str | None:
     """None when `run_dir` is a finished run; otherwise why not, in a few words."""
     run_dir = Path(run_dir)
-    if not (run_dir / DONE).exists():
+    link = link_problem(run_dir) if run_dir.exists() or run_dir.is_symlink() else None
+    if link:
+        return link
+    done = run_dir / DONE
+    if not done.exists() and not done.is_symlink():
         return "not finished (no done marker)"
+    if done.is_symlink() or not done.is_file():
+        return f"its {DONE} marker is not a plain file"
     try:
-        rec = load_records(run_dir)
+        text = strict_yaml.read_bounded(run_dir / RECORDS, strict_yaml.MAX_RECORDS_BYTES)
+        rec = strict_yaml.loads_json(text)
     except FileNotFoundError:
         return f"{RECORDS} is missing"
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, ValueError) as e:  # JSONDecodeError and StrictYamlError are ValueErrors
         return f"{RECORDS} cannot be read ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
-    return check_records(rec, run_dir.name)
+    try:
+        vouched = strict_yaml.read_bounded(done, 1024).strip()
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        return f"its {DONE} marker cannot be read ({e})"
+    why = check_records(rec, run_dir.name)  # first: its reasons are the more specific (copied, incomplete)
+    if why is None and vouched and vouched != records_digest(text):  # empty: a marker from before checksums
+        return f"{RECORDS} no longer matches the checksum in its {DONE} marker (edited after the run finished?)"
+    return why
+
+
+def records_digest(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def is_done(run_dir: Path) -> bool:
@@ -233,7 +296,9 @@ def is_done(run_dir: Path) -> bool:
 
 
 def mark_done(run_dir: Path) -> None:
-    atomic_write_text(Path(run_dir) / DONE, "")
+    """The done marker holds the checksum of the records it vouches for (tamper evidence)."""
+    text = strict_yaml.read_bounded(Path(run_dir) / RECORDS, strict_yaml.MAX_RECORDS_BYTES)
+    atomic_write_text(Path(run_dir) / DONE, records_digest(text) + "\n")
 
 
 def unmark_done(run_dir: Path) -> None:
@@ -241,13 +306,12 @@ def unmark_done(run_dir: Path) -> None:
 
 
 def load_records(run_dir: Path) -> dict[str, Any]:
-    with open(Path(run_dir) / RECORDS, encoding="utf-8") as f:
-        return json.load(f)
+    return strict_yaml.load_json_file(Path(run_dir) / RECORDS)
 
 
 def run_dirs(experiment_dir: Path) -> list[Path]:
     runs = Path(experiment_dir) / "runs"
-    return sorted(p for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []
+    return sorted(p for p in runs.iterdir() if p.is_dir() or p.is_symlink()) if runs.is_dir() else []
 
 
 def finished_runs(experiment_dir: Path, quiet: bool = False) -> list[Path]:
@@ -258,7 +322,7 @@ def finished_runs(experiment_dir: Path, quiet: bool = False) -> list[Path]:
         why = check_run(p)
         if why is None:
             out.append(p)
-        elif not quiet and (p / DONE).exists():
-            print(f"warning: run {p.name} is left out: {why}; it is redone on the next run of its config",
+        elif not quiet and ((p / DONE).exists() or link_problem(p)):
+            print(f"warning: run {p.name if p.name.isprintable() else repr(p.name)} is left out: {why}; it is redone on the next run of its config",
                   file=sys.stderr)
     return out

@@ -17,6 +17,7 @@ from pydantic import Field, ValidationError, field_validator
 import strategies
 from evaluation.records import EXECUTION_KEYS, hashed_config, run_id
 
+from benchmark import strict_yaml
 from benchmark.data import known_datasets
 from .orderings import OrderingError, expand_orderings
 from .presets import preset_path, presets
@@ -116,11 +117,12 @@ class ExperimentConfig(Section):
 
 def load_preset(name_or_path: str) -> dict[str, Any]:
     path = preset_path(name_or_path)
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"no config {name_or_path!r}; presets: {', '.join(presets())}, or a path to a YAML file")
     try:
-        with open(path, encoding="utf-8") as f:
-            cfg = yaml.safe_load(f)
+        cfg = strict_yaml.load_file(path)
+    except strict_yaml.StrictYamlError as e:
+        raise ConfigError(f"{path}: {e}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a UTF-8 text file; a config is YAML text") from None
     except OSError as e:
@@ -146,7 +148,9 @@ def set_dotted(cfg: dict, assignment: str) -> None:
         if not isinstance(node, dict):
             raise ConfigError(f"--set {assignment!r}: {p!r} is a value, not a section of settings")
     try:
-        node[parts[-1]] = yaml.safe_load(value)
+        node[parts[-1]] = strict_yaml.loads(value)
+    except strict_yaml.StrictYamlError as e:
+        raise ConfigError(f"--set {assignment[:80]!r}: {e}") from None
     except yaml.YAMLError:
         raise ConfigError(f"--set {assignment!r}: the value is not valid YAML; quote strings, write lists as [a, b]"
                           ) from None
@@ -231,6 +235,10 @@ def validate(cfg: dict) -> dict:
     twice = sorted({d for d in c.suite if c.suite.count(d) > 1})
     if twice:
         raise ConfigError(f"suite lists {', '.join(twice)} more than once; name each dataset once")
+    for item in c.orderings:
+        if not (isinstance(item, str) or (isinstance(item, list) and all(isinstance(d, str) for d in item))):
+            raise ConfigError(f"orderings: {str(item)[:80]!r} is not an ordering; each is a list of dataset names or "
+                              "a text such as a,b,c or perm:a,b (e.g. --orderings mnist,textures)")
     for item in c.orderings:  # a known dataset outside the suite: say how to fix it, not "unknown"
         names = item.split(",") if isinstance(item, str) and ":" not in item else item
         if isinstance(names, list):
@@ -245,6 +253,10 @@ def validate(cfg: dict) -> dict:
     if not orderings:
         raise ConfigError("no ordering given; pass --orderings a,b,c")
     if isinstance(c.train.epochs, dict):
+        stray = sorted(str(d) for d in c.train.epochs if d not in known)
+        if stray:
+            raise ConfigError(f"train.epochs names {', '.join(map(repr, stray))}, which is no dataset; "
+                              f"available: {', '.join(known)}")
         lacking = sorted({d for o in orderings for d in o} - set(c.train.epochs))
         if lacking:
             raise ConfigError(f"train.epochs gives epochs per dataset but none for {', '.join(lacking)}; add them "

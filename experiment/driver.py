@@ -88,9 +88,10 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
         job = Job(exp_dir=exp_dir, resources=res, log=log, bars=bars, tensorboard=cfg["tensorboard"], jobs=cfg["jobs"],
                   executor=cfg["executor"])
         code = executor.execute(todo, job)
-        if code or worker:
+        if worker:
             return code
     else:
+        code = 0
         if worker:
             return 0
         print(summary, file=log)
@@ -106,7 +107,9 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
             # as soon as one value is small, which reads as a different scale
             print(df[["strategy", "ordering", "seed"] + MAIN_COLS].to_string(index=False, float_format="{:.4f}".format))
     print(f"leaderboard: {exp_dir / 'leaderboard.csv'}  plots: {exp_dir / 'plots'}", file=log)
-    return 0
+    if code:  # some runs failed (named above); the finished ones are in the tables
+        print("error: some runs failed (named above); the others are in the leaderboard", file=sys.stderr)
+    return code
 
 
 def _stale(exp_dir: Path, runs: list[dict], states: dict) -> list[tuple[str, str]]:

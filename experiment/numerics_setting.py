@@ -24,10 +24,12 @@ def numerics_hint(option: str | None, sets: list[str], config: str) -> str:
     checks the value; the pre-flight refuses to train if the environment does not match it."""
     import yaml
 
+    from benchmark import strict_yaml
+
     for s in reversed(sets):
         if s.startswith("numerics="):
             try:
-                return str(yaml.safe_load(s[len("numerics="):]))
+                return str(strict_yaml.loads(s[len("numerics="):]))
             except yaml.YAMLError:
                 return "native"
     if option is not None:
@@ -35,7 +37,7 @@ def numerics_hint(option: str | None, sets: list[str], config: str) -> str:
     from .presets import preset_path
 
     try:
-        value = (yaml.safe_load(preset_path(config).read_text(encoding="utf-8")) or {}).get("numerics", "native")
+        value = (strict_yaml.load_file(preset_path(config)) or {}).get("numerics", "native")
     except (OSError, ValueError, AttributeError, yaml.YAMLError):
         return "native"
     return str(value)

@@ -31,12 +31,14 @@ def load_and_check(cfg: dict, res: Resources, report: bool = True) -> bool:
     m = cfg["model"]
     try:
         fm = res.model(m, cfg["device"])
-    except (RuntimeError, OSError, ValueError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if report:
-            print(f"error: cannot load model {m['name']} with pretrained={m.get('pretrained')!r}: {reason}. "
-                  "Weights other than 'packaged' must be downloadable or already in open_clip's cache.", file=sys.stderr)
-        return False
+    except OSError as e:
+        from .guards import file_problem
+
+        if file_problem(e) is None:  # not the disk or a permission: the weights themselves
+            return _weights_problem(m, e, report)
+        raise  # a full or unwritable cache: run_benchmark names the path in one line
+    except (RuntimeError, ValueError) as e:
+        return _weights_problem(m, e, report)
     try:
         probe_model = TaskModel(fm.visual, fm.embed_dim, text=text_side(fm))
         for spec in cfg["strategies"]:
@@ -46,3 +48,11 @@ def load_and_check(cfg: dict, res: Resources, report: bool = True) -> bool:
             print(f"error: {e}", file=sys.stderr)
         return False
     return True
+
+
+def _weights_problem(m: dict, e: Exception, report: bool) -> bool:
+    reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    if report:
+        print(f"error: cannot load model {m['name']} with pretrained={m.get('pretrained')!r}: {reason}. "
+              "Weights other than 'packaged' must be downloadable or already in open_clip's cache.", file=sys.stderr)
+    return False

@@ -29,6 +29,10 @@ from .spec import SpecError, parse_spec
 if typing.TYPE_CHECKING:
     from .base import Strategy
 
+# The largest weight a penalty (lam, ce) may have: far beyond any useful value, and small enough that a
+# float32 loss times it does not overflow to inf (and the run to NaN) on its own.
+LAM_MAX = 1e8
+MAX_GRID = 10_000  # combinations one spec may stand for (a plan over 500 runs needs --yes anyway)
 _REGISTRY: dict[str, type[Strategy]] = {}
 _loaded = False
 
@@ -146,10 +150,19 @@ def expand(spec: str | dict[str, Any]) -> list[dict[str, Any]]:
             raise SpecError(f"strategy {name!r}: {key}=[] is an empty grid; give at least one value, "
                             f"e.g. {key}=[1,10]")
         axes.append(list(value) if is_grid else [value])
+    size = 1
+    for a in axes:
+        size *= len(a)
+    if size > MAX_GRID:
+        raise SpecError(f"strategy {name!r}: the grid has {size} combinations, more than the limit of {MAX_GRID}; "
+                        "sweep fewer values at once")
     out: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for combo in itertools.product(*axes):
         cfg = to_config(build(name, dict(zip(params, combo))))
-        if cfg not in out:
+        key = repr(sorted(cfg.items()))
+        if key not in seen:
+            seen.add(key)
             out.append(cfg)
     return out
 

@@ -22,7 +22,7 @@ import torch
 from avalanche.training.plugins import EWCPlugin
 from avalanche.training.utils import copy_params_dict
 
-from . import Strategy, check_range, register
+from . import Strategy, check_range, LAM_MAX, register
 from .base import PenaltyReporter
 
 MODES = ("separate", "online")
@@ -72,6 +72,7 @@ class EWC(Strategy):
 
     def validate(self) -> None:
         check_range("lam", self.lam, lo=0)
+        check_range("lam", self.lam, hi=LAM_MAX)  # beyond it a float32 loss overflows
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         check_range("decay", self.decay, lo=0, hi=1)

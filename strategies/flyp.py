@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from avalanche.core import SupervisedPlugin
 from torch import Tensor
 
-from . import SpecError, Strategy, check_range, register
+from . import SpecError, Strategy, check_range, LAM_MAX, register
 from .base import TrainingOutput
 
 
@@ -75,6 +75,7 @@ class FLYP(Strategy):
 
     def validate(self) -> None:
         check_range("ce", self.ce, lo=0)
+        check_range("ce", self.ce, hi=LAM_MAX)  # beyond it a float32 loss overflows
 
     def plugins(self, model):
         if getattr(model, "text", None) is None:

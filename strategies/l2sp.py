@@ -14,7 +14,7 @@ import torch
 from avalanche.core import SupervisedPlugin
 from torch import Tensor
 
-from . import Strategy, check_range, register
+from . import Strategy, check_range, LAM_MAX, register
 from .base import PenaltyReporter
 
 ANCHORS = ("previous", "pretrained")
@@ -53,6 +53,7 @@ class L2SP(Strategy):
 
     def validate(self) -> None:
         check_range("lam", self.lam, lo=0)
+        check_range("lam", self.lam, hi=LAM_MAX)  # beyond it a float32 loss overflows
         if self.anchor not in ANCHORS:
             raise ValueError(f"anchor must be one of {', '.join(ANCHORS)}, got {self.anchor!r}")
 

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 # ldifs_distance lives beside the taps so that evaluation/drift.py records drift with the same definition
 from benchmark.models import feature_taps, ldifs_distance, select_taps
 
-from . import SpecError, Strategy, check_range, register
+from . import SpecError, Strategy, check_range, LAM_MAX, register
 from .base import PenaltyReporter
 
 ANCHORS = ("previous", "pretrained")
@@ -106,6 +106,7 @@ class LDIFS(Strategy):
 
     def validate(self) -> None:
         check_range("lam", self.lam, lo=0)
+        check_range("lam", self.lam, hi=LAM_MAX)  # beyond it a float32 loss overflows
         if self.anchor not in ANCHORS:
             raise ValueError(f"anchor must be one of {', '.join(ANCHORS)}, got {self.anchor!r}")
         indices = self.layers if isinstance(self.layers, list) else [self.layers]

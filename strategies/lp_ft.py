@@ -62,8 +62,8 @@ class LPFT(Strategy):
     probe_epochs: int = 1  # epochs at the start of each task that train the head only
 
     def validate(self) -> None:
-        if isinstance(self.probe_epochs, bool) or not isinstance(self.probe_epochs, int) or self.probe_epochs < 0:
-            raise ValueError(f"probe_epochs must be an integer >= 0, got {self.probe_epochs!r}")
+        if isinstance(self.probe_epochs, bool) or not isinstance(self.probe_epochs, int) or not 0 <= self.probe_epochs <= 10_000:
+            raise ValueError(f"probe_epochs must be an integer in 0..10000, got {self.probe_epochs!r}")
 
     def plugins(self, model):
         return [LPFTPlugin(self.probe_epochs)]

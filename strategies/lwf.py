@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from avalanche.core import SupervisedPlugin
 from torch import Tensor
 
-from . import Strategy, check_range, register
+from . import Strategy, check_range, LAM_MAX, register
 from .base import PenaltyReporter, TrainingOutput
 
 
@@ -84,7 +84,9 @@ class LwF(Strategy):
 
     def validate(self) -> None:
         check_range("lam", self.lam, lo=0)
-        check_range("temperature", self.temperature, lo=0, lo_open=True)
+        check_range("lam", self.lam, hi=LAM_MAX)  # beyond it a float32 loss overflows
+        # below ~0.01 the logits / temperature overflow to inf and the loss to NaN; above 100 it distils nothing
+        check_range("temperature", self.temperature, lo=0.01, hi=100)
 
     def plugins(self, model):
         return [LwFPlugin(self.lam, self.temperature)]

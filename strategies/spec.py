@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from benchmark import strict_yaml
+
 
 class SpecError(ValueError):
     """A strategy spec that names an unknown strategy or hyperparameter, or a bad value."""
@@ -22,8 +24,13 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
             raise SpecError(f"strategy spec {spec!r}: expected name:key=value,key=value")
+        if key.strip() in params:
+            raise SpecError(f"strategy spec {spec[:80]!r}: {key.strip()} is given twice; give each hyperparameter "
+                            "once (a list sweeps it: lam=[10,100])")
         try:
-            params[key.strip()] = yaml.safe_load(value)
+            params[key.strip()] = strict_yaml.loads(value)
+        except strict_yaml.StrictYamlError as e:
+            raise SpecError(f"strategy spec {spec[:80]!r}: {key.strip()}: {e}") from None
         except yaml.YAMLError:
             raise SpecError(f"strategy spec {spec!r}: {item!r} is not valid YAML; write lists as [1,10]") from None
     return name.strip(), params

@@ -31,7 +31,15 @@ def key_of(parts) -> str:
 
 
 def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    from ..files import temp_path  # .<name>.<pid>.<hex>.tmp: the stale-file cleaner knows the pattern
+
+    return temp_path(path)
+
+
+def _meta_check(digest: str, key: str, targets: list) -> str:
+    """The sidecar's own checksum: the array's checksum, the cache key and the labels together, so that
+    edited labels, or a pair of files moved to another key, are a miss."""
+    return hashlib.sha256(json.dumps([digest, key, targets], separators=(",", ":")).encode()).hexdigest()
 
 
 def _sha256(path: Path, chunk: int = 1 << 24) -> str:
@@ -76,6 +84,8 @@ def cached_split(src: Source, key_parts: dict, size: int, folder: Path, num_work
             meta = json.loads(meta_path.read_text())
             st = path.stat()
             tag = (str(path), st.st_size, st.st_mtime_ns)
+            if meta.get("check") != _meta_check(meta["sha256"], key, meta["targets"]):
+                raise ValueError("labels or key do not match the sidecar's checksum")
             if tag in _verified or _sha256(path) == meta["sha256"]:
                 _verified.add(tag)
                 stats["split_hits"] += 1
@@ -95,8 +105,9 @@ def cached_split(src: Source, key_parts: dict, size: int, folder: Path, num_work
     digest = _sha256(tmp)
     os.replace(tmp, path)
     meta_tmp = _tmp(meta_path)
-    meta_tmp.write_text(json.dumps({"sha256": digest, "key": key_parts, "size": size,
-                                    "targets": src.targets.tolist()}))
+    targets = src.targets.tolist()
+    meta_tmp.write_text(json.dumps({"sha256": digest, "key": key_parts, "size": size, "targets": targets,
+                                    "check": _meta_check(digest, key, targets)}))
     os.replace(meta_tmp, meta_path)
     st = path.stat()
     _verified.add((str(path), st.st_size, st.st_mtime_ns))

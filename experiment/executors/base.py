@@ -35,8 +35,9 @@ class Executor(ABC):
     #: processes that trained (for the peak-memory line), known after `execute`
     processes: int = 1
 
-    def start(self) -> None:
-        """Called once, before the configuration is read; must not train or write anything."""
+    def start(self, jobs: int = 1) -> None:
+        """Called once, after the configuration is validated (`jobs`: its number of processes) and before
+        the plan is trained; must not train or write anything."""
 
     @abstractmethod
     def execute(self, todo: list[dict], job: Job) -> int:

@@ -5,7 +5,11 @@ import shutil
 import sys
 import time
 
-from evaluation.records import RunLock, check_run, unmark_done
+from benchmark.files import atomic_write_text
+from benchmark.nan_guard import NonFiniteError
+from evaluation.records import RunLock, check_run, link_problem, unmark_done
+
+FAILED = "failed"  # a run's marker: its training went numerically wrong (the line says where); not done
 
 from .. import interrupts, runner
 from .base import Executor, Job
@@ -22,20 +26,30 @@ class LocalExecutor(Executor):
     def execute(self, todo: list[dict], job: Job) -> int:
         if todo:
             start = self.offset % len(todo)
-            train_runs(todo[start:] + todo[:start], job)
+            if train_runs(todo[start:] + todo[:start], job):
+                return 1  # some runs failed (each named above); the others were trained
         return 0
 
 
-def train_runs(todo: list[dict], job: Job) -> None:
+def train_runs(todo: list[dict], job: Job) -> int:
     """Train every run of `todo` that no other process is training. A run another process holds is
-    waited for after ours; if that process died without finishing it, it is trained here."""
+    waited for after ours; if that process died without finishing it, it is trained here. A run whose
+    training turns NaN or infinite is named in one line, marked failed (not done), and the plan goes
+    on. Returns the number of failed runs."""
     from tqdm import tqdm
 
     t0 = time.time()
+    failed = []
     progress = tqdm(total=len(todo), unit="run", desc="runs", position=0, file=sys.stderr, disable=not job.bars)
 
     def attempt(k: int, r: dict, blocking: bool) -> bool:
         run_dir = job.exp_dir / "runs" / r["run_id"]
+        link = link_problem(run_dir) if run_dir.exists() or run_dir.is_symlink() else None
+        if link:  # never written through: the plan goes on without it
+            print(f"error: run {r['run_id']}: {link}; remove the link to train it here", file=sys.stderr, flush=True)
+            failed.append(r["run_id"])
+            progress.update(1)
+            return True
         lock = RunLock(run_dir)
         if not lock.acquire(blocking=blocking):
             return False
@@ -47,13 +61,24 @@ def train_runs(todo: list[dict], job: Job) -> None:
             if (run_dir / "done").exists():
                 print(f"run {r['run_id']}: {why}; training it again", file=sys.stderr)
             unmark_done(run_dir)
+            (run_dir / FAILED).unlink(missing_ok=True)  # tried again: it may go through this time
             label = f"[{k}/{len(todo)} {r['strategy']['name']} {'>'.join(r['ordering'])} s{r['seed']}]"
             interrupts.set_phase(f"run {r['run_id']}: finished runs are kept; this one has no done marker and "
                                  "reruns from the start next time")
             tb = job.exp_dir / "tensorboard" / tensorboard_name(r) if job.tensorboard else None
             if tb is not None and tb.exists():  # a rerun of an interrupted run: its curves start afresh
                 shutil.rmtree(tb)
-            runner.execute_run(r, run_dir, job.resources, label=label, log=job.log, bars=job.bars, tensorboard_dir=tb)
+            try:
+                runner.execute_run(r, run_dir, job.resources, label=label, log=job.log, bars=job.bars,
+                                   tensorboard_dir=tb)
+            except NonFiniteError as e:
+                line = f"run {r['run_id']} ({r['strategy']['name']} {'>'.join(r['ordering'])} seed {r['seed']}): {e}"
+                atomic_write_text(run_dir / FAILED, line + "\n")
+                print(f"error: {line}; recorded as failed in {run_dir / FAILED}, the other runs go on",
+                      file=sys.stderr, flush=True)
+                failed.append(r["run_id"])
+                progress.update(1)
+                return True
             print(f"{label} done: run {r['run_id']} ({time.time() - t0:.0f}s elapsed)", file=job.log, flush=True)
             progress.update(1)
             return True
@@ -67,6 +92,7 @@ def train_runs(todo: list[dict], job: Job) -> None:
         interrupts.set_phase("a wait for another process's run: every finished run is kept")
         attempt(k, r, blocking=True)
     progress.close()
+    return len(failed)
 
 
 def tensorboard_name(run: dict) -> str:

@@ -1,7 +1,7 @@
 """The process executor (`--jobs N`): N processes of this command on this host share out the runs.
 
-The helpers are this same command with `--worker k`. They start before the configuration is read, so
-that their imports overlap this process's, and each waits for a "go" on its stdin, sent once this
+The helpers are this same command with `--worker k`. They start once the configuration is validated
+(an invalid one starts none; their imports overlap this process's data and model checks), and each waits for a "go" on its stdin, sent once this
 process has checked the inputs; a helper that gets no "go" leaves without training or writing
 anything. Every process trains from the same plan; each run's lock gives it to exactly one of them.
 Only this process prints progress and writes the tables.
@@ -26,10 +26,12 @@ class ProcessExecutor(Executor):
         self.command, self.hint = list(command), min(int(hint), MAX_JOBS)
         self.helpers: list[subprocess.Popen] = []
 
-    def start(self) -> None:
+    def start(self, jobs: int = 1) -> None:
+        self.hint = min(self.hint, int(jobs))  # the validated number; the hint only chose this executor
         if self.hint > 1:
             cmd = [*self.command, "--jobs", str(self.hint)]
-            self.helpers = [subprocess.Popen([*cmd, "--worker", str(k)], stdin=subprocess.PIPE, text=True)
+            self.helpers = [subprocess.Popen([*cmd, "--worker", str(k)], stdin=subprocess.PIPE, text=True,
+                                             preexec_fn=_die_with_parent)
                             for k in range(1, self.hint)]
 
     def execute(self, todo: list[dict], job: Job) -> int:
@@ -39,9 +41,11 @@ class ProcessExecutor(Executor):
             _release(h, go=True)
         self.processes = 1 + len(used)
         try:
-            LocalExecutor().execute(todo, job)
+            own = LocalExecutor().execute(todo, job)
         finally:
             failed = [h.wait() for h in used]
+        if own and not any(failed):
+            return own
         if any(failed):
             print(f"error: {sum(1 for c in failed if c)} of the {len(used)} helper processes failed "
                   "(their error is above); finished runs are kept, rerun to finish the rest", file=sys.stderr)
@@ -65,6 +69,20 @@ class HelperExecutor(Executor):
         if sys.stdin.readline().strip() != "go":
             return 0  # the parent stopped before training, or has fewer runs than helpers
         return LocalExecutor(offset=self.k).execute(todo, job)
+
+
+def _die_with_parent() -> None:
+    """In a helper, before it runs: the kernel kills it when its parent dies (kill -9 included), so that
+    no orphan trains on alone. SIGKILL is what a helper already survives without losing a run (its
+    lock is dropped by the kernel, its temporary files are removed by the next start). Linux only;
+    elsewhere a helper whose parent died stops at its next read of the parent's pipe."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _release(helper: subprocess.Popen, go: bool = False) -> None:
@@ -96,10 +114,12 @@ def jobs_hint(jobs: int | None, sets: list[str], config: str) -> int:
                 return 1
     import yaml
 
+    from benchmark import strict_yaml
+
     from ..presets import preset_path
 
     try:
-        value = (yaml.safe_load(preset_path(config).read_text(encoding="utf-8")) or {}).get("jobs", 1)
+        value = (strict_yaml.load_file(preset_path(config)) or {}).get("jobs", 1)
     except (OSError, ValueError, AttributeError, yaml.YAMLError):
         return 1
     return value if isinstance(value, int) and not isinstance(value, bool) else 1

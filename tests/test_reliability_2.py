@@ -1,0 +1,406 @@
+"""Reliability, second campaign (issue 19): hostile files and settings. Each case asserts the exit
+code, one line, no traceback, nothing left behind, and that it ends within a time bound (several
+of these hung before: alias bombs, FIFOs, huge files, huge grids)."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import run_benchmark
+from benchmark import strict_yaml
+from evaluation.records import check_run
+
+BOUND_S = 20  # every case here answers within this (in-process: no interpreter start-up)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _imported():
+    """The heavy imports (torch, open_clip, Avalanche) once, so that the bounds time the cases themselves."""
+    import benchmark.models  # noqa: F401
+    import experiment.config  # noqa: F401
+
+
+def _main(argv, capsys):
+    t0 = time.perf_counter()
+    try:
+        code = run_benchmark.main(argv)
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err, time.perf_counter() - t0
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*")) if folder.exists() else []
+
+
+def _alias_bomb() -> bytes:
+    lines = ["experiment: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for k in range(1, 9):
+        lines.append(f"x{k}: &{chr(97 + k)} [" + ", ".join([f"*{chr(96 + k)}"] * 9) + "]")
+    return ("\n".join(lines) + "\n").encode()
+
+
+# config files: name -> bytes, or a callable making the path (FIFO)
+FILES = {
+    "alias_bomb": _alias_bomb(),
+    "duplicate_key": b"experiment: micro\nexperiment: other\n",
+    "duplicate_section": b"train: {epochs: 1}\ntrain: {epochs: 2}\n",
+    "binary_tag": b"experiment: !!binary bWljcm8=\n",
+    "python_tag": b"experiment: !!python/name:os.system\n",
+    "too_big": b"# " + b"x" * (2 << 20) + b"\n",
+    "deep": b"a: " + b"[" * 5000 + b"]" * 5000 + b"\n",
+    "huge_int": b"seeds: [" + b"9" * 400 + b"]\n",
+}
+
+CASES_2 = [
+    # (argv, words of the one line); {file:NAME} is a file of FILES, {fifo} a FIFO, {dev} /dev/zero
+    (["--strategies", "ldifs:lam=1" + "0" * 400], "has more than 18 digits"),
+    (["--set", "train.lr=1" + "0" * 400], "has more than 18 digits"),
+    (["--strategies", "ldifs:layers=" + "[" * 5000 + "]" * 5000], "nested more than"),
+    (["--set", "train.epochs=" + "[" * 5000 + "]" * 5000], "nested more than"),
+    (["--strategies", "ldifs:lam=10,lam=100"], "lam is given twice"),
+    (["--strategies", "ldifs:lam=1:30"], "lam must be a number, got '1:30'"),
+    (["--strategies", "ldifs:lam=!!binary aGk="], "the tag !!binary is not accepted"),
+    (["--strategies", "ldifs:lam=[" + ",".join(map(str, range(1000))) + "],anchor=[previous,pretrained],"
+      "layers=[[0],[1],[2],[3],[4],[5],[6],[7],[8],[9]]", "--dry-run"], "more than the limit of 10000"),
+    (["--set", "orderings=[5]"], "orderings: '5' is not an ordering"),
+    (["--strategies", "ewc:lam=1e9"], "lam must be <= 1e+08, got 1000000000.0"),
+    (["--strategies", "lp_ft:probe_epochs=1000000000"], "probe_epochs must be an integer in 0..10000"),
+    (["--strategies", "lwf:temperature=1e-300"], "temperature must be in [0.01, 100]"),
+    (["--set", "orderings=[[textures,digits],null]"], "is not an ordering"),
+    (["--set", "orderings=[{textures: digits}]"], "is not an ordering"),
+    (["--set", "train.epochs={mnsit: 3, mnist: 1, fashion_mnist: 1}"], "train.epochs names 'mnsit', which is no dataset"),
+    (["--set", "experiment=&a x"], "anchors and aliases"),
+    (["--set", "train.lr={a: 1, a: 2}"], "the key 'a' is given twice"),
+    (["--experiment", ""], "experiment: must be one folder name"),
+    (["--out", ""], "argument --out: an empty path"),
+    (["--strategies", "ft", "--seeds", *map(str, range(501))], "the plan has 501 runs"),
+    (["--config", "{dev}"], "not a regular file"),
+    (["--config", "{fifo}"], "not a regular file"),
+    *[(["--config", f"{{file:{name}}}"], words) for name, words in [
+        ("alias_bomb", "anchors and aliases"), ("duplicate_key", "the key 'experiment' is given twice"),
+        ("duplicate_section", "the key 'train' is given twice"), ("binary_tag", "the tag !!binary is not accepted"),
+        ("python_tag", "is not accepted"), ("too_big", "more than the limit of"), ("deep", "nested more than"),
+        ("huge_int", "more than 18 digits")]],
+]
+
+
+@pytest.mark.parametrize("argv, words", CASES_2, ids=[f"case-{i}" for i in range(len(CASES_2))])
+def test_hostile_input_is_one_line_exit_2_quick_and_leaves_nothing(argv, words, tmp_path, capsys):
+    out = tmp_path / "out"
+    resolved = []
+    for a in argv:
+        if a.startswith("{file:"):
+            p = tmp_path / f"{a[6:-1]}.yaml"
+            p.write_bytes(FILES[a[6:-1]])
+            a = str(p)
+        elif a == "{fifo}":
+            p = tmp_path / "config-fifo"
+            os.mkfifo(p)
+            a = str(p)
+        elif a == "{dev}":
+            a = "/dev/zero"
+        resolved.append(a)
+    if "--out" not in resolved:
+        resolved = ["--out", str(out), *resolved]
+    code, err, took = _main(resolved, capsys)
+    lines = err.strip().splitlines()
+    assert code == 2, err[-2000:]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], err[-2000:]
+    assert "Traceback" not in err and len(lines[0]) < 600
+    assert _files(out) == [] and took < BOUND_S
+
+
+def test_yaml_1_1_surprises_are_read_as_written():
+    assert strict_yaml.loads("a: 010\nb: 1:30\nc: yes\nd: off\ne: 2024-01-02\nf: 1e-4\ng: 0x10") == \
+        {"a": 10, "b": "1:30", "c": "yes", "d": "off", "e": "2024-01-02", "f": 1e-4, "g": 16}
+
+
+def test_epochs_010_means_ten(capsys):
+    from experiment import config as C
+
+    cfg = C.load_preset("micro")
+    C.set_dotted(cfg, "train.epochs=010")
+    assert C.validate(cfg)["train"]["epochs"] == 10
+
+
+@pytest.mark.parametrize("how", ["duplicate_keys", "deep", "fifo"])
+def test_hostile_records_are_named_not_followed(tmp_path, how):
+    run = tmp_path / "runs" / "abc"
+    run.mkdir(parents=True)
+    (run / "done").write_text("")
+    rec = run / "records.json"
+    if how == "duplicate_keys":
+        rec.write_text('{"run_id": "abc", "run_id": "def"}')
+    elif how == "deep":
+        rec.write_text("[" * 100_000 + "]" * 100_000)
+    else:
+        os.mkfifo(rec)
+    t0 = time.perf_counter()
+    why = check_run(run)
+    assert why is not None and "records.json cannot be read" in why and "\n" not in why
+    assert time.perf_counter() - t0 < 5
+
+
+def test_a_broken_pipe_ends_quietly(tmp_path, capsys, monkeypatch):
+    class Closed:
+        def write(self, s):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def fileno(self):
+            return os.open(os.devnull, os.O_WRONLY)
+
+    monkeypatch.setattr(sys, "stdout", Closed())
+    code, err, took = _main(["--dry-run", "--out", str(tmp_path / "o")], capsys)
+    assert code == 1 and "Traceback" not in err and "BrokenPipe" not in err and took < BOUND_S
+
+
+# ----------------------------------------------------------------------------------------------
+# A run that goes NaN inside a larger plan: named in one line, recorded as failed, the rest goes on.
+
+TINY = ["--jobs", "1", "--orderings", "textures,digits", "--suite", "textures", "digits", "--set", "data.max_train=40",
+        "--set", "data.max_test=20", "--epochs", "1", "--set", "train.batch_size=20"]
+
+
+def test_lwf_temperature_that_would_overflow_is_refused(tmp_path, capsys):
+    code, err, _ = _main(["--out", str(tmp_path), "--strategies", "lwf:temperature=1e-300"], capsys)
+    assert code == 2 and "temperature must be in [0.01, 100], got 1e-300" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_nan_run_is_named_recorded_failed_and_the_plan_goes_on(tmp_path, capsys, monkeypatch):
+    import torch
+
+    import strategies.lwf as lwf
+
+    monkeypatch.setattr(lwf, "lwf_distillation", lambda s, t, temp: torch.tensor(float("nan")))
+    t0 = time.perf_counter()
+    code, err, _ = _main(["--out", str(tmp_path), *TINY, "--strategies", "ft", "lwf"], capsys)
+    assert code == 1 and "Traceback" not in err, err[-3000:]
+    bad = [line for line in err.splitlines() if "the training loss became nan" in line]
+    assert len(bad) == 1 and bad[0].startswith("error: run ") and "lwf textures>digits seed " in bad[0]
+    assert "task 2, epoch 1, iteration 1" in bad[0] and "likely cause" in bad[0]
+    runs = {json.loads((p / "config.json").read_text())["strategy"]["name"]: p for p in (tmp_path / "micro" / "runs").iterdir()}
+    assert check_run(runs["ft"]) is None and check_run(runs["lwf"]) is not None
+    assert (runs["lwf"] / "failed").read_text().startswith(f"run {runs['lwf'].name} ")
+    import pandas as pd
+
+    assert list(pd.read_csv(tmp_path / "micro" / "leaderboard.csv")["strategy"]) == ["ft"]
+    assert time.perf_counter() - t0 < 300
+    # tamper evidence on the finished run: a hand-edited accuracy no longer matches its done marker
+    rec = json.loads((runs["ft"] / "records.json").read_text())
+    rec["R"][1][0] = 0.123
+    (runs["ft"] / "records.json").write_text(json.dumps(rec))
+    assert "no longer matches the checksum in its done marker" in check_run(runs["ft"])
+
+
+# ----------------------------------------------------------------------------------------------
+# --jobs: no helper for an invalid configuration; helpers die with their parent.
+
+
+def test_jobs_with_an_invalid_config_starts_no_helper(tmp_path, capsys, monkeypatch):
+    import experiment.executors.processes as processes
+
+    started = []
+    monkeypatch.setattr(processes.subprocess, "Popen", lambda *a, **k: started.append(a) or 1 / 0)
+    code, err, took = _main(["--out", str(tmp_path / "o"), "--jobs", "12", "--set", "train.lr=-1"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and started == [] and took < BOUND_S
+    assert _files(tmp_path / "o") == []
+
+
+def test_a_helper_dies_with_its_parent(tmp_path):
+    import signal
+    import subprocess
+
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import subprocess, sys, time\n"
+        "from experiment.executors.processes import _die_with_parent\n"
+        "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], preexec_fn=_die_with_parent)\n"
+        "print(c.pid, flush=True)\n"
+        "time.sleep(60)\n")], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    child = int(parent.stdout.readline())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        try:  # a zombie of init's counts as gone
+            if Path(f"/proc/{child}/stat").read_text().split()[2] == "Z":
+                return
+        except OSError:
+            return
+        time.sleep(0.1)
+    os.kill(child, signal.SIGKILL)
+    raise AssertionError("the helper outlived its parent")
+
+
+# ----------------------------------------------------------------------------------------------
+# Nothing written outside --out and the cache: Avalanche's ~/.avalanche, matplotlib's ~/.cache.
+
+
+def test_importing_avalanche_and_matplotlib_writes_nothing_in_home(tmp_path):
+    import subprocess
+
+    home, cache = tmp_path / "home", tmp_path / "cache"
+    env = {**os.environ, "HOME": str(home), "CFBENCH_CACHE": str(cache)}
+    env.pop("MPLCONFIGDIR", None)
+    env.pop("XDG_CACHE_HOME", None)
+    p = subprocess.run([sys.executable, "-c", "import benchmark.training, matplotlib.pyplot"], env=env,
+                       cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert not home.exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# Tamper evidence: records vouched for by their done marker; cache files bound to their key.
+
+
+def test_a_hand_edited_record_no_longer_matches_its_done_marker(tmp_path):
+    from evaluation.records import mark_done
+
+    run = tmp_path / "runs" / "abc"
+    run.mkdir(parents=True)
+    (run / "records.json").write_text('{"R": [[0.5]]}')
+    mark_done(run)
+    assert (run / "done").read_text().startswith("sha256:")
+    (run / "done").unlink()
+    (run / "done").mkdir()  # a done that is a folder: named, no IsADirectoryError
+    assert "marker is not a plain file" in check_run(run)
+
+
+def test_a_cache_file_moved_to_another_key_is_a_miss(tmp_path):
+    import shutil
+
+    import torch
+
+    from benchmark import cache
+
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    cache.save(a, {"f": torch.ones(2)})
+    cache.save(b, {"f": torch.zeros(2)})
+    shutil.copy(a, b)  # same shape, valid checksum of its own: before, b silently held a's features
+    assert cache.load(a) is not None and cache.load(b) is None
+
+
+def test_a_run_folder_name_cannot_forge_a_second_warning_line(tmp_path, capsys):
+    from evaluation.records import finished_runs
+
+    run = tmp_path / "runs" / "x\nwarning: forged"
+    run.mkdir(parents=True)
+    (run / "done").write_text("")
+    finished_runs(tmp_path)
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+# ----------------------------------------------------------------------------------------------
+# Symlinks: nothing is written, locked or deleted through a link out of --out.
+
+
+def _outside(tmp_path) -> Path:
+    out = tmp_path / "outside"
+    out.mkdir()
+    (out / "lock").write_text("precious\n")
+    (out / "records.json").write_text("{damaged")
+    (out / "done").write_text("")
+    return out
+
+
+def _snapshot(folder: Path) -> dict:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_a_run_folder_that_is_a_link_is_named_and_left_alone(tmp_path, capsys):
+    from evaluation.records import clean_stale, finished_runs
+    from experiment.executors.base import Job
+    from experiment.executors.local import train_runs
+
+    outside = _outside(tmp_path)
+    before = _snapshot(outside)
+    exp = tmp_path / "exp"
+    (exp / "runs").mkdir(parents=True)
+    (exp / "runs" / "abc123").symlink_to(outside)
+    assert clean_stale(exp) == []
+    assert finished_runs(exp) == []
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "runs/abc123 is a symbolic link" in err[0]
+    run = {"run_id": "abc123", "strategy": {"name": "ft"}, "ordering": ["a"], "seed": 0}
+    assert train_runs([run], Job(exp_dir=exp, resources=None, log=sys.stderr)) == 1  # failed, not trained
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: run abc123: runs/abc123 is a symbolic link")
+    assert _snapshot(outside) == before
+
+
+def test_a_lock_that_is_a_link_is_never_written_or_deleted(tmp_path):
+    from evaluation.records import LinkError, RunLock, clean_stale
+
+    outside = _outside(tmp_path)
+    run = tmp_path / "exp" / "runs" / "abc123"
+    run.mkdir(parents=True)
+    (run / "lock").symlink_to(outside / "lock")
+    clean_stale(tmp_path / "exp")
+    with pytest.raises(LinkError):
+        RunLock(run).acquire()
+    assert (outside / "lock").read_text() == "precious\n" and (run / "lock").is_symlink()
+
+
+# ----------------------------------------------------------------------------------------------
+# Full disks and files where folders belong: one line naming the path, exit 2, no partial results.
+
+
+def test_a_file_where_the_experiment_folder_belongs_is_one_line(tmp_path, capsys):
+    (tmp_path / "micro").write_text("not a folder")
+    code, err, took = _main(["--out", str(tmp_path), "--strategies", "ft"], capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and f"{tmp_path / 'micro'}: cannot write results there" in lines[0]
+    assert "Traceback" not in err and took < BOUND_S and sorted(p.name for p in tmp_path.iterdir()) == ["micro"]
+
+
+def test_a_full_disk_is_one_line_naming_the_file_and_leaves_no_partial_results(tmp_path, capsys, monkeypatch):
+    import errno
+
+    import benchmark.files as files
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files.os, "fsync", full)
+    code, err, _ = _main(["-q", "--out", str(tmp_path), *TINY, "--strategies", "ft"], capsys)
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert code == 2 and "Traceback" not in err, err[-3000:]
+    assert len(errors) == 1 and ": No space left on device: the file system is full" in errors[0], err
+    left = [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp") or p.name == "done"]
+    assert left == []
+
+
+# ----------------------------------------------------------------------------------------------
+# The leaderboard's identity is the whole run config: two learning rates are never two seeds.
+
+
+def _rec(lr: float, seed: int) -> dict:
+    cfg = {"strategy": {"name": "ft"}, "ordering": ["a", "b"], "seed": seed, "suite": ["a", "b"],
+           "train": {"lr": lr, "epochs": 1}, "model": {"name": "m"}}
+    return {"config": cfg, "ordering": ["a", "b"], "suite": ["a", "b"], "R": [[0.1, 0.1], [0.5, 0.1], [0.4, 0.6]],
+            "LP": [[0.5, 0.5], [0.6, 0.5], [0.55, 0.6]], "ZS": None, "complete": True}
+
+
+def test_runs_differing_in_a_setting_outside_the_strategy_are_not_pooled_as_seeds():
+    from evaluation.leaderboard import leaderboard_from, summary
+
+    runs = [("r1", _rec(1e-3, 0)), ("r2", _rec(1e-2, 0)), ("r3", _rec(1e-2, 1))]
+    df = leaderboard_from(runs)
+    assert sorted(df["settings"]) == ["train.lr=0.001", "train.lr=0.01", "train.lr=0.01"]
+    s = summary(df)
+    assert sorted(zip(s["settings"], s["n"])) == [("train.lr=0.001", 1), ("train.lr=0.01", 2)]
+    assert s["label"].is_unique
+    one = leaderboard_from(runs[1:])  # all agree: no setting shown, one row of two seeds
+    assert list(one["settings"]) == ["", ""] and list(summary(one)["n"]) == [2]
