@@ -4,6 +4,10 @@ before they count, and locked while a process trains them.
 A run folder `runs/<run-id>/` counts as done only when its `done` marker exists, its records parse
 and have the shapes of the schema below, and its config hashes to its folder's name: a truncated,
 hand-edited or copied record file is reported and the run is redone, never silently counted.
+
+Longer than 300 lines because a run folder's integrity rules (ids, locks, done markers and their
+checksums, links, the records' schema) are one contract that every executor relies on; kept in one
+place so that no rule can be changed without the others in view.
 """
 from __future__ import annotations
 

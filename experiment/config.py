@@ -3,6 +3,9 @@
 Everything is checked here, before any model or data is loaded: the shape of every section, types
 and ranges (pydantic; see `schema.py`), names of datasets, strategies and models, and that no run is
 asked for twice. Every failure is a ConfigError whose message is one line.
+
+Longer than 300 lines because the schema of every section, the checks that span sections and the
+one-line messages they give belong together: split, each half would need the other's names.
 """
 from __future__ import annotations
 
