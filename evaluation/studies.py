@@ -233,4 +233,5 @@ def analysis_sections(experiment_dir: Path, runs: list[tuple[str, dict]], plots:
     """report.md's sections from issue 18: feature drift (evaluation/plots_drift.py), then the studies."""
     from .plots_drift import drift_section
 
-    return drift_section(experiment_dir, runs, plots) + study_sections(experiment_dir, runs)
+    # the study sections draw their figures into plots/: not when the collector was asked for no plots
+    return drift_section(experiment_dir, runs, plots) + (study_sections(experiment_dir, runs) if plots else [])
