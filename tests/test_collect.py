@@ -147,7 +147,8 @@ def test_every_plot_is_written_and_embedded_in_the_report(collected):
     ids = sorted(p.name for p in (SAMPLE / "runs").iterdir() if (p / "done").exists())
     assert names == sorted([f"accuracy_matrix_{i}.png" for i in ids] + [f"task_accuracy_{i}.png" for i in ids] +
                            ["accuracy_vs_forgetting.png", "dLP_per_dataset.png", "dZS_per_dataset.png",
-                            "heldout_probe_steps.png", "ordering_sensitivity.png"])
+                            "heldout_probe_steps.png", "ordering_sensitivity.png",
+                            "study_orderings.png"])  # the sample varies the ordering: the orderings study
     for p in (collected / "plots").glob("*.png"):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
     report = (collected / "report.md").read_text()
