@@ -117,7 +117,7 @@ def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str =
     interrupted run is simply redone on the next invocation. `tensorboard_dir`: where Avalanche's
     TensorBoard logger writes the training loss curves (None: no logging).
     """
-    with matmul_precision(run["train"].get("precision", "fp32")):  # tf32: for this run only
+    with matmul_precision((run.get("train") or {}).get("precision", "fp32")):  # tf32: for this run only
         return _execute_run(run, run_dir, res, label, log, bars, tensorboard_dir)
 
 
