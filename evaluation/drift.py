@@ -85,8 +85,11 @@ def tap_features(model: TaskModel, images: torch.Tensor, device: str = "cpu", pr
 def layer_drift(ref: list[torch.Tensor], cur: list[torch.Tensor]) -> tuple[list, list]:
     """Per tap: the LDIFS distance (mean over the images) and linear CKA, rounded to DIGITS significant
     digits (CKA is None where undefined: a tap whose features are constant over the sample)."""
-    dist = [_round(ldifs_layer_distance(r, c).double().mean().item()) for r, c in zip(ref, cur)]
-    cka = [_round(linear_cka(r, c)) for r, c in zip(ref, cur)]
+    # A strategy that changes a tap's shape (prompt tuning adds tokens to a ViT's sequence) has no
+    # position-by-position distance there: undefined (null), like CKA on constant features.
+    same = [r.shape == c.shape for r, c in zip(ref, cur)]
+    dist = [_round(ldifs_layer_distance(r, c).double().mean().item()) if ok else None for r, c, ok in zip(ref, cur, same)]
+    cka = [_round(linear_cka(r, c)) if ok else None for r, c, ok in zip(ref, cur, same)]
     return dist, cka
 
 

@@ -239,7 +239,7 @@ def _check_drift(drift: dict, T: int, D: int) -> None:
             raise ValueError(f"drift.{name} must be [{T + 1}][{D}][{len(taps)}] for {T} tasks, {D} datasets, "
                              f"{len(taps)} taps")
         for v in (v for r in m for c in r for v in c):
-            ok = (v is None and name == "cka") or (isinstance(v, (int, float)) and not isinstance(v, bool)
+            ok = v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)
                                                    and math.isfinite(v) and (v >= 0 or name == "cka"))
             if not ok:
                 raise ValueError(f"drift.{name} holds {v!r}")

@@ -150,10 +150,12 @@ def _executor_setting(key: str, given, sets: list[str], config: str):
             return s.partition("=")[2].strip()
     import yaml
 
+    from benchmark import strict_yaml
+
     from ..presets import preset_path
 
-    try:
-        section = (yaml.safe_load(preset_path(config).read_text(encoding="utf-8")) or {}).get("executor") or {}
+    try:  # the bounded reader: a FIFO, /dev/zero or an alias bomb answers at once (validation reports it)
+        section = (strict_yaml.load_file(preset_path(config)) or {}).get("executor") or {}
         return section.get(key)
     except (OSError, ValueError, AttributeError, yaml.YAMLError):
         return None

@@ -42,9 +42,9 @@ class RayExecutor(Executor):
         self.address, self.early = address, early  # the address asked for, read before validation
         self.problem: str | None = None
 
-    def start(self) -> None:
+    def start(self, jobs: int = 1) -> None:
         """With `early`, join (or start) the cluster now and have one worker per CPU import the training
-        code, so that Ray's start and the workers' imports overlap this process's imports and pre-flight.
+        code, so that Ray's start and the workers' imports overlap this process's pre-flight (`jobs`: unused here).
         Nothing is trained or written; a failure is reported by `execute`."""
         if self.early:
             self.problem = self._connect(self.address)
