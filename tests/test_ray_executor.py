@@ -25,7 +25,7 @@ ray = pytest.importorskip("ray")
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAN = ["--strategies", "ft", "ldifs", *SMALL, "--jobs", "1"]
-TIMING_KEYS = ("steps", "wall_s", "env")
+TIMING_KEYS = ("steps", "wall_s", "env", "started", "finished")  # when and where, not what
 
 
 @pytest.fixture(scope="module")
