@@ -88,7 +88,7 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
         job = Job(exp_dir=exp_dir, resources=res, log=log, bars=bars, tensorboard=cfg["tensorboard"], jobs=cfg["jobs"],
                   executor=cfg["executor"])
         code = executor.execute(todo, job)
-        if worker:
+        if worker or code == 2:  # 2: the executor refused the plan (said in one line); nothing to collect
             return code
     else:
         code = 0
