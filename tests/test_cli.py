@@ -47,8 +47,9 @@ def test_profile_prints_a_breakdown_that_adds_up_to_the_wall_time(tmp_path, caps
                  "evaluation: embeddings", "evaluation: probe fits", "record writes", "collection (tables, plots)"):
         assert rows.get(name, -1) >= 0, (name, err)
     assert rows["training"] > 0 and rows["evaluation: probe fits"] > 0
-    # Phases do not overlap (a nested phase is taken out of its parent): with the untimed rest they make the wall.
-    assert abs(sum(rows.values()) - wall) < 0.2, err
+    # Phases do not overlap (a nested phase is taken out of its parent): with the untimed rest they make the wall,
+    # up to the table's rounding (each row printed to 0.1 s: 0.05 s per row at most).
+    assert abs(sum(rows.values()) - wall) <= 0.05 * (len(rows) + 1) + 1e-9, err
     assert "peak memory (resident) of this process:" in err and "GiB" in err
     assert err.strip().splitlines()[-1].startswith("finished in ") and "peak memory" in err.strip().splitlines()[-1]
 
