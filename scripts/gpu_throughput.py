@@ -253,7 +253,7 @@ def main(argv=None) -> int:
         mfu = tflops / peak[precision] if precision in peak else None
         label = precision + ("+anchor" if anchor else "")
         rows.append({"strategy": name, "precision": label, "ceiling": round(c, 2), "real": round(r, 2),
-                     "real_over_ceiling": round(r / c, 3), "gflop_per_image": round(flops / 1e9, 2),
+                     "real_over_ceiling": round(r / c, 3), "gflop_per_image": float(f"{flops / 1e9:.4g}"),
                      "tflops": round(tflops, 2), "mfu": None if mfu is None else round(mfu, 4),
                      "eval": round(evals[precision], 1)})
         print(f"{name:8s} {label:14s} {c:9.1f} {r:9.1f} {r / c:9.2f} {tflops:8.2f} "
