@@ -63,7 +63,8 @@ def _json_default(o):
     raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this machine (one owned by another user counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -77,5 +78,5 @@ def stranded_temp_files(folder: Path) -> Iterator[Path]:
     """Temporary files under `folder` whose writer is no longer alive."""
     for p in Path(folder).rglob(f".*{TMP_SUFFIX}"):
         parts = p.name.rsplit(".", 3)  # .<name>.<pid>.<hex>.tmp
-        if len(parts) == 4 and parts[1].isdigit() and not _pid_alive(int(parts[1])):
+        if len(parts) == 4 and parts[1].isdigit() and not pid_alive(int(parts[1])):
             yield p

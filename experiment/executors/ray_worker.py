@@ -14,6 +14,7 @@ import socket
 import tempfile
 from pathlib import Path
 
+from benchmark.files import pid_alive
 from evaluation.records import CONFIG, RECORDS
 
 PRIVATE_PREFIX = "cfbench-run-"  # <tmp>/cfbench-run-<pid>-<random>/: one run in progress on this node
@@ -81,15 +82,6 @@ def _remove_stranded() -> None:
     """Private folders of this node's worker processes that died mid-run (Ray retries their runs)."""
     for p in Path(tempfile.gettempdir()).glob(f"{PRIVATE_PREFIX}*"):
         pid = p.name[len(PRIVATE_PREFIX):].split("-")[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(p, ignore_errors=True)
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
