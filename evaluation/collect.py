@@ -49,7 +49,7 @@ def collect(experiment_dir: Path, plots: bool = True, report: bool = True) -> pd
         from .plots import write_plots
 
         written = write_plots(experiment_dir, runs, df)
-        from .plots_drift import write_drift_plots  # feature drift (issue 18): its own module and section
+        from .plots_drift import write_drift_plots  # feature drift: its own module and section
 
         written += write_drift_plots(experiment_dir, runs)
     if report:

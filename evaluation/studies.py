@@ -230,7 +230,7 @@ def study_sections(experiment_dir: Path, runs: list[tuple[str, dict]]) -> list[s
 
 
 def analysis_sections(experiment_dir: Path, runs: list[tuple[str, dict]], plots: list[Path] | None = None) -> list[str]:
-    """report.md's sections from issue 18: feature drift (evaluation/plots_drift.py), then the studies."""
+    """report.md's analysis sections: feature drift (evaluation/plots_drift.py), then the studies."""
     from .plots_drift import drift_section
 
     # the study sections draw their figures into plots/: not when the collector was asked for no plots

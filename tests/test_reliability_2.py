@@ -1,4 +1,4 @@
-"""Reliability, second campaign (issue 19): hostile files and settings. Each case asserts the exit
+"""Reliability, second campaign: hostile files and settings. Each case asserts the exit
 code, one line, no traceback, nothing left behind, and that it ends within a time bound (several
 of these hung before: alias bombs, FIFOs, huge files, huge grids)."""
 from __future__ import annotations
