@@ -8,6 +8,8 @@ import sys
 
 from benchmark import numerics
 
+from .presets import early_setting
+
 
 def numerics_problem(setting: str) -> str | None:
     """Why this process cannot train with `setting` (one line), or None."""
@@ -20,27 +22,9 @@ def numerics_problem(setting: str) -> str | None:
 
 def numerics_hint(option: str | None, sets: list[str], config: str) -> str:
     """The `numerics` setting asked for, read as the configuration will be (the last --set numerics=,
-    else --numerics, else the YAML's), before it is validated and before torch is imported. Validation
+    else --numerics, else the config's), before it is validated and before torch is imported. Validation
     checks the value; the pre-flight refuses to train if the environment does not match it."""
-    import yaml
-
-    from benchmark import strict_yaml
-
-    for s in reversed(sets):
-        if s.startswith("numerics="):
-            try:
-                return str(strict_yaml.loads(s[len("numerics="):]))
-            except yaml.YAMLError:
-                return "native"
-    if option is not None:
-        return option
-    from .presets import preset_path
-
-    try:
-        value = (strict_yaml.load_file(preset_path(config)) or {}).get("numerics", "native")
-    except (OSError, ValueError, AttributeError, yaml.YAMLError):
-        return "native"
-    return str(value)
+    return str(early_setting("numerics", option, sets, config, "native"))
 
 
 def pin_numerics(setting: str, as_command: bool) -> str | None:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..presets import early_setting
 from .base import Executor, Job
 from .local import LocalExecutor
 
@@ -102,26 +103,9 @@ def _release(helper: subprocess.Popen, go: bool = False) -> None:
 
 def jobs_hint(jobs: int | None, sets: list[str], config: str) -> int:
     """The number of processes asked for, read before the configuration is validated (so that helpers
-    can start at once): --jobs, else a --set jobs=N, else the YAML's `jobs`. The validated value is
-    the one that counts; a wrong hint only starts helpers that are sent away."""
-    if jobs is not None:
-        return jobs
-    for s in reversed(sets):
-        if s.startswith("jobs="):
-            try:
-                return int(s[5:])
-            except ValueError:
-                return 1
-    import yaml
-
-    from benchmark import strict_yaml
-
-    from ..presets import preset_path
-
-    try:
-        value = (strict_yaml.load_file(preset_path(config)) or {}).get("jobs", 1)
-    except (OSError, ValueError, AttributeError, yaml.YAMLError):
-        return 1
+    can start at once), with the precedence validation applies (experiment.presets.early_setting). The
+    validated value is the one that counts; a wrong hint only starts helpers that are sent away."""
+    value = early_setting("jobs", jobs, sets, config, 1)
     return value if isinstance(value, int) and not isinstance(value, bool) else 1
 
 
@@ -131,31 +115,12 @@ def this_command(script: str | Path, argv: list[str]) -> list[str]:
 
 
 def executor_hint(kind: str | None, sets: list[str], config: str) -> str:
-    """The executor asked for, read before validation like `jobs_hint`: --executor, else a --set
-    executor.kind=NAME, else the YAML's `executor: {kind: NAME}`."""
-    return str(_executor_setting("kind", kind, sets, config) or "local")
+    """The executor asked for, read before validation like `jobs_hint` (--set executor.kind=, else
+    --executor, else the config's `executor: {kind: NAME}`)."""
+    return str(early_setting("executor.kind", kind, sets, config) or "local")
 
 
 def ray_address_hint(address: str | None, sets: list[str], config: str) -> str | None:
-    """The Ray address asked for, read the same way (--ray-address, --set executor.address=, the YAML)."""
-    value = _executor_setting("address", address, sets, config)
+    """The Ray address asked for, read the same way (--set executor.address=, --ray-address, the config)."""
+    value = early_setting("executor.address", address, sets, config)
     return None if value in (None, "") else str(value)
-
-
-def _executor_setting(key: str, given, sets: list[str], config: str):
-    if given is not None:
-        return given
-    for s in reversed(sets):
-        if s.startswith(f"executor.{key}="):
-            return s.partition("=")[2].strip()
-    import yaml
-
-    from benchmark import strict_yaml
-
-    from ..presets import preset_path
-
-    try:  # the bounded reader: a FIFO, /dev/zero or an alias bomb answers at once (validation reports it)
-        section = (strict_yaml.load_file(preset_path(config)) or {}).get("executor") or {}
-        return section.get(key)
-    except (OSError, ValueError, AttributeError, yaml.YAMLError):
-        return None
