@@ -118,19 +118,20 @@ PHOTOS = [("astronaut.png", "astronaut"), ("chelsea.png", "cat"), ("coffee.png",
           ("moon.png", "moon surface")]
 
 
-def photos(rng, src):
-    """32x32 colour patches of ten scikit-image photographs (which photo is it?); the photo is first scaled so
-    its shorter side is 160 px; train patches from its top half, test patches from its bottom half; patches
-    that are nearly flat (pixel std < 10, e.g. the black surround of the retina) are redrawn."""
+def _photo_patches(rng, src, files, mode: str):
+    """32x32 patches of scikit-image photographs (which photo is it?), label = the photo's index in
+    `files`: each photo is converted to `mode` ("RGB" or "L") and scaled so its shorter side is 160 px;
+    train patches come from its top half, test patches from its bottom half; nearly flat patches (pixel
+    std < 10, e.g. the black surround of the retina) are redrawn."""
     from PIL import Image
 
-    size, short, per_tr, per_te = 32, 160, N_TRAIN // len(PHOTOS), N_TEST // len(PHOTOS)
+    size, short, per_tr, per_te = 32, 160, N_TRAIN // len(files), N_TEST // len(files)
     xtr, ytr, xte, yte = [], [], [], []
-    for label, (fname, _) in enumerate(PHOTOS):
-        img = Image.open(io.BytesIO(_wheel_member(src, "scikit_image-*.whl", f"skimage/data/{fname}"))).convert("RGB")
+    for label, (fname, _) in enumerate(files):
+        img = Image.open(io.BytesIO(_wheel_member(src, "scikit_image-*.whl", f"skimage/data/{fname}"))).convert(mode)
         scale = short / min(img.size)
         img = np.asarray(img.resize((round(img.size[0] * scale), round(img.size[1] * scale)), Image.BICUBIC))
-        h, w, _ = img.shape
+        h, w = img.shape[:2]
         for xs, ys, n, rows in ((xtr, ytr, per_tr, (0, h // 2 - size)), (xte, yte, per_te, (h // 2, h - size))):
             got = 0
             while got < n:
@@ -143,6 +144,11 @@ def photos(rng, src):
                 ys.append(label)
                 got += 1
     return np.stack(xtr), np.array(ytr), np.stack(xte), np.array(yte)
+
+
+def photos(rng, src):
+    """Colour patches of ten scikit-image photographs (`_photo_patches`)."""
+    return _photo_patches(rng, src, PHOTOS, "RGB")
 
 
 # scenes: scikit-image's grayscale photographs that `photos` does not use (file in the wheel, class name); each
@@ -152,30 +158,8 @@ SCENES = [("camera.png", "camera tripod"), ("text.png", "handwritten text"), ("c
 
 
 def scenes(rng, src):
-    """32x32 grayscale patches of five scikit-image photographs (which photo is it?), built as `photos` is:
-    shorter side scaled to 160 px, train patches from the top half, test patches from the bottom half,
-    nearly flat patches (std < 10) redrawn."""
-    from PIL import Image
-
-    size, short, per_tr, per_te = 32, 160, N_TRAIN // len(SCENES), N_TEST // len(SCENES)
-    xtr, ytr, xte, yte = [], [], [], []
-    for label, (fname, _) in enumerate(SCENES):
-        img = Image.open(io.BytesIO(_wheel_member(src, "scikit_image-*.whl", f"skimage/data/{fname}"))).convert("L")
-        scale = short / min(img.size)
-        img = np.asarray(img.resize((round(img.size[0] * scale), round(img.size[1] * scale)), Image.BICUBIC))
-        h, w = img.shape
-        for xs, ys, n, rows in ((xtr, ytr, per_tr, (0, h // 2 - size)), (xte, yte, per_te, (h // 2, h - size))):
-            got = 0
-            while got < n:
-                r = rng.integers(rows[0], rows[1] + 1)
-                c = rng.integers(0, w - size + 1)
-                patch = img[r:r + size, c:c + size]
-                if patch.std() < 10:
-                    continue
-                xs.append(patch)
-                ys.append(label)
-                got += 1
-    return np.stack(xtr), np.array(ytr), np.stack(xte), np.array(yte)
+    """Grayscale patches of five scikit-image photographs, built as `photos` is (`_photo_patches`)."""
+    return _photo_patches(rng, src, SCENES, "L")
 
 
 BUILDERS = {"fashion_mnist": fashion_mnist, "mnist": mnist, "animals": animals, "digits": digits, "textures": textures,
