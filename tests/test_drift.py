@@ -3,6 +3,7 @@ exactly zero, and the records' optional drift key."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,6 +12,8 @@ from torch import nn
 from benchmark.models import ldifs_distance, ldifs_layer_distance
 from evaluation.drift import DriftMeter, layer_drift, linear_cka, sample_indices, tap_features
 from evaluation.records import check_records, hashed_config, run_id
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_ldifs_layer_distance_by_hand():
@@ -206,3 +209,20 @@ def test_drift_section_and_plots(tmp_path):
     assert "| ldifs | 4 | 0 ± 0 | **-53.5 ± 18.5** | 0 ± 0 |" in text
     assert "Pearson's r = -" in text and "excludes 0: beyond noise" in text
     assert drift_section(tmp_path, [("x", {k: v for k, v in runs[0][1].items() if k != "drift"})]) == []
+
+
+def test_drift_memory_script_counts_every_feature_map(capsys):
+    """scripts/drift_memory.py: the bytes it prints are those of every tap plus the embedding, worked by
+    hand for ViT-B-32 at 32 px (a 1x1 grid of 32-px patches: 2 tokens, the class token included)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("drift_memory", ROOT / "scripts" / "drift_memory.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--image-size", "32", "--sample", "2", "--datasets", "3"]) == 0
+    out = capsys.readouterr().out
+    # ln_pre and 12 blocks, each [2 tokens, 768], and the 512-d embedding, for 2 images, float32
+    one = 2 * (13 * 2 * 768 + 512) * 4
+    assert "14 feature maps, first (2, 768), last (512,)" in out
+    assert f"({one} bytes per dataset)" in out
+    assert mod.main(["--model", "no-such-net"]) == 2
