@@ -5,6 +5,12 @@ half-rebuilt) sets it here; run_benchmark.py prints it on KeyboardInterrupt.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import sys
+import threading
+
 START_UP = "start-up: nothing was written"
 _phase = START_UP
 
@@ -20,3 +26,33 @@ def phase() -> str:
 
 def reset() -> None:
     set_phase(START_UP)
+
+
+@contextlib.contextmanager
+def held(say: bool = True):
+    """Hold Ctrl-C while the third-party packages import: a KeyboardInterrupt raised inside their imports
+    can be swallowed by their own handlers and leave a module half made (seen: torch's import then failed
+    with a RecursionError in numpy, or the process aborted). The first Ctrl-C is raised when the block
+    ends; a second one while it is held ends the process at once, with the one line (if `say`) and
+    status 130: imports write nothing of ours."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got = []
+
+    def hold(signum, frame):
+        if got:
+            if say:
+                print(f"interrupted during {phase()}", file=sys.stderr, flush=True)
+            os._exit(130)
+        got.append(signum)
+
+    previous = signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if got and previous != signal.SIG_IGN:
+        if callable(previous):
+            previous(signal.SIGINT, None)  # the command's handler, or Python's: raises KeyboardInterrupt
+        raise KeyboardInterrupt

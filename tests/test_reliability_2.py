@@ -404,3 +404,51 @@ def test_runs_differing_in_a_setting_outside_the_strategy_are_not_pooled_as_seed
     assert s["label"].is_unique
     one = leaderboard_from(runs[1:])  # all agree: no setting shown, one row of two seeds
     assert list(one["settings"]) == ["", ""] and list(summary(one)["n"]) == [2]
+
+
+# ----------------------------------------------------------------------------------------------
+# The command as a user meets it: Ctrl-C twice, another user, a size limit on files. Subprocesses.
+
+ROOT = Path(__file__).resolve().parents[1]
+NOBODY = 65534  # the unprivileged uid the non-root cases run as when the tests run as root
+
+
+def _start(argv, env=None, preexec=None, cwd=ROOT, unset=(), python=sys.executable):
+    import signal
+    import subprocess
+
+    def child():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # as in a terminal: a background job of bash ignores it
+        if preexec:
+            preexec()
+
+    return subprocess.Popen([python, str(ROOT / "run_benchmark.py"), *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=cwd, preexec_fn=child, start_new_session=True,
+                            env={k: v for k, v in {**os.environ, **(env or {})}.items() if k not in unset})
+
+
+def _no_traces(*folders: Path) -> list[Path]:
+    """Files under the folders (temporary files, markers, records): none may be left by a refused command."""
+    return [p for f in folders for p in _files(f) if p.is_file()]
+
+
+@pytest.mark.parametrize("gap", [0.0, 0.3])
+def test_two_ctrl_c_during_start_up_exit_130_with_one_line(tmp_path, gap):
+    """Ctrl-C twice (a terminal sends SIGINT to the whole process group), the second while the first is
+    being handled: exit status 130 (not killed by the signal), the one line, nothing written."""
+    import signal
+
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    p = _start(["--out", str(out), "--strategies", "ft", *TINY], {"CFBENCH_CACHE": str(cache)})
+    time.sleep(1.0)  # inside the imports or the config check: start-up takes seconds
+    t0 = time.perf_counter()
+    os.killpg(p.pid, signal.SIGINT)
+    time.sleep(gap)
+    try:
+        os.killpg(p.pid, signal.SIGINT)
+    except ProcessLookupError:  # already gone after the first: the second Ctrl-C came too late to matter
+        pass
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130, (p.returncode, err[-2000:])
+    assert err.strip().splitlines() == ["interrupted during start-up: nothing was written"], err[-2000:]
+    assert _no_traces(out, cache) == [] and time.perf_counter() - t0 < BOUND_S
