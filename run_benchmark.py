@@ -131,12 +131,14 @@ def _checked_main(args, executor) -> int:
         if args.collect_only and not (exp_dir / "runs").is_dir():
             raise ConfigError(f"--collect-only: no experiment {cfg['experiment']!r} under {args.out} "
                               f"(there: {', '.join(_experiments(args.out)) or 'none'}); run it first")
-        from experiment.guards import check_size, check_writable
+        from experiment.guards import check_cache_writable, check_size, check_writable
 
         if trains_here(args):
             check_size(cfg, args.yes)
         if not args.dry_run:
-            check_writable(args.out, cfg["experiment"])
+            check_writable(args.out, cfg["experiment"], tensorboard=cfg["tensorboard"] and trains_here(args))
+        if trains_here(args):
+            check_cache_writable(cfg)
     except (ConfigError, SpecError, DataError) as e:
         if not args.worker:  # a helper's inputs are its parent's, which reports them
             print(f"error: {e}", file=sys.stderr)

@@ -10,9 +10,27 @@ from pathlib import Path
 MAX_UNASKED_RUNS = 500  # plans larger than this train only with --yes
 
 
-def check_writable(out: Path, experiment: str | None = None) -> None:
+def write_problem(folder: Path) -> str | None:
+    """Why this process cannot create files in `folder` (the OS's words), or None: it is a folder in which
+    a probe file could be created (and was removed at once)."""
+    probe = folder / f".write-test-{os.getpid()}"
+    try:
+        if not folder.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "not a folder")
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as e:
+        return e.strerror or str(e)
+    finally:
+        try:
+            probe.unlink(missing_ok=True)
+        except OSError:
+            pass
+    return None
+
+
+def check_writable(out: Path, experiment: str | None = None, tensorboard: bool = False) -> None:
     """Fail before any training if results cannot be written where asked: --out, and the experiment's
-    folder and its runs/ folder where they exist already."""
+    folder, its runs/ folder and (with `tensorboard`) its tensorboard/ folder where they exist already."""
     from .config import ConfigError
 
     try:
@@ -20,20 +38,43 @@ def check_writable(out: Path, experiment: str | None = None) -> None:
     except OSError as e:
         raise ConfigError(f"--out {out}: cannot write results there ({e.strerror or e}); "
                           "choose a writable folder") from None
-    for folder in [out] + ([out / experiment, out / experiment / "runs"] if experiment else []):
+    inside = [out / experiment, out / experiment / "runs"] if experiment else []
+    if experiment and tensorboard:
+        inside.append(out / experiment / "tensorboard")
+    for folder in [out] + inside:
         if folder != out and not (folder.exists() or folder.is_symlink()):
             continue
-        try:
-            if not folder.is_dir():
-                raise NotADirectoryError(errno.ENOTDIR, "not a folder")
-            probe = folder / f".write-test-{os.getpid()}"
-            probe.write_text("")
-            probe.unlink()
-        except OSError as e:
+        why = write_problem(folder)
+        if why:
             what = "--out " if folder == out else ""
-            raise ConfigError(f"{what}{folder}: cannot write results there ({e.strerror or e}); "
+            raise ConfigError(f"{what}{folder}: cannot write results there ({why}); "
                               + ("choose a writable folder" if folder == out else
-                                 "make it writable (or a folder), or choose another --out")) from None
+                                 "make it writable (or a folder), or choose another --out"))
+
+
+def check_cache_writable(cfg: dict) -> None:
+    """Fail before any training if the caches cannot be written: the cache folder (CFBENCH_CACHE, else
+    XDG_CACHE_HOME/cfbench, else ~/.cache/cfbench; made if missing), and data.cache_dir where set.
+    Checked up front with the same probe as --out: a cache is first written minutes into a command."""
+    from benchmark.cache import cache_dir
+
+    from .config import ConfigError
+
+    folder = cache_dir()
+    source = ("CFBENCH_CACHE" if "CFBENCH_CACHE" in os.environ else "from XDG_CACHE_HOME"
+              if "XDG_CACHE_HOME" in os.environ else "under the home folder; CFBENCH_CACHE sets another")
+    folders = [(folder, f"the cache folder {folder} ({source})", "set CFBENCH_CACHE to a writable folder")]
+    if cfg["data"].get("cache_dir"):
+        folders.append((Path(cfg["data"]["cache_dir"]).expanduser(), f"data.cache_dir {cfg['data']['cache_dir']}",
+                        "set data.cache_dir to a writable folder, or leave it unset for CFBENCH_CACHE"))
+    for path, what, fix in folders:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            why = write_problem(path)
+        except OSError as e:
+            why = e.strerror or str(e)
+        if why:
+            raise ConfigError(f"{what}: cannot write the cache there ({why}); {fix}")
 
 
 def check_size(cfg: dict, yes: bool) -> None:

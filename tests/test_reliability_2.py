@@ -452,3 +452,133 @@ def test_two_ctrl_c_during_start_up_exit_130_with_one_line(tmp_path, gap):
     assert p.returncode == 130, (p.returncode, err[-2000:])
     assert err.strip().splitlines() == ["interrupted during start-up: nothing was written"], err[-2000:]
     assert _no_traces(out, cache) == [] and time.perf_counter() - t0 < BOUND_S
+
+
+def test_a_file_where_the_tensorboard_folder_belongs_is_one_line_before_training(tmp_path, capsys):
+    (tmp_path / "micro").mkdir()
+    (tmp_path / "micro" / "tensorboard").write_text("not a folder")
+    code, err, took = _main(["--out", str(tmp_path), "--tensorboard", "--strategies", "ft", *TINY], capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err[-2000:]
+    assert lines[0] == (f"error: {tmp_path / 'micro' / 'tensorboard'}: cannot write results there (not a folder); "
+                        "make it writable (or a folder), or choose another --out")
+    assert _files(tmp_path) == [tmp_path / "micro", tmp_path / "micro" / "tensorboard"] and took < BOUND_S
+
+
+@pytest.mark.parametrize("where", ["CFBENCH_CACHE", "data.cache_dir"])
+def test_a_cache_folder_that_cannot_be_written_is_one_line_before_training(tmp_path, capsys, monkeypatch, where):
+    """Checked with --out's probe before any model or data is loaded (a file where the folder belongs:
+    the case root meets too; a folder without write permission is the non-root test's below)."""
+    bad = tmp_path / "a-file"
+    bad.write_text("")
+    argv = ["--out", str(tmp_path / "out"), "--strategies", "ft", *TINY]
+    if where == "CFBENCH_CACHE":
+        monkeypatch.setenv("CFBENCH_CACHE", str(bad))
+        words = f"error: the cache folder {bad} (CFBENCH_CACHE): cannot write the cache there ("
+        fix = "; set CFBENCH_CACHE to a writable folder"
+    else:
+        argv += ["--set", f"data.cache_dir={bad}"]
+        words = f"error: data.cache_dir {bad}: cannot write the cache there ("
+        fix = "; set data.cache_dir to a writable folder, or leave it unset for CFBENCH_CACHE"
+    code, err, took = _main(argv, capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err[-2000:]
+    assert lines[0].startswith(words) and lines[0].endswith(fix), lines[0]
+    assert _no_traces(tmp_path / "out") == [] and took < BOUND_S
+
+
+def _demote(uid: int):
+    def preexec():
+        if os.geteuid() == 0:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+    return preexec
+
+
+@pytest.fixture
+def shared_tmp():
+    """A folder that the unprivileged user can reach (pytest's tmp_path is private to root)."""
+    import shutil
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="cfbench-nonroot-"))
+    base.chmod(0o755)
+    yield base
+    for p in [base, *base.rglob("*")]:
+        if p.is_dir() and not p.is_symlink():
+            p.chmod(0o755)
+    shutil.rmtree(base)
+
+
+def _as_user(shared_tmp: Path):
+    """(preexec, chown to the user, environment, interpreter): root runs the command as uid 65534, any
+    other user as itself. Where uid 65534 cannot reach this interpreter (a pyenv build under root's 0700
+    home, as on this project's machine), the system's interpreter of the same version runs it with this
+    one's site-packages on PYTHONPATH: the same packages, files and code; only the interpreter binary
+    differs. Skips, naming why, where no interpreter can read them as that user."""
+    import shutil
+    import site
+    import subprocess
+
+    root = os.geteuid() == 0
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    env = {"PYTHONPATH": os.pathsep.join(site.getsitepackages())}
+    probe = ("import importlib.util as u\n"
+             "for m in ('json', 'torch', 'avalanche', 'open_clip', 'sklearn', 'experiment.guards'):\n"
+             "    s = u.find_spec(m); s.loader.get_data(s.origin)\n")
+    why = "no interpreter"
+    for python in dict.fromkeys([sys.executable, shutil.which(version, path="/usr/local/bin:/usr/bin:/bin")]):
+        if not python:
+            continue
+        try:
+            p = subprocess.run([python, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                               env={**os.environ, **env}, preexec_fn=_demote(NOBODY) if root else None)
+        except OSError as e:
+            why = f"{python}: {e.strerror}"
+            continue
+        if p.returncode == 0:
+            break
+        why = f"{python}: {(p.stderr.strip().splitlines() or ['?'])[-1]}"
+    else:
+        pytest.skip(f"uid {NOBODY if root else os.getuid()} cannot run {version} with this project's packages ({why})")
+    home = shared_tmp / "home"
+    home.mkdir(mode=0o555)  # a home the command cannot write: nothing may go there
+
+    def own(path: Path) -> None:
+        if root:
+            os.chown(path, NOBODY, NOBODY)
+    return (_demote(NOBODY) if root else None), own, {**env, "HOME": str(home)}, python
+
+
+@pytest.mark.parametrize("what", ["read-only --out", "read-only CFBENCH_CACHE"])
+def test_a_non_root_user_gets_one_line_for_a_folder_it_cannot_write(shared_tmp, what):
+    """As root the tests run the command as uid 65534 (root writes into a 0555 folder regardless), with a
+    home it cannot write; --out or the cache is a 0555 folder it does not own. One line, exit 2, before
+    any model or data is loaded, and nothing written anywhere."""
+    import tempfile
+
+    preexec, own, env, python = _as_user(shared_tmp)
+    out, cache = shared_tmp / "out", shared_tmp / "cache"
+    for folder in (out, cache):
+        folder.mkdir()
+        own(folder)
+    locked = out if what == "read-only --out" else cache
+    locked.chmod(0o555)
+    before = sorted(Path(tempfile.gettempdir()).glob("cfbench-matplotlib-*"))
+    t0 = time.perf_counter()
+    p = _start(["--out", str(out), "--strategies", "ft", *TINY], {**env, "CFBENCH_CACHE": str(cache)}, preexec,
+               cwd=shared_tmp, unset=("XDG_CACHE_HOME", "MPLCONFIGDIR"), python=python)
+    _, err = p.communicate(timeout=300)
+    lines = err.strip().splitlines()
+    assert p.returncode == 2 and len(lines) == 1 and "Traceback" not in err, (p.returncode, err[-2000:])
+    if locked is out:
+        assert lines[0] == f"error: --out {out}: cannot write results there (Permission denied); choose a writable folder"
+    else:
+        assert lines[0] == (f"error: the cache folder {cache} (CFBENCH_CACHE): cannot write the cache there "
+                            "(Permission denied); set CFBENCH_CACHE to a writable folder")
+    # the cache may hold matplotlib's font cache (imported with Avalanche, before the checks): a cache
+    # file like any other, written where the cache is writable; nothing else is written anywhere
+    assert _no_traces(out, shared_tmp / "home") == [] and time.perf_counter() - t0 < 120
+    assert all(p.parent == cache / "matplotlib" for p in _no_traces(cache)) if locked is out else _no_traces(cache) == []
+    assert sorted(Path(tempfile.gettempdir()).glob("cfbench-matplotlib-*")) == before  # its stand-in, removed at exit
