@@ -43,9 +43,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             _fault(f"mid-write:{path.name}")
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if tmp.exists():
             tmp.unlink()
+        if isinstance(e, OSError) and e.filename is None:  # a failed write() names no file: name the one meant
+            e.filename = str(path)
         raise
 
 

@@ -91,6 +91,8 @@ def check_size(cfg: dict, yes: bool) -> None:
 _FILE_ERRORS = {
     errno.ENOSPC: "the file system is full; free space, or choose another --out (or CFBENCH_CACHE for the cache)",
     errno.EDQUOT: "the disk quota is used up; free space, or choose another --out (or CFBENCH_CACHE)",
+    errno.EFBIG: ("the file is larger than this process may write (ulimit -f) or the file system allows; raise "
+                  "the limit, or choose another --out (or CFBENCH_CACHE for the cache)"),
     errno.EACCES: "not writable for this user; choose a writable --out (or CFBENCH_CACHE for the cache)",
     errno.EPERM: "not writable for this user; choose a writable --out (or CFBENCH_CACHE for the cache)",
     errno.EROFS: "on a read-only file system; choose a writable --out (or CFBENCH_CACHE for the cache)",
