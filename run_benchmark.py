@@ -133,6 +133,8 @@ def _checked_main(args, executor) -> int:
                               f"(there: {', '.join(_experiments(args.out)) or 'none'}); run it first")
         from experiment.guards import check_cache_writable, check_size, check_writable
 
+        if args.gpus is not None:
+            cfg["gpus"] = args.gpus  # the wall-clock estimate of --dry-run and of the plan-size refusal
         if trains_here(args):
             check_size(cfg, args.yes)
         if not args.dry_run:
@@ -153,8 +155,6 @@ def _checked_main(args, executor) -> int:
     from experiment.driver import run_experiment
     from experiment.dryrun import download_command
 
-    if args.gpus is not None:
-        cfg["gpus"] = args.gpus  # --dry-run's wall-clock estimate
     try:
         code = run_experiment(cfg, args.out, executor, dry_run=args.dry_run, collect_only=args.collect_only, log=log,
                               bars=bars, worker=bool(args.worker), quiet=bool(args.quiet or args.worker),

@@ -78,14 +78,21 @@ def check_cache_writable(cfg: dict) -> None:
 
 
 def check_size(cfg: dict, yes: bool) -> None:
-    """A plan of more than MAX_UNASKED_RUNS runs trains only with --yes; without, its size is the error."""
-    from .config import ConfigError
+    """A plan of more than MAX_UNASKED_RUNS runs trains only with --yes; without, its size and the dry
+    run's time estimate are the error."""
+    from .config import ConfigError, plan
+    from .dryrun import estimate_phrase
 
     n = len(cfg["orderings"]) * len(cfg["strategies"]) * len(cfg["seeds"])
     if n > MAX_UNASKED_RUNS and not yes:
+        est = estimate_phrase(cfg, plan(cfg))
         raise ConfigError(f"the plan has {n} runs ({len(cfg['orderings'])} orderings x {len(cfg['strategies'])} "
-                          f"strategies x {len(cfg['seeds'])} seeds), more than {MAX_UNASKED_RUNS}; --dry-run shows "
-                          "them and an estimate of the time; add --yes to train them all")
+                          f"strategies x {len(cfg['seeds'])} seeds), "
+                          + (f"{est}: more than {MAX_UNASKED_RUNS} runs; --dry-run lists them with the estimate, "
+                             "--gpus N gives the wall time on N GPUs" if est else
+                             f"more than {MAX_UNASKED_RUNS}, and no time estimate without a `throughput` (training "
+                             "images/s of one GPU) in the config; --dry-run lists them")
+                          + "; add --yes to train them all")
 
 
 _FILE_ERRORS = {
