@@ -631,3 +631,28 @@ def test_a_plan_too_large_to_start_says_its_size_and_estimated_time(tmp_path, ca
 
     cfg = {**C.validate({**C.load_preset("paper-single"), "seeds": list(range(26))}), "gpus": 4}
     assert estimate_phrase(cfg, C.plan(cfg)) in lines[0]
+
+
+def test_a_decoded_split_whose_labels_were_edited_is_rebuilt_not_used(tmp_path):
+    """The sidecar .json of a cached split holds its labels under its own checksum: labels edited by hand
+    (and the checksum left as it was) make a miss, rebuilt from the source, never the edited labels."""
+    import numpy as np
+
+    from benchmark.data import cache as data_cache
+    from benchmark.data.sources import ArraySource
+
+    rng = np.random.default_rng(0)
+    src = ArraySource(rng.integers(0, 256, (6, 20, 20, 3), dtype=np.uint8), np.array([0, 1, 2, 0, 1, 2]), ["a", "b", "c"])
+    key = {"dataset": "hand-made", "split": "test"}
+    data_cache.cached_split(src, key, 16, tmp_path)
+    (meta,) = tmp_path.glob("*.json")
+    sidecar = json.loads(meta.read_text())
+    sidecar["targets"] = [2, 2, 2, 2, 2, 2]
+    meta.write_text(json.dumps(sidecar))
+    data_cache._verified.clear()  # as a new process would
+    before = dict(data_cache.stats)
+    again = data_cache.cached_split(src, key, 16, tmp_path)
+    assert data_cache.stats["split_builds"] - before["split_builds"] == 1
+    assert data_cache.stats["split_hits"] == before["split_hits"]
+    assert list(again.targets) == [0, 1, 2, 0, 1, 2] and json.loads(meta.read_text())["targets"] == [0, 1, 2, 0, 1, 2]
+    assert sorted(q.name for q in tmp_path.iterdir()) == sorted([meta.name, meta.with_suffix(".npy").name])
