@@ -534,8 +534,8 @@ def _as_user(shared_tmp: Path):
         try:
             p = subprocess.run([python, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60,
                                env={**os.environ, **env}, preexec_fn=_demote(NOBODY) if root else None)
-        except OSError as e:
-            why = f"{python}: {e.strerror}"
+        except (OSError, subprocess.SubprocessError) as e:  # not executable for that user; no setuid here
+            why = f"{python}: {getattr(e, 'strerror', None) or e}"
             continue
         if p.returncode == 0:
             break
