@@ -35,8 +35,8 @@ def held(say: bool = True):
     with a RecursionError in numpy, or the process aborted). The first Ctrl-C is raised when the block
     ends; a second one while it is held ends the process at once, with the one line (if `say`) and
     status 130: imports write nothing of ours."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        yield  # no handler to set from here; or Ctrl-C is ignored (nohup, a background job), and stays so
         return
     got = []
 
@@ -52,7 +52,7 @@ def held(say: bool = True):
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-    if got and previous != signal.SIG_IGN:
+    if got:
         if callable(previous):
             previous(signal.SIGINT, None)  # the command's handler, or Python's: raises KeyboardInterrupt
         raise KeyboardInterrupt
