@@ -656,3 +656,28 @@ def test_a_decoded_split_whose_labels_were_edited_is_rebuilt_not_used(tmp_path):
     assert data_cache.stats["split_hits"] == before["split_hits"]
     assert list(again.targets) == [0, 1, 2, 0, 1, 2] and json.loads(meta.read_text())["targets"] == [0, 1, 2, 0, 1, 2]
     assert sorted(q.name for q in tmp_path.iterdir()) == sorted([meta.name, meta.with_suffix(".npy").name])
+
+
+def test_a_full_disk_while_a_split_is_decoded_is_an_error_naming_it_not_a_crash(tmp_path, monkeypatch):
+    """The decoded-split cache is a memory-mapped file, sparse until written: on a full disk a page
+    written into the map killed the process with SIGBUS. Its blocks are now reserved first, so a full
+    disk is an OSError there (one line, from file_problem), and no partial file is left."""
+    import errno
+
+    import numpy as np
+
+    from benchmark.data import cache as data_cache
+    from benchmark.data.sources import ArraySource
+    from experiment.guards import file_problem
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(data_cache.os, "posix_fallocate", full)
+    src = ArraySource(np.zeros((4, 20, 20, 3), dtype=np.uint8), np.arange(4), ["a", "b", "c", "d"])
+    with pytest.raises(OSError) as e:
+        data_cache.cached_split(src, {"dataset": "hand-made", "split": "train"}, 16, tmp_path)
+    line = file_problem(e.value)
+    assert line.startswith(str(tmp_path)) and line.endswith(".npy: No space left on device: the file system is full; "
+                                                            "free space, or choose another --out (or CFBENCH_CACHE for the cache)")
+    assert list(tmp_path.iterdir()) == []
