@@ -165,8 +165,9 @@ def _checked_main(args, executor) -> int:
         line = file_problem(e)
         if line is None:
             raise
-        print(f"error: {line}; finished runs are kept, the one being written has no done marker and is redone",
-              file=sys.stderr)
+        from experiment import interrupts
+
+        print(f"error: {line}; during {interrupts.phase()}", file=sys.stderr)  # what it means for the results
         return 2
     if code == 0 and not args.dry_run and not args.worker:
         from benchmark import profiling

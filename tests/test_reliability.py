@@ -261,6 +261,27 @@ def test_a_record_edited_after_its_done_marker_is_left_out_then_retrained_by_the
     assert sorted(pd.read_csv(exp / "leaderboard.csv")["strategy"]) == ["ft", "ldifs"]
 
 
+def test_a_full_disk_while_plotting_stops_the_collector_in_one_line(finished, tmp_path, capsys, monkeypatch):
+    """A plot that fails is skipped with a warning, but not for want of room: every later file would
+    fail too, and the command said it had finished. One line naming the file and what it means, exit 2."""
+    import errno
+
+    import evaluation.plots as plots
+
+    def full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    exp = _copy(finished, tmp_path)
+    monkeypatch.setattr(plots, "atomic_write_bytes", full)
+    code, err = _main(["-q", "--collect-only", "--out", str(tmp_path), *TINY, "--strategies", "ft", "ldifs"], capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err[-2000:]
+    assert lines[0].startswith(f"error: {exp / 'plots'}/") and lines[0].endswith(
+        ".png: No space left on device: the file system is full; free space, or choose another --out (or CFBENCH_CACHE "
+        "for the cache); during collection: every finished run is kept; rebuild the tables with --collect-only")
+    assert all(check_run(r) is None for r in _runs(exp).values()) and _stray(exp) == []
+
+
 def test_records_copied_into_another_run_folder_are_not_counted_twice(finished, tmp_path, capsys):
     exp = _copy(finished, tmp_path)
     runs = _runs(exp)
