@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     from experiment.arguments import build_parser  # argparse only: --help answers at once
 
+    command = argv is None  # this process is the command (not main() called inside another program)
+
     args = build_parser(__doc__).parse_args(argv)
     if args.study:
         args.config = f"study-{args.study}"
@@ -79,7 +81,7 @@ def _main(argv: list[str] | None) -> int:
             return 2
     from experiment import interrupts
 
-    with interrupts.held(say=not args.worker):  # torch, torchvision, Avalanche, numpy: not safe to interrupt
+    with interrupts.held(say=not args.worker, at_once=command):  # torch, Avalanche, numpy: not safe to interrupt
         import experiment.executors.local  # noqa: F401
     argv = sys.argv[1:] if argv is None else list(argv)
     args.argv = argv
