@@ -454,7 +454,7 @@ def test_two_ctrl_c_during_start_up_exit_130_with_one_line(tmp_path):
     assert err.strip().splitlines() == ["interrupted during start-up: nothing was written"], err[-2000:]
     # nothing under --out; in the cache, at most whole entries (a model load the Ctrl-C came after)
     assert _no_traces(out) == [] and not [q for q in _no_traces(cache) if q.name.endswith(".tmp")]
-    assert time.perf_counter() - t0 < 60  # a Ctrl-C held during the imports is raised when they end
+    assert time.perf_counter() - t0 < 60  # generous: a no-hang bound on a loaded 2-core machine
 
 
 def test_a_file_where_the_tensorboard_folder_belongs_is_one_line_before_training(tmp_path, capsys):
