@@ -11,6 +11,7 @@ from the record files every time.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 import warnings
@@ -18,18 +19,29 @@ from pathlib import Path
 
 T_START = time.perf_counter()  # the profile's start-up phase counts from here (reset by main())
 
-from experiment.arguments import build_parser, resolve_config  # noqa: E402  (argparse only: --help answers at once)
+
+def _interrupted(signum, frame):
+    """The command's Ctrl-C: the first one stops it (KeyboardInterrupt: one line, exit 130); from then
+    on SIGINT is ignored, so that a second one, in the clean-up or while the interpreter exits, neither
+    kills the process by the signal nor prints a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__" and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    signal.signal(signal.SIGINT, _interrupted)  # not where SIGINT was ignored (nohup, a background job)
 
 
 def main(argv: list[str] | None = None) -> int:
     global T_START
-    from benchmark import profiling
-    from experiment import interrupts
-
     T_START = time.perf_counter()
-    profiling.reset()
-    interrupts.reset()
     try:
+        from experiment import interrupts  # imports nothing: the phase of a Ctrl-C in the imports below
+
+        interrupts.reset()
+        from benchmark import profiling
+
+        profiling.reset()
         return _main(argv)
     except BrokenPipeError:  # `... | head -1`: the reader has gone; say nothing more
         try:  # what is still buffered goes nowhere, instead of a second BrokenPipeError at exit
@@ -38,18 +50,21 @@ def main(argv: list[str] | None = None) -> int:
             pass
         return 1
     except KeyboardInterrupt:
-        import signal
-
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: still this line and 130
         try:
             if "--worker" not in (sys.argv if argv is None else argv):  # a helper's parent says it once
-                print(f"interrupted during {interrupts.phase()}", file=sys.stderr)
+                phase = getattr(sys.modules.get("experiment.interrupts"), "phase", None)  # None: Ctrl-C before
+                print(f"interrupted during {phase() if phase else 'start-up: nothing was written'}", file=sys.stderr)
         finally:
             signal.signal(signal.SIGINT, previous)
         return 130
 
 
 def _main(argv: list[str] | None) -> int:
+    from experiment.arguments import build_parser  # argparse only: --help answers at once
+
+    command = argv is None  # this process is the command (not main() called inside another program)
+
     args = build_parser(__doc__).parse_args(argv)
     if args.study:
         args.config = f"study-{args.study}"
@@ -64,6 +79,10 @@ def _main(argv: list[str] | None) -> int:
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             return 2
+    from experiment import interrupts
+
+    with interrupts.held(say=not args.worker, at_once=command):  # torch, Avalanche, numpy: not safe to interrupt
+        import experiment.executors.local  # noqa: F401
     argv = sys.argv[1:] if argv is None else list(argv)
     args.argv = argv
     executor = _executor(args, argv, trains)
@@ -107,17 +126,23 @@ def _checked_main(args, executor) -> int:
     try:
         if args.list:
             return _list()
+        from experiment.arguments import resolve_config
+
         cfg = resolve_config(args)
         exp_dir = Path(args.out) / cfg["experiment"]
         if args.collect_only and not (exp_dir / "runs").is_dir():
             raise ConfigError(f"--collect-only: no experiment {cfg['experiment']!r} under {args.out} "
                               f"(there: {', '.join(_experiments(args.out)) or 'none'}); run it first")
-        from experiment.guards import check_size, check_writable
+        from experiment.guards import check_cache_writable, check_size, check_writable
 
+        if args.gpus is not None:
+            cfg["gpus"] = args.gpus  # the wall-clock estimate of --dry-run and of the plan-size refusal
         if trains_here(args):
             check_size(cfg, args.yes)
         if not args.dry_run:
-            check_writable(args.out, cfg["experiment"])
+            check_writable(args.out, cfg["experiment"], tensorboard=cfg["tensorboard"] and trains_here(args))
+        if trains_here(args):
+            check_cache_writable(cfg)
     except (ConfigError, SpecError, DataError) as e:
         if not args.worker:  # a helper's inputs are its parent's, which reports them
             print(f"error: {e}", file=sys.stderr)
@@ -132,8 +157,6 @@ def _checked_main(args, executor) -> int:
     from experiment.driver import run_experiment
     from experiment.dryrun import download_command
 
-    if args.gpus is not None:
-        cfg["gpus"] = args.gpus  # --dry-run's wall-clock estimate
     try:
         code = run_experiment(cfg, args.out, executor, dry_run=args.dry_run, collect_only=args.collect_only, log=log,
                               bars=bars, worker=bool(args.worker), quiet=bool(args.quiet or args.worker),
@@ -144,8 +167,9 @@ def _checked_main(args, executor) -> int:
         line = file_problem(e)
         if line is None:
             raise
-        print(f"error: {line}; finished runs are kept, the one being written has no done marker and is redone",
-              file=sys.stderr)
+        from experiment import interrupts
+
+        print(f"error: {line}; during {interrupts.phase()}", file=sys.stderr)  # what it means for the results
         return 2
     if code == 0 and not args.dry_run and not args.worker:
         from benchmark import profiling
@@ -225,5 +249,5 @@ def _list(config: str) -> int:
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except KeyboardInterrupt:  # a Ctrl-C that lands outside main()'s handler (e.g. a second one in it)
+    except KeyboardInterrupt:  # a Ctrl-C between main()'s return and here (main's handler said the line)
         sys.exit(130)

@@ -53,9 +53,33 @@ def _cache_root() -> Path:  # benchmark.cache.cache_dir, without its torch impor
     return Path(os.environ.get("CFBENCH_CACHE", default))
 
 
+def _writable(folder: Path) -> bool:
+    """Whether this user could create `folder` or write in it (its nearest existing ancestor decides)."""
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
+
+
+def _matplotlib_dir() -> str:
+    """Our cache's matplotlib/ folder; where the cache cannot be written (the pre-flight refuses such a
+    cache in one line of its own), a private temporary folder removed at exit, so that matplotlib
+    neither prints its warnings about an unwritable folder nor leaves its own temporary folder."""
+    mine = _cache_root() / "matplotlib"
+    if _writable(mine):
+        return str(mine)
+    import atexit
+    import shutil
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="cfbench-matplotlib-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 # Matplotlib (imported by Avalanche and the plots) keeps its font cache under ~/.cache and ~/.config;
 # unless the user chose a folder for it, it goes into ours.
-os.environ.setdefault("MPLCONFIGDIR", str(_cache_root() / "matplotlib"))
+if "MPLCONFIGDIR" not in os.environ:
+    os.environ["MPLCONFIGDIR"] = _matplotlib_dir()
 
 if _MODULE not in sys.modules and not any(isinstance(f, _AvalancheHome) for f in sys.meta_path):
     sys.meta_path.insert(0, _AvalancheHome())

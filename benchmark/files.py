@@ -7,6 +7,7 @@ The lowest layer of the project: it imports nothing of it (docs/design.md, "Laye
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -26,6 +27,16 @@ def _fault(point: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)  # full, over quota, over ulimit -f, read-only
+
+
+def no_room(e: BaseException) -> bool:
+    """A write failed for want of room (every later write would fail too): what catches optional output
+    (a plot, a report section) and skips it with a warning lets this one through, so that the command
+    stops with one line instead of a warning per file and a claim that it finished."""
+    return isinstance(e, OSError) and e.errno in NO_ROOM
+
+
 def temp_path(path: Path) -> Path:
     return path.parent / f".{path.name}.{os.getpid()}.{os.urandom(3).hex()}{TMP_SUFFIX}"
 
@@ -43,9 +54,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             _fault(f"mid-write:{path.name}")
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if tmp.exists():
             tmp.unlink()
+        if isinstance(e, OSError) and e.filename is None:  # a failed write() names no file: name the one meant
+            e.filename = str(path)
         raise
 
 

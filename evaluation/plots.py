@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from . import compare as C  # noqa: E402
-from benchmark.files import atomic_write_bytes  # noqa: E402
+from benchmark.files import atomic_write_bytes, no_room  # noqa: E402
 
 DPI = 120
 
@@ -278,8 +278,10 @@ def write_plots(experiment_dir: Path, runs: list[tuple[str, dict]], df: pd.DataF
         try:
             if fn(*args, path) is not False:
                 written.append(path)
-        except Exception as e:  # a plot must never stop the collector
+        except Exception as e:  # a plot must never stop the collector, unless the disk is full
             plt.close("all")
+            if no_room(e):
+                raise
             warn(f"plot {path.name} not written ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
 
     for rid, rec in runs:

@@ -23,6 +23,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from benchmark.files import no_room  # noqa: E402
+
 from . import metrics as M  # noqa: E402
 from .plots import _save, safe_name  # noqa: E402
 
@@ -175,8 +177,10 @@ def write_drift_plots(experiment_dir: Path, runs: list[tuple[str, dict]]) -> lis
         try:
             if fn(*args, path):
                 out.append(path)
-        except Exception as e:  # noqa: BLE001 - a plot is optional
+        except Exception as e:  # noqa: BLE001 - a plot is optional, unless the disk is full
             plt.close("all")
+            if no_room(e):
+                raise
             print(f"warning: plot {path.name} failed: {type(e).__name__}: {e}", file=sys.stderr)
     return out
 

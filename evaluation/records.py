@@ -327,6 +327,8 @@ def finished_runs(experiment_dir: Path, quiet: bool = False) -> list[Path]:
         if why is None:
             out.append(p)
         elif not quiet and ((p / DONE).exists() or link_problem(p)):
-            print(f"warning: run {p.name if p.name.isprintable() else repr(p.name)} is left out: {why}; it is redone on the next run of its config",
-                  file=sys.stderr)
+            then = "remove the link, and then " if link_problem(p) else ""
+            print(f"warning: run {p.name if p.name.isprintable() else repr(p.name)} is left out of the leaderboard: "
+                  f"{why}; {then}the next command whose plan has this run (not --collect-only or --dry-run) trains "
+                  "it again", file=sys.stderr)
     return out

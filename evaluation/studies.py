@@ -26,6 +26,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from benchmark.files import no_room  # noqa: E402
+
 from . import metrics as M  # noqa: E402
 from .evidence import run_figures  # noqa: E402
 from .plots import _save  # noqa: E402
@@ -223,8 +225,10 @@ def study_sections(experiment_dir: Path, runs: list[tuple[str, dict]]) -> list[s
     for fn in (layers_section, lambda_section, orderings_section):
         try:
             lines += fn(runs, folder)
-        except Exception as e:  # noqa: BLE001 - a section must never stop the collector
+        except Exception as e:  # noqa: BLE001 - a section must never stop the collector, unless the disk is full
             plt.close("all")
+            if no_room(e):
+                raise
             print(f"warning: report section {fn.__name__} failed: {type(e).__name__}: {e}", file=sys.stderr)
     return lines
 

@@ -84,7 +84,8 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
                     help="the Ray cluster to train on: host:port of its head, or auto for the one running here "
                          "(default: start a local Ray instance; = --set executor.address=ADDR)")
     ap.add_argument("--gpus", type=int, metavar="N",
-                    help="with --dry-run: also estimate the wall-clock time on N GPUs (runs longest first)")
+                    help="with --dry-run (and in the refusal of a plan too large to start without --yes): also estimate "
+                         "the wall-clock time on N GPUs (runs longest first)")
     from experiment.guards import MAX_UNASKED_RUNS
 
     ap.add_argument("--yes", action="store_true",

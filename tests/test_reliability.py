@@ -233,6 +233,55 @@ def test_a_damaged_record_is_redone_and_equal_to_the_original(finished, tmp_path
     assert sorted(pd.read_csv(exp / "leaderboard.csv")["strategy"]) == ["ft", "ldifs"]
 
 
+def test_a_record_edited_after_its_done_marker_is_left_out_then_retrained_by_the_next_run(finished, tmp_path, capsys):
+    """Records still valid as records (one accuracy changed by hand) but not the ones their done marker
+    vouches for: the collector names the run in one line that says what happens next and leaves it out
+    of the leaderboard; the next command that plans it trains it again, to the original records."""
+    from evaluation.records import check_records
+
+    exp = _copy(finished, tmp_path)
+    run = _runs(exp)["ft"]
+    original = load_records(run)
+    rec = json.loads((run / "records.json").read_text())
+    rec["R"][1][0] = 0.123
+    (run / "records.json").write_text(json.dumps(rec))
+    assert check_records(rec, run.name) is None  # only the done marker's checksum tells
+    why = "records.json no longer matches the checksum in its done marker (edited after the run finished?)"
+    code, err = _main(["--collect-only", "--out", str(tmp_path), *TINY, "--strategies", "ft", "ldifs"], capsys)
+    warnings = [line for line in err.splitlines() if line.startswith("warning: ")]
+    assert code == 0 and "Traceback" not in err and warnings == [
+        f"warning: run {run.name} is left out of the leaderboard: {why}; the next command whose plan has this run "
+        "(not --collect-only or --dry-run) trains it again"], err
+    assert list(pd.read_csv(exp / "leaderboard.csv")["strategy"]) == ["ldifs"]
+    code, err = _main(["--strategies", "ft", "ldifs", "--out", str(tmp_path), *TINY], capsys)
+    assert code == 0 and "Traceback" not in err and f"run {run.name}: {why}; training it again" in err, err[-2000:]
+    assert "warning: " not in err and check_run(run) is None
+    again = load_records(run)
+    assert (again["R"], again["LP"], again["ZS"]) == (original["R"], original["LP"], original["ZS"])
+    assert sorted(pd.read_csv(exp / "leaderboard.csv")["strategy"]) == ["ft", "ldifs"]
+
+
+def test_a_full_disk_while_plotting_stops_the_collector_in_one_line(finished, tmp_path, capsys, monkeypatch):
+    """A plot that fails is skipped with a warning, but not for want of room: every later file would
+    fail too, and the command said it had finished. One line naming the file and what it means, exit 2."""
+    import errno
+
+    import evaluation.plots as plots
+
+    def full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    exp = _copy(finished, tmp_path)
+    monkeypatch.setattr(plots, "atomic_write_bytes", full)
+    code, err = _main(["-q", "--collect-only", "--out", str(tmp_path), *TINY, "--strategies", "ft", "ldifs"], capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err[-2000:]
+    assert lines[0].startswith(f"error: {exp / 'plots'}/") and lines[0].endswith(
+        ".png: No space left on device: the file system is full; free space, or choose another --out (or CFBENCH_CACHE "
+        "for the cache); during collection: every finished run is kept; rebuild the tables with --collect-only")
+    assert all(check_run(r) is None for r in _runs(exp).values()) and _stray(exp) == []
+
+
 def test_records_copied_into_another_run_folder_are_not_counted_twice(finished, tmp_path, capsys):
     exp = _copy(finished, tmp_path)
     runs = _runs(exp)

@@ -404,3 +404,283 @@ def test_runs_differing_in_a_setting_outside_the_strategy_are_not_pooled_as_seed
     assert s["label"].is_unique
     one = leaderboard_from(runs[1:])  # all agree: no setting shown, one row of two seeds
     assert list(one["settings"]) == ["", ""] and list(summary(one)["n"]) == [2]
+
+
+# ----------------------------------------------------------------------------------------------
+# The command as a user meets it: Ctrl-C twice, another user, a size limit on files. Subprocesses.
+
+ROOT = Path(__file__).resolve().parents[1]
+NOBODY = 65534  # the unprivileged uid the non-root cases run as when the tests run as root
+
+
+def _start(argv, env=None, preexec=None, cwd=ROOT, unset=(), python=sys.executable):
+    import signal
+    import subprocess
+
+    def child():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # as in a terminal: a background job of bash ignores it
+        if preexec:
+            preexec()
+
+    return subprocess.Popen([python, str(ROOT / "run_benchmark.py"), *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=cwd, preexec_fn=child, start_new_session=True,
+                            env={k: v for k, v in {**os.environ, **(env or {})}.items() if k not in unset})
+
+
+def _no_traces(*folders: Path) -> list[Path]:
+    """Files under the folders (temporary files, markers, records): none may be left by a refused command."""
+    return [p for f in folders for p in _files(f) if p.is_file()]
+
+
+def test_two_ctrl_c_during_start_up_exit_130_with_one_line(tmp_path):
+    """Ctrl-C twice (a terminal sends SIGINT to the whole process group), the second while the first is
+    being handled: exit status 130 (not killed by the signal), the one line, nothing written. (Two sent
+    back to back are often merged into one by the time Python runs its handler: 0.3 s apart they are
+    two; this case failed with status -2 before the fix, 3 times in 3.)"""
+    import signal
+
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    p = _start(["--out", str(out), "--strategies", "ft", *TINY], {"CFBENCH_CACHE": str(cache)})
+    time.sleep(1.0)  # inside the imports or the config check: start-up takes seconds
+    t0 = time.perf_counter()
+    os.killpg(p.pid, signal.SIGINT)
+    time.sleep(0.3)
+    try:
+        os.killpg(p.pid, signal.SIGINT)
+    except ProcessLookupError:  # already gone after the first: the second Ctrl-C came too late to matter
+        pass
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130, (p.returncode, err[-2000:])
+    assert err.strip().splitlines() == ["interrupted during start-up: nothing was written"], err[-2000:]
+    # nothing under --out; in the cache, at most whole entries (a model load the Ctrl-C came after)
+    assert _no_traces(out) == [] and not [q for q in _no_traces(cache) if q.name.endswith(".tmp")]
+    assert time.perf_counter() - t0 < 60  # generous: a no-hang bound on a loaded 2-core machine
+
+
+def test_a_file_where_the_tensorboard_folder_belongs_is_one_line_before_training(tmp_path, capsys):
+    (tmp_path / "micro").mkdir()
+    (tmp_path / "micro" / "tensorboard").write_text("not a folder")
+    code, err, took = _main(["--out", str(tmp_path), "--tensorboard", "--strategies", "ft", *TINY], capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err[-2000:]
+    assert lines[0] == (f"error: {tmp_path / 'micro' / 'tensorboard'}: cannot write results there (not a folder); "
+                        "make it writable (or a folder), or choose another --out")
+    assert _files(tmp_path) == [tmp_path / "micro", tmp_path / "micro" / "tensorboard"] and took < BOUND_S
+
+
+@pytest.mark.parametrize("where", ["CFBENCH_CACHE", "data.cache_dir"])
+def test_a_cache_folder_that_cannot_be_written_is_one_line_before_training(tmp_path, capsys, monkeypatch, where):
+    """Checked with --out's probe before any model or data is loaded (a file where the folder belongs:
+    the case root meets too; a folder without write permission is the non-root test's below)."""
+    bad = tmp_path / "a-file"
+    bad.write_text("")
+    argv = ["--out", str(tmp_path / "out"), "--strategies", "ft", *TINY]
+    if where == "CFBENCH_CACHE":
+        monkeypatch.setenv("CFBENCH_CACHE", str(bad))
+        words = f"error: the cache folder {bad} (CFBENCH_CACHE): cannot write the cache there ("
+        fix = "; set CFBENCH_CACHE to a writable folder"
+    else:
+        argv += ["--set", f"data.cache_dir={bad}"]
+        words = f"error: data.cache_dir {bad}: cannot write the cache there ("
+        fix = "; set data.cache_dir to a writable folder, or leave it unset for CFBENCH_CACHE"
+    code, err, took = _main(argv, capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err[-2000:]
+    assert lines[0].startswith(words) and lines[0].endswith(fix), lines[0]
+    assert _no_traces(tmp_path / "out") == [] and took < BOUND_S
+
+
+def _demote(uid: int):
+    def preexec():
+        if os.geteuid() == 0:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+    return preexec
+
+
+@pytest.fixture
+def shared_tmp():
+    """A folder that the unprivileged user can reach (pytest's tmp_path is private to root)."""
+    import shutil
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="cfbench-nonroot-"))
+    base.chmod(0o755)
+    yield base
+    for p in [base, *base.rglob("*")]:
+        if p.is_dir() and not p.is_symlink():
+            p.chmod(0o755)
+    shutil.rmtree(base)
+
+
+def _as_user(shared_tmp: Path):
+    """(preexec, chown to the user, environment, interpreter): root runs the command as uid 65534, any
+    other user as itself. Where uid 65534 cannot reach this interpreter (a pyenv build under root's 0700
+    home, as on this project's machine), the system's interpreter of the same version runs it with this
+    one's site-packages on PYTHONPATH: the same packages, files and code; only the interpreter binary
+    differs. Skips, naming why, where no interpreter can read them as that user."""
+    import shutil
+    import site
+    import subprocess
+
+    root = os.geteuid() == 0
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    env = {"PYTHONPATH": os.pathsep.join(site.getsitepackages())}
+    probe = ("import importlib.util as u\n"
+             "for m in ('json', 'torch', 'avalanche', 'open_clip', 'sklearn', 'experiment.guards'):\n"
+             "    s = u.find_spec(m); s.loader.get_data(s.origin)\n")
+    why = "no interpreter"
+    for python in dict.fromkeys([sys.executable, shutil.which(version, path="/usr/local/bin:/usr/bin:/bin")]):
+        if not python:
+            continue
+        try:
+            p = subprocess.run([python, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                               env={**os.environ, **env}, preexec_fn=_demote(NOBODY) if root else None)
+        except (OSError, subprocess.SubprocessError) as e:  # not executable for that user; no setuid here
+            why = f"{python}: {getattr(e, 'strerror', None) or e}"
+            continue
+        if p.returncode == 0:
+            break
+        why = f"{python}: {(p.stderr.strip().splitlines() or ['?'])[-1]}"
+    else:
+        pytest.skip(f"uid {NOBODY if root else os.getuid()} cannot run {version} with this project's packages ({why})")
+    home = shared_tmp / "home"
+    home.mkdir(mode=0o555)  # a home the command cannot write: nothing may go there
+
+    def own(path: Path) -> None:
+        if root:
+            os.chown(path, NOBODY, NOBODY)
+    return (_demote(NOBODY) if root else None), own, {**env, "HOME": str(home)}, python
+
+
+@pytest.mark.parametrize("what", ["read-only --out", "read-only CFBENCH_CACHE"])
+def test_a_non_root_user_gets_one_line_for_a_folder_it_cannot_write(shared_tmp, what):
+    """As root the tests run the command as uid 65534 (root writes into a 0555 folder regardless), with a
+    home it cannot write; --out or the cache is a 0555 folder it does not own. One line, exit 2, before
+    any model or data is loaded, and nothing written anywhere."""
+    import tempfile
+
+    preexec, own, env, python = _as_user(shared_tmp)
+    out, cache = shared_tmp / "out", shared_tmp / "cache"
+    for folder in (out, cache):
+        folder.mkdir()
+        own(folder)
+    locked = out if what == "read-only --out" else cache
+    locked.chmod(0o555)
+    before = sorted(Path(tempfile.gettempdir()).glob("cfbench-matplotlib-*"))
+    t0 = time.perf_counter()
+    p = _start(["--out", str(out), "--strategies", "ft", *TINY], {**env, "CFBENCH_CACHE": str(cache)}, preexec,
+               cwd=shared_tmp, unset=("XDG_CACHE_HOME", "MPLCONFIGDIR"), python=python)
+    _, err = p.communicate(timeout=300)
+    lines = err.strip().splitlines()
+    assert p.returncode == 2 and len(lines) == 1 and "Traceback" not in err, (p.returncode, err[-2000:])
+    if locked is out:
+        assert lines[0] == f"error: --out {out}: cannot write results there (Permission denied); choose a writable folder"
+    else:
+        assert lines[0] == (f"error: the cache folder {cache} (CFBENCH_CACHE): cannot write the cache there "
+                            "(Permission denied); set CFBENCH_CACHE to a writable folder")
+    # the cache may hold matplotlib's font cache (imported with Avalanche, before the checks): a cache
+    # file like any other, written where the cache is writable; nothing else is written anywhere
+    assert _no_traces(out, shared_tmp / "home") == [] and time.perf_counter() - t0 < 120
+    assert all(p.parent == cache / "matplotlib" for p in _no_traces(cache)) if locked is out else _no_traces(cache) == []
+    assert sorted(Path(tempfile.gettempdir()).glob("cfbench-matplotlib-*")) == before  # its stand-in, removed at exit
+
+
+def test_a_file_size_limit_is_one_line_exit_2_and_leaves_no_partial_file(tmp_path):
+    """A full disk, as far as a test can make one without privileges: RLIMIT_FSIZE of 512 bytes (SIGXFSZ
+    ignored, so that writes beyond it fail with EFBIG as they fail with ENOSPC on a full disk; ENOSPC
+    itself is the in-process test above). The first file larger than that (a run's config.json, or a
+    cache file where the cache is cold) fails: one line naming it, exit 2, no temporary file, no
+    records, no done marker. The warm default cache keeps matplotlib's font cache out of it (matplotlib
+    writes that file itself, not atomically: see README, "Limits")."""
+    import resource
+    import signal
+
+    import matplotlib.font_manager  # noqa: F401  (its font cache exists before the limit applies)
+
+    from benchmark.cache import cache_dir
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (512, 512))
+
+    out = tmp_path / "out"
+    t0 = time.perf_counter()
+    p = _start(["-q", "--out", str(out), "--strategies", "ft", *TINY], preexec=limit)
+    _, err = p.communicate(timeout=300)
+    lines = err.strip().splitlines()
+    assert p.returncode == 2 and len(lines) == 1 and "Traceback" not in err, (p.returncode, err[-2000:])
+    assert lines[0].startswith(("error: " + str(out), "error: " + str(cache_dir()))), lines[0]
+    assert ": File too large: the file is larger than this process may write (ulimit -f)" in lines[0]
+    left = [q for q in _no_traces(out) if q.name.endswith(".tmp") or q.name in ("done", "records.json")]
+    stray = [q for q in cache_dir().rglob(f".*.{p.pid}.*.tmp")]
+    assert left == [] and stray == [] and time.perf_counter() - t0 < 120
+    for q in _no_traces(out):  # what was written is whole
+        json.loads(q.read_text())
+
+
+def test_a_plan_too_large_to_start_says_its_size_and_estimated_time(tmp_path, capsys):
+    code, err, took = _main(["--out", str(tmp_path), "--config", "paper-single", "--seeds", *map(str, range(26)),
+                             "--gpus", "4"], capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err[-2000:]
+    assert lines[0].startswith("error: the plan has 520 runs (10 orderings x 2 strategies x 26 seeds), an estimated ")
+    assert " h of wall time on 4 GPUs (" in lines[0] and " GPU-hours at 1320 training images/s)" in lines[0]
+    assert lines[0].endswith("add --yes to train them all") and _files(tmp_path) == [] and took < BOUND_S
+    # the figure is the dry run's
+    from experiment import config as C
+    from experiment.dryrun import estimate_phrase
+
+    cfg = {**C.validate({**C.load_preset("paper-single"), "seeds": list(range(26))}), "gpus": 4}
+    assert estimate_phrase(cfg, C.plan(cfg)) in lines[0]
+
+
+def test_a_decoded_split_whose_labels_were_edited_is_rebuilt_not_used(tmp_path):
+    """The sidecar .json of a cached split holds its labels under its own checksum: labels edited by hand
+    (and the checksum left as it was) make a miss, rebuilt from the source, never the edited labels."""
+    import numpy as np
+
+    from benchmark.data import cache as data_cache
+    from benchmark.data.sources import ArraySource
+
+    rng = np.random.default_rng(0)
+    src = ArraySource(rng.integers(0, 256, (6, 20, 20, 3), dtype=np.uint8), np.array([0, 1, 2, 0, 1, 2]), ["a", "b", "c"])
+    key = {"dataset": "hand-made", "split": "test"}
+    data_cache.cached_split(src, key, 16, tmp_path)
+    (meta,) = tmp_path.glob("*.json")
+    sidecar = json.loads(meta.read_text())
+    sidecar["targets"] = [2, 2, 2, 2, 2, 2]
+    meta.write_text(json.dumps(sidecar))
+    data_cache._verified.clear()  # as a new process would
+    before = dict(data_cache.stats)
+    again = data_cache.cached_split(src, key, 16, tmp_path)
+    assert data_cache.stats["split_builds"] - before["split_builds"] == 1
+    assert data_cache.stats["split_hits"] == before["split_hits"]
+    assert list(again.targets) == [0, 1, 2, 0, 1, 2] and json.loads(meta.read_text())["targets"] == [0, 1, 2, 0, 1, 2]
+    assert sorted(q.name for q in tmp_path.iterdir()) == sorted([meta.name, meta.with_suffix(".npy").name])
+
+
+def test_a_full_disk_while_a_split_is_decoded_is_an_error_naming_it_not_a_crash(tmp_path, monkeypatch):
+    """The decoded-split cache is a memory-mapped file, sparse until written: on a full disk a page
+    written into the map killed the process with SIGBUS. Its blocks are now reserved first, so a full
+    disk is an OSError there (one line, from file_problem), and no partial file is left."""
+    import errno
+
+    import numpy as np
+
+    from benchmark.data import cache as data_cache
+    from benchmark.data.sources import ArraySource
+    from experiment.guards import file_problem
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(data_cache.os, "posix_fallocate", full)
+    src = ArraySource(np.zeros((4, 20, 20, 3), dtype=np.uint8), np.arange(4), ["a", "b", "c", "d"])
+    with pytest.raises(OSError) as e:
+        data_cache.cached_split(src, {"dataset": "hand-made", "split": "train"}, 16, tmp_path)
+    line = file_problem(e.value)
+    assert line.startswith(str(tmp_path)) and line.endswith(".npy: No space left on device: the file system is full; "
+                                                            "free space, or choose another --out (or CFBENCH_CACHE for the cache)")
+    assert list(tmp_path.iterdir()) == []

@@ -68,6 +68,21 @@ class _Geometry(torch.utils.data.Dataset):
         return torch.from_numpy(np.asarray(self.geometry(img.convert("RGB")), dtype=np.uint8).copy())
 
 
+def _reserve(path: Path) -> None:
+    """Allocate the disk blocks of a new memory-mapped file now: a full disk is then an OSError here,
+    not a SIGBUS when a page of the map is first written (the file is sparse until then)."""
+    import errno
+
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    except OSError as e:
+        if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # a file system that cannot reserve: as before
+            raise
+    finally:
+        os.close(fd)
+
+
 _verified: set[tuple] = set()  # (path, size, mtime) whose checksum this process has checked
 stats = {"split_builds": 0, "split_hits": 0, "feature_hits": 0, "feature_misses": 0}
 
@@ -94,21 +109,29 @@ def cached_split(src: Source, key_parts: dict, size: int, folder: Path, num_work
             pass  # unreadable or stale: rebuilt below
     folder.mkdir(parents=True, exist_ok=True)
     tmp = _tmp(path)
-    arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(src), size, size, 3))
-    loader = torch.utils.data.DataLoader(_Geometry(src, cache_geometry(size)), batch_size=64, num_workers=num_workers)
-    at = 0
-    for batch in loader:
-        arr[at:at + len(batch)] = batch.numpy()
-        at += len(batch)
-    arr.flush()
-    del arr
-    digest = _sha256(tmp)
-    os.replace(tmp, path)
-    meta_tmp = _tmp(meta_path)
+    try:
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(src), size, size, 3))
+        _reserve(tmp)
+        loader = torch.utils.data.DataLoader(_Geometry(src, cache_geometry(size)), batch_size=64,
+                                             num_workers=num_workers)
+        at = 0
+        for batch in loader:
+            arr[at:at + len(batch)] = batch.numpy()
+            at += len(batch)
+        arr.flush()
+        del arr
+        digest = _sha256(tmp)
+        os.replace(tmp, path)
+    except BaseException as e:  # a full disk, an interrupt: no half-written array is left behind
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None:
+            e.filename = str(path)
+        raise
+    from ..files import atomic_write_text
+
     targets = src.targets.tolist()
-    meta_tmp.write_text(json.dumps({"sha256": digest, "key": key_parts, "size": size, "targets": targets,
-                                    "check": _meta_check(digest, key, targets)}))
-    os.replace(meta_tmp, meta_path)
+    atomic_write_text(meta_path, json.dumps({"sha256": digest, "key": key_parts, "size": size, "targets": targets,
+                                             "check": _meta_check(digest, key, targets)}))
     st = path.stat()
     _verified.add((str(path), st.st_size, st.st_mtime_ns))
     stats["split_builds"] += 1
