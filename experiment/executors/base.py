@@ -39,6 +39,12 @@ class Executor(ABC):
         """Called once, after the configuration is validated (`jobs`: its number of processes) and before
         the plan is trained; must not train or write anything."""
 
+    def refusal(self) -> str | None:
+        """Why this executor can train no run at all, known once `start` has run (e.g. no Ray cluster
+        answers at the address asked for), so that the command says it in one line before the pre-flight
+        loads anything; None when nothing is known against it yet (`execute` may still refuse)."""
+        return None
+
     @abstractmethod
     def execute(self, todo: list[dict], job: Job) -> int:
         """Train every run of `todo` (run configs of the plan, with their ids) that no other process

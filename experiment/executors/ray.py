@@ -55,6 +55,9 @@ class RayExecutor(Executor):
                 cpus = int(sum(n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")))
                 self.warming = [warm.remote() for _ in range(max(1, cpus))]
 
+    def refusal(self) -> str | None:
+        return self.problem  # the early connection's failure: an address where nothing answers, a cluster that refuses
+
     def execute(self, todo: list[dict], job: Job) -> int:
         s = job.executor or {}
         if self.early and self.problem is None and s.get("address") != self.address:
