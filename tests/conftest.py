@@ -64,3 +64,15 @@ def micro_model():
     from benchmark.models import load_foundation_model
 
     return load_foundation_model("micro-effnet-lite0-minilm", "packaged")
+
+
+@pytest.fixture(scope="session")
+def forked():
+    """Starts run_benchmark.py commands as processes forked from one pre-imported interpreter
+    (tests/forked.py): separate processes, without paying the imports of a fresh interpreter each time.
+    The interpreter imports in the background from the fixture's first use until its first command."""
+    from forked import Zygote
+
+    zygote = Zygote()
+    yield zygote
+    zygote.close()
