@@ -29,8 +29,9 @@ TIMING_KEYS = ("steps", "wall_s", "env", "started", "finished")  # when and wher
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    """A local Ray instance with 2 CPUs; its workers' temporary folder is ours, to see runs in progress."""
+def cluster(forked):
+    """A local Ray instance with 2 CPUs; its workers' temporary folder is ours, to see runs in progress.
+    (`forked`: started first, so that its imports overlap Ray's start.)"""
     tmp = Path(tempfile.mkdtemp(prefix="cfr", dir="/tmp"))  # short: Ray's socket paths live under it
     old = os.environ.get("TMPDIR")
     os.environ["TMPDIR"] = str(tmp)
@@ -91,13 +92,13 @@ def test_same_records_as_local_even_when_a_worker_is_killed_mid_run(cluster, tmp
     assert err.count("done: run") >= 4  # 2 local + 2 Ray lines, one per finished run
 
 
-def test_driver_killed_mid_plan_then_restarted_trains_only_the_missing_runs(cluster, tmp_path):
+def test_driver_killed_mid_plan_then_restarted_trains_only_the_missing_runs(cluster, tmp_path, forked):
     out = tmp_path / "out"
     # one run at a time (a run reserves both CPUs), so the driver dies with one run done and one out
     argv = [*PLAN, "--executor", "ray", "--ray-address", cluster["address"], "--out", str(out),
             "--set", "executor.cpus_per_run=2"]
-    driver = subprocess.Popen([sys.executable, str(ROOT / "run_benchmark.py"), *argv], cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # the drivers are processes of their own (tests/forked.py: forked after the imports)
+    driver = forked.run(argv)
     runs = out / "micro" / "runs"
     deadline = time.time() + 300
     while not list(runs.glob("*/done")) and driver.poll() is None and time.time() < deadline:
@@ -107,10 +108,10 @@ def test_driver_killed_mid_plan_then_restarted_trains_only_the_missing_runs(clus
     first = list(runs.glob("*/done"))
     assert len(first) == 1
     stamp = first[0].stat().st_mtime_ns
-    r = subprocess.run([sys.executable, str(ROOT / "run_benchmark.py"), *argv], cwd=ROOT,
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr
-    assert "2 runs planned, 1 already done, 1 to run" in r.stderr and r.stderr.count("done: run") == 1
+    again = forked.run(argv)
+    _, err = again.communicate(timeout=600)
+    assert again.returncode == 0, err
+    assert "2 runs planned, 1 already done, 1 to run" in err and err.count("done: run") == 1
     assert first[0].stat().st_mtime_ns == stamp  # the finished run was not trained again
     assert len(list(runs.glob("*/done"))) == 2 and _leftovers(out) == []
 
