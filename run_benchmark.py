@@ -123,10 +123,6 @@ def _checked_main(args, executor) -> int:
             print(f"error: {e}", file=sys.stderr)
         return 2
     executor.start(cfg["jobs"])  # --jobs helpers: only for a validated configuration, never more than it says
-    refusal = executor.refusal()  # e.g. no Ray cluster at --ray-address: said now, not after the pre-flight
-    if refusal:
-        print(f"error: {refusal}", file=sys.stderr)
-        return 2
     if args.quiet or args.worker:
         log, bars = _DEVNULL, False
     elif sys.stderr.isatty() and not args.verbose:
