@@ -18,13 +18,12 @@ import pytest
 import yaml
 
 import run_benchmark
+from conftest import TINY
 from benchmark.files import TMP_SUFFIX
 from evaluation.records import LOCK, check_run, load_records
 
 ROOT = Path(__file__).resolve().parents[1]
-# Two tiny runs of the micro model: enough to cross every code path that writes a file.
-TINY = ["--jobs", "1", "--orderings", "textures,digits", "--suite", "textures", "digits", "--set", "data.max_train=40",
-        "--set", "data.max_test=20", "--epochs", "1", "--set", "train.batch_size=20"]
+# Two tiny runs of the micro model (conftest.TINY): enough to cross every code path that writes a file.
 
 
 def _main(argv, capsys):
@@ -180,10 +179,9 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(kind, argv, words, tmp_
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    out = tmp_path_factory.mktemp("finished")
-    assert run_benchmark.main(["--strategies", "ft", "ldifs", "--out", str(out), *TINY]) == 0
-    return out / "micro"
+def finished(tiny_experiment):
+    """ft and ldifs on TINY, finished (conftest.py: trained once per session); read only, or copied."""
+    return tiny_experiment
 
 
 def _copy(finished, tmp_path) -> Path:
