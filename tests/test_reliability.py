@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 import run_benchmark
-from conftest import TINY
 from benchmark.files import TMP_SUFFIX
+from conftest import TINY
 from evaluation.records import LOCK, check_run, load_records
 
 ROOT = Path(__file__).resolve().parents[1]
