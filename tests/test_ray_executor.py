@@ -8,8 +8,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -23,7 +21,6 @@ from conftest import SMALL
 
 ray = pytest.importorskip("ray")
 
-ROOT = Path(__file__).resolve().parents[1]
 PLAN = ["--strategies", "ft", "ldifs", *SMALL, "--jobs", "1"]
 TIMING_KEYS = ("steps", "wall_s", "env", "started", "finished")  # when and where, not what
 
@@ -128,12 +125,12 @@ def test_resources_the_cluster_cannot_give_exit_2_in_one_line(cluster, tmp_path,
     assert not list(tmp_path.rglob("done"))
 
 
-def test_an_address_where_no_cluster_answers_exits_2_in_one_line(tmp_path):
-    r = subprocess.run([sys.executable, str(ROOT / "run_benchmark.py"), *PLAN, "--executor", "ray",
-                        "--ray-address", "127.0.0.1:1", "--out", str(tmp_path), "-q"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 2
-    lines = r.stderr.strip().splitlines()
+def test_an_address_where_no_cluster_answers_exits_2_in_one_line(tmp_path, forked):
+    # a process of its own (this one is connected to the test cluster), forked after the imports
+    r = forked.run([*PLAN, "--executor", "ray", "--ray-address", "127.0.0.1:1", "--out", str(tmp_path), "-q"])
+    _, err = r.communicate(timeout=300)
+    assert r.returncode == 2, err
+    lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: --ray-address 127.0.0.1:1: no Ray cluster answers"), lines
     assert not list(tmp_path.rglob("done"))
 
