@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from pydantic import BeforeValidator, Field
 
 from .probe import accuracy
-from .schema import PositiveInt
+from .schema import PositiveInt, positive_grid
 
 REFERENCE_LRS = (0.01, 0.05, 0.1, 0.5, 1.0)  # the reference's grid of AdamW learning rates
 REFERENCE_STEPS = 1000  # full-batch AdamW steps per fit
@@ -41,27 +41,11 @@ HEAD_VAL_FRACTION = 0.1  # the 90/10 split of a task's training split that choos
 PROBE_SEED = 0  # seeds each fit's initialisation (a private generator)
 
 
-def _lr_grid(v):
-    """A positive number, or a list of 1..20 of them (chosen on the validation split)."""
-    what = "a positive learning rate, or a list of them to choose from on the validation split"
-    items = v if isinstance(v, (list, tuple)) else [v]
-    if not 1 <= len(items) <= 20:
-        raise ValueError(f"give 1 to 20 values ({what})")
-    out = []
-    for c in items:
-        if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c):
-            raise ValueError(f"input should be a finite number ({what})")
-        if not 0 < c <= 100:
-            raise ValueError(f"input should be greater than 0 and at most 100 ({what})")
-        out.append(float(c))
-    return out if isinstance(v, (list, tuple)) else out[0]
-
-
 # The probe's settings of the `train` section (declared in training.TrainConfig with these types):
 # probe: sklearn = L-BFGS on standardised features, C from probe_C (benchmark/probe.py; the micro
 # presets); reference = full-batch AdamW on L2-normalised features, lr from probe_lr, refitted (here).
 ProbeKind = Literal["sklearn", "reference"]
-ProbeLR = Annotated[Any, BeforeValidator(_lr_grid)]  # probe: reference only
+ProbeLR = Annotated[Any, BeforeValidator(positive_grid("learning rate", at_most=100))]  # probe: reference only
 ProbeSteps = Annotated[PositiveInt, Field(le=100000)]  # probe: reference only
 
 

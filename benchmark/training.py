@@ -21,7 +21,7 @@ from .nan_guard import NonFiniteGuard
 from .checkpoints import Checkpoint
 from .precision import autocast
 from .reference_probe import REFERENCE_LRS, REFERENCE_STEPS, ProbeKind, ProbeLR, ProbeSteps
-from .schema import Bool, NonNegFloat, NonNegInt, PositiveFloat, PositiveInt, Section
+from .schema import Bool, NonNegFloat, NonNegInt, PositiveFloat, PositiveInt, Section, positive_grid
 
 
 def _int_in(v, lo: int, hi: int, what: str) -> int:
@@ -45,22 +45,6 @@ def _epochs(v):
     return _int_in(v, 1, 10000, what)
 
 
-def _probe_C(v):
-    """A positive number, or a list of 1..20 of them (a grid chosen on the validation split)."""
-    what = "a positive number, or a list of them to choose from on the validation split"
-    items = v if isinstance(v, list) else [v]
-    if not 1 <= len(items) <= 20:
-        raise ValueError(f"give 1 to 20 values ({what})")
-    out = []
-    for c in items:
-        if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c):
-            raise ValueError(f"input should be a finite number ({what})")
-        if c <= 0:
-            raise ValueError(f"input should be greater than 0 ({what})")
-        out.append(float(c))
-    return out if isinstance(v, list) else out[0]
-
-
 class TrainConfig(Section):
     """The `train` section: the optimisation protocol shared by every strategy."""
 
@@ -74,7 +58,7 @@ class TrainConfig(Section):
     head_init: Literal["lp", "zs"] = "lp"  # "lp": logistic-regression probe on current features; "zs": text embeddings
     # inverse l2 strength of the logistic-regression probe (LP metric and LP-init heads); a list is a grid
     # from which the validation split picks (the paper presets use benchmark.probe.PROBE_GRID)
-    probe_C: Annotated[Any, BeforeValidator(_probe_C)] = 1.0
+    probe_C: Annotated[Any, BeforeValidator(positive_grid("number"))] = 1.0
     # fp32: the paper's; tf32: float32 matmuls on TF32 tensor cores (CUDA); bf16: autocast forward passes
     precision: Literal["fp32", "tf32", "bf16"] = "fp32"
     # sklearn (benchmark/probe.py) or the authors' AdamW probe (benchmark/reference_probe.py), its lr grid, steps

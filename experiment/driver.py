@@ -66,6 +66,13 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
     for p in stranded_temp_files(cache_dir()) if cache_dir().is_dir() else []:
         p.unlink(missing_ok=True)
     if not collect_only and todo:
+        # an executor that can train nothing (no Ray cluster at the address, no node large enough for a
+        # run) says so now, before the pre-flight loads the model and the data
+        refusal = executor.refusal(cfg["executor"])
+        if refusal:
+            if not worker:
+                print(f"error: {refusal}", file=sys.stderr)
+            return 2
         from .preflight import load_and_check, missing_inputs
         from .runner import Resources
 

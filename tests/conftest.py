@@ -26,6 +26,14 @@ warnings.filterwarnings("ignore", message="no QP solver found")
 torch.backends.cpu.get_cpu_capability()  # ATen's capability level
 torch.__config__.show()  # MKL's and oneDNN's instruction sets
 
+# Reduced micro plans that several test files train; each file's fixture of finished runs is one of
+# the session fixtures below, trained once per session and only read (tests that change runs copy them).
+# SMALL: three datasets, one of them held out; TINY: two datasets, --jobs 1.
+SMALL = ["--seeds", "0", "--orderings", "textures,digits", "--suite", "textures", "digits", "mnist",
+         "--set", "data.max_train=60", "--set", "data.max_test=40", "--epochs", "1", "--set", "train.batch_size=20"]
+TINY = ["--jobs", "1", "--orderings", "textures,digits", "--suite", "textures", "digits", "--set", "data.max_train=40",
+        "--set", "data.max_test=20", "--epochs", "1", "--set", "train.batch_size=20"]
+
 TINY_VIT = {
     "embed_dim": 16,
     "vision_cfg": {"image_size": 32, "layers": 12, "width": 32, "head_width": 16, "patch_size": 8},
@@ -64,3 +72,36 @@ def micro_model():
     from benchmark.models import load_foundation_model
 
     return load_foundation_model("micro-effnet-lite0-minilm", "packaged")
+
+
+@pytest.fixture(scope="session")
+def forked():
+    """Starts run_benchmark.py commands as processes forked from one pre-imported interpreter
+    (tests/forked.py): separate processes, without paying the imports of a fresh interpreter each time.
+    The interpreter imports in the background from the fixture's first use until its first command."""
+    from forked import Zygote
+
+    zygote = Zygote()
+    yield zygote
+    zygote.close()
+
+
+@pytest.fixture(scope="session")
+def small_experiment(tmp_path_factory):
+    """ft and ldifs on SMALL through run_benchmark.main in this process (--jobs 1: no helper to wait for),
+    finished: the experiment folder (results/micro)."""
+    import run_benchmark
+
+    out = tmp_path_factory.mktemp("small")
+    assert run_benchmark.main(["--strategies", "ft", "ldifs", "--out", str(out), *SMALL, "--jobs", "1"]) == 0
+    return out / "micro"
+
+
+@pytest.fixture(scope="session")
+def tiny_experiment(tmp_path_factory):
+    """ft and ldifs on TINY through run_benchmark.main, finished: the experiment folder (results/micro)."""
+    import run_benchmark
+
+    out = tmp_path_factory.mktemp("tiny")
+    assert run_benchmark.main(["--strategies", "ft", "ldifs", "--out", str(out), *TINY]) == 0
+    return out / "micro"

@@ -6,10 +6,10 @@ import sys
 
 import pytest
 
+import conftest
 import run_benchmark
 
-TINY = ["--jobs", "1", "--orderings", "textures,digits", "--suite", "textures", "digits", "--set", "data.max_train=40",
-        "--set", "data.max_test=20", "--epochs", "1", "--set", "train.batch_size=20", "--strategies", "ft"]
+TINY = [*conftest.TINY, "--strategies", "ft"]
 
 
 def test_quiet_prints_only_where_the_results_went(tmp_path, capsys):
@@ -91,13 +91,16 @@ def test_tensorboard_logs_loss_curves_and_penalties_without_changing_the_run(tmp
     assert "1 already done" in capsys.readouterr().err
 
 
-def test_jobs_share_the_runs_out_and_give_the_records_of_one_process(tmp_path, capsys):
+def test_jobs_share_the_runs_out_and_give_the_records_of_one_process(tiny_experiment, tmp_path, capsys):
     import json
 
     two = [*TINY[:-1], "ft", "ldifs", "--set", "threads=1"]
     assert run_benchmark.main(["--out", str(tmp_path / "jobs2"), "-q", *two, "--jobs", "2"]) == 0
     assert "GiB per process x 2" in capsys.readouterr().err  # the helper trained: two processes' memory
-    assert run_benchmark.main(["--out", str(tmp_path / "jobs1"), "-q", *two]) == 0
+    # one process: the same plan (threads 1 is the preset's) trained with --jobs 1, once per session (conftest.py)
+    assert run_benchmark.main(["--out", str(tiny_experiment.parent), "--dry-run", *two]) == 0
+    assert "2 runs planned, 2 already done, 0 to run" in capsys.readouterr().err  # the same two runs
+    jobs1 = tiny_experiment.parent
 
     def records(root):
         out = {}
@@ -106,10 +109,10 @@ def test_jobs_share_the_runs_out_and_give_the_records_of_one_process(tmp_path, c
             out[p.parent.name] = (r["R"], r["LP"], r["ZS"])
         return out
 
-    a, b = records(tmp_path / "jobs2"), records(tmp_path / "jobs1")
+    a, b = records(tmp_path / "jobs2"), records(jobs1)
     assert len(a) == 2 and a == b
     assert (tmp_path / "jobs2" / "micro" / "leaderboard.csv").read_text() == \
-        (tmp_path / "jobs1" / "micro" / "leaderboard.csv").read_text()
+        (jobs1 / "micro" / "leaderboard.csv").read_text()
 
 
 def test_helpers_started_early_stay_silent_on_bad_input_and_leave(tmp_path, capsys):

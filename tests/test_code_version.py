@@ -96,7 +96,9 @@ def test_dry_run_marks_stale_runs_and_retrain_stale_redoes_them(tmp_path, capsys
     # with --retrain-stale: the done marker goes, so the run is trained again (the executor is asked for it)
     asked = []
 
-    class Fake:
+    from experiment.executors import Executor
+
+    class Fake(Executor):
         def execute(self, todo, job):
             asked.extend(t["run_id"] for t in todo)
             return 1  # stop before collecting

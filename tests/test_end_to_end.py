@@ -11,18 +11,16 @@ import pytest
 import torch
 
 import run_benchmark
+from conftest import SMALL
 from evaluation.leaderboard import MAIN_COLS
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = ["--seeds", "0", "--orderings", "textures,digits", "--suite", "textures", "digits", "mnist",
-         "--set", "data.max_train=60", "--set", "data.max_test=40", "--epochs", "1", "--set", "train.batch_size=20"]
 
 
 @pytest.fixture(scope="module")
-def experiment(tmp_path_factory):
-    out = tmp_path_factory.mktemp("results")
-    assert run_benchmark.main(["--strategies", "ft", "ldifs", "--out", str(out), *SMALL]) == 0
-    return out / "micro"
+def experiment(small_experiment):
+    """ft and ldifs on SMALL (conftest.py: trained once per session, also the Ray tests' local reference)."""
+    return small_experiment
 
 
 def _records(exp):

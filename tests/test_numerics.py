@@ -108,21 +108,20 @@ def test_portable_reexecutes_the_command_with_its_environment(tmp_path):
             "    return 0\n"
             "run_benchmark._checked_main = checked\n"
             "sys.exit(run_benchmark.main())\n")
-    out = subprocess.run([sys.executable, "-c", code, "--out", str(tmp_path), "--jobs", "1", "--numerics", "portable"],
-                         cwd=ROOT, env=_clean_env(OPENBLAS_CORETYPE="Haswell"), capture_output=True, text=True,
-                         timeout=120)
-    assert out.returncode == 0 and out.stdout.count("start") == 2 and out.stdout.count("end") == 1, \
-        (out.stdout, out.stderr)
-    lines = out.stdout.split()
+    # native: nothing to pin, no re-execution (started beside the portable command: two cores)
+    native = code.replace("import torch", "torch = None").replace("torch.backends.cpu.get_cpu_capability()", "'-'")
+    procs = [subprocess.Popen([sys.executable, "-c", c, "--out", str(tmp_path), "--jobs", "1", *more], cwd=ROOT,
+                              env=_clean_env(OPENBLAS_CORETYPE="Haswell"), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+             for c, more in ((code, ["--numerics", "portable"]), (native, []))]
+    (out, err), (native_out, native_err) = [p.communicate(timeout=120) for p in procs]
+    assert procs[0].returncode == 0 and out.count("start") == 2 and out.count("end") == 1, (out, err)
+    lines = out.split()
     pid = lines[1]
     assert lines[:3] == ["start", pid, "None"] and lines[3:6] == ["start", pid, "default"]
     assert lines[6:] == ["end", pid, "DEFAULT", "COMPATIBLE", "Prescott", "portable"]
-    # native: nothing to pin, no re-execution
-    native = code.replace("import torch", "torch = None").replace("torch.backends.cpu.get_cpu_capability()", "'-'")
-    out = subprocess.run([sys.executable, "-c", native, "--out", str(tmp_path), "--jobs", "1"], cwd=ROOT,
-                         env=_clean_env(OPENBLAS_CORETYPE="Haswell"), capture_output=True, text=True, timeout=120)
-    assert out.stdout.split() == ["start", out.stdout.split()[1], "None", "end", out.stdout.split()[1], "-", "None",
-                                  "Haswell", "None"], (out.stdout, out.stderr)
+    assert native_out.split() == ["start", native_out.split()[1], "None", "end", native_out.split()[1], "-", "None",
+                                  "Haswell", "None"], (native_out, native_err)
 
 
 def test_portable_needs_one_thread(tmp_path, capsys):
@@ -187,8 +186,12 @@ def test_the_fingerprint_covers_openblas_kernels():
     code = "from benchmark import numerics; d = numerics.describe(); print(d['openblas'], d['fingerprint'])"
     # another kernel family than the one this suite runs (under `--path generic` it already runs Prescott's)
     other = "Haswell" if os.environ.get("OPENBLAS_CORETYPE", "").lower() == "prescott" else "Prescott"
-    outs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True,
-                           env={**os.environ, **extra}).stdout.split() for extra in ({}, {"OPENBLAS_CORETYPE": other})]
+    # the two processes at once (two cores)
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              cwd=ROOT, env={**os.environ, **extra}) for extra in ({}, {"OPENBLAS_CORETYPE": other})]
+    done = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in done]
+    outs = [out.split() for out, _ in done]
     assert outs[0][0] and outs[0][0] != "None"
     assert outs[0][-1] != outs[1][-1]  # another OpenBLAS kernel family: another fingerprint
 

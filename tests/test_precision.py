@@ -6,9 +6,6 @@ from __future__ import annotations
 import copy
 import functools
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -19,8 +16,6 @@ from benchmark.precision import autocast, matmul_precision
 from benchmark.training import TrainConfig, compile_encoder
 from experiment import config as C
 from strategies.ldifs import LDIFSPlugin
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_tf32_is_on_inside_the_run_only_and_restored_after_an_error():
@@ -110,12 +105,14 @@ def test_the_throughput_script_prints_ceiling_real_path_evaluation_and_concurren
 
     (tmp_path / "tp-tiny-vit.json").write_text(json.dumps(TINY_VIT))
     out = tmp_path / "figures.json"
-    cmd = [sys.executable, str(ROOT / "scripts" / "gpu_throughput.py"), "--device", "cpu", "--model", "tp-tiny-vit",
-           "--model-config", str(tmp_path / "tp-tiny-vit.json"), "--batch", "4", "--eval-batch", "8", "--steps", "2",
-           "--warmup", "1", "--workers", "0", "--variants", "ft:tf32", "ldifs:bf16:anchor", "--concurrent", "1",
-           "--peak-tflops", "1", "1", "1", "--json", str(out)]
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
+    from scripts.gpu_throughput import main
+
+    # in this process (its imports are done); the concurrency figure still starts a process of its own
+    argv = ["--device", "cpu", "--model", "tp-tiny-vit", "--model-config", str(tmp_path / "tp-tiny-vit.json"),
+            "--batch", "4", "--eval-batch", "8", "--steps", "2", "--warmup", "1", "--workers", "0",
+            "--variants", "ft:tf32", "ldifs:bf16:anchor", "--concurrent", "1", "--peak-tflops", "1", "1", "1",
+            "--json", str(out)]
+    assert main(argv) == 0
     fig = json.loads(out.read_text())
     assert [(r["strategy"], r["precision"]) for r in fig["rows"]] == [("ft", "tf32"), ("ldifs", "bf16+anchor")]
     for r in fig["rows"]:

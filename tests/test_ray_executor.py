@@ -8,8 +8,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -19,18 +17,18 @@ import pandas as pd
 import pytest
 
 import run_benchmark
-from test_end_to_end import SMALL
+from conftest import SMALL
 
 ray = pytest.importorskip("ray")
 
-ROOT = Path(__file__).resolve().parents[1]
 PLAN = ["--strategies", "ft", "ldifs", *SMALL, "--jobs", "1"]
 TIMING_KEYS = ("steps", "wall_s", "env", "started", "finished")  # when and where, not what
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    """A local Ray instance with 2 CPUs; its workers' temporary folder is ours, to see runs in progress."""
+def cluster(forked):
+    """A local Ray instance with 2 CPUs; its workers' temporary folder is ours, to see runs in progress.
+    (`forked`: started first, so that its imports overlap Ray's start.)"""
     tmp = Path(tempfile.mkdtemp(prefix="cfr", dir="/tmp"))  # short: Ray's socket paths live under it
     old = os.environ.get("TMPDIR")
     os.environ["TMPDIR"] = str(tmp)
@@ -59,9 +57,8 @@ def _leftovers(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.name == "lock" or p.name.endswith(".tmp")]
 
 
-def test_same_records_as_local_even_when_a_worker_is_killed_mid_run(cluster, tmp_path, capsys):
-    assert run_benchmark.main([*PLAN, "--out", str(tmp_path / "local")]) == 0
-    local = tmp_path / "local" / "micro"
+def test_same_records_as_local_even_when_a_worker_is_killed_mid_run(cluster, small_experiment, tmp_path, capsys):
+    local = small_experiment  # the same plan on the local executor (conftest.py: trained once per session)
 
     # the Ray plan, with one of its worker processes killed by pid once it has written step 0's records
     result = {}
@@ -84,20 +81,20 @@ def test_same_records_as_local_even_when_a_worker_is_killed_mid_run(cluster, tmp
     ray_exp = tmp_path / "ray" / "micro"
     assert _records(ray_exp) == _records(local)
     pd.testing.assert_frame_equal(pd.read_csv(ray_exp / "leaderboard.csv"), pd.read_csv(local / "leaderboard.csv"))
-    assert _leftovers(tmp_path) == []
+    assert _leftovers(tmp_path) == [] and _leftovers(local) == []
     # the killed worker's private folder is gone too (the retry's worker removes it)
     assert not list(cluster["tmp"].glob(f"cfbench-run-{killed}-*"))
     err = capsys.readouterr().err
-    assert err.count("done: run") >= 4  # 2 local + 2 Ray lines, one per finished run
+    assert err.count("done: run") >= 2  # one Ray line per finished run
 
 
-def test_driver_killed_mid_plan_then_restarted_trains_only_the_missing_runs(cluster, tmp_path):
+def test_driver_killed_mid_plan_then_restarted_trains_only_the_missing_runs(cluster, tmp_path, forked):
     out = tmp_path / "out"
     # one run at a time (a run reserves both CPUs), so the driver dies with one run done and one out
     argv = [*PLAN, "--executor", "ray", "--ray-address", cluster["address"], "--out", str(out),
             "--set", "executor.cpus_per_run=2"]
-    driver = subprocess.Popen([sys.executable, str(ROOT / "run_benchmark.py"), *argv], cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # the drivers are processes of their own (tests/forked.py: forked after the imports)
+    driver = forked.run(argv)
     runs = out / "micro" / "runs"
     deadline = time.time() + 300
     while not list(runs.glob("*/done")) and driver.poll() is None and time.time() < deadline:
@@ -107,10 +104,10 @@ def test_driver_killed_mid_plan_then_restarted_trains_only_the_missing_runs(clus
     first = list(runs.glob("*/done"))
     assert len(first) == 1
     stamp = first[0].stat().st_mtime_ns
-    r = subprocess.run([sys.executable, str(ROOT / "run_benchmark.py"), *argv], cwd=ROOT,
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr
-    assert "2 runs planned, 1 already done, 1 to run" in r.stderr and r.stderr.count("done: run") == 1
+    again = forked.run(argv)
+    _, err = again.communicate(timeout=600)
+    assert again.returncode == 0, err
+    assert "2 runs planned, 1 already done, 1 to run" in err and err.count("done: run") == 1
     assert first[0].stat().st_mtime_ns == stamp  # the finished run was not trained again
     assert len(list(runs.glob("*/done"))) == 2 and _leftovers(out) == []
 
@@ -128,12 +125,12 @@ def test_resources_the_cluster_cannot_give_exit_2_in_one_line(cluster, tmp_path,
     assert not list(tmp_path.rglob("done"))
 
 
-def test_an_address_where_no_cluster_answers_exits_2_in_one_line(tmp_path):
-    r = subprocess.run([sys.executable, str(ROOT / "run_benchmark.py"), *PLAN, "--executor", "ray",
-                        "--ray-address", "127.0.0.1:1", "--out", str(tmp_path), "-q"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 2
-    lines = r.stderr.strip().splitlines()
+def test_an_address_where_no_cluster_answers_exits_2_in_one_line(tmp_path, forked):
+    # a process of its own (this one is connected to the test cluster), forked after the imports
+    r = forked.run([*PLAN, "--executor", "ray", "--ray-address", "127.0.0.1:1", "--out", str(tmp_path), "-q"])
+    _, err = r.communicate(timeout=300)
+    assert r.returncode == 2, err
+    lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: --ray-address 127.0.0.1:1: no Ray cluster answers"), lines
     assert not list(tmp_path.rglob("done"))
 

@@ -19,12 +19,11 @@ import yaml
 
 import run_benchmark
 from benchmark.files import TMP_SUFFIX
+from conftest import TINY
 from evaluation.records import LOCK, check_run, load_records
 
 ROOT = Path(__file__).resolve().parents[1]
-# Two tiny runs of the micro model: enough to cross every code path that writes a file.
-TINY = ["--jobs", "1", "--orderings", "textures,digits", "--suite", "textures", "digits", "--set", "data.max_train=40",
-        "--set", "data.max_test=20", "--epochs", "1", "--set", "train.batch_size=20"]
+# Two tiny runs of the micro model (conftest.TINY): enough to cross every code path that writes a file.
 
 
 def _main(argv, capsys):
@@ -33,6 +32,11 @@ def _main(argv, capsys):
     except SystemExit as e:  # argparse's own errors exit from inside parse_args
         code = e.code
     return code, capsys.readouterr().err
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _forking_interpreter(forked):
+    """Started with the module: its imports overlap the in-process cases on the other core."""
 
 
 def _files(folder: Path) -> list[Path]:
@@ -175,10 +179,9 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(kind, argv, words, tmp_
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    out = tmp_path_factory.mktemp("finished")
-    assert run_benchmark.main(["--strategies", "ft", "ldifs", "--out", str(out), *TINY]) == 0
-    return out / "micro"
+def finished(tiny_experiment):
+    """ft and ldifs on TINY, finished (conftest.py: trained once per session); read only, or copied."""
+    return tiny_experiment
 
 
 def _copy(finished, tmp_path) -> Path:
@@ -332,15 +335,20 @@ def _stray(exp: Path) -> list[Path]:
     return [p for p in exp.rglob("*") if p.name.endswith(TMP_SUFFIX) or p.name == LOCK]
 
 
-def test_kill_9_at_several_points_then_resume_gives_the_uninterrupted_records(finished, tmp_path):
+def _forked(forked, args, out, env_extra=None):
+    """Like _cli, in a process forked from an interpreter that has done the imports (tests/forked.py)."""
+    return forked.run(["--out", str(out), *args], env={**os.environ, **(env_extra or {})})
+
+
+def test_kill_9_at_several_points_then_resume_gives_the_uninterrupted_records(finished, tmp_path, forked):
     args = ["--strategies", "ft", *TINY]
     # each crash happens in the process that resumes the previous one: between two steps, inside an
     # atomic write of the records, inside the collector's write of the leaderboard
     for fault in ("after-step-1", "mid-write:records.json", "mid-write:leaderboard.csv"):
-        p = _cli(args, tmp_path, {"CFBENCH_FAULT": fault})
+        p = _forked(forked, args, tmp_path, {"CFBENCH_FAULT": fault})
         _, err = p.communicate(timeout=300)
         assert p.returncode == -signal.SIGKILL, (fault, err[-2000:])
-    p = _cli(args, tmp_path)
+    p = _forked(forked, args, tmp_path)
     _, err = p.communicate(timeout=300)
     assert p.returncode == 0, err[-2000:]
     exp = tmp_path / "micro"
@@ -363,11 +371,11 @@ def test_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path):
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("interrupted during ")
 
 
-def test_two_processes_on_one_experiment_train_each_run_once(finished, tmp_path):
+def test_two_processes_on_one_experiment_train_each_run_once(finished, tmp_path, forked):
     args = ["--strategies", "ft", "ldifs", *TINY]
-    a = _cli(args, tmp_path)
+    a = _forked(forked, args, tmp_path)
     time.sleep(0.5)
-    b = _cli(args, tmp_path)
+    b = _forked(forked, args, tmp_path)
     (_, ea), (_, eb) = a.communicate(timeout=400), b.communicate(timeout=400)
     assert a.returncode == 0 and b.returncode == 0, (ea[-1500:], eb[-1500:])
     trained = re.findall(r"done: run ([0-9a-f]{12}) \(", ea + eb)

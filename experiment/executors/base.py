@@ -39,6 +39,13 @@ class Executor(ABC):
         """Called once, after the configuration is validated (`jobs`: its number of processes) and before
         the plan is trained; must not train or write anything."""
 
+    def refusal(self, settings: dict) -> str | None:
+        """Why this executor can train no run of the plan (`settings`: the config's `executor` section),
+        e.g. no Ray cluster at the address asked for, or no node with the resources a run reserves; asked
+        before the pre-flight loads the model and the data, so that the command says it in one line at
+        once. None: nothing against it (`execute` refuses the same way, in one line, if asked anyway)."""
+        return None
+
     @abstractmethod
     def execute(self, todo: list[dict], job: Job) -> int:
         """Train every run of `todo` (run configs of the plan, with their ids) that no other process

@@ -6,12 +6,11 @@ import sys
 import time
 
 from benchmark.files import atomic_write_text
-from benchmark.nan_guard import NonFiniteError
 from evaluation.records import RunLock, check_run, link_problem, unmark_done
 
 FAILED = "failed"  # a run's marker: its training went numerically wrong (the line says where); not done
 
-from .. import interrupts, runner
+from .. import interrupts
 from .base import Executor, Job
 
 
@@ -37,6 +36,11 @@ def train_runs(todo: list[dict], job: Job) -> int:
     training turns NaN or infinite is named in one line, marked failed (not done), and the plan goes
     on. Returns the number of failed runs."""
     from tqdm import tqdm
+
+    # here, not at the top: choosing an executor (before the configuration is read) imports no torch
+    from benchmark.nan_guard import NonFiniteError
+
+    from .. import runner
 
     t0 = time.time()
     failed = []

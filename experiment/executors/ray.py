@@ -55,18 +55,28 @@ class RayExecutor(Executor):
                 cpus = int(sum(n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")))
                 self.warming = [warm.remote() for _ in range(max(1, cpus))]
 
+    def refusal(self, settings: dict) -> str | None:
+        problem = self._problem(settings)
+        return problem if isinstance(problem, str) else None
+
     def execute(self, todo: list[dict], job: Job) -> int:
         s = job.executor or {}
+        problem = self._problem(s)
+        if isinstance(problem, str):
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
+        return _Dispatch(todo, job, s, slots=problem).run()
+
+    def _problem(self, s: dict) -> str | int:
+        """Why no run of the plan can go to the cluster (one line), or how many runs it can hold at once:
+        the address (joined if need be), then the resources a run reserves."""
         if self.early and self.problem is None and s.get("address") != self.address:
             self.problem = (f"executor.address {s.get('address')!r} is not the address read before the configuration "
                             f"was checked ({self.address!r}); give it with --ray-address")
         problem = self.problem or self._connect(s.get("address"))
         if problem is None:
             problem = _resource_problem(float(s.get("cpus_per_run", 1)), float(s.get("gpus_per_run", 0)))
-        if isinstance(problem, str):
-            print(f"error: {problem}", file=sys.stderr)
-            return 2
-        return _Dispatch(todo, job, s, slots=problem).run()
+        return problem
 
     def _connect(self, address: str | None) -> str | None:
         import ray
