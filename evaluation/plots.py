@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import io
 import re
+import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 import matplotlib
 
@@ -266,23 +269,34 @@ def ordering_sensitivity(df: pd.DataFrame, path: Path) -> bool:
     return True
 
 
+@contextmanager
+def optional_output(line: Callable[[Exception], str]):
+    """Around the code of an optional figure or report section: if it fails, its figures are closed,
+    `line(error)` is printed as one warning line and the collector goes on. A full disk (or a write refused
+    for want of room: benchmark.files.no_room) is not optional: it passes through, so that the command
+    stops with one line instead of a warning per file and a claim that it finished."""
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001 - optional output must never stop the collector
+        plt.close("all")
+        if no_room(e):
+            raise
+        print(f"warning: {line(e)}", file=sys.stderr)
+
+
 def write_plots(experiment_dir: Path, runs: list[tuple[str, dict]], df: pd.DataFrame) -> list[Path]:
     """Every plot of an experiment into plots/; returns the files written. A plot that fails is
     skipped with one warning line naming it."""
-    from .leaderboard import labels, warn
+    from .leaderboard import labels
 
     out = Path(experiment_dir) / "plots"
     written: list[Path] = []
 
     def attempt(path: Path, fn, *args) -> None:
-        try:
+        with optional_output(lambda e: f"plot {path.name} not written "
+                                       f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"):
             if fn(*args, path) is not False:
                 written.append(path)
-        except Exception as e:  # a plot must never stop the collector, unless the disk is full
-            plt.close("all")
-            if no_room(e):
-                raise
-            warn(f"plot {path.name} not written ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
 
     for rid, rec in runs:
         name = safe_name(rid)

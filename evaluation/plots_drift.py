@@ -23,10 +23,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmark.files import no_room  # noqa: E402
-
 from . import metrics as M  # noqa: E402
-from .plots import _save, safe_name  # noqa: E402
+from .plots import _save, optional_output, safe_name  # noqa: E402
 
 EMBEDDING = "embedding"  # evaluation/drift.py's name for the encoder's output
 
@@ -163,8 +161,6 @@ def _heldout_at(rec: dict, where: str) -> float:
 
 def write_drift_plots(experiment_dir: Path, runs: list[tuple[str, dict]]) -> list[Path]:
     """The drift plots into plots/ (each optional: a failure is one warning line)."""
-    import sys
-
     runs = with_drift(runs)
     out, folder = [], Path(experiment_dir) / "plots"
     if not runs:
@@ -174,14 +170,9 @@ def write_drift_plots(experiment_dir: Path, runs: list[tuple[str, dict]]) -> lis
             for lab in sorted({strategy_label(r) for _, r in runs})]
     jobs.append((folder / "drift_vs_dlp.png", drift_vs_dlp, (runs,)))
     for path, fn, args in jobs:
-        try:
+        with optional_output(lambda e: f"plot {path.name} failed: {type(e).__name__}: {e}"):
             if fn(*args, path):
                 out.append(path)
-        except Exception as e:  # noqa: BLE001 - a plot is optional, unless the disk is full
-            plt.close("all")
-            if no_room(e):
-                raise
-            print(f"warning: plot {path.name} failed: {type(e).__name__}: {e}", file=sys.stderr)
     return out
 
 

@@ -26,11 +26,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmark.files import no_room  # noqa: E402
-
 from . import metrics as M  # noqa: E402
 from .evidence import run_figures  # noqa: E402
-from .plots import _save  # noqa: E402
+from .plots import _save, optional_output  # noqa: E402
 from .plots_drift import group_drift, last_tap  # noqa: E402
 
 
@@ -217,19 +215,12 @@ def orderings_section(runs, folder: Path) -> list[str]:
 
 def study_sections(experiment_dir: Path, runs: list[tuple[str, dict]]) -> list[str]:
     """The sections of the studies the runs make (each optional: a failure is one warning line)."""
-    import sys
-
     folder = Path(experiment_dir) / "plots"
     folder.mkdir(parents=True, exist_ok=True)
     lines: list[str] = []
     for fn in (layers_section, lambda_section, orderings_section):
-        try:
+        with optional_output(lambda e: f"report section {fn.__name__} failed: {type(e).__name__}: {e}"):
             lines += fn(runs, folder)
-        except Exception as e:  # noqa: BLE001 - a section must never stop the collector, unless the disk is full
-            plt.close("all")
-            if no_room(e):
-                raise
-            print(f"warning: report section {fn.__name__} failed: {type(e).__name__}: {e}", file=sys.stderr)
     return lines
 
 
