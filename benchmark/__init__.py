@@ -48,7 +48,7 @@ class _AvalancheHome(importlib.abc.MetaPathFinder):
         return spec
 
 
-def _cache_root() -> Path:  # benchmark.cache.cache_dir, without its torch import
+def _cache_root() -> Path:  # benchmark.cache_files.cache_dir, without its torch import
     default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cfbench"
     return Path(os.environ.get("CFBENCH_CACHE", default))
 

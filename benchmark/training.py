@@ -67,7 +67,7 @@ class TrainConfig(Section):
     probe_steps: ProbeSteps = REFERENCE_STEPS
     checkpoint: Checkpoint = "end"  # the scored model of a task: end, or the reference's checkpoint 0..99
     # Throughput settings (docs/design.md, "GPU throughput"); at their defaults they are left out of a run's
-    # config (benchmark/protocol.py), so older runs keep their ids.
+    # config (benchmark/legacy_keys.py), so older runs keep their ids.
     anchor_autocast: Bool = False  # bf16 only: frozen forward passes (LDIFS's anchor) under autocast too
     compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = "off"  # torch.compile the encoder
 
@@ -231,7 +231,7 @@ def make_template(model: TaskModel, cfg: TrainConfig, plugins: list, device: str
         proto.append(PrecisionPlugin(device))
     epochs = cfg.epochs if isinstance(cfg.epochs, int) else 1  # per-dataset counts are set before each task
     if tensorboard_dir is not None:
-        from avalanche.evaluation.metrics import loss_metrics
+        from avalanche.evaluation.reporting.metrics import loss_metrics
         from avalanche.logging import TensorboardLogger
 
         evaluator = EvaluationPlugin(loss_metrics(minibatch=True, epoch=True),

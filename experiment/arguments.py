@@ -20,13 +20,13 @@ def _out_path(text: str) -> Path:
 
 def build_parser(description: str | None = None) -> argparse.ArgumentParser:
     ap = _Parser(
-        prog="run_benchmark.py", description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="cfbench", description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
-               "  python run_benchmark.py\n"
-               "  python run_benchmark.py --strategies ft ldifs:lam=30 ldifs:lam=30,layers=last --seeds 0 1 2\n"
-               "  python run_benchmark.py --orderings mnist,animals animals,mnist --set train.epochs=3\n"
-               "  python run_benchmark.py --collect-only          # rebuild tables and plots, train nothing\n"
-               "  python run_benchmark.py --list --config paper-continual   # strategies, defaults, the preset's choices\n"
+               "  cfbench\n"
+               "  cfbench --strategies ft ldifs:lam=30 ldifs:lam=30,layers=last --seeds 0 1 2\n"
+               "  cfbench --orderings mnist,fashion_mnist fashion_mnist,mnist --set train.epochs=3\n"
+               "  cfbench --collect-only          # rebuild tables and plots, train nothing\n"
+               "  cfbench --list --config paper-continual   # strategies, defaults, the preset's choices\n"
                "\nordering expressions (--orderings, or `orderings:` in a config; one item each):\n"
                "  a,b,c              one ordering: train on a, then b, then c\n"
                "  perm:a,b,c         every permutation of the listed datasets (6 orderings here; at most 120)\n"
@@ -58,7 +58,7 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
                     help="fetch the datasets torchvision can download, and open_clip weights (= --set data.download=true)")
     ap.add_argument("--retrain-stale", action="store_true",
                     help="retrain the done runs whose code (their strategy's file or the package's source: "
-                         "evaluation/code_version.py) changed since they ran; without it they are reused, with a warning")
+                         "evaluation/storage/code_version.py) changed since they ran; without it they are reused, with a warning")
     ap.add_argument("--collect-only", action="store_true", help="only rebuild leaderboard and plots from records")
     ap.add_argument("--list", action="store_true", help="list strategies, datasets and presets, then exit")
     ap.add_argument("-q", "--quiet", action="store_true", help="print only errors, warnings and where results went")

@@ -18,14 +18,14 @@ import yaml
 from pydantic import Field, ValidationError, field_validator
 
 import strategies
-from evaluation.records import EXECUTION_KEYS, hashed_config, run_id
+from evaluation.storage.records import EXECUTION_KEYS, hashed_config, run_id
 
 from benchmark import strict_yaml
 from benchmark.data import known_datasets
 from .orderings import OrderingError, expand_orderings
 from .presets import preset_path, presets
 from benchmark.data.settings import DataSection
-from benchmark.protocol import strip_legacy
+from benchmark.legacy_keys import strip_legacy
 from benchmark.schema import Bool, Float, NonNegInt, PositiveFloat, PositiveInt, Section
 from benchmark.training import TrainConfig
 
@@ -92,7 +92,7 @@ class ExperimentConfig(Section):
     # pins the lowest common ones (run_benchmark.py re-executes itself with their environment before
     # torch starts; one thread). It changes the records, so `portable` is part of a run's identity.
     numerics: Literal["native", "portable"] = "native"
-    # Feature drift (evaluation/drift.py): test images per dataset on which every layer's drift from the
+    # Feature drift (evaluation/scoring/drift.py): test images per dataset on which every layer's drift from the
     # pre-trained encoder is measured after every step; 0 turns it off. It changes the records, so a
     # value other than the default is part of a run's identity.
     drift: Annotated[NonNegInt, Field(le=100_000)] = 64

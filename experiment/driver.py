@@ -25,9 +25,9 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
     `retrain_stale`: retrain the done runs whose recorded code fingerprint differs from the checkout's
     (otherwise they are reused, with one warning line naming them); `command`: this command with
     --download, the exact command that the hints for missing data and weights name."""
-    from evaluation.collect import collect
-    from evaluation.leaderboard import MAIN_COLS
-    from evaluation.records import check_run, clean_stale
+    from evaluation.reporting.collect import collect
+    from evaluation.reporting.leaderboard import MAIN_COLS
+    from evaluation.storage.records import check_run, clean_stale
 
     from .config import plan
 
@@ -42,7 +42,7 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
             states[rid] = "stale code: retrained"
         print(f"retraining {len(stale)} run(s) trained by other code: {', '.join(r for r, _ in stale)}", file=log)
     elif stale:
-        from evaluation.code_version import stale_warning
+        from evaluation.storage.code_version import stale_warning
 
         print(f"warning: {stale_warning(stale)}", file=sys.stderr)
     stale_ids = {r for r, _ in stale}
@@ -58,7 +58,7 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
             print(f"  {r['run_id']}  {state}  {r['strategy']}  {','.join(r['ordering'])}  seed {r['seed']}")
         print(describe(cfg, runs, command))
         return 0
-    from benchmark.cache import cache_dir
+    from benchmark.cache_files import cache_dir
     from benchmark.files import stranded_temp_files
 
     for p in clean_stale(exp_dir):
@@ -121,8 +121,8 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
 
 def _stale(exp_dir: Path, runs: list[dict], states: dict) -> list[tuple[str, str]]:
     """(run id, what changed) of the done runs whose records name other code than the checkout's."""
-    from evaluation.code_version import stale_runs
-    from evaluation.records import load_records
+    from evaluation.storage.code_version import stale_runs
+    from evaluation.storage.records import load_records
 
     done = []
     for r in runs:

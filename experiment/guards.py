@@ -56,7 +56,7 @@ def check_cache_writable(cfg: dict) -> None:
     """Fail before any training if the caches cannot be written: the cache folder (CFBENCH_CACHE, else
     XDG_CACHE_HOME/cfbench, else ~/.cache/cfbench; made if missing), and data.cache_dir where set.
     Checked up front with the same probe as --out: a cache is first written minutes into a command."""
-    from benchmark.cache import cache_dir
+    from benchmark.cache_files import cache_dir
 
     from .config import ConfigError
 

@@ -14,7 +14,7 @@ def missing_inputs(cfg: dict) -> list[str]:
     from benchmark.models import check_weights
 
     from .config import device_problem
-    from .numerics_setting import numerics_problem
+    from .numerics_reexec import numerics_problem
 
     d = cfg["data"]
     missing = [p for p in [device_problem(cfg["device"]), numerics_problem(cfg["numerics"])] if p]

@@ -7,7 +7,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+def _config_dir() -> Path:
+    """configs/ of a checkout, else the copy an installed package carries (experiment/configs/)."""
+    here = Path(__file__).resolve()
+    checkout = here.parents[1] / "configs"
+    return checkout if checkout.is_dir() else here.parent / "configs"
+
+
+CONFIG_DIR = _config_dir()
 
 
 def presets() -> list[str]:

@@ -15,12 +15,12 @@ import torch
 from threadpoolctl import threadpool_limits
 
 import strategies
-from evaluation.drift import DEFAULT_SAMPLE, DriftMeter, tap_names
+from evaluation.scoring.drift import DEFAULT_SAMPLE, DriftMeter, tap_names
 from strategies.base import penalty_summaries
-from evaluation.code_version import fingerprint
-from evaluation.evaluator import SuiteEvaluator
+from evaluation.storage.code_version import fingerprint
+from evaluation.scoring.evaluator import SuiteEvaluator
 from benchmark.files import _fault, atomic_write_json
-from evaluation.records import CONFIG, RECORDS, is_done, mark_done
+from evaluation.storage.records import CONFIG, RECORDS, is_done, mark_done
 
 from benchmark import numerics, reference_probe
 from benchmark.checkpoints import CheckpointPlugin, scored_model

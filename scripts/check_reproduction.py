@@ -74,7 +74,7 @@ def _number(x) -> float | None:
 
 def run_figures(rec: dict, rid: str) -> dict:
     """One run's identity and figures, computed from its records as the leaderboard computes them."""
-    from evaluation.leaderboard import run_row
+    from evaluation.reporting.leaderboard import run_row
 
     row = run_row(rec, rid)
     figures = {k: _number(row.get(k)) for k in HEADLINE}
@@ -87,7 +87,7 @@ def run_figures(rec: dict, rid: str) -> dict:
 
 def read_results(folder: Path) -> list[dict]:
     """Every finished, valid run of an experiment folder (as the collector reads them)."""
-    from evaluation.leaderboard import load_runs
+    from evaluation.reporting.leaderboard import load_runs
 
     folder = Path(folder)
     if not (folder / "runs").is_dir():

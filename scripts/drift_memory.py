@@ -3,7 +3,7 @@
     python scripts/drift_memory.py [--model ViT-B-32] [--image-size 224] [--sample 64] [--datasets 10]
 
 Builds the architecture with random weights (no download: the feature shapes are those of the real
-model), runs evaluation.drift.tap_features on `--sample` random images on one CPU thread, and prints
+model), runs evaluation.scoring.drift.tap_features on `--sample` random images on one CPU thread, and prints
 the bytes one dataset's pre-trained features take (every process holds one such set per dataset of
 the suite, and the on-disk cache stores the same), the total for `--datasets` datasets, the time the
 pass took and the rise of the process's peak resident memory while it ran.
@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     import torch
 
     from benchmark.models import TaskModel
-    from evaluation.drift import DEFAULT_SAMPLE, tap_features
+    from evaluation.scoring.drift import DEFAULT_SAMPLE, tap_features
 
     if args.model not in open_clip.list_models():
         print(f"error: --model {args.model!r} is not an open_clip architecture; see open_clip.list_models()",

@@ -2,7 +2,7 @@
 
     python scripts/make_readme_figures.py results/micro [--run RUN_ID] [--docs docs]
 
-Copies, from `<results>/plots/` (written by run_benchmark.py or `python -m evaluation.collect`):
+Copies, from `<results>/plots/` (written by run_benchmark.py or `python -m evaluation.reporting.collect`):
 
     accuracy_matrix_<ft run id>.png  -> docs/example_accuracy_matrix_ft.png
     dLP_per_dataset.png              -> docs/example_dLP_per_dataset.png
@@ -32,7 +32,7 @@ class Missing(Exception):
 
 def ft_run(results: Path) -> str:
     """The run id of the finished ft run whose accuracy matrix the README shows."""
-    from evaluation.leaderboard import load_runs
+    from evaluation.reporting.leaderboard import load_runs
 
     ft = sorted((rec["config"]["seed"], ">".join(rec["ordering"]), rid) for rid, rec in load_runs(results)
                 if rec["config"]["strategy"]["name"] == "ft")
@@ -46,14 +46,14 @@ def sources(results: Path, run: str | None = None) -> dict[Path, str]:
     results = Path(results)
     plots = results / "plots"
     if not plots.is_dir():
-        raise Missing(f"{plots} does not exist; build the plots with python -m evaluation.collect {results}")
+        raise Missing(f"{plots} does not exist; build the plots with python -m evaluation.reporting.collect {results}")
     run = run or ft_run(results)
     out = {plots / f"accuracy_matrix_{run}.png": TARGETS["accuracy_matrix"],
            plots / "dLP_per_dataset.png": TARGETS["dLP_per_dataset.png"],
            plots / "accuracy_vs_forgetting.png": TARGETS["accuracy_vs_forgetting.png"]}
     missing = [p.name for p in out if not p.is_file()]
     if missing:
-        raise Missing(f"{plots} lacks {', '.join(missing)}; rebuild the plots with python -m evaluation.collect {results}")
+        raise Missing(f"{plots} lacks {', '.join(missing)}; rebuild the plots with python -m evaluation.reporting.collect {results}")
     return out
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evaluation.evidence import (evidence, evidence_all, format_evidence, format_per_seed, per_group,  # noqa: E402
+from evaluation.reporting.evidence import (evidence, evidence_all, format_evidence, format_per_seed, per_group,  # noqa: E402
                                  select)
 
 DEFAULT_PROTECTOR = "ldifs"

@@ -21,7 +21,7 @@ import torch
 from avalanche.core import SupervisedPlugin
 from torch import Tensor, nn
 
-# ldifs_distance lives beside the taps so that evaluation/drift.py records drift with the same definition
+# ldifs_distance lives beside the taps so that evaluation/scoring/drift.py records drift with the same definition
 from benchmark.models import feature_taps, ldifs_distance, select_taps
 
 from . import SpecError, Strategy, check_range, LAM_MAX, register

@@ -1,6 +1,6 @@
 """Strategy specs as written in configs and on the command line: `name` or `name:key=value,...`.
 
-Parsing a spec needs no strategy, torch or model: the reporting side (evaluation/evidence.py) reads
+Parsing a spec needs no strategy, torch or model: the reporting side (evaluation/reporting/evidence.py) reads
 the specs of a preset with it.
 """
 from __future__ import annotations

@@ -31,7 +31,7 @@ replies = os.fdopen(int(sys.argv[2]), "w")
 import run_benchmark
 from experiment import config, driver, preflight, runner
 from experiment.executors import local, processes
-from evaluation import collect
+from evaluation.reporting import collect
 
 
 def die_with_parent():

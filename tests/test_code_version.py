@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from evaluation import code_version as CV
-from evaluation.collect import collect
+from evaluation.storage import code_version as CV
+from evaluation.reporting.collect import collect
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "sample_experiment"
 
@@ -70,7 +70,7 @@ def test_the_report_lists_stale_runs(tmp_path):
 
 
 def test_dry_run_marks_stale_runs_and_retrain_stale_redoes_them(tmp_path, capsys):
-    from evaluation.records import CONFIG, DONE, RECORDS, check_run
+    from evaluation.storage.records import CONFIG, DONE, RECORDS, check_run
     from experiment.config import load_preset, plan, validate
     from experiment.driver import run_experiment
 

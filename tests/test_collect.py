@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from evaluation.collect import collect, main as collect_main
-from evaluation.records import hashed_config, run_id
+from evaluation.reporting.collect import collect, main as collect_main
+from evaluation.storage.records import hashed_config, run_id
 
 DATA = Path(__file__).resolve().parent / "data"
 SAMPLE = DATA / "sample_experiment"
@@ -158,7 +158,7 @@ def test_every_plot_is_written_and_embedded_in_the_report(collected):
 
 def test_report_has_setup_and_the_command(collected):
     report = (collected / "report.md").read_text()
-    assert "python -m evaluation.collect results/sample_experiment" in report
+    assert "python -m evaluation.reporting.collect results/sample_experiment" in report
     for text in ("- Orderings: a > b; b > a; c", "- Seeds: 0, 1", 'ldifs `{"lam": 10.0}`',
                  "avalanche-lib 0.6.0", "torch 2.14.1", "- Device: cpu",
                  # two jobs in parallel: 180 s of compute in 75 s of wall time (00:00:00 to 00:01:15)
@@ -269,7 +269,7 @@ def test_records_that_pass_the_run_checks_but_lack_what_the_tables_read_are_skip
 
 
 def test_the_report_names_the_numeric_paths_and_says_when_runs_mix_them():
-    from evaluation.report import numerics_line
+    from evaluation.reporting.report import numerics_line
 
     avx512 = {"numerics": {"fingerprint": "aaa", "capability": "AVX512", "cpu": "Xeon"}}
     avx2 = {"numerics": {"fingerprint": "bbb", "capability": "AVX2", "cpu": "EPYC"}}

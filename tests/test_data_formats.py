@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from benchmark.data import check_available, data_settings, entry, load_task_data, read_split, split_sources
-from benchmark.data import cache as data_cache
+from benchmark.data import caches as data_cache
 
 RNG = np.random.default_rng(0)
 PAPER = ["Cars", "CIFAR10", "CIFAR100", "DTD", "EuroSAT", "GTSRB", "MNIST", "RESISC45", "SUN397", "SVHN"]

@@ -1,4 +1,4 @@
-"""Feature drift (evaluation/drift.py): the distance and CKA worked out by hand, the fixed sample, step 0
+"""Feature drift (evaluation/scoring/drift.py): the distance and CKA worked out by hand, the fixed sample, step 0
 exactly zero, and the records' optional drift key."""
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from benchmark.models import ldifs_distance, ldifs_layer_distance
-from evaluation.drift import DriftMeter, layer_drift, linear_cka, sample_indices, tap_features
-from evaluation.records import check_records, hashed_config, run_id
+from evaluation.scoring.drift import DriftMeter, layer_drift, linear_cka, sample_indices, tap_features
+from evaluation.storage.records import check_records, hashed_config, run_id
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -157,10 +157,10 @@ def test_records_drift_key_is_optional_and_checked():
     assert "drift.ldifs holds" in check_records(_records({**good, "ldifs": [[[0, 0], [0, 0]], [[-1, 0], [0, 0]]]}))
 
 
-# ---- the reporting side (evaluation/plots_drift.py: records only, no torch)
+# ---- the reporting side (evaluation/reporting/plots_drift.py: records only, no torch)
 
 def test_pearson_ci_by_hand():
-    from evaluation.plots_drift import pearson_ci
+    from evaluation.reporting.plots_drift import pearson_ci
 
     # deviations [-2,-1,0,1,2] and [-2,-1,0,2,1]: r = 9 / sqrt(10 * 10) = 0.9; Fisher z = atanh 0.9 = 1.4722,
     # half-width 1.96 / sqrt(5 - 3) = 1.3859: tanh(0.0863) = 0.0861, tanh(2.8581) = 0.9934
@@ -183,7 +183,7 @@ def _run(strategy, seed, held_last, dlp):
 
 
 def test_group_drift_and_heldout_dlp_by_hand():
-    from evaluation.plots_drift import group_drift, heldout_dlp, last_tap
+    from evaluation.reporting.plots_drift import group_drift, heldout_dlp, last_tap
 
     rec = _run({"name": "ft"}, 0, 0.04, -0.1)
     assert group_drift(rec, 2, "held-out").tolist() == pytest.approx([0.0, 0.04, 0.7])
@@ -194,7 +194,7 @@ def test_group_drift_and_heldout_dlp_by_hand():
 
 
 def test_drift_section_and_plots(tmp_path):
-    from evaluation.plots_drift import drift_section, write_drift_plots
+    from evaluation.reporting.plots_drift import drift_section, write_drift_plots
 
     runs = []
     for seed in range(4):

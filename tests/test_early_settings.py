@@ -9,7 +9,7 @@ import yaml
 
 from experiment.arguments import build_parser, resolve_config
 from experiment.executors.processes import executor_hint, jobs_hint, ray_address_hint
-from experiment.numerics_setting import numerics_hint
+from experiment.numerics_reexec import numerics_hint
 from experiment.presets import early_setting, preset_path
 
 

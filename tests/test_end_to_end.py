@@ -12,7 +12,7 @@ import torch
 
 import run_benchmark
 from conftest import SMALL
-from evaluation.leaderboard import MAIN_COLS
+from evaluation.reporting.leaderboard import MAIN_COLS
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,7 +9,7 @@ import torch
 
 from benchmark.data import tensor_task_data as ImageData
 from benchmark.models import TaskModel
-from evaluation.evaluator import SuiteEvaluator
+from evaluation.scoring.evaluator import SuiteEvaluator
 
 
 def _setup(fm, cache=None):
@@ -30,7 +30,7 @@ def test_head_init_reuses_the_last_probe_only_while_the_encoder_is_unchanged(tin
     fresh = SuiteEvaluator(data=data, zs_weights=None).init_head(model, "b")
     ev.evaluate(model, ["a", "b"], n_trained=0)
 
-    import evaluation.evaluator as E
+    import evaluation.scoring.evaluator as E
 
     def no_embedding(*args, **kwargs):
         raise AssertionError("the probe of the last evaluation should have been reused")
@@ -82,7 +82,7 @@ def test_pretrained_features_come_from_the_disk_cache_on_second_use(tiny_vit, tm
     """Row 0's features are computed once per (model, dataset, split, transform), then read back by
     any later evaluator (another run, strategy or process), giving bit-identical scores."""
     from benchmark.data import FeatureCache
-    from benchmark.data import cache as data_cache
+    from benchmark.data import caches as data_cache
 
     torch.manual_seed(0)
     model = TaskModel(copy.deepcopy(tiny_vit.visual), 16)
@@ -94,7 +94,7 @@ def test_pretrained_features_come_from_the_disk_cache_on_second_use(tiny_vit, tm
     assert data_cache.stats["feature_misses"] - before["feature_misses"] == 4  # 2 datasets x (train, test)
     assert len(list(tmp_path.glob("*.pt"))) == 4 and not list(tmp_path.glob("*.tmp*"))
 
-    import evaluation.evaluator as E
+    import evaluation.scoring.evaluator as E
 
     def no_embedding(*a, **k):
         raise AssertionError("pre-trained features should have come from the cache")

@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from evaluation.evidence import (evidence, evidence_all, format_evidence, group_labels, heldout, per_group, per_seed,
+from evaluation.reporting.evidence import (evidence, evidence_all, format_evidence, group_labels, heldout, per_group, per_seed,
                                  run_figures, select, task_gain)
 
 

@@ -45,8 +45,10 @@ def copy_of_the_code(tmp_path_factory) -> Path:
     ("benchmark/files.py", "import experiment.config", "Folders import downward"),  # bottom imports the top
     ("strategies/spec.py", "import strategies.ldifs", "reporting side"),  # spec parsing pulls torch in
     ("benchmark/models/taps.py", "from benchmark.training import TrainConfig", "benchmark: training protocol"),
-    ("evaluation/tables.py", "from evaluation.collect import collect", "evaluation: collect > report"),
-    ("evaluation/metrics.py", "import torch", "reporting side"),
+    ("evaluation/reporting/tables.py", "from evaluation.reporting.collect import collect", "reporting: collect > report"),
+    ("evaluation/storage/records.py", "import evaluation.reporting.metrics", "evaluation: reporting > storage"),
+    ("evaluation/reporting/leaderboard.py", "import evaluation.scoring.evaluator", "do not import the scorer"),
+    ("evaluation/reporting/metrics.py", "import torch", "reporting side"),
     ("experiment/runner.py", "from experiment.driver import run_experiment", "experiment: driver"),
     ("strategies/ewc.py", "from strategies.ldifs import LDIFS", "Each strategy is one file"),
 ])

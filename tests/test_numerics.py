@@ -207,7 +207,7 @@ def _fake_gpu(monkeypatch, name: str):
 def test_the_feature_cache_keys_on_the_gpu_that_computed_the_features(monkeypatch):
     """Features embedded on one card (or CUDA/cuDNN version) are not another's: the cache key says
     which; on the CPU the key has no accelerator entry (the CPU's numerics are its fingerprint)."""
-    from evaluation.evaluator import SuiteEvaluator
+    from evaluation.scoring.evaluator import SuiteEvaluator
 
     class Keys:
         def __init__(self):

@@ -9,8 +9,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from evaluation import compare as C, plots
-from evaluation.leaderboard import labels, leaderboard_from, load_runs
+from evaluation.reporting import compare as C, plots
+from evaluation.reporting.leaderboard import labels, leaderboard_from, load_runs
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "sample_experiment"
 

@@ -117,7 +117,7 @@ def test_the_rate_is_chosen_on_validation_ties_go_to_the_smallest_and_the_metric
 def test_evaluator_scores_the_metric_probe_and_starts_tasks_from_the_head(tiny_vit):
     from benchmark.data import tensor_task_data
     from benchmark.models import TaskModel
-    from evaluation.evaluator import SuiteEvaluator
+    from evaluation.scoring.evaluator import SuiteEvaluator
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(48, 3, 32, 32, generator=g)

@@ -20,7 +20,7 @@ import yaml
 import run_benchmark
 from benchmark.files import TMP_SUFFIX
 from conftest import TINY
-from evaluation.records import LOCK, check_run, load_records
+from evaluation.storage.records import LOCK, check_run, load_records
 
 ROOT = Path(__file__).resolve().parents[1]
 # Two tiny runs of the micro model (conftest.TINY): enough to cross every code path that writes a file.
@@ -240,7 +240,7 @@ def test_a_record_edited_after_its_done_marker_is_left_out_then_retrained_by_the
     """Records still valid as records (one accuracy changed by hand) but not the ones their done marker
     vouches for: the collector names the run in one line that says what happens next and leaves it out
     of the leaderboard; the next command that plans it trains it again, to the original records."""
-    from evaluation.records import check_records
+    from evaluation.storage.records import check_records
 
     exp = _copy(finished, tmp_path)
     run = _runs(exp)["ft"]
@@ -269,7 +269,7 @@ def test_a_full_disk_while_plotting_stops_the_collector_in_one_line(finished, tm
     fail too, and the command said it had finished. One line naming the file and what it means, exit 2."""
     import errno
 
-    import evaluation.plots as plots
+    import evaluation.reporting.plots as plots
 
     def full(path, data):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
@@ -298,7 +298,7 @@ def test_records_copied_into_another_run_folder_are_not_counted_twice(finished, 
 def test_a_corrupt_cache_file_is_rebuilt(tmp_path, monkeypatch):
     import torch
 
-    from benchmark import cache
+    from benchmark import cache_files as cache
 
     monkeypatch.setenv("CFBENCH_CACHE", str(tmp_path))
     p = tmp_path / "x.pt"

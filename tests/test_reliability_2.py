@@ -13,7 +13,7 @@ import pytest
 
 import run_benchmark
 from benchmark import strict_yaml
-from evaluation.records import check_run
+from evaluation.storage.records import check_run
 
 BOUND_S = 20  # every case here answers within this (in-process: no interpreter start-up)
 
@@ -266,7 +266,7 @@ def test_importing_avalanche_and_matplotlib_writes_nothing_in_home(tmp_path):
 
 
 def test_a_hand_edited_record_no_longer_matches_its_done_marker(tmp_path):
-    from evaluation.records import mark_done
+    from evaluation.storage.records import mark_done
 
     run = tmp_path / "runs" / "abc"
     run.mkdir(parents=True)
@@ -283,7 +283,7 @@ def test_a_cache_file_moved_to_another_key_is_a_miss(tmp_path):
 
     import torch
 
-    from benchmark import cache
+    from benchmark import cache_files as cache
 
     a, b = tmp_path / "a.pt", tmp_path / "b.pt"
     cache.save(a, {"f": torch.ones(2)})
@@ -293,7 +293,7 @@ def test_a_cache_file_moved_to_another_key_is_a_miss(tmp_path):
 
 
 def test_a_run_folder_name_cannot_forge_a_second_warning_line(tmp_path, capsys):
-    from evaluation.records import finished_runs
+    from evaluation.storage.records import finished_runs
 
     run = tmp_path / "runs" / "x\nwarning: forged"
     run.mkdir(parents=True)
@@ -320,7 +320,7 @@ def _snapshot(folder: Path) -> dict:
 
 
 def test_a_run_folder_that_is_a_link_is_named_and_left_alone(tmp_path, capsys):
-    from evaluation.records import clean_stale, finished_runs
+    from evaluation.storage.records import clean_stale, finished_runs
     from experiment.executors.base import Job
     from experiment.executors.local import train_runs
 
@@ -341,7 +341,7 @@ def test_a_run_folder_that_is_a_link_is_named_and_left_alone(tmp_path, capsys):
 
 
 def test_a_lock_that_is_a_link_is_never_written_or_deleted(tmp_path):
-    from evaluation.records import LinkError, RunLock, clean_stale
+    from evaluation.storage.records import LinkError, RunLock, clean_stale
 
     outside = _outside(tmp_path)
     run = tmp_path / "exp" / "runs" / "abc123"
@@ -394,7 +394,7 @@ def _rec(lr: float, seed: int) -> dict:
 
 
 def test_runs_differing_in_a_setting_outside_the_strategy_are_not_pooled_as_seeds():
-    from evaluation.leaderboard import leaderboard_from, summary
+    from evaluation.reporting.leaderboard import leaderboard_from, summary
 
     runs = [("r1", _rec(1e-3, 0)), ("r2", _rec(1e-2, 0)), ("r3", _rec(1e-2, 1))]
     df = leaderboard_from(runs)
@@ -599,7 +599,7 @@ def test_a_file_size_limit_is_one_line_exit_2_and_leaves_no_partial_file(tmp_pat
 
     import matplotlib.font_manager  # noqa: F401  (its font cache exists before the limit applies)
 
-    from benchmark.cache import cache_dir
+    from benchmark.cache_files import cache_dir
 
     def limit():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -641,7 +641,7 @@ def test_a_decoded_split_whose_labels_were_edited_is_rebuilt_not_used(tmp_path):
     (and the checksum left as it was) make a miss, rebuilt from the source, never the edited labels."""
     import numpy as np
 
-    from benchmark.data import cache as data_cache
+    from benchmark.data import caches as data_cache
     from benchmark.data.sources import ArraySource
 
     rng = np.random.default_rng(0)
@@ -669,7 +669,7 @@ def test_a_full_disk_while_a_split_is_decoded_is_an_error_naming_it_not_a_crash(
 
     import numpy as np
 
-    from benchmark.data import cache as data_cache
+    from benchmark.data import caches as data_cache
     from benchmark.data.sources import ArraySource
     from experiment.guards import file_problem
 

@@ -221,7 +221,7 @@ def test_the_readme_example_strategy_works(tiny_vit, monkeypatch):
 
 @pytest.mark.parametrize("mode", ["lp", "zs"])
 def test_head_init_installs_the_probe_or_the_text_embeddings(tiny_vit, mode):
-    from evaluation.evaluator import SuiteEvaluator
+    from evaluation.scoring.evaluator import SuiteEvaluator
 
     torch.manual_seed(0)
     model = TaskModel(copy.deepcopy(tiny_vit.visual), 16)

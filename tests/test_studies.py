@@ -1,10 +1,10 @@
-"""Study sections of report.md (evaluation/studies.py) on hand-made records: the numbers they print are
+"""Study sections of report.md (evaluation/reporting/studies.py) on hand-made records: the numbers they print are
 checked by hand, and a section appears only when the runs vary what it studies."""
 from __future__ import annotations
 
 import pytest
 
-from evaluation.studies import analysis_sections, lambda_section, layers_section, orderings_section
+from evaluation.reporting.studies import analysis_sections, lambda_section, layers_section, orderings_section
 
 
 def _rec(strategy, seed, gain, dlp, ordering=("a", "b")):

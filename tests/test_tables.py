@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.leaderboard import load_runs
-from evaluation.tables import Table, first_step, main, render, to_latex, to_markdown
+from evaluation.reporting.leaderboard import load_runs
+from evaluation.reporting.tables import Table, first_step, main, render, to_latex, to_markdown
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "sample_experiment"
 

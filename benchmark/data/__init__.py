@@ -3,7 +3,7 @@
 Nothing here imports the config, the plan or the executor; they import this.
 """
 from .availability import check_available
-from .cache import FeatureCache, cache_root, cached_split
+from .caches import FeatureCache, cache_root, cached_split
 from .registry import MICRO_DIR, catalog, entry, is_micro, known_datasets
 from .sources import ArraySource, Source, read_split
 from .splits import balanced_subset, fixed_split, train_val_split

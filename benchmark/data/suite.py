@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .cache import cache_root, cached_split
+from .caches import cache_root, cached_split
 from .registry import entry
 from .sources import Source, classnames_of, read_split
 from .settings import data_settings

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .. import numerics
-from ..cache import cache_dir, load as load_cache, save as save_cache
+from ..cache_files import cache_dir, load as load_cache, save as save_cache
 from .text import class_embeddings
 
 

@@ -1,6 +1,6 @@
 """Feature taps: the encoder's internal layers that LDIFS (and anything else) can read, in depth order,
 and the LDIFS distance between two encoders' feature maps (used by strategies/ldifs.py as its penalty
-and by evaluation/drift.py as the recorded feature drift: one definition for both)."""
+and by evaluation/scoring/drift.py as the recorded feature drift: one definition for both)."""
 from __future__ import annotations
 
 from typing import Sequence

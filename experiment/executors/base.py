@@ -1,7 +1,7 @@
 """The executor interface: how the pending runs of a plan get trained.
 
 Every executor trains each pending run exactly once through `experiment.runner.execute_run`, under
-that run's lock (evaluation.records.RunLock), so that executors, processes and commands working on
+that run's lock (evaluation.storage.records.RunLock), so that executors, processes and commands working on
 one experiment split its runs between them and never train one twice. The record files, done
 markers and locks are the only state; an executor adds none.
 """

@@ -6,7 +6,7 @@ import sys
 import time
 
 from benchmark.files import atomic_write_text
-from evaluation.records import RunLock, check_run, link_problem, unmark_done
+from evaluation.storage.records import RunLock, check_run, link_problem, unmark_done
 
 FAILED = "failed"  # a run's marker: its training went numerically wrong (the line says where); not done
 

@@ -109,9 +109,12 @@ def jobs_hint(jobs: int | None, sets: list[str], config: str) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 1
 
 
-def this_command(script: str | Path, argv: list[str]) -> list[str]:
-    """The interpreter, the script and its arguments: how a helper runs the same command."""
-    return [sys.executable, str(Path(script).resolve()), *argv]
+def this_command(argv: list[str]) -> list[str]:
+    """How a helper runs the same command: this interpreter, the command's entry point (found from this
+    package's folder, so that it works from a checkout and from an installed package alike) and `argv`."""
+    root = str(Path(__file__).resolve().parents[2])
+    return [sys.executable, "-c", f"import sys; sys.path.insert(0, {root!r}); from experiment.cli import entry; entry()",
+            *argv]
 
 
 def executor_hint(kind: str | None, sets: list[str], config: str) -> str:

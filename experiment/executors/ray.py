@@ -6,7 +6,7 @@ One run is one Ray task reserving `executor.cpus_per_run` CPUs and `executor.gpu
 worker keeps what runs share across the runs it trains (executors/ray_worker.py).
 
 This process (the driver) is the only writer of the experiment folder: it holds each run's lock
-(evaluation.records.RunLock, on its own file system) while the run is out, writes the files the worker
+(evaluation.storage.records.RunLock, on its own file system) while the run is out, writes the files the worker
 returns atomically, checks the records and only then writes the done marker. Workers need no shared
 file system, and a run is done once, by this process, or not at all (docs/design.md, "Executors").
 """
@@ -24,7 +24,7 @@ from collections import deque
 from pathlib import Path
 
 from benchmark.files import atomic_write_bytes
-from evaluation.records import CONFIG, RECORDS, RunLock, check_records, check_run, mark_done, unmark_done
+from evaluation.storage.records import CONFIG, RECORDS, RunLock, check_records, check_run, mark_done, unmark_done
 
 from .. import interrupts
 from .base import Executor, Job

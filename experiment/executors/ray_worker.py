@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from benchmark.files import pid_alive
-from evaluation.records import CONFIG, RECORDS
+from evaluation.storage.records import CONFIG, RECORDS
 
 PRIVATE_PREFIX = "cfbench-run-"  # <tmp>/cfbench-run-<pid>-<random>/: one run in progress on this node
 

@@ -23,7 +23,7 @@ ROOT = HERE.parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from evaluation.records import EXECUTION_KEYS, hashed_config, run_id  # noqa: E402
+from evaluation.storage.records import EXECUTION_KEYS, hashed_config, run_id  # noqa: E402
 
 SAMPLE = HERE / "sample_experiment"
 GOLDEN = HERE / "sample_experiment_golden"
@@ -92,7 +92,7 @@ def write_sample(dst: Path = SAMPLE) -> list[str]:
 
 
 def write_golden() -> None:
-    from evaluation.collect import collect
+    from evaluation.reporting.collect import collect
 
     with tempfile.TemporaryDirectory() as tmp:
         exp = Path(tmp) / "sample_experiment"

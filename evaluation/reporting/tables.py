@@ -1,4 +1,4 @@
-"""Paper tables from record files, in Markdown and LaTeX (booktabs): `python -m evaluation.tables <experiment dir>`.
+"""Paper tables from record files, in Markdown and LaTeX (booktabs): `python -m evaluation.reporting.tables <experiment dir>`.
 
 - Single-task fine-tuning (Mukhoti et al.'s layout): for every dataset a model was fine-tuned on
   first, the downstream accuracy on it and the concept forgetting (dLP, dZS) on every other dataset
@@ -250,7 +250,7 @@ def all_tables(runs: list[tuple[str, dict]], df: pd.DataFrame | None = None) -> 
 def render(runs: list[tuple[str, dict]], df: pd.DataFrame | None = None) -> tuple[str, str]:
     """(Markdown, LaTeX) of every paper table."""
     single, continual = all_tables(runs, df)
-    md, tex = [], ["% Paper tables (booktabs). Regenerate: python -m evaluation.tables <experiment dir>", ""]
+    md, tex = [], ["% Paper tables (booktabs). Regenerate: python -m evaluation.reporting.tables <experiment dir>", ""]
     if single:
         md.append("### Single-task fine-tuning (step 1 of the runs)\n")
         md += [to_markdown(t) for t in single]
@@ -278,7 +278,7 @@ def write_tables(experiment_dir: Path, runs: list[tuple[str, dict]] | None = Non
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m evaluation.tables",
+    ap = argparse.ArgumentParser(prog="python -m evaluation.reporting.tables",
                                  description="Write tables.md and tables.tex (booktabs) of an experiment from its records.")
     ap.add_argument("experiment_dir", type=Path, help="e.g. results/micro (the folder that holds runs/)")
     args = ap.parse_args(argv)

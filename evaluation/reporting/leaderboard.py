@@ -1,7 +1,7 @@
 """The leaderboard as data: finished runs' records -> one row per run, tidy long records, summaries
 per strategy and ordering, ordering sensitivity, and their text form (points, 95% CI half-widths).
 
-Pure functions of the records (no files written here: evaluation.collect writes them); the tables,
+Pure functions of the records (no files written here: evaluation.reporting.collect writes them); the tables,
 plots and report build on these.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import metrics as M
-from .records import finished_runs, load_records, settings_of
+from ..storage.records import finished_runs, load_records, settings_of
 
 ID_COLS = ["strategy", "params", "ordering", "seed", "run_id"]
 # Transfer / Avg / Last are ZSCL's MTIL metrics on the zero-shot matrix (empty without a text tower);
@@ -46,7 +46,7 @@ def _matrix(x, rows: int, cols: int, name: str) -> np.ndarray:
 def check_fields(rec: dict) -> None:
     """Raise ValueError naming the first field the tables need that `rec` lacks or gets wrong.
 
-    Runs reach this after evaluation.records.finished_runs (done marker, schema and shapes, config
+    Runs reach this after evaluation.storage.records.finished_runs (done marker, schema and shapes, config
     hashing to the folder's name); this adds what the collector reads beyond that schema."""
     cfg, ordering, suite = rec["config"], rec["ordering"], rec["suite"]
     if not isinstance(cfg, dict) or not isinstance(cfg.get("strategy"), dict) or not isinstance(

@@ -11,7 +11,7 @@ A section appears when the runs collected vary what it studies (configs/study-*.
   against the seed-to-seed spread, with a one-way ANOVA over orderings (the spread between orderings
   beyond what seeds give when p < 0.05).
 
-Task gain and held-out dLP as evaluation/evidence.py defines them; a difference is "beyond noise" when
+Task gain and held-out dLP as evaluation/reporting/evidence.py defines them; a difference is "beyond noise" when
 its 95% interval excludes 0.
 """
 from __future__ import annotations
@@ -28,7 +28,8 @@ import numpy as np  # noqa: E402
 
 from . import metrics as M  # noqa: E402
 from .evidence import run_figures  # noqa: E402
-from .plots import _save, optional_output  # noqa: E402
+from .optional import optional_output  # noqa: E402
+from .plots import _save  # noqa: E402
 from .plots_drift import group_drift, last_tap  # noqa: E402
 
 
@@ -225,7 +226,7 @@ def study_sections(experiment_dir: Path, runs: list[tuple[str, dict]]) -> list[s
 
 
 def analysis_sections(experiment_dir: Path, runs: list[tuple[str, dict]], plots: list[Path] | None = None) -> list[str]:
-    """report.md's analysis sections: feature drift (evaluation/plots_drift.py), then the studies."""
+    """report.md's analysis sections: feature drift (evaluation/reporting/plots_drift.py), then the studies."""
     from .plots_drift import drift_section
 
     # the study sections draw their figures into plots/: not when the collector was asked for no plots

@@ -108,8 +108,8 @@ def time_lines(runs: list[tuple[str, dict]]) -> list[str]:
 
 
 def code_lines(runs: list[tuple[str, dict]]) -> list[str]:
-    """Which runs were trained by other code than this checkout's (evaluation/code_version.py)."""
-    from .code_version import stale_runs
+    """Which runs were trained by other code than this checkout's (evaluation/storage/code_version.py)."""
+    from ..storage.code_version import stale_runs
 
     stale, unknown = stale_runs(runs)
     lines = []
@@ -204,7 +204,7 @@ def build_report(experiment_dir: Path, runs: list[tuple[str, dict]], df: pd.Data
     lines = [f"# Report: experiment `{name}`", "",
              "Rebuilt from the record files in `runs/` alone (nothing is retrained). To regenerate it, "
              "with the tables and plots, from the repository root:", "",
-             "```bash", f"python -m evaluation.collect results/{name}   # or the path of this folder", "```", ""]
+             "```bash", f"python -m evaluation.reporting.collect results/{name}   # or the path of this folder", "```", ""]
     lines += setup_section(experiment_dir, runs)
     lines += ["## Summary", "",
               f"Per strategy and ordering, over seeds; within each ordering the best {PRIMARY_METRIC} first "
@@ -213,7 +213,7 @@ def build_report(experiment_dir: Path, runs: list[tuple[str, dict]], df: pd.Data
     lines += ordering_section(df)
     md, _ = render(runs, df)
     lines += ["## Paper tables", "", "Also as LaTeX (booktabs) in `tables.tex`.", "", md]
-    lines += analysis_sections(experiment_dir, runs, plots)  # feature drift and studies (evaluation/studies.py)
+    lines += analysis_sections(experiment_dir, runs, plots)  # feature drift and studies (evaluation/reporting/studies.py)
     lines += plots_section(experiment_dir, [p for p in plots or [] if not Path(p).name.startswith("drift_")])
     lines += ["## Definitions", "", DEFINITIONS, "",
               "Files: `leaderboard.csv` (one row per run), `records_long.csv` (every number, tidy), `summary.csv`, "

@@ -20,8 +20,8 @@ from .sources import ArraySource, Source
 
 
 def cache_root() -> Path:
-    """`$CFBENCH_CACHE`, else `$XDG_CACHE_HOME/cfbench`, else `~/.cache/cfbench` (benchmark.cache's)."""
-    from ..cache import cache_dir
+    """`$CFBENCH_CACHE`, else `$XDG_CACHE_HOME/cfbench`, else `~/.cache/cfbench` (benchmark.cache_files's)."""
+    from ..cache_files import cache_dir
 
     return cache_dir()
 
@@ -148,7 +148,7 @@ class FeatureCache:
     def get(self, key_parts: dict, compute) -> torch.Tensor:
         if self.folder is None:
             return compute()
-        from ..cache import load, save  # checksummed: a damaged file is a miss, recomputed and replaced
+        from ..cache_files import load, save  # checksummed: a damaged file is a miss, recomputed and replaced
 
         path = self.folder / f"{key_of(key_parts)}.pt"
         hit = load(path)

@@ -12,10 +12,10 @@ Writes into the experiment folder:
                        and n (seeds); rows grouped by ordering, best PRIMARY_METRIC first
 - orderings.csv        per strategy: ACC, BWT, FWT, dLP_heldout per ordering (mean, CI, n)
 - ordering_sensitivity.csv  per strategy and metric: spread across orderings vs across seeds
-- tables.md / .tex     paper tables (evaluation.tables)
-- plots/*.png, report.md  (evaluation.plots, evaluation.report)
+- tables.md / .tex     paper tables (evaluation.reporting.tables)
+- plots/*.png, report.md  (evaluation.reporting.plots, evaluation.reporting.report)
 
-The frames themselves are built by evaluation.leaderboard. Rebuild from the command line: `python -m evaluation.collect results/<experiment>`.
+The frames themselves are built by evaluation.reporting.leaderboard. Rebuild from the command line: `python -m evaluation.reporting.collect results/<experiment>`.
 """
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def collect(experiment_dir: Path, plots: bool = True, report: bool = True) -> pd
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m evaluation.collect",
+    ap = argparse.ArgumentParser(prog="python -m evaluation.reporting.collect",
                                  description="Rebuild tables, plots and report.md of an experiment from its record files.")
     ap.add_argument("experiment_dir", type=Path, help="e.g. results/micro (the folder that holds runs/)")
     ap.add_argument("--no-plots", action="store_true", help="skip the PNG plots")

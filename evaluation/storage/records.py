@@ -200,12 +200,12 @@ class _Records(BaseModel):
     R: list[list[float]]
     LP: list[list[float]]
     ZS: list[list[float]] | None = None
-    # Feature drift (evaluation/drift.py; optional: runs recorded before it, or with `drift: 0`, have none):
+    # Feature drift (evaluation/scoring/drift.py; optional: runs recorded before it, or with `drift: 0`, have none):
     # {"sample": n, "taps": [L names], "ldifs": [T+1][D][L], "cka": [T+1][D][L] (null where undefined)}
     drift: dict[str, Any] | None = None
     complete: bool
     steps: list[_Step] = []
-    code: dict[str, str] | None = None  # evaluation/code_version.py: optional (older runs lack it)
+    code: dict[str, str] | None = None  # evaluation/storage/code_version.py: optional (older runs lack it)
 
     @model_validator(mode="after")
     def _shapes(self):

@@ -1,6 +1,6 @@
 """Settings added to reproduce the reference protocol, and how they stay out of older runs' ids.
 
-A run's id hashes its config (evaluation/records.py). A setting added later would change the id of
+A run's id hashes its config (evaluation/storage/records.py). A setting added later would change the id of
 every run made before it, even of runs it does not affect, so each new setting here is left out of
 a run's config while it holds the value that reproduces the earlier behaviour (`LEGACY`); any other
 value is part of the config and of the id. The micro presets' ids and records therefore stand.

@@ -9,9 +9,7 @@ from __future__ import annotations
 import io
 import re
 import sys
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
 
 import matplotlib
 
@@ -21,7 +19,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from . import compare as C  # noqa: E402
-from benchmark.files import atomic_write_bytes, no_room  # noqa: E402
+from benchmark.files import atomic_write_bytes  # noqa: E402
+
+from .optional import optional_output  # noqa: E402
 
 DPI = 120
 
@@ -267,21 +267,6 @@ def ordering_sensitivity(df: pd.DataFrame, path: Path) -> bool:
     fig.tight_layout()
     _save(fig, path)
     return True
-
-
-@contextmanager
-def optional_output(line: Callable[[Exception], str]):
-    """Around the code of an optional figure or report section: if it fails, its figures are closed,
-    `line(error)` is printed as one warning line and the collector goes on. A full disk (or a write refused
-    for want of room: benchmark.files.no_room) is not optional: it passes through, so that the command
-    stops with one line instead of a warning per file and a claim that it finished."""
-    try:
-        yield
-    except Exception as e:  # noqa: BLE001 - optional output must never stop the collector
-        plt.close("all")
-        if no_room(e):
-            raise
-        print(f"warning: {line(e)}", file=sys.stderr)
 
 
 def write_plots(experiment_dir: Path, runs: list[tuple[str, dict]], df: pd.DataFrame) -> list[Path]:

@@ -24,9 +24,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from . import metrics as M  # noqa: E402
-from .plots import _save, optional_output, safe_name  # noqa: E402
+from .optional import optional_output  # noqa: E402
+from .plots import _save, safe_name  # noqa: E402
 
-EMBEDDING = "embedding"  # evaluation/drift.py's name for the encoder's output
+EMBEDDING = "embedding"  # evaluation/scoring/drift.py's name for the encoder's output
 
 
 def strategy_label(rec: dict) -> str:

@@ -4,7 +4,7 @@ Two parts, so that a warning can say what changed:
 - `strategy`: SHA-1 of the strategy's own file (strategies/<file>.py, the one that registers its name);
 - `package`: SHA-1 of the source every run shares: benchmark/ (data, models, training, probes),
   strategies/base.py and strategies/__init__.py (the strategy API and registry),
-  evaluation/evaluator.py (the scores) and experiment/runner.py (the loop that trains and scores),
+  evaluation/scoring/evaluator.py (the scores) and experiment/runner.py (the loop that trains and scores),
   each file's path and bytes, sorted by path.
 Left out: reporting, configs, the command line and tests, which do not change a run's numbers.
 
@@ -20,8 +20,8 @@ import hashlib
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-PACKAGE_SOURCES = ("benchmark", "strategies/base.py", "strategies/__init__.py", "evaluation/evaluator.py",
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE_SOURCES = ("benchmark", "strategies/base.py", "strategies/__init__.py", "evaluation/scoring/evaluator.py",
                    "experiment/runner.py")
 
 
