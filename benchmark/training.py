@@ -174,6 +174,12 @@ class ProgressPlugin(SupervisedPlugin):
         super().__init__()
         self.prefix, self.stream, self.bar = prefix, stream, bar
         self._bar = None
+        self._epoch_losses: list[float | None] = []
+
+    def take_losses(self) -> list[float | None]:
+        """The mean training loss of each epoch since the last call (one task), None where not finite."""
+        out, self._epoch_losses = self._epoch_losses, []
+        return out
 
     def before_training_epoch(self, strategy, **kwargs):
         self._t, self._loss, self._n = time.time(), 0.0, 0
@@ -196,6 +202,8 @@ class ProgressPlugin(SupervisedPlugin):
             self._bar.close()
             self._bar = None
         e = strategy.clock.train_exp_epochs + 1
+        mean = self._loss / max(1, self._n)
+        self._epoch_losses.append(mean if math.isfinite(mean) else None)
         print(f"{self.prefix} task {strategy.experience.current_experience + 1}: epoch {e}/{strategy.train_epochs} "
               f"loss {self._loss / max(1, self._n):.4f} ({time.time() - self._t:.1f}s)", file=self.stream, flush=True)
 
@@ -231,7 +239,7 @@ def make_template(model: TaskModel, cfg: TrainConfig, plugins: list, device: str
         proto.append(PrecisionPlugin(device))
     epochs = cfg.epochs if isinstance(cfg.epochs, int) else 1  # per-dataset counts are set before each task
     if tensorboard_dir is not None:
-        from avalanche.evaluation.reporting.metrics import loss_metrics
+        from avalanche.evaluation.metrics import loss_metrics
         from avalanche.logging import TensorboardLogger
 
         evaluator = EvaluationPlugin(loss_metrics(minibatch=True, epoch=True),

@@ -65,8 +65,12 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
     ap.add_argument("-v", "--verbose", action="store_true",
                     help="plain log lines even on a terminal (no progress bars); the default on a pipe or in CI")
     ap.add_argument("--tensorboard", action="store_true",
-                    help="log training loss curves through Avalanche's TensorBoard logger to "
-                         "<out>/<experiment>/tensorboard/<run id>/ (= --set tensorboard=true)")
+                    help="log training loss curves (Avalanche's TensorBoard logger) and the evaluation after every "
+                         "step (eval/LP, eval/ZS, eval/R, drift/..., final/...) to <out>/<experiment>/tensorboard/"
+                         "<strategy>__<ordering>__seed<N>__<run id>/ (= --set tensorboard=true)")
+    ap.add_argument("--wandb", action="store_true",
+                    help="log the same to Weights & Biases, one W&B run per run (project: the experiment; files in "
+                         "<out>/<experiment>/wandb/); WANDB_MODE=offline needs no account (= --set wandb=true)")
     ap.add_argument("--jobs", type=int, metavar="N",
                     help="train with N processes that share out the runs (each uses `threads` CPU threads: "
                          "keep N x threads within the cores); results are the same as with one "
@@ -121,6 +125,8 @@ def resolve_config(args) -> dict:
         cfg.setdefault("data", {})["download"] = True
     if args.tensorboard:
         cfg["tensorboard"] = True
+    if args.wandb:
+        cfg["wandb"] = True
     if args.jobs is not None:
         cfg["jobs"] = args.jobs
     if args.numerics is not None:

@@ -137,7 +137,8 @@ def _checked_main(args, executor) -> int:
         if trains_here(args):
             check_size(cfg, args.yes)
         if not args.dry_run:
-            check_writable(args.out, cfg["experiment"], tensorboard=cfg["tensorboard"] and trains_here(args))
+            check_writable(args.out, cfg["experiment"], tensorboard=cfg["tensorboard"] and trains_here(args),
+                           wandb=cfg.get("wandb", False) and trains_here(args))
         if trains_here(args):
             check_cache_writable(cfg)
     except (ConfigError, SpecError, DataError) as e:

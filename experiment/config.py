@@ -85,6 +85,10 @@ class ExperimentConfig(Section):
     # <out>/<experiment>/tensorboard/<strategy_params>__<ordering>__seed<N>__<run id>/
     # (`tensorboard --logdir` there). Logging only: not part of any run's identity.
     tensorboard: Bool = False
+    # The evaluation after every step (and the run's config, figures and loss curves) in Weights & Biases
+    # (experiment/trackers.py): one W&B run per run, project = the experiment, files in
+    # <out>/<experiment>/wandb/; WANDB_MODE=offline needs no account. Logging only: not part of any run's identity.
+    wandb: Bool = False
     # Processes that share out the runs (run_benchmark.py --jobs overrides it); each uses `threads` CPU
     # threads, so keep jobs x threads within the cores. Results do not depend on it.
     jobs: Annotated[PositiveInt, Field(le=256)] = 1

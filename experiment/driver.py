@@ -92,8 +92,8 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
             return 2
         print(summary, file=log)
         _count_start_up(started)
-        job = Job(exp_dir=exp_dir, resources=res, log=log, bars=bars, tensorboard=cfg["tensorboard"], jobs=cfg["jobs"],
-                  executor=cfg["executor"])
+        job = Job(exp_dir=exp_dir, resources=res, log=log, bars=bars, tensorboard=cfg["tensorboard"],
+                  wandb=cfg.get("wandb", False), jobs=cfg["jobs"], executor=cfg["executor"])
         code = executor.execute(todo, job)
         if worker or code == 2:  # 2: the executor refused the plan (said in one line); nothing to collect
             return code

@@ -28,9 +28,10 @@ def write_problem(folder: Path) -> str | None:
     return None
 
 
-def check_writable(out: Path, experiment: str | None = None, tensorboard: bool = False) -> None:
+def check_writable(out: Path, experiment: str | None = None, tensorboard: bool = False, wandb: bool = False) -> None:
     """Fail before any training if results cannot be written where asked: --out, and the experiment's
-    folder, its runs/ folder and (with `tensorboard`) its tensorboard/ folder where they exist already."""
+    folder, its runs/ folder and (with `tensorboard`, `wandb`) its tensorboard/ and wandb/ folders where
+    they exist already."""
     from .config import ConfigError
 
     try:
@@ -41,6 +42,8 @@ def check_writable(out: Path, experiment: str | None = None, tensorboard: bool =
     inside = [out / experiment, out / experiment / "runs"] if experiment else []
     if experiment and tensorboard:
         inside.append(out / experiment / "tensorboard")
+    if experiment and wandb:
+        inside.append(out / experiment / "wandb")
     for folder in [out] + inside:
         if folder != out and not (folder.exists() or folder.is_symlink()):
             continue

@@ -29,6 +29,7 @@ from benchmark.models import FoundationModel, TaskModel, load_foundation_model, 
 from benchmark.profiling import phase
 from benchmark.streams import make_stream
 from benchmark.precision import matmul_precision
+from .trackers import RunTrackers
 from benchmark.training import HeadInitPlugin, ProgressPlugin, TrainConfig, compile_encoder, epochs_for, make_template
 
 
@@ -110,19 +111,22 @@ def seed_everything(seed: int) -> None:
 
 
 def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str = "", log=sys.stderr,
-                bars: bool = False, tensorboard_dir: Path | None = None) -> dict:
+                bars: bool = False, tensorboard_dir: Path | None = None, wandb_dir: Path | None = None,
+                project: str | None = None) -> dict:
     """Train `run` through its ordering, scoring the suite after step 0 and after every task.
 
     Records are rewritten (atomically) after every step; the done marker is written last, so an
     interrupted run is simply redone on the next invocation. `tensorboard_dir`: where Avalanche's
-    TensorBoard logger writes the training loss curves (None: no logging).
+    TensorBoard logger writes the training loss curves and experiment/trackers.py the evaluation after
+    every step (None: no logging); `wandb_dir`: where the run's W&B files go (None: no W&B run), in W&B
+    project `project` (the experiment's name).
     """
     with matmul_precision((run.get("train") or {}).get("precision", "fp32")):  # tf32: for this run only
-        return _execute_run(run, run_dir, res, label, log, bars, tensorboard_dir)
+        return _execute_run(run, run_dir, res, label, log, bars, tensorboard_dir, wandb_dir, project)
 
 
 def _execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str, log, bars: bool,
-                 tensorboard_dir: Path | None) -> dict:
+                 tensorboard_dir: Path | None, wandb_dir: Path | None = None, project: str | None = None) -> dict:
     if is_done(run_dir):
         raise RuntimeError(f"{run_dir} is already done")
     setting = run.get("numerics", "native")
@@ -163,10 +167,13 @@ def _execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str,
     strategy = strategies.from_config(run["strategy"])
     stream = make_stream(ordering, {n: data[n] for n in ordering})
     head_init = HeadInitPlugin(lambda m, t: ev.init_head(m, ordering[t]))
-    plugins = [head_init, *strategy.plugins(model), ProgressPlugin(label, log, bar=bars)]
+    progress = ProgressPlugin(label, log, bar=bars)
+    plugins = [head_init, *strategy.plugins(model), progress]
     ckpt = CheckpointPlugin(tcfg.checkpoint) if tcfg.checkpoint != "end" else None  # train.checkpoint
     plugins += [ckpt] if ckpt else []
     template = make_template(model, tcfg, plugins, device, tensorboard_dir=tensorboard_dir)
+    tb_writer = next((lg.writer for lg in template.evaluator.loggers if getattr(lg, "writer", None) is not None), None)
+    trackers = RunTrackers(run, tb_writer=tb_writer, wandb_dir=wandb_dir, project=project)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / CONFIG, run)
@@ -181,7 +188,7 @@ def _execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str,
                 **({"accelerator": gpu} if (gpu := numerics.accelerator(device)) else {})},
     }
 
-    def record(step: int, after: str, seconds: float, penalties: dict | None = None):
+    def record(step: int, after: str, seconds: float, penalties: dict | None = None, losses: list | None = None):
         t = time.time()
         bar = None
         if bars:  # over the suite's datasets, with its rate and ETA (a paper-scale evaluation takes minutes)
@@ -210,25 +217,32 @@ def _execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str,
                              "eval_s": round(time.time() - t, 2)})
         if penalties:  # the strategy's penalty terms over this task's mini-batches (strategies.base.PenaltyReporter)
             rec["steps"][-1]["penalties"] = penalties
+        if losses:  # the task's mean training loss per epoch (the report's loss curves)
+            rec["steps"][-1]["loss"] = losses
         with phase("record writes"):
             atomic_write_json(run_dir / RECORDS, rec)
         _fault(f"after-step-{step}")
+        trackers.step(rec, step, losses, penalties)
         lp = " ".join(f"{n}={v:.3f}" for n, v in zip(data, row["LP"]))
         print(f"{label} step {step} ({after}): R={[round(v, 3) for v in row['R']]} LP {lp} "
               f"[eval {time.time() - t:.1f}s]", file=log, flush=True)
 
-    record(0, "pretrained", 0.0)
-    nw = dset["num_workers"]
-    for t, exp in enumerate(stream.train_stream):
-        ts = time.time()
-        template.train_epochs = epochs_for(tcfg.epochs, ordering[t])
-        with phase("training"):
-            template.train(exp, num_workers=nw, persistent_workers=nw > 0, pin_memory=str(device).startswith("cuda"))
-        with scored_model(ckpt, model):  # the end of the task, or its chosen checkpoint
-            record(t + 1, ordering[t], time.time() - ts, penalty_summaries(plugins))
-    for logger in template.evaluator.loggers:  # flush the event files now, not at process exit
-        if hasattr(logger, "writer"):
-            logger.writer.close()
+    try:
+        record(0, "pretrained", 0.0)
+        nw = dset["num_workers"]
+        for t, exp in enumerate(stream.train_stream):
+            ts = time.time()
+            template.train_epochs = epochs_for(tcfg.epochs, ordering[t])
+            with phase("training"):
+                template.train(exp, num_workers=nw, persistent_workers=nw > 0, pin_memory=str(device).startswith("cuda"))
+            with scored_model(ckpt, model):  # the end of the task, or its chosen checkpoint
+                record(t + 1, ordering[t], time.time() - ts, penalty_summaries(plugins), progress.take_losses())
+        trackers.finish(rec)
+    finally:
+        trackers.abort()  # a run that stopped early: its W&B run is closed (finish already closed a finished one)
+        for logger in template.evaluator.loggers:  # flush the event files now, not at process exit
+            if hasattr(logger, "writer"):
+                logger.writer.close()
     rec["complete"] = True
     rec["wall_s"] = round(time.time() - t0, 2)
     # when the run started and ended (UTC): the report's wall time of an experiment is the span its

@@ -22,7 +22,8 @@ class Job:
     resources: Any  # experiment.runner.Resources of this process
     log: TextIO = field(default_factory=lambda: sys.stderr)
     bars: bool = False  # progress bars on a terminal
-    tensorboard: bool = False  # Avalanche's TensorBoard logger per run
+    tensorboard: bool = False  # Avalanche's TensorBoard logger per run, and the evaluation (experiment/trackers.py)
+    wandb: bool = False  # one Weights & Biases run per run (experiment/trackers.py), files in <exp_dir>/wandb
     jobs: int = 1  # processes the configuration asks for (`jobs`, --jobs), validated
     executor: dict = field(default_factory=dict)  # the config's `executor` section (kind, address, ...)
 

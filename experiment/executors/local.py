@@ -74,7 +74,8 @@ def train_runs(todo: list[dict], job: Job) -> int:
                 shutil.rmtree(tb)
             try:
                 runner.execute_run(r, run_dir, job.resources, label=label, log=job.log, bars=job.bars,
-                                   tensorboard_dir=tb)
+                                   tensorboard_dir=tb, wandb_dir=job.exp_dir / "wandb" if job.wandb else None,
+                                   project=job.exp_dir.name)
             except NonFiniteError as e:
                 line = f"run {r['run_id']} ({r['strategy']['name']} {'>'.join(r['ordering'])} seed {r['seed']}): {e}"
                 atomic_write_text(run_dir / FAILED, line + "\n")
@@ -100,12 +101,8 @@ def train_runs(todo: list[dict], job: Job) -> int:
 
 
 def tensorboard_name(run: dict) -> str:
-    """A run's TensorBoard folder, readable in TensorBoard's run list: strategy and hyperparameters,
-    ordering, seed, then the run id (unique), e.g. `ldifs_lam=30__mnist-fashion_mnist__seed0__0a1b2c3d4e5f`.
-    Only letters, digits and `.=,_-`: a config value can never choose another folder."""
-    import re
+    """A run's TensorBoard folder, readable in TensorBoard's run list (experiment/trackers.py, `run_name`),
+    e.g. `ldifs_lam=30__mnist-fashion_mnist__seed0__0a1b2c3d4e5f`."""
+    from ..trackers import run_name
 
-    params = ",".join(f"{k}={v}" for k, v in run["strategy"].items() if k != "name")
-    parts = [run["strategy"]["name"] + (f"_{params}" if params else ""), "-".join(run["ordering"]),
-             f"seed{run['seed']}", run["run_id"]]
-    return "__".join(re.sub(r"[^A-Za-z0-9.=,_-]+", "_", p).strip("._")[:80] or "x" for p in parts)
+    return run_name(run)

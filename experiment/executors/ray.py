@@ -28,6 +28,7 @@ from evaluation.storage.records import CONFIG, RECORDS, RunLock, check_records, 
 
 from .. import interrupts
 from .base import Executor, Job
+from .local import tensorboard_name
 from .ray_worker import NodeInputError, train_run, warm_up
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: on the workers' PYTHONPATH
@@ -212,10 +213,10 @@ class _Dispatch:
             if (run_dir / "done").exists():
                 print(f"run {r['run_id']}: {why}; training it again", file=sys.stderr)
             unmark_done(run_dir)
-            tb = self.job.exp_dir / "tensorboard" / r["run_id"]
-            if self.job.tensorboard and tb.exists():
+            tb = self.job.exp_dir / "tensorboard" / tensorboard_name(r)
+            if self.job.tensorboard and tb.exists():  # a rerun of an interrupted run: its curves start afresh
                 shutil.rmtree(tb)
-            self.out[self.remote.remote(r, self.job.tensorboard)] = (k, r, lock)
+            self.out[self.remote.remote(r, self.job.tensorboard, self.job.wandb, self.job.exp_dir.name)] = (k, r, lock)
 
     def _receive(self, ref) -> int:
         import ray
@@ -259,8 +260,10 @@ class _Dispatch:
         why = check_records(json.loads(got["files"][RECORDS]), r["run_id"])
         if why is not None:
             raise RuntimeError(f"the worker returned records that are not a finished run: {why}")
-        for rel, data in got["tensorboard"].items():
-            atomic_write_bytes(self.job.exp_dir / "tensorboard" / r["run_id"] / rel, data)
+        for rel, data in got["tensorboard"].items():  # named as the local executor names them
+            atomic_write_bytes(self.job.exp_dir / "tensorboard" / tensorboard_name(r) / rel, data)
+        for rel, data in got.get("wandb", {}).items():  # W&B's own run folders (offline-run-..., run-...)
+            atomic_write_bytes(self.job.exp_dir / "wandb" / rel, data)
         atomic_write_bytes(run_dir / CONFIG, got["files"][CONFIG])
         atomic_write_bytes(run_dir / RECORDS, got["files"][RECORDS])
         mark_done(run_dir)

@@ -27,8 +27,10 @@ class NodeInputError(RuntimeError):
     """Data, weights or the device a run needs are missing on this node: retrying does not help."""
 
 
-def train_run(run: dict, tensorboard: bool) -> dict:
-    """Train `run` here; return {"files": {name: bytes}, "tensorboard": {relative path: bytes}, "node", "pid"}."""
+def train_run(run: dict, tensorboard: bool, wandb: bool = False, project: str | None = None) -> dict:
+    """Train `run` here; return {"files": {name: bytes}, "tensorboard": {relative path: bytes}, "wandb":
+    {relative path: bytes}, "node", "pid"}: the driver writes the event files and W&B's files into the
+    experiment folder (an online W&B run has also reached W&B from here)."""
     global _resources
     from .. import runner
 
@@ -45,11 +47,18 @@ def train_run(run: dict, tensorboard: bool) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix=f"{PRIVATE_PREFIX}{os.getpid()}-"))
     try:
         run_dir, tb = tmp / "run", (tmp / "tensorboard" if tensorboard else None)
+        wb = tmp / "wandb" if wandb else None
         with open(os.devnull, "w") as quiet:  # the driver prints one line per finished run
-            runner.execute_run(run, run_dir, _resources, log=quiet, bars=False, tensorboard_dir=tb)
+            runner.execute_run(run, run_dir, _resources, log=quiet, bars=False, tensorboard_dir=tb, wandb_dir=wb,
+                               project=project)
         files = {name: (run_dir / name).read_bytes() for name in (CONFIG, RECORDS)}
-        curves = {str(p.relative_to(tb)): p.read_bytes() for p in tb.rglob("*") if p.is_file()} if tb else {}
-        return {"files": files, "tensorboard": curves, "node": socket.gethostname(), "pid": os.getpid()}
+
+        def tree(root):
+            return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*")
+                    if p.is_file() and not p.is_symlink()} if root and root.exists() else {}
+
+        return {"files": files, "tensorboard": tree(tb), "wandb": tree(wb), "node": socket.gethostname(),
+                "pid": os.getpid()}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
