@@ -86,6 +86,17 @@ def test_tensorboard_logs_loss_curves_and_penalties_without_changing_the_run(tmp
         p = steps[k]["penalties"]["ldifs"]
         assert p["weight"] == 30 and p["steps"] == 2 and p["weighted_mean"] == pytest.approx(30 * p["mean"])
         assert p["mean"] == pytest.approx((raw[2 * k - 2].value + raw[2 * k - 1].value) / 2, rel=1e-5)
+    # the evaluation after every step (x: the step), the same numbers as the records
+    rec = json.loads((runs[0] / "records.json").read_text())
+    for j, d in enumerate(rec["suite"]):
+        for name in ("LP", "ZS"):
+            assert [e.value for e in acc.Scalars(f"eval/{name}/{d}")] == pytest.approx([r[j] for r in rec[name]], abs=1e-7)
+            assert [e.step for e in acc.Scalars(f"eval/d{name}/{d}")] == [0, 1, 2]
+    assert [e.value for e in acc.Scalars("eval/R/task2_digits")] == pytest.approx([r[1] for r in rec["R"]], abs=1e-7)
+    assert {f"drift/ldifs/textures/{tap}" for tap in rec["drift"]["taps"]} <= set(tags)
+    assert any(t.startswith("drift/cka/digits/") for t in tags)
+    assert [e.value for e in acc.Scalars("train/loss_epoch")] == pytest.approx([s["loss"][0] for s in steps[1:]], rel=1e-6)
+    assert {"final/ACC", "final/BWT", "final/dLP_all"} <= set(tags)
     # Logging is not part of the run's identity: the same run without it is already done.
     assert run_benchmark.main(["--out", str(tmp_path), "--dry-run", *args]) == 0
     assert "1 already done" in capsys.readouterr().err
