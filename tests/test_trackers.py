@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import conftest
-import run_benchmark
+from experiment import cli
 from experiment.trackers import final_scalars, run_name, step_scalars
 
 
@@ -75,7 +75,7 @@ def test_wandb_offline_holds_the_scalars_of_the_records(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.delenv("WANDB_PROJECT", raising=False)
     args = [*conftest.TINY, "--strategies", "ft"]
-    assert run_benchmark.main(["--out", str(tmp_path), "-q", "--wandb", *args]) == 0
+    assert cli.main(["--out", str(tmp_path), "-q", "--wandb", *args]) == 0
     (run_dir,) = (tmp_path / "micro" / "runs").iterdir()
     rec = json.loads((run_dir / "records.json").read_text())
     (wb_file,) = (tmp_path / "micro" / "wandb").rglob("run-*.wandb")
@@ -89,7 +89,8 @@ def test_wandb_offline_holds_the_scalars_of_the_records(tmp_path, monkeypatch):
             history.append({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in r.history.item})
     assert meta.project == "micro" and meta.run_group == "ft__textures-digits"
     assert meta.display_name == run_name(rec["config"])
-    assert config["run_id"]["value"] == rec["run_id"] and config["seed"]["value"] == rec["config"]["seed"]
+    value = {k: v["value"] if isinstance(v, dict) and "value" in v else v for k, v in config.items()}
+    assert value["run_id"] == rec["run_id"] and value["seed"] == rec["config"]["seed"]
     evals = {int(h["step"]): h for h in history if "step" in h and "eval/LP/textures" in h}
     assert sorted(evals) == [0, 1, 2]
     for step in range(3):
@@ -104,4 +105,4 @@ def test_wandb_offline_holds_the_scalars_of_the_records(tmp_path, monkeypatch):
     acc = pd.read_csv(tmp_path / "micro" / "leaderboard.csv")["ACC"].iloc[0]
     assert len(final) == 1 and math.isclose(final[0]["final/ACC"], acc, abs_tol=1e-4)  # the CSV keeps 4 digits
     # logging is not part of the run: without --wandb the run is already done
-    assert run_benchmark.main(["--out", str(tmp_path), "--dry-run", *args]) == 0
+    assert cli.main(["--out", str(tmp_path), "--dry-run", *args]) == 0

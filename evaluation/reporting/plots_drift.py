@@ -24,6 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from . import metrics as M  # noqa: E402
+from .noise import MIN_CORRELATION_POINTS, fmt_diff, natural_key, seeds_needed  # noqa: E402
 from .optional import optional_output  # noqa: E402
 from .plots import _save, safe_name  # noqa: E402
 
@@ -80,16 +81,15 @@ def last_tap(rec: dict) -> int:
 
 def pearson_ci(x, y, level: float = 0.95) -> tuple[float, float, float, int]:
     """Pearson's r, its interval by Fisher's z (tanh(atanh r +- z_{.975} / sqrt(n - 3))) and n.
-    NaN interval below 4 pairs, NaN r when either variable is constant."""
+    NaN r and interval below 4 pairs (MIN_CORRELATION_POINTS: two points always give r = +-1, three
+    have no interval), NaN r when either variable is constant."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     keep = ~(np.isnan(x) | np.isnan(y))
     x, y = x[keep], y[keep]
     n = len(x)
-    if n < 2 or x.std() == 0 or y.std() == 0:
+    if n < MIN_CORRELATION_POINTS or x.std() == 0 or y.std() == 0:
         return math.nan, math.nan, math.nan, n
     r = float(np.corrcoef(x, y)[0, 1])
-    if n < 4:
-        return r, math.nan, math.nan, n
     from scipy.stats import norm
 
     z, half = math.atanh(min(max(r, -0.999999), 0.999999)), norm.ppf(0.5 + level / 2) / math.sqrt(n - 3)
@@ -123,11 +123,16 @@ def drift_by_layer(runs: list[tuple[str, dict]], label: str, path: Path) -> bool
             ax.grid(alpha=0.3)
             if row == 1:
                 ax.set_xticks(range(len(taps)), taps, rotation=40, ha="right", fontsize=8)
+                ax.set_xlabel("layer (feature tap, stem to output embedding)", fontsize=8)
     axes[0, 0].set_ylabel("distance from pre-trained")
     axes[1, 0].set_ylabel("CKA with pre-trained (1 = same)")
-    axes[0, 1].legend(fontsize=8)
+    for ax in axes[:, 1]:
+        ax.set_ylabel(ax.get_ylabel() or ("distance from pre-trained" if ax is axes[0, 1] else "CKA with pre-trained"))
+    if axes[0, 1].get_legend_handles_labels()[0]:
+        axes[0, 1].legend(fontsize=8, title="step", title_fontsize=8)
+    orders = sorted({" > ".join(r["ordering"]) for r in mine})
     n = len({(tuple(r["ordering"]), r["config"]["seed"]) for r in mine})
-    fig.suptitle(f"Feature drift by layer: {label} (mean over {n} run(s))", fontsize=11)
+    fig.suptitle(f"Feature drift by layer: {label} (mean over {n} run(s); orderings {'; '.join(orders)})", fontsize=10)
     _save(fig, path)
     return True
 
@@ -136,7 +141,7 @@ def drift_vs_dlp(runs: list[tuple[str, dict]], path: Path) -> bool:
     if len(runs) < 2:
         return False
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    labels = sorted({strategy_label(rec) for _, rec in runs})
+    labels = sorted({strategy_label(rec) for _, rec in runs}, key=natural_key)
     for ax, where in zip(axes, ("last tap", EMBEDDING)):
         xs, ys = [], []
         for k, lab in enumerate(labels):
@@ -145,11 +150,14 @@ def drift_vs_dlp(runs: list[tuple[str, dict]], path: Path) -> bool:
             xs += [p[0] for p in pts]
             ys += [p[1] for p in pts]
         r, lo, hi, n = pearson_ci(xs, ys)
-        ax.set_title(f"at the {where}: r = {r:+.2f} [{lo:+.2f}, {hi:+.2f}] (n = {n})", fontsize=10)
+        ax.set_title(f"at the {where}: r = {r:+.2f} [{lo:+.2f}, {hi:+.2f}] (n = {n})" if not math.isnan(lo) else
+                     f"at the {where}: no r (n = {n}; a correlation needs {MIN_CORRELATION_POINTS} points)", fontsize=10)
         ax.set_xlabel("held-out LDIFS distance from pre-trained, after the last task")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("held-out dLP (points)")
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=8, title="strategy", title_fontsize=8)
+    orders = sorted({" > ".join(rec["ordering"]) for _, rec in runs})
+    fig.suptitle(f"Held-out dLP against held-out drift, one point per run (orderings {'; '.join(orders)})", fontsize=10)
     _save(fig, path)
     return True
 
@@ -168,7 +176,7 @@ def write_drift_plots(experiment_dir: Path, runs: list[tuple[str, dict]]) -> lis
         return out
     folder.mkdir(parents=True, exist_ok=True)
     jobs = [(folder / f"drift_by_layer_{safe_name(lab)}.png", drift_by_layer, (runs, lab))
-            for lab in sorted({strategy_label(r) for _, r in runs})]
+            for lab in sorted({strategy_label(r) for _, r in runs}, key=natural_key)]
     jobs.append((folder / "drift_vs_dlp.png", drift_vs_dlp, (runs,)))
     for path, fn, args in jobs:
         with optional_output(lambda e: f"plot {path.name} failed: {type(e).__name__}: {e}"):
@@ -193,7 +201,7 @@ def drift_section(experiment_dir: Path, runs: list[tuple[str, dict]], plots: lis
              f"Distance of each layer's features from the pre-trained encoder's on {runs[0][1]['drift']['sample']} "
              "fixed test images per dataset (docs/design.md, \"Feature drift\"): the LDIFS distance (x 1e3 here) "
              "after the last task, mean over the held-out datasets, mean ± 95% t-interval over runs.", ""]
-    labels = sorted({strategy_label(r) for _, r in runs})
+    labels = sorted({strategy_label(r) for _, r in runs}, key=natural_key)
     per = {lab: {(tuple(r["ordering"]), r["config"]["seed"]): r for _, r in runs if strategy_label(r) == lab
                  and r["drift"]["taps"] == taps} for lab in labels}
     lines += ["| strategy | n | " + " | ".join(taps) + " |", "|---|---|" + "---|" * len(taps)]
@@ -206,8 +214,11 @@ def drift_section(experiment_dir: Path, runs: list[tuple[str, dict]], plots: lis
     base = next((lab for lab in labels if lab == "ft"), None)
     if base is not None and len(labels) > 1:
         lines += ["Each strategy minus `ft`, paired by (ordering, seed), same units; **bold**: the interval "
-                  "excludes 0 (beyond seed noise).", "",
+                  "excludes 0 (beyond seed noise). Below the table, for the layers where the difference is within "
+                  "noise, the seeds (pairs) a paired t-test would need for 80% power at the observed mean and "
+                  "spread (rough).", "",
                   "| strategy - ft | pairs | " + " | ".join(taps) + " |", "|---|---|" + "---|" * len(taps)]
+        notes: list[str] = []
         for lab in labels:
             if lab == base:
                 continue
@@ -219,17 +230,26 @@ def drift_section(experiment_dir: Path, runs: list[tuple[str, dict]], plots: lis
             cells = []
             for j in range(len(taps)):
                 m, ci = M.mean_ci95(diff[:, j].tolist())
+                beyond = not math.isnan(ci) and abs(m) > ci
                 text = _fmt(m, ci, scale=1e3, digits=3)
-                cells.append(f"**{text}**" if not math.isnan(ci) and abs(m) > ci else text)
+                if beyond and text.split(" ± ")[0].lstrip("-+") == text.split(" ± ")[-1]:
+                    text = fmt_diff(m, ci, scale=1e3, digits=2, signed=False)  # clears 0 by less than printed
+                cells.append(f"**{text}**" if beyond else text)
+                if not beyond:
+                    need = seeds_needed(diff[:, j].tolist())
+                    notes.append(f"{lab} at {taps[j]}: " + (f"≈{need}" if need is not None else "no estimate"))
             lines.append(f"| {lab} | {len(keys)} | " + " | ".join(cells) + " |")
         lines.append("")
+        if notes:
+            lines += ["Within noise; seeds that would resolve it (rough): " + "; ".join(notes) + ".", ""]
     xs = [_heldout_at(r, "last tap") for _, r in runs]
     ys = [heldout_dlp(r) for _, r in runs]
     r, lo, hi, n = pearson_ci(xs, ys)
     if math.isnan(lo):
-        verdict = f"too few runs ({n}) for an interval" if not math.isnan(r) else f"undefined over {n} run(s)"
+        verdict = (f"not computed: {n} run(s), and a correlation and its interval need at least "
+                   f"{MIN_CORRELATION_POINTS}" if n < MIN_CORRELATION_POINTS else f"undefined over {n} runs (a constant)")
         lines += [f"Held-out dLP against held-out drift at the last tap ({taps[last_tap(runs[0][1])]}): "
-                  f"Pearson's r {'= ' + format(r, '+.2f') + ', ' if not math.isnan(r) else ''}{verdict}.", ""]
+                  f"Pearson's r {verdict}.", ""]
     else:
         beyond = "the interval excludes 0: beyond noise" if lo > 0 or hi < 0 else "the interval includes 0: within noise"
         lines += [f"Held-out dLP against held-out drift at the last tap ({taps[last_tap(runs[0][1])]}), over {n} runs: "

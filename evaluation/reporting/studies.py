@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 
 from . import metrics as M  # noqa: E402
 from .evidence import run_figures  # noqa: E402
+from .noise import MIN_SEEDS_PER_GROUP, fmt_diff, natural_key, needed_text, seeds_needed, seeds_needed_unpaired  # noqa: E402,F401
 from .optional import optional_output  # noqa: E402
 from .plots import _save  # noqa: E402
 from .plots_drift import group_drift, last_tap  # noqa: E402
@@ -47,10 +48,19 @@ def _key(rec: dict) -> tuple:
 
 
 def _ci_text(xs, scale: float = 100.0, digits: int = 1) -> str:
+    """'+4.0 ± 2.1', with more digits where the interval clears 0 by less than the printed precision."""
     m, ci = M.mean_ci95(list(xs))
-    if math.isnan(m):
+    return fmt_diff(m, ci, scale, digits)
+
+
+def _resolve(d: list[float]) -> str:
+    """'' for a difference beyond noise; else the seeds that would resolve it ('≈N'), or why none is given."""
+    if _beyond(d):
         return ""
-    return f"{m * scale:+.{digits}f}" + ("" if math.isnan(ci) else f" ± {ci * scale:.{digits}f}")
+    if len(d) < 2:
+        return "n < 2"
+    n = seeds_needed(d)
+    return "no difference" if n is None else f"≈{n}"
 
 
 def _beyond(xs) -> bool:
@@ -90,15 +100,19 @@ def _comparison_rows(groups: dict, base: dict, label: str, figs=("gain", "dLP_he
                     f"{_ci_text(v['dLP_heldout'] for v in g.values())} | "
                     f"{_ci_text((v['drift_last'] for v in g.values()), 1e3, 2)} |")
     if base:
-        rows += ["", f"Minus `ft`, paired by (ordering, seed); **bold**: the 95% interval excludes 0 (beyond noise).", "",
-                 f"| {label} | pairs | task gain - ft | held-out dLP - ft | drift - ft (x1e3) |", "|---|---|---|---|---|"]
+        rows += ["", f"Minus `ft`, paired by (ordering, seed); **bold**: the 95% interval excludes 0 (beyond noise). "
+                 "For a difference within noise, the last column gives the seeds (pairs) a paired t-test would need "
+                 "to resolve it with 80% power if the observed mean and spread held (rough; task gain / held-out dLP).",
+                 "", f"| {label} | pairs | task gain - ft | held-out dLP - ft | drift - ft (x1e3) | seeds to resolve |",
+                 "|---|---|---|---|---|---|"]
         for value, g in groups.items():
             cells = []
             for fig, scale, digits in (("gain", 100, 1), ("dLP_heldout", 100, 1), ("drift_last", 1e3, 2)):
                 d = _paired(g, base, fig)
                 t = _ci_text(d, scale, digits)
                 cells.append(f"**{t}**" if t and _beyond(d) else t)
-            rows.append(f"| {value} | {len(set(g) & set(base))} | " + " | ".join(cells) + " |")
+            need = " / ".join(_resolve(_paired(g, base, fig)) or "beyond noise" for fig in ("gain", "dLP_heldout"))
+            rows.append(f"| {value} | {len(set(g) & set(base))} | " + " | ".join(cells) + f" | {need} |")
     return rows + [""]
 
 
@@ -146,13 +160,49 @@ def lambda_section(runs, folder: Path) -> list[str]:
              "(configs/study-lambda.yaml). Mean ± 95% t-interval over seeds, points.", ""]
             + _comparison_rows(groups, base, "lambda")
             + [_verdict(groups, base, "dLP_heldout", "held-out dLP"), "",
-               _verdict(groups, base, "gain", "task gain"), "", f"![study_lambda.png](plots/{path.name})", ""])
+               _verdict(groups, base, "gain", "task gain"), ""]
+            + _adjacent_rows(groups, "lambda")
+            + [f"![study_lambda.png](plots/{path.name})", ""])
+
+
+def _adjacent_rows(groups: dict, label: str) -> list[str]:
+    """Each grid value against the next one (in numeric order), paired by (ordering, seed): whether the
+    grid is ordered beyond noise on both axes, and otherwise how many seeds would order it."""
+    values = list(groups)
+    if len(values) < 2:
+        return []
+    rows = [f"Neighbouring values of the grid, the larger minus the smaller, paired by (ordering, seed); **bold**: "
+            "beyond noise. Within noise, the seeds a paired t-test would need for 80% power at the observed mean "
+            "and spread (rough: a few seeds' mean and SD are themselves uncertain).", "",
+            f"| {label} | pairs | task gain | held-out dLP | seeds to resolve (gain / dLP) |", "|---|---|---|---|---|"]
+    needs = []
+    for a, b in zip(values, values[1:]):
+        cells, need = [], []
+        for fig in ("gain", "dLP_heldout"):
+            d = _paired(groups[b], groups[a], fig)
+            t = _ci_text(d)
+            cells.append(f"**{t}**" if t and _beyond(d) else t)
+            r = _resolve(d)
+            need.append(r or "beyond noise")
+            if r.startswith("≈"):
+                needs.append(int(r[1:]))
+        rows.append(f"| {b} - {a} | {len(set(groups[a]) & set(groups[b]))} | " + " | ".join(cells)
+                    + f" | {' / '.join(need)} |")
+    rows.append("")
+    if needs:
+        rows += [f"Ordering every neighbouring pair of the grid on both axes would take about {min(needs)} to "
+                 f"{max(needs)} seeds here (rough), against the {min(len(g) for g in groups.values())} "
+                 "seed(s) run per value.", ""]
+    else:
+        rows += ["Every neighbouring pair of the grid is ordered beyond noise on both axes.", ""]
+    return rows
 
 
 def layers_section(runs, folder: Path) -> list[str]:
     groups = _groups(runs, "ldifs", "layers")
     if len(groups) < 2:
         return []
+    groups = dict(sorted(groups.items(), key=lambda kv: natural_key(kv[0])))
     base = _base(runs)
     path = folder / "study_layers.png"
     _tradeoff_plot(groups, base, path, "LDIFS layers: task gain against held-out dLP (mean ± 95% CI)")
@@ -165,8 +215,6 @@ def layers_section(runs, folder: Path) -> list[str]:
 
 
 def orderings_section(runs, folder: Path) -> list[str]:
-    from scipy.stats import f_oneway
-
     by: dict = {}
     for _, rec in runs:
         s = rec["config"]["strategy"]
@@ -179,8 +227,8 @@ def orderings_section(runs, folder: Path) -> list[str]:
              "dLP (configs/study-orderings.yaml): per ordering, mean ± 95% t-interval over seeds; the seed "
              "spread is the pooled within-ordering standard deviation; one-way ANOVA over orderings.", ""]
     figs = ("FWT", "BWT", "dLP_heldout")
-    fig, axes = plt.subplots(len(by), 3, figsize=(13, 3.2 * len(by)), squeeze=False)
-    for row, (label, orders) in enumerate(sorted(by.items())):
+    fig, axes = plt.subplots(len(by), 3, figsize=(13, 3.6 * len(by)), squeeze=False)
+    for row, (label, orders) in enumerate(sorted(by.items(), key=lambda kv: natural_key(kv[0]))):
         names = sorted(orders)
         lines += [f"**{label}** ({len(names)} orderings)", "", "| ordering | n | FWT | BWT | held-out dLP |",
                   "|---|---|---|---|---|"]
@@ -198,20 +246,42 @@ def orderings_section(runs, folder: Path) -> list[str]:
             sd = math.sqrt(sum(r * r for r in resid) / dof) if dof else math.nan
             if not math.isnan(sd):
                 mid = np.nanmean(means)
-                ax.axhspan(mid - sd, mid + sd, color="grey", alpha=0.2, label="± seed SD")
-            ax.set_xticks(range(len(names)), [f"o{i + 1}" for i in range(len(names))])
+                ax.axhspan(mid - sd, mid + sd, color="grey", alpha=0.2, label="± seed SD (pooled)")
+                ax.legend(fontsize=7)
+            ax.set_xticks(range(len(names)), [o.replace(">", ">\n") for o in names], fontsize=7)
+            ax.set_xlabel("ordering (tasks in training order)", fontsize=8)
+            ax.set_ylabel(f"{k} (points; mean ± 95% CI over seeds)", fontsize=8)
             ax.set_title(f"{label}: {k}", fontsize=9)
             ax.grid(alpha=0.3)
-            ok = [s for s in samples if len(s) > 1]
-            if len(ok) >= 2 and not math.isnan(sd):
-                p = float(f_oneway(*ok).pvalue)
-                spread = float(np.nanstd([np.mean(s) for s in ok], ddof=1))
-                lines.append(f"- {k}: SD between orderings {spread:.1f} points, seed SD {sd:.1f}; ANOVA p = {p:.3f}: "
-                             + ("the orderings differ beyond noise." if p < 0.05 else "within noise."))
-        lines += ["", "Orderings o1.. in the order of the table above.", ""]
+            lines.append(_ordering_verdict(k, samples, names, sd))
+        lines += [""]
     path = folder / "study_orderings.png"
     _save(fig, path)
     return lines + [f"![study_orderings.png](plots/{path.name})", ""]
+
+
+def _ordering_verdict(k: str, samples: list[list[float]], names: list[str], sd: float) -> str:
+    """One line on whether the orderings differ in `k`: an ANOVA only where every ordering has
+    MIN_SEEDS_PER_GROUP seeds; otherwise what is missing. Within noise (or untested), the seeds per
+    ordering that would resolve the two most different orderings (rough, unpaired)."""
+    from scipy.stats import f_oneway
+
+    ok = [s for s in samples if len(s) >= 2]
+    spread = float(np.nanstd([np.mean(s) for s in samples if s], ddof=1)) if sum(1 for s in samples if s) >= 2 else math.nan
+    head = f"- {k}: SD between orderings {spread:.1f} points" + ("" if math.isnan(sd) else f", seed SD {sd:.1f}")
+    have = min((len(s) for s in samples), default=0)
+    pair = sorted([(np.mean(s), s) for s in ok], key=lambda x: x[0])
+    need = seeds_needed_unpaired(pair[-1][1], pair[0][1]) if len(pair) >= 2 else None
+    hint = (f"; between the two most different orderings {needed_text(need)} per ordering (unpaired)"
+            if need is not None else "")
+    if have < MIN_SEEDS_PER_GROUP:
+        short = [f"{o} ({len(s)})" for o, s in zip(names, samples) if len(s) < MIN_SEEDS_PER_GROUP]
+        return (head + f"; not tested: an ANOVA over orderings needs at least {MIN_SEEDS_PER_GROUP} seeds in each "
+                f"ordering, and {', '.join(short)} have fewer" + hint + ".")
+    p = float(f_oneway(*ok).pvalue)
+    if p < 0.05:
+        return head + f"; ANOVA p = {p:.3f} ({have}+ seeds per ordering): the orderings differ beyond noise."
+    return head + f"; ANOVA p = {p:.3f}: within noise" + hint + "."
 
 
 def study_sections(experiment_dir: Path, runs: list[tuple[str, dict]]) -> list[str]:
