@@ -13,7 +13,8 @@ Writes into the experiment folder:
 - orderings.csv        per strategy: ACC, BWT, FWT, dLP_heldout per ordering (mean, CI, n)
 - ordering_sensitivity.csv  per strategy and metric: spread across orderings vs across seeds
 - tables.md / .tex     paper tables (evaluation.reporting.tables)
-- plots/*.png, report.md  (evaluation.reporting.plots, evaluation.reporting.report)
+- plots/*.png, report.md  (evaluation.reporting.plots, plots_drift, plots_steps, evaluation.reporting.report)
+- report.html          report.md with its images embedded (evaluation.reporting.html)
 
 The frames themselves are built by evaluation.reporting.leaderboard. Rebuild from the command line: `python -m evaluation.reporting.collect results/<experiment>`.
 """
@@ -52,10 +53,16 @@ def collect(experiment_dir: Path, plots: bool = True, report: bool = True) -> pd
         from .plots_drift import write_drift_plots  # feature drift: its own module and section
 
         written += write_drift_plots(experiment_dir, runs)
+        from .plots_steps import write_step_plots  # seed-averaged matrices and trajectories
+
+        written += write_step_plots(experiment_dir, runs, df)
     if report:
         from .report import write_report
 
-        write_report(experiment_dir, runs, df, plots=written)
+        path = write_report(experiment_dir, runs, df, plots=written)
+        from .html import write_html  # the same report, self-contained, beside it
+
+        write_html(experiment_dir, path.read_text(encoding="utf-8"))
     return df
 
 

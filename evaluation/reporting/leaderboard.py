@@ -146,13 +146,19 @@ def long_rows(rec: dict, rid: str) -> list[dict]:
 # ---------------------------------------------------------------- tables over runs
 
 def leaderboard_from(runs: list[tuple[str, dict]]) -> pd.DataFrame:
+    """One row per run; the last column, `stale`, is True for a run trained by other code than this
+    checkout's (evaluation/storage/code_version.py; False also where the run recorded no fingerprint)."""
+    from ..storage.code_version import stale_runs
+
+    stale = {rid for rid, _ in stale_runs(runs)[0]} if runs else set()
     rows = [{**run_row(rec, rid), "settings": st} for (rid, rec), st in zip(runs, settings_of(runs))]
     if not rows:
-        return pd.DataFrame(columns=ID_COLS + MAIN_COLS)
+        return pd.DataFrame(columns=ID_COLS + MAIN_COLS + ["stale"])
     df = pd.DataFrame(rows)
     first = ID_COLS + ["settings"] + MAIN_COLS
     rest = sorted(c for c in df.columns if c not in first)
-    return df[first + rest].sort_values(["ordering", "strategy", "params", "seed"], kind="stable").reset_index(drop=True)
+    df = df[first + rest].assign(stale=[rid in stale for rid in df["run_id"]])
+    return df.sort_values(["ordering", "strategy", "params", "seed"], kind="stable").reset_index(drop=True)
 
 
 def leaderboard(experiment_dir: Path) -> pd.DataFrame:
@@ -201,13 +207,16 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     if "settings" not in df:
         df = df.assign(settings="")
     df = df.assign(settings=df["settings"].fillna(""))
+    stale = df["stale"] if "stale" in df else pd.Series(False, index=df.index)
     out = [{"label": g["label"].iloc[0], "strategy": s, "params": p, "settings": st, "ordering": o,
-            **_aggregate(g, MAIN_COLS)}
+            **_aggregate(g, MAIN_COLS), "stale_runs": int(stale[g.index].astype(bool).sum())}
            for (s, p, st, o), g in df.groupby(["strategy", "params", "settings", "ordering"], sort=True)]
     s = pd.DataFrame(out)
     key = s[PRIMARY_METRIC].fillna(-math.inf)
-    return (s.assign(_k=-key).sort_values(["ordering", "_k", "label"], kind="stable")
-            .drop(columns="_k").reset_index(drop=True))
+    from .noise import natural_key
+
+    return (s.assign(_k=-key, _l=s["label"].map(natural_key)).sort_values(["ordering", "_k", "_l"], kind="stable")
+            .drop(columns=["_k", "_l"]).reset_index(drop=True))
 
 
 def sequences(df: pd.DataFrame) -> pd.DataFrame:
@@ -271,11 +280,30 @@ def markdown(summary_df: pd.DataFrame,
     an empty cell is a metric undefined for the run (e.g. BWT with one task, Transfer without ZS)."""
     head = ["strategy", "params", "ordering", "n", *cols]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    stale = 0
     for _, r in summary_df.iterrows():
-        cells = [str(r["strategy"]), f"`{r['params']}`" if r["params"] else "", str(r["ordering"]), str(r["n"])]
-        cells += [fmt_ci(r[c], r[f"{c}_ci95"], signed=signed(c)) for c in cols]
+        k = int(r.get("stale_runs", 0) or 0)
+        stale += k
+        cells = [str(r["strategy"]) + (f" (**{k} stale**)" if k else ""), f"`{r['params']}`" if r["params"] else "",
+                 str(r["ordering"]), str(r["n"])]
+        cells += [fmt_clipped(r[c], r[f"{c}_ci95"], c) for c in cols]
         lines.append("| " + " | ".join(cells) + " |")
+    if stale:
+        lines += ["", f"**{stale} stale run(s)**: trained by other code than this checkout's (leaderboard.csv, column "
+                  "`stale`); `--retrain-stale` retrains them."]
     return "\n".join(lines) + "\n"
+
+
+ACCURACY_COLS = {"ACC", "Transfer", "Avg", "Last", "Transfer_LP", "Avg_LP", "Last_LP"}
+
+
+def fmt_clipped(mean: float, ci: float, col: str) -> str:
+    """fmt_ci, except that an accuracy whose interval would leave [0, 100] is shown as its clipped
+    interval, '85.0 [21.5, 100.0]' (the tables' rule)."""
+    if (col in ACCURACY_COLS and mean is not None and not math.isnan(mean) and ci is not None
+            and not math.isnan(ci) and (mean - ci < 0 or mean + ci > 1)):
+        return f"{mean * 100:.1f} [{max(0.0, mean - ci) * 100:.1f}, {min(1.0, mean + ci) * 100:.1f}]"
+    return fmt_ci(mean, ci, signed=signed(col))
 
 
 def _csv(df: pd.DataFrame) -> str:

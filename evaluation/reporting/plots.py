@@ -21,6 +21,7 @@ import pandas as pd  # noqa: E402
 from . import compare as C  # noqa: E402
 from benchmark.files import atomic_write_bytes  # noqa: E402
 
+from .noise import natural_key  # noqa: E402
 from .optional import optional_output  # noqa: E402
 
 DPI = 120
@@ -30,6 +31,15 @@ def safe_name(text: str, limit: int = 60) -> str:
     """A file-name fragment: letters, digits, '.', '-', '=' and '_' only, no leading dot, bounded length."""
     s = re.sub(r"[^A-Za-z0-9.=-]+", "_", str(text)).strip("._")[:limit]
     return s or "x"
+
+
+def run_file_name(rec: dict, rid: str) -> str:
+    """What one run's plot shows, for its file name: `<strategy>[_<params>]__<ordering>__seed<N>__<run id>`
+    (the run id last: unique, and what scripts look files up by)."""
+    s = rec["config"]["strategy"]
+    params = ",".join(f"{k}={v}" for k, v in s.items() if k != "name")
+    return "__".join([safe_name(s["name"] + (f"_{params}" if params else ""), 60),
+                      safe_name("-".join(rec["ordering"]), 80), f"seed{int(rec['config']['seed'])}", safe_name(rid)])
 
 
 def _save(fig, path: Path) -> None:
@@ -109,7 +119,7 @@ def forgetting_bars(df: pd.DataFrame, kind: str, path: Path) -> bool:
     df, excluded = C.shared_coverage(df[df[cols].notna().any(axis=1)])
     datasets = [c[len(kind) + 1:] for c in cols]
     status = C.held_out_status(sorted(df["ordering"].unique()), datasets)
-    labs = sorted(df["label"].unique())
+    labs = sorted(df["label"].unique(), key=natural_key)
     width = 0.8 / len(labs)
     fig, ax = plt.subplots(figsize=(2.5 + 1.3 * len(datasets), 3.8))
     x = np.arange(len(datasets))
@@ -161,7 +171,7 @@ def accuracy_vs_forgetting(df: pd.DataFrame, path: Path) -> bool:
     for ax, col in zip(axes[0], panels):
         g, excluded = C.shared_coverage(df[df[col].notna()])
         notes += [e for e in excluded if e not in notes]
-        labs = sorted(g["label"].unique())
+        labs = sorted(g["label"].unique(), key=natural_key)
         pts = []
         for k, lab in enumerate(labs):
             h = g[g["label"] == lab]
@@ -171,8 +181,13 @@ def accuracy_vs_forgetting(df: pd.DataFrame, path: Path) -> bool:
             ax.errorbar(sx[0] * 100, sy[0] * 100, xerr=np.array(C.error_bars([sx])), yerr=np.array(C.error_bars([sy])),
                         fmt="o", capsize=3 if sx[3] >= 2 else 0, ms=7, color=f"C{k}", label=_n_label(lab, sy[3]))
         front = C.pareto_front_uncertain(pts)
-        ax.plot([pts[i][0][0] * 100 for i in front], [pts[i][1][0] * 100 for i in front], "k--", lw=1, marker="s",
-                ms=13, mfc="none", label="not dominated beyond the CIs\n(n < 2: never dominated)")
+        ax.plot([pts[i][0][0] * 100 for i in front], [pts[i][1][0] * 100 for i in front], "none", marker="s",
+                ms=13, mfc="none", mec="k", label="not dominated beyond the CIs\n(n < 2: never dominated)")
+        # the line joins only the points no other point dominates on the means: a point dominated on the
+        # means but not beyond the intervals keeps its square, off the line
+        line = pareto_front([(pts[i][0][0], pts[i][1][0]) for i in range(len(pts))])
+        ax.plot([pts[i][0][0] * 100 for i in line], [pts[i][1][0] * 100 for i in line], "k--", lw=1,
+                label="front of the means")
         ax.axvline(0, color="0.7", lw=0.8)
         name = "linear probe" if col.startswith("dLP") else "zero-shot"
         ax.set_xlabel(f"{col}: held-out concept forgetting,\n{name} (points; right = less forgetting)")
@@ -202,7 +217,7 @@ def heldout_probe_steps(runs: list[tuple[str, dict]], df: pd.DataFrame, path: Pa
         return False
     orders = sorted(curves)
     fig, axes = plt.subplots(1, len(orders), figsize=(0.5 + 3.6 * len(orders), 3.6), squeeze=False, sharey=True)
-    labs = sorted(g["label"].unique())
+    labs = sorted(g["label"].unique(), key=natural_key)
     for ax, o in zip(axes[0], orders):
         steps = ["pre-trained"] + [f"after {d}" for d in o.split(">")]
         for k, lab in enumerate(labs):
@@ -237,7 +252,7 @@ def ordering_sensitivity(df: pd.DataFrame, path: Path) -> bool:
     sets = [t for t, h in g.groupby("tasks", sort=True) if h["ordering"].nunique() >= 2]
     if not sets:
         return False
-    labs = sorted(g["label"].unique())
+    labs = sorted(g["label"].unique(), key=natural_key)
     fig, axes = plt.subplots(len(sets), len(ORDERING_COLS), figsize=(3.4 * len(ORDERING_COLS), 3.9 * len(sets)),
                              squeeze=False, sharey="col")
     width = 0.8 / len(labs)
@@ -284,7 +299,7 @@ def write_plots(experiment_dir: Path, runs: list[tuple[str, dict]], df: pd.DataF
                 written.append(path)
 
     for rid, rec in runs:
-        name = safe_name(rid)
+        name = run_file_name(rec, rid)
         attempt(out / f"accuracy_matrix_{name}.png", accuracy_matrix, rec, rid)
         attempt(out / f"task_accuracy_{name}.png", task_curves, rec, rid)
     if len(df):

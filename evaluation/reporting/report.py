@@ -4,12 +4,14 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
 
-from .leaderboard import ORDERING_COLS, PRIMARY_METRIC, fmt_ci, markdown, ordering_sensitivity, ordering_table, signed, summary
+from .leaderboard import ORDERING_COLS, PRIMARY_METRIC, fmt_clipped, markdown, ordering_sensitivity, ordering_table, summary
 from benchmark.files import atomic_write_text
+from .plots_steps import is_step_plot, steps_section
 from .studies import analysis_sections
 
 DEFINITIONS = """\
@@ -155,7 +157,7 @@ def ordering_section(df: pd.DataFrame) -> list[str]:
         lines += [f"**{lab}**", "", "| ordering | n | " + " | ".join(ORDERING_COLS) + " |",
                   "|---|---|" + "---|" * len(ORDERING_COLS)]
         for _, r in g.iterrows():
-            cells = [fmt_ci(r[c], r[f"{c}_ci95"], signed=signed(c)) for c in ORDERING_COLS]
+            cells = [fmt_clipped(r[c], r[f"{c}_ci95"], c) for c in ORDERING_COLS]
             lines.append(f"| {r['ordering']} | {r['n']} | " + " | ".join(cells) + " |")
         s = sens[sens["label"] == lab]
         if len(s):
@@ -213,12 +215,31 @@ def build_report(experiment_dir: Path, runs: list[tuple[str, dict]], df: pd.Data
     lines += ordering_section(df)
     md, _ = render(runs, df)
     lines += ["## Paper tables", "", "Also as LaTeX (booktabs) in `tables.tex`.", "", md]
+    lines += steps_section(plots)  # seed-averaged matrices and trajectories (evaluation/reporting/plots_steps.py)
     lines += analysis_sections(experiment_dir, runs, plots)  # feature drift and studies (evaluation/reporting/studies.py)
-    lines += plots_section(experiment_dir, [p for p in plots or [] if not Path(p).name.startswith("drift_")])
+    lines += plots_section(experiment_dir, [p for p in plots or [] if not Path(p).name.startswith("drift_")
+                                            and not is_step_plot(Path(p).name)])
     lines += ["## Definitions", "", DEFINITIONS, "",
               "Files: `leaderboard.csv` (one row per run), `records_long.csv` (every number, tidy), `summary.csv`, "
-              "`orderings.csv`, `ordering_sensitivity.csv`, `tables.md`, `tables.tex`, `plots/`.", ""]
-    return "\n".join(lines)
+              "`orderings.csv`, `ordering_sensitivity.csv`, `tables.md`, `tables.tex`, `plots/`, `report.html` "
+              "(this report with its images inside, to open from disk or send by mail).", ""]
+    return "\n".join(with_contents(lines))
+
+
+def slug(heading: str) -> str:
+    """A heading's anchor, as GitHub and report.html (evaluation/reporting/html.py) make it."""
+    s = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return re.sub(r" ", "-", s)
+
+
+def with_contents(lines: list[str]) -> list[str]:
+    """The report with a short table of contents (its `## ` sections) before its first section."""
+    heads = [ln[3:].strip() for ln in lines if ln.startswith("## ")]
+    if not heads:
+        return lines
+    first = lines.index(next(ln for ln in lines if ln.startswith("## ")))
+    toc = ["## Contents", ""] + [f"- [{h}](#{slug(h)})" for h in heads] + [""]
+    return lines[:first] + toc + lines[first:]
 
 
 def write_report(experiment_dir: Path, runs: list[tuple[str, dict]], df: pd.DataFrame,
