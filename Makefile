@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test test-numerics clean-results
+.PHONY: demo test test-numerics clean-results browser
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,17 @@ $(VENV)/.installed: requirements.txt
 demo: $(VENV)/.installed
 	$(PY) run_benchmark.py $(ARGS)
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed browser
 	$(PY) -m pytest -q tests $(ARGS)
+
+# The headless browser that tests/test_report_html.py opens report.html in: Debian's (or Ubuntu's)
+# Chromium package, driven by Playwright's Python package (requirements.txt; Playwright's own browser
+# download is never used). Nothing to do where a Chromium is already installed; apt-get needs root
+# (or sudo). CFBENCH_CHROMIUM=/path/to/chromium points the test at another one.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || [ -n "$$CFBENCH_CHROMIUM" ] || { \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium; }
 
 # The tests whose floats depend on the CPU's kernels (losses and distances against hand computations,
 # training, probes, records compared bit for bit), under two emulated numeric paths of
