@@ -48,7 +48,9 @@ def sources(results: Path, run: str | None = None) -> dict[Path, str]:
     if not plots.is_dir():
         raise Missing(f"{plots} does not exist; build the plots with python -m evaluation.reporting.collect {results}")
     run = run or ft_run(results)
-    out = {plots / f"accuracy_matrix_{run}.png": TARGETS["accuracy_matrix"],
+    # one run's matrix is named by what it shows, the run id last (accuracy_matrix_<strategy>__...__<run id>.png)
+    named = sorted(plots.glob(f"accuracy_matrix_*{run}.png"))
+    out = {(named[0] if named else plots / f"accuracy_matrix_{run}.png"): TARGETS["accuracy_matrix"],
            plots / "dLP_per_dataset.png": TARGETS["dLP_per_dataset.png"],
            plots / "accuracy_vs_forgetting.png": TARGETS["accuracy_vs_forgetting.png"]}
     missing = [p.name for p in out if not p.is_file()]

@@ -144,11 +144,21 @@ def test_outputs_equal_the_golden_files(collected, name):
 
 def test_every_plot_is_written_and_embedded_in_the_report(collected):
     names = sorted(p.name for p in (collected / "plots").glob("*.png"))
-    ids = sorted(p.name for p in (SAMPLE / "runs").iterdir() if (p / "done").exists())
-    assert names == sorted([f"accuracy_matrix_{i}.png" for i in ids] + [f"task_accuracy_{i}.png" for i in ids] +
+    runs = {p.name: json.loads((p / "records.json").read_text()) for p in (SAMPLE / "runs").iterdir()
+            if (p / "done").exists()}
+    # one run's plots are named by what they show: strategy and parameters, ordering, seed, then the run id
+    per_run = [f"{s}_{r['config']['strategy']['name']}" + (f"_lam={r['config']['strategy']['lam']}"
+                                                           if "lam" in r["config"]["strategy"] else "")
+               + f"__{'-'.join(r['ordering'])}__seed{r['config']['seed']}__{i}.png"
+               for i, r in runs.items() for s in ("accuracy_matrix", "task_accuracy")]
+    # seed-averaged matrices per strategy and ordering, trajectories per ordering (evaluation/reporting/plots_steps.py)
+    seed_means = [f"matrix_{k}__{lab}__{o}.png" for k in ("R", "ZS") for lab in ("ft", "ldifs") for o in ("a-b", "b-a", "c")]
+    steps = [f"steps_{k}__{o}.png" for k in ("LP", "ZS") for o in ("a-b", "b-a", "c")]
+    assert names == sorted(per_run + seed_means + steps +
                            ["accuracy_vs_forgetting.png", "dLP_per_dataset.png", "dZS_per_dataset.png",
                             "heldout_probe_steps.png", "ordering_sensitivity.png",
                             "study_orderings.png"])  # the sample varies the ordering: the orderings study
+    # (no loss__*.png: the sample's records predate the per-epoch loss)
     for p in (collected / "plots").glob("*.png"):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
     report = (collected / "report.md").read_text()

@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 
 from . import metrics as M  # noqa: E402
 from .evidence import run_figures  # noqa: E402
-from .noise import MIN_SEEDS_PER_GROUP, fmt_diff, natural_key, needed_text, seeds_needed, seeds_needed_unpaired  # noqa: E402,F401
+from .noise import MIN_SEEDS_PER_GROUP, fmt_diff, natural_key, seeds_needed, seeds_needed_unpaired  # noqa: E402
 from .optional import optional_output  # noqa: E402
 from .plots import _save  # noqa: E402
 from .plots_drift import group_drift, last_tap  # noqa: E402
@@ -263,24 +263,28 @@ def orderings_section(runs, folder: Path) -> list[str]:
 def _ordering_verdict(k: str, samples: list[list[float]], names: list[str], sd: float) -> str:
     """One line on whether the orderings differ in `k`: an ANOVA only where every ordering has
     MIN_SEEDS_PER_GROUP seeds; otherwise what is missing. Within noise (or untested), the seeds per
-    ordering that would resolve the two most different orderings (rough, unpaired)."""
+    ordering that would resolve the two most different orderings (rough, unpaired). Orderings where `k`
+    is undefined (FWT and BWT of one task) are left out."""
     from scipy.stats import f_oneway
 
-    ok = [s for s in samples if len(s) >= 2]
-    spread = float(np.nanstd([np.mean(s) for s in samples if s], ddof=1)) if sum(1 for s in samples if s) >= 2 else math.nan
+    kept = [(o, s) for o, s in zip(names, samples) if s]
+    if len(kept) < 2:
+        return f"- {k}: defined for {len(kept)} ordering(s) only; nothing to compare."
+    spread = float(np.std([np.mean(s) for _, s in kept], ddof=1))
     head = f"- {k}: SD between orderings {spread:.1f} points" + ("" if math.isnan(sd) else f", seed SD {sd:.1f}")
-    have = min((len(s) for s in samples), default=0)
-    pair = sorted([(np.mean(s), s) for s in ok], key=lambda x: x[0])
-    need = seeds_needed_unpaired(pair[-1][1], pair[0][1]) if len(pair) >= 2 else None
-    hint = (f"; between the two most different orderings {needed_text(need)} per ordering (unpaired)"
-            if need is not None else "")
-    if have < MIN_SEEDS_PER_GROUP:
-        short = [f"{o} ({len(s)})" for o, s in zip(names, samples) if len(s) < MIN_SEEDS_PER_GROUP]
+    ok = [s for _, s in kept if len(s) >= 2]
+    pair = sorted(ok, key=np.mean)
+    need = seeds_needed_unpaired(pair[-1], pair[0]) if len(pair) >= 2 else None
+    hint = ("" if need is None else
+            f"; the two most different orderings would take about {need} seeds each to tell apart (rough: "
+            "unpaired, 80% power at the observed means and spread)")
+    short = [f"{o} ({len(s)})" for o, s in kept if len(s) < MIN_SEEDS_PER_GROUP]
+    if short:
         return (head + f"; not tested: an ANOVA over orderings needs at least {MIN_SEEDS_PER_GROUP} seeds in each "
-                f"ordering, and {', '.join(short)} have fewer" + hint + ".")
-    p = float(f_oneway(*ok).pvalue)
+                f"ordering, and {', '.join(short)} {'has' if len(short) == 1 else 'have'} fewer" + hint + ".")
+    p = float(f_oneway(*[s for _, s in kept]).pvalue)
     if p < 0.05:
-        return head + f"; ANOVA p = {p:.3f} ({have}+ seeds per ordering): the orderings differ beyond noise."
+        return head + f"; ANOVA p = {p:.3f}: the orderings differ beyond noise."
     return head + f"; ANOVA p = {p:.3f}: within noise" + hint + "."
 
 
