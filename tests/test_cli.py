@@ -106,8 +106,11 @@ def test_jobs_share_the_runs_out_and_give_the_records_of_one_process(tiny_experi
     import json
 
     two = [*TINY[:-1], "ft", "ldifs", "--set", "threads=1"]
-    assert cli.main(["--out", str(tmp_path / "jobs2"), "-q", *two, "--jobs", "2"]) == 0
+    assert cli.main(["--out", str(tmp_path / "jobs2"), "-q", *two, "--jobs", "2", "--tensorboard"]) == 0
     assert "GiB per process x 2" in capsys.readouterr().err  # the helper trained: two processes' memory
+    from test_trackers import assert_evaluation_in_tensorboard
+
+    assert_evaluation_in_tensorboard(tmp_path / "jobs2" / "micro")  # the helper's run logged its evaluation too
     # one process: the same plan (threads 1 is the preset's) trained with --jobs 1, once per session (conftest.py)
     assert cli.main(["--out", str(tiny_experiment.parent), "--dry-run", *two]) == 0
     assert "2 runs planned, 2 already done, 0 to run" in capsys.readouterr().err  # the same two runs

@@ -63,7 +63,7 @@ def test_same_records_as_local_even_when_a_worker_is_killed_mid_run(cluster, sma
     # the Ray plan, with one of its worker processes killed by pid once it has written step 0's records
     result = {}
     thread = threading.Thread(target=lambda: result.setdefault(
-        "code", cli.main([*PLAN, "--executor", "ray", "--out", str(tmp_path / "ray")])))
+        "code", cli.main([*PLAN, "--executor", "ray", "--out", str(tmp_path / "ray"), "--tensorboard"])))
     thread.start()
     killed = None
     deadline = time.time() + 300
@@ -80,6 +80,9 @@ def test_same_records_as_local_even_when_a_worker_is_killed_mid_run(cluster, sma
     assert result["code"] == 0
     ray_exp = tmp_path / "ray" / "micro"
     assert _records(ray_exp) == _records(local)
+    from test_trackers import assert_evaluation_in_tensorboard
+
+    assert_evaluation_in_tensorboard(ray_exp)  # named and tagged as under the local executor
     pd.testing.assert_frame_equal(pd.read_csv(ray_exp / "leaderboard.csv"), pd.read_csv(local / "leaderboard.csv"))
     assert _leftovers(tmp_path) == [] and _leftovers(local) == []
     # the killed worker's private folder is gone too (the retry's worker removes it)

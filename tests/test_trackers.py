@@ -106,3 +106,24 @@ def test_wandb_offline_holds_the_scalars_of_the_records(tmp_path, monkeypatch):
     assert len(final) == 1 and math.isclose(final[0]["final/ACC"], acc, abs_tol=1e-4)  # the CSV keeps 4 digits
     # logging is not part of the run: without --wandb the run is already done
     assert cli.main(["--out", str(tmp_path), "--dry-run", *args]) == 0
+
+
+def assert_evaluation_in_tensorboard(experiment) -> None:
+    """Every run of `experiment` has a TensorBoard folder named by strategy, ordering, seed and run id, with
+    the evaluation's tags (LP, ZS, R, drift, final) holding its records' numbers (used under each executor)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    runs = sorted((experiment / "runs").iterdir())
+    folders = {p.name.rsplit("__", 1)[-1]: p for p in (experiment / "tensorboard").iterdir()}
+    assert sorted(folders) == [p.name for p in runs]
+    for run_dir in runs:
+        rec = json.loads((run_dir / "records.json").read_text())
+        assert folders[run_dir.name].name == run_name(rec["config"])
+        acc = EventAccumulator(str(folders[run_dir.name]))
+        acc.Reload()
+        tags = set(acc.Tags()["scalars"])
+        d = rec["suite"][-1]
+        assert [e.value for e in acc.Scalars(f"eval/LP/{d}")] == pytest.approx([r[-1] for r in rec["LP"]], abs=1e-7)
+        assert [e.step for e in acc.Scalars(f"eval/ZS/{d}")] == list(range(len(rec["ordering"]) + 1))
+        assert f"eval/R/task1_{rec['ordering'][0]}" in tags and "final/ACC" in tags
+        assert any(t.startswith("drift/ldifs/") for t in tags) and any(t.startswith("drift/cka/") for t in tags)
