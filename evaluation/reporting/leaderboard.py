@@ -3,6 +3,9 @@ per strategy and ordering, ordering sensitivity, and their text form (points, 95
 
 Pure functions of the records (no files written here: evaluation.reporting.collect writes them); the tables,
 plots and report build on these.
+
+Longer than 300 lines because every output shares these frames and their text form (one schema for the
+leaderboard, the long records, the summaries and their Markdown); split, each file would restate it.
 """
 from __future__ import annotations
 

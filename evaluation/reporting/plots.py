@@ -3,6 +3,9 @@
 File names are built only from run ids (the run folder's name, checked against the hash of its
 config) and fixed words, plus strategy labels passed through `safe_name`: a string inside a
 record can never choose where a file is written.
+
+Longer than 300 lines because the helpers every plot module imports (`_save`, `safe_name`, `_n_label`,
+`_footer`) live here with the plots that first needed them.
 """
 from __future__ import annotations
 

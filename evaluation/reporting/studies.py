@@ -13,6 +13,9 @@ A section appears when the runs collected vary what it studies (configs/study-*.
 
 Task gain and held-out dLP as evaluation/reporting/evidence.py defines them; a difference is "beyond noise" when
 its 95% interval excludes 0.
+
+Longer than 300 lines because the three studies share their comparison helpers (pairing by seed, the
+beyond-noise test, the seeds a within-noise difference needs); split, each would need them all.
 """
 from __future__ import annotations
 
