@@ -32,6 +32,9 @@ def train_run(run: dict, tensorboard: bool, wandb: bool = False, project: str | 
     {relative path: bytes}, "node", "pid"}: the driver writes the event files and W&B's files into the
     experiment folder (an online W&B run has also reached W&B from here)."""
     global _resources
+    from benchmark.process_env import prepare_command
+
+    prepare_command()  # as the command does: nothing written in this node's home
     from .. import runner
 
     _remove_stranded()
@@ -65,6 +68,9 @@ def train_run(run: dict, tensorboard: bool, wandb: bool = False, project: str | 
 
 def warm_up() -> int:
     """Import the training code in this worker process (the driver's `start`: overlaps its own start)."""
+    from benchmark.process_env import prepare_command
+
+    prepare_command()
     from .. import runner  # noqa: F401 - torch, Avalanche, open_clip
 
     return os.getpid()
