@@ -5,8 +5,8 @@ real run of the default preset, and prints the README's leaderboard rows from th
     python scripts/make_example.py                      # runs the default preset into a temporary folder (1-2 min)
     python scripts/make_example.py --results results/micro   # or: an experiment folder of the default run
 
-It copies the default run's report.md, report.html and plots/ into docs/example/ (the old copy replaced
-as a whole), and writes docs/example/leaderboard.md: the rows of the README's table (accuracies in
+It copies the default run's report.md, report.html, plots/ and runs/ (the records, to compare with a fresh
+run) into docs/example/ (the old copy replaced as a whole), and writes docs/example/leaderboard.md: the rows of the README's table (accuracies in
 points), with the machine's numeric path, so that every number the README shows comes from the
 example it links to. Exit 2 with one line when the folder holds no finished run of the default preset.
 """
@@ -68,6 +68,10 @@ def make(experiment: Path, docs: Path) -> list[str]:
         shutil.copyfile(experiment / name, tmp / name)
     for p in sorted((experiment / "plots").glob("*.png")):
         shutil.copyfile(p, tmp / "plots" / p.name)
+    for run in sorted(p.parent for p in (experiment / "runs").glob("*/done")):  # the records it was made from
+        (tmp / "runs" / run.name).mkdir(parents=True)
+        for name in ("config.json", "records.json", "done"):
+            shutil.copyfile(run / name, tmp / "runs" / run.name / name)
     rows = leaderboard_rows(experiment)
     (tmp / "leaderboard.md").write_text(
         "# The default run's leaderboard (the README's table)\n\n"
@@ -104,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         rows = make(experiment, args.docs)
     print("\n".join(rows))
-    print(f"wrote {args.docs} (report.md, report.html, plots/, leaderboard.md)", file=sys.stderr)
+    print(f"wrote {args.docs} (report.md, report.html, plots/, runs/, leaderboard.md)", file=sys.stderr)
     return 0
 
 

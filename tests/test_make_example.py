@@ -19,7 +19,7 @@ def test_the_example_holds_the_report_its_images_and_the_readme_rows(tmp_path, c
     docs.mkdir(parents=True)
     (docs / "stale.png").write_bytes(b"old")  # the old example goes as a whole
     assert make_example.main(["--results", str(exp), "--docs", str(docs)]) == 0
-    assert sorted(p.name for p in docs.iterdir()) == ["leaderboard.md", "plots", "report.html", "report.md"]
+    assert sorted(p.name for p in docs.iterdir()) == ["leaderboard.md", "plots", "report.html", "report.md", "runs"]
     report = (docs / "report.md").read_text()
     for p in (exp / "plots").glob("*.png"):
         assert (docs / "plots" / p.name).read_bytes() == p.read_bytes() and f"](plots/{p.name})" in report

@@ -173,7 +173,6 @@ def loss_curves(groups: dict, ordering: str, path: Path) -> bool:
         ax.set_xticks(x, [f"task {i}: {d}" for i, d in zip(x, order)], rotation=20, ha="right", fontsize=8)
         ax.set_xlabel("task")
         ax.set_ylabel("penalty term x its weight,\nmean over the task's mini-batches")
-        ax.set_yscale("symlog", linthresh=1e-6)
         ax.set_title("Penalty terms (what the loss received)", fontsize=9)
         ax.grid(alpha=0.3)
         if c:
