@@ -301,10 +301,15 @@ def write_plots(experiment_dir: Path, runs: list[tuple[str, dict]], df: pd.DataF
             if fn(*args, path) is not False:
                 written.append(path)
 
+    # one run's task curves only where it is its strategy and ordering's only seed: with two or more, the
+    # seed-averaged trajectories and matrices (plots_steps.py) show them, and each run keeps its matrix
+    alone = set(df["run_id"]) if not len(df) else {
+        rid for _, g in df.assign(label=labels(df)).groupby(["label", "ordering"]) if len(g) == 1 for rid in g["run_id"]}
     for rid, rec in runs:
         name = run_file_name(rec, rid)
         attempt(out / f"accuracy_matrix_{name}.png", accuracy_matrix, rec, rid)
-        attempt(out / f"task_accuracy_{name}.png", task_curves, rec, rid)
+        if rid in alone:
+            attempt(out / f"task_accuracy_{name}.png", task_curves, rec, rid)
     if len(df):
         df = df.assign(label=labels(df))
         attempt(out / "dLP_per_dataset.png", forgetting_bars, df, "dLP")
