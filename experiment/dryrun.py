@@ -15,12 +15,18 @@ from benchmark.data.registry import MICRO_DIR
 EVAL_COST = 1 / 3
 # Strategies that run a frozen copy of the encoder forward at every training step (LDIFS's anchor,
 # LwF's teacher): one more forward pass, about a third of a training step's cost.
-EXTRA_FORWARD = {"ldifs": 1 / 3, "lwf": 1 / 3}
+EXTRA_FORWARD = {"ldifs": 1 / 3, "lwf": 1 / 3,
+                 # ZSCL: a training step (forward and backward) on a reference batch of the training batch's
+                 # size (its default) through the encoder, and the frozen pre-trained encoder's forward on it
+                 "zscl": 1 + 1 / 3}
 # Approximate sizes in MB of each paper dataset's download and of its files on disk (the sources'
 # archives; extracted images, the .mat files kept as they are): for planning disk space, not a check.
 APPROX_MB = {"Cars": (1900, 1900), "CIFAR10": (163, 180), "CIFAR100": (161, 180), "DTD": (625, 630),
              "EuroSAT": (94, 100), "GTSRB": (350, 380), "MNIST": (12, 55), "RESISC45": (420, 430),
-             "SUN397": (37000, 38000), "SVHN": (246, 246)}
+             "SUN397": (37000, 38000), "SVHN": (246, 246),
+             # MTIL's five others (ZSCL): the archives torchvision fetches
+             "Aircraft": (2750, 2800), "Caltech101": (140, 150), "Flowers": (345, 350), "Food": (5000, 5000),
+             "OxfordPet": (800, 800)}
 WEIGHTS_MB = {("ViT-B-32", "openai"): 338, ("ViT-B-16", "openai"): 335, ("RN50", "openai"): 244}
 
 
@@ -70,7 +76,7 @@ def workload(cfg: dict, runs: list[dict]) -> dict:
     embedded per evaluation), the totals of training and evaluation images, `cost` (training images
     weighted by each strategy's extra forward passes) and `per_run` (each run's training-image
     equivalents: its strategy's extra passes and its evaluations)."""
-    from benchmark.training import epochs_for
+    from benchmark.training import epochs_for, per_dataset
 
     train_cfg = cfg["train"]
     bs = int(train_cfg["batch_size"])
@@ -79,6 +85,12 @@ def workload(cfg: dict, runs: list[dict]) -> dict:
     for o in cfg["orderings"]:
         parts, imgs = [], 0
         for name in o:
+            steps = per_dataset(train_cfg.get("iterations"), name, "iterations")
+            if steps:  # train.iterations: a fixed number of steps of a full batch (the last may be short)
+                n = min(sizes[name]["train"], bs) * steps
+                imgs += n
+                parts.append(f"{name} {steps} steps x {bs} = {n:,} images")
+                continue
             ep = epochs_for(train_cfg["epochs"], name)
             n = sizes[name]["train"]
             imgs += ep * n
@@ -155,7 +167,8 @@ def describe(cfg: dict, runs: list[dict], command: str | None = None) -> str:
     if est:
         lines.append(f"  estimate: {est['gpu_hours']:.1f} GPU-hours at {est['throughput']:g} training images/s "
                      f"(evaluation counted at {EVAL_COST:.2f} of a training image; LDIFS's anchor and LwF's teacher "
-                     f"forward passes counted at a third of a training step each: {est['extra']:.1f} of the hours)")
+                     f"forward passes counted at a third of a training step each, ZSCL's reference batch at 4/3: "
+                     f"{est['extra']:.1f} of the hours)")
         if "wall" in est:
             lines.append(f"  wall clock on {est['gpus']} GPUs: {est['wall']:.1f} h ({est['slots']} runs at once with "
                          f"gpus_per_run {est['gpus_per_run']:g}, longest first; runs sharing a GPU assumed to share "
