@@ -21,7 +21,7 @@ from .nan_guard import NonFiniteGuard
 from .checkpoints import Checkpoint
 from .precision import autocast
 from .reference_probe import REFERENCE_LRS, REFERENCE_STEPS, ProbeKind, ProbeLR, ProbeSteps
-from .schema import Bool, NonNegFloat, NonNegInt, PositiveFloat, PositiveInt, Section, positive_grid
+from .schema import Bool, NonNegFloat, NonNegInt, PositiveFloat, PositiveInt, Section, one_or_per_dataset, positive_grid
 
 
 def _int_in(v, lo: int, hi: int, what: str) -> int:
@@ -45,30 +45,6 @@ def _epochs(v):
     return _int_in(v, 1, 10000, what)
 
 
-def _positive_per_dataset(kind, lo, hi, what):
-    """A validator of one number in [lo, hi] or a mapping dataset name -> such a number (`kind`: int or float)."""
-
-    def one(v):
-        if kind is int:
-            return _int_in(v, lo, hi, what)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ValueError(f"input should be a finite number ({what})")
-        if not lo < v <= hi:
-            raise ValueError(f"input should be greater than {lo:g} and at most {hi:g} ({what})")
-        return float(v)
-
-    def check(v):
-        if v is None:
-            return None
-        if isinstance(v, dict):
-            if not v:
-                raise ValueError(f"an empty mapping gives nothing ({what})")
-            return {str(k): one(n) for k, n in v.items()}
-        return one(v)
-
-    return check
-
-
 class TrainConfig(Section):
     """The `train` section: the optimisation protocol shared by every strategy."""
 
@@ -77,9 +53,9 @@ class TrainConfig(Section):
     batch_size: Annotated[PositiveInt, Field(le=65536)] = 32
     # AdamW peak learning rate (above 1 no run converges), or a mapping dataset -> rate (ZSCL: 5e-5 for
     # Aircraft and MNIST, 1e-5 for the others)
-    lr: Annotated[Any, BeforeValidator(_positive_per_dataset(float, 0, 1.0, "a learning rate, or a mapping dataset -> rate"))] = 1e-4
+    lr: Annotated[Any, BeforeValidator(one_or_per_dataset(float, 0, 1.0, "a learning rate, or a mapping dataset -> rate"))] = 1e-4
     # optimiser steps per task, or a mapping dataset -> steps, instead of epochs (ZSCL: 1000); null: epochs
-    iterations: Annotated[Any, BeforeValidator(_positive_per_dataset(int, 1, 10_000_000, "steps per task, or a mapping dataset -> steps"))] = None
+    iterations: Annotated[Any, BeforeValidator(one_or_per_dataset(int, 1, 10_000_000, "steps per task, or a mapping dataset -> steps"))] = None
     label_smoothing: Annotated[NonNegFloat, Field(le=1.0)] = 0.0  # of the task head's cross-entropy (ZSCL: 0.2)
     weight_decay: Annotated[NonNegFloat, Field(le=10.0)] = 0.1  # decoupled (AdamW) weight decay
     warmup_steps: NonNegInt = 10  # linear warm-up iterations, then cosine decay to 0 (per task)
