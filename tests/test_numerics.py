@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import run_benchmark
+from experiment import cli
 from benchmark import numerics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,15 +99,15 @@ def test_portable_reexecutes_the_command_with_its_environment(tmp_path):
     """run_benchmark.py as a command re-executes itself (same pid) with the portable variables before
     torch starts, once (OpenBLAS's core type included, over the machine's own); torch then runs its
     DEFAULT kernels. The rest of the command is a stub that reports what it finds: seconds."""
-    code = ("import os, sys, run_benchmark\n"
+    code = ("import os, sys\nfrom experiment import cli\n"
             "print('start', os.getpid(), os.environ.get('ATEN_CPU_CAPABILITY'), flush=True)\n"
             "def checked(args, children):\n"
             "    import torch\n"
             "    print('end', os.getpid(), torch.backends.cpu.get_cpu_capability(), os.environ.get('MKL_CBWR'),\n"
             "          os.environ.get('OPENBLAS_CORETYPE'), args.numerics, flush=True)\n"
             "    return 0\n"
-            "run_benchmark._checked_main = checked\n"
-            "sys.exit(run_benchmark.main())\n")
+            "cli._checked_main = checked\n"
+            "sys.exit(cli.main())\n")
     # native: nothing to pin, no re-execution (started beside the portable command: two cores)
     native = code.replace("import torch", "torch = None").replace("torch.backends.cpu.get_cpu_capability()", "'-'")
     procs = [subprocess.Popen([sys.executable, "-c", c, "--out", str(tmp_path), "--jobs", "1", *more], cwd=ROOT,
@@ -125,7 +125,7 @@ def test_portable_reexecutes_the_command_with_its_environment(tmp_path):
 
 
 def test_portable_needs_one_thread(tmp_path, capsys):
-    assert run_benchmark.main(["--out", str(tmp_path), *TINY, "--numerics", "portable", "--set", "threads=2"]) == 2
+    assert cli.main(["--out", str(tmp_path), *TINY, "--numerics", "portable", "--set", "threads=2"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "numerics: portable needs threads: 1 (got 2)" in err, err
 
@@ -134,7 +134,7 @@ def test_portable_in_process_without_its_environment_refuses_to_train(tmp_path, 
     """main(argv) inside another program cannot re-execute it: it says what to set, and trains nothing."""
     for k in numerics.VARIABLES:
         monkeypatch.delenv(k, raising=False)
-    assert run_benchmark.main(["--out", str(tmp_path), *TINY, "--set", "numerics=portable", "--set", "threads=1"]) == 2
+    assert cli.main(["--out", str(tmp_path), *TINY, "--set", "numerics=portable", "--set", "threads=1"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "numerics portable needs ATEN_CPU_CAPABILITY=default" in err, err
     assert not (tmp_path / "micro" / "runs").exists()
@@ -194,6 +194,36 @@ def test_the_fingerprint_covers_openblas_kernels():
     outs = [out.split() for out, _ in done]
     assert outs[0][0] and outs[0][0] != "None"
     assert outs[0][-1] != outs[1][-1]  # another OpenBLAS kernel family: another fingerprint
+
+
+def test_portable_leaves_numpy_at_its_baseline_and_the_fingerprint_says_so(monkeypatch):
+    """numpy dispatches its own SIMD kernels by CPU (an AVX-512 machine's float64 exp and log round otherwise
+    than an AVX2 machine's). Under the portable variables none of the pinned numpy's dispatch groups may
+    remain on: a numpy whose groups are named otherwise fails here instead of silently dispatching again.
+    The group in use enters the fingerprint."""
+    import subprocess
+
+    code = ("from numpy._core._multiarray_umath import __cpu_dispatch__ as d\n"
+            "from benchmark import numerics\n"
+            "x = numerics.describe(); print(len(d), x['numpy_simd'], x['fingerprint'])")
+    env = {**os.environ, **numerics.SETTINGS["portable"]}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "cannot disable" not in out.stderr.lower() and "warning" not in out.stderr.lower(), out.stderr
+    n_groups, simd, _ = out.stdout.split(maxsplit=2)
+    assert int(n_groups) > 0 and simd == "[]", out.stdout  # numpy dispatches groups, and none is left on
+    # another numpy group in use is another fingerprint
+    monkeypatch.setattr(numerics, "numpy_simd", lambda: [])
+    baseline = numerics.describe()["fingerprint"]
+    monkeypatch.setattr(numerics, "numpy_simd", lambda: ["X86_V4"])
+    assert numerics.describe()["fingerprint"] != baseline
+
+
+def test_emulation_pins_numpys_dispatch_like_the_machine_it_emulates():
+    base = {"HOME": "/h"}
+    assert numerics.emulation_env("avx2", base)["NPY_DISABLE_CPU_FEATURES"].split()[0] == "X86_V4"  # AVX2 stays
+    assert "X86_V3" in numerics.emulation_env("generic", base)["NPY_DISABLE_CPU_FEATURES"].split()
+    assert "NPY_DISABLE_CPU_FEATURES" not in numerics.emulation_env("native", base)
 
 
 def _fake_gpu(monkeypatch, name: str):
