@@ -60,7 +60,9 @@ def one_or_per_dataset(kind: type, lo: float, hi: float, what: str) -> Callable[
                 v = float(v)
             except ValueError:
                 raise ValueError("input should be a valid number, unable to parse string as a number") from None
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or (kind is int and not isinstance(v, int)):
+        if isinstance(v, bool):  # as _no_bool
+            raise ValueError("a number is expected, not true/false")
+        if not isinstance(v, (int, float)) or (kind is int and not isinstance(v, int)):
             raise ValueError(f"input should be a valid {'integer' if kind is int else 'number'} ({what})")
         if not math.isfinite(v):
             raise ValueError(f"input should be a finite number ({what})")
