@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from .data import ImageSet, entry, known_datasets, load_task_data
+from .data import ImageSet, known_datasets, load_task_data
 from .data.sources import TorchvisionSource
 from .data.transforms import pil_transform
 
@@ -103,7 +103,26 @@ def reference_set(images: str, texts: str, fm, dcfg: dict, device: str) -> dict:
     return {"images": imgs, "texts": emb, "n_texts": len(words), "num_workers": d["num_workers"]}
 
 
-def registered(spec: str) -> str | None:
-    """The registered dataset a spec reads, if any (for the availability report)."""
-    name = spec.partition(":")[2] if spec.startswith("prompts:") else spec
-    return name if ":" not in name and name in known_datasets() and entry(name) else None
+def problems(images: str, texts: str, dcfg: dict) -> list[str]:
+    """One line per reference input that is missing (the pre-flight's report; nothing is decoded)."""
+    from .data import check_available, data_settings
+
+    d = data_settings(dcfg)
+    out, names = [], []
+    for spec in (images, texts):
+        kind, _, rest = spec.partition(":")
+        if not rest:  # a registered dataset's images
+            names.append(spec)
+        elif kind == "prompts":
+            names.append(rest)
+        elif kind == "folder":
+            folder = _under(d["root"], rest)
+            if not folder.is_dir() or not any(folder.iterdir()):
+                out.append(f"reference images {spec}: no image folder at {folder}; put the images there as "
+                           "<class>/<image> files (ZSCL: ImageNet's train folder), or choose ref_images=<dataset>")
+        elif not _under(d["root"], rest).is_file():
+            out.append(f"reference texts {spec}: no file {_under(d['root'], rest)}; for Conceptual Captions run ZSCL's "
+                       "gather_cc.py on Validation_GCC-1.1.0-Validation.tsv (its mtil/datasets.md), or choose "
+                       "ref_texts=prompts:<dataset>")
+    lines = check_available(dict.fromkeys(names), d["root"], d["download"], d.get("variants"))
+    return out + [f"reference set: {line}" for line in lines]

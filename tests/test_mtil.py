@@ -98,3 +98,15 @@ def test_micro_mtil_runs_ft_ldifs_zscl_and_writes_the_mtil_table(tmp_path):
         if rec["config"]["strategy"]["name"] == "zscl":
             pen = rec["steps"][1]["penalties"]
             assert set(pen) == {"zscl_image", "zscl_text", "l2"} and pen["zscl_image"]["steps"] == 2
+
+
+def test_a_missing_reference_set_is_reported_before_training(tmp_path, capsys):
+    from experiment.cli import main
+
+    code = main(["--strategies", "zscl", "--out", str(tmp_path / "out"), "--jobs", "1", "--data-root", str(tmp_path),
+                 "--set", "data.max_train=20", "--set", "data.max_test=10"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"reference images folder:ImageNet/train: no image folder at {tmp_path / 'ImageNet' / 'train'}" in err
+    assert "reference texts captions:Validation_GCC-1.1.0-Validation_output.csv: no file" in err
+    assert "Traceback" not in err and not list((tmp_path / "out").rglob("records.json"))
