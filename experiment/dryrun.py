@@ -134,6 +134,15 @@ def describe(cfg: dict, runs: list[dict], command: str | None = None) -> str:
     lines = [f"plan of experiment {cfg['experiment']}: {len(runs)} runs (model {cfg['model']['name']} / "
              f"{cfg['model'].get('pretrained')}, batch {int(train_cfg['batch_size'])}, "
              f"precision {train_cfg.get('precision', 'fp32')})"]
+    lr = train_cfg["lr"]
+    if isinstance(lr, dict):  # per dataset: each distinct rate and the datasets that have it
+        lr = "; ".join(f"{r:g} ({', '.join(d for d in lr if lr[d] == r)})" for r in dict.fromkeys(lr.values()))
+    else:
+        lr = f"{lr:g}"
+    lines.append(f"  protocol: AdamW lr {lr}, weight decay {train_cfg['weight_decay']:g}, "
+                 f"{train_cfg['warmup_steps']} warm-up steps then cosine (per task), "
+                 f"clipping {train_cfg['grad_clip'] or 'none'}, label smoothing {train_cfg.get('label_smoothing', 0.0):g}, "
+                 f"{train_cfg['head_init'].upper()}-init heads")
     w = workload(cfg, runs)
     for o, n_runs, imgs, parts, per_eval in w["orderings"]:
         lines.append(f"  {'>'.join(o)}: {n_runs} runs; per run {imgs:,} training images ({'; '.join(parts)}), "

@@ -48,6 +48,9 @@ def test_mtil_presets_hold_zscls_order_and_protocol(preset, order):
     assert (zscl["ref_images"], zscl["we_freq"], zscl["l2"], zscl["T"]) == ("folder:ImageNet/train", 100, 1.0, 2.0)
     text = describe(cfg, plan(cfg))
     assert "1000 steps x 64 = 64,000 images" in text and "GPU-hours" in text and "disk: about" in text
+    assert ("protocol: AdamW lr 5e-05 (Aircraft, MNIST); 1e-05 (Caltech101, CIFAR100, DTD, EuroSAT, Flowers, Food, "
+            "OxfordPet, Cars, SUN397), weight decay 0, 100 warm-up steps then cosine (per task), clipping none, "
+            "label smoothing 0.2, ZS-init heads") in text
 
 
 def test_legacy_settings_stay_out_of_the_micro_runs_config():
