@@ -113,3 +113,30 @@ def test_a_missing_reference_set_is_reported_before_training(tmp_path, capsys):
     assert f"reference images folder:ImageNet/train: no image folder at {tmp_path / 'ImageNet' / 'train'}" in err
     assert "reference texts captions:Validation_GCC-1.1.0-Validation_output.csv: no file" in err
     assert "Traceback" not in err and not list((tmp_path / "out").rglob("records.json"))
+
+
+def test_iterations_follow_zscls_schedule_and_stop_the_task():
+    """train.iterations with a per-task rate: ZSCL's cosine_lr (mtil/src/utils.py) for 6 steps, 2 of warm-up,
+    base rate 0.5: step s < 2 -> 0.5 (s + 1) / 2; else 0.25 (1 + cos(pi (s - 2) / 4)); the task stops after 6."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from benchmark.training import WarmupCosinePlugin
+
+    p = torch.nn.Parameter(torch.zeros(1))
+    stops = []
+    strategy = SimpleNamespace(optimizer=torch.optim.SGD([p], lr=0.1), dataloader=[0, 1, 2, 3], train_epochs=1,
+                               task_lr=0.5, task_iterations=6, stop_training=lambda: stops.append(len(seen)))
+    plugin = WarmupCosinePlugin(2)
+    plugin.before_training_exp(strategy)
+    assert strategy.train_epochs == 2  # 6 steps of 4 batches an epoch
+    seen = []
+    for _ in range(6):
+        seen.append(strategy.optimizer.param_groups[0]["lr"])
+        strategy.optimizer.step()  # (no gradient: nothing moves) as the template steps before the scheduler
+        plugin.after_training_iteration(strategy)
+    expected = [0.25, 0.5] + [0.25 * (1 + math.cos(math.pi * (s - 2) / 4)) for s in range(2, 6)]
+    assert seen == pytest.approx(expected, abs=1e-12)
+    assert seen[2:] == pytest.approx([0.5, 0.25 * (1 + math.sqrt(0.5)), 0.25, 0.25 * (1 - math.sqrt(0.5))])
+    assert stops == [6]
