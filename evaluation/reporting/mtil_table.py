@@ -139,8 +139,8 @@ def render(runs: list[tuple[str, dict]]) -> tuple[str, str]:
     if not tables:
         return "", ""
     md = "\n".join(to_markdown(t) for t in tables)
-    tex = "\n".join(["% MTIL tables (booktabs). Regenerate: python -m evaluation.reporting.collect <experiment dir>",
-                     "", *[to_latex(t) for t in tables]])
+    head = "% MTIL tables (booktabs, graphicx). Regenerate: python -m evaluation.reporting.collect <experiment dir>"
+    tex = "\n".join([head, "", *[to_latex(t) for t in tables]])
     return md, tex
 
 
