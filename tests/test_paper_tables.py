@@ -106,3 +106,15 @@ def test_drift_plots_keep_the_two_head_inits_of_a_strategy_apart():
     both = with_drift([("r0", rec("lp")), ("r1", rec("zs"))])
     assert [strategy_label(r) for _, r in both] == ["ft (LP-init)", "ft (ZS-init)"]
     assert [strategy_label(r) for _, r in with_drift([("r0", rec("zs"))])] == ["ft"]  # one init: the plain name
+
+
+def test_matrix_rows_follow_the_suite_so_the_diagonal_is_one():
+    from evaluation.reporting.heatmaps import grid, matrices
+
+    def rec(first):  # suite [b, a], not alphabetical: rows and columns keep its order
+        return {"config": {"strategy": {"name": "ft"}, "train": {"head_init": "lp"}, "seed": 0},
+                "ordering": [first], "suite": ["b", "a"], "R": [[0.5], [0.9]],
+                "LP": [[0.5, 0.5], [0.6, 0.4] if first == "b" else [0.3, 0.7]]}
+
+    rows, cols, a = grid(matrices([("r0", rec("a")), ("r1", rec("b"))]), "LP-init-CE", "dLP")
+    assert rows == cols == ["b", "a"] and a.ravel().tolist() == pytest.approx([0.1, -0.1, -0.2, 0.2])

@@ -37,7 +37,9 @@ def matrices(runs: list[tuple[str, dict]]) -> pd.DataFrame:
     suite = list(dict.fromkeys(d for _, rec in runs for d in rec["suite"]))
     has_zs = any(rec.get("ZS") for _, rec in runs)
     rows = []
-    for (method, ft), g in df.groupby(["label", "ft"], sort=True):
+    order = {d: i for i, d in enumerate(suite)}  # rows in the suite's order, so the diagonal is one
+    groups = sorted(df.groupby(["label", "ft"]), key=lambda kv: (kv[0][0], order.get(kv[0][1], len(order)), kv[0][1]))
+    for (method, ft), g in groups:
         for kind in KINDS if has_zs else KINDS[:1]:
             for d in suite:
                 vals = g[f"{kind}|{d}"].dropna().astype(float).tolist() if f"{kind}|{d}" in g else []
@@ -85,7 +87,7 @@ def heatmap(m: pd.DataFrame, method: str, scale: dict[str, float], path: Path) -
         for i in range(v.shape[0]):
             for j in range(v.shape[1]):
                 if not math.isnan(v[i, j]):
-                    ax.text(j, i, f"{v[i, j]:+.1f}", ha="center", va="center", fontsize=7,
+                    ax.text(j, i, f"{round(v[i, j], 1) + 0.0:+.1f}", ha="center", va="center", fontsize=7,
                             color="w" if abs(v[i, j]) > 0.6 * lim else "k")
                 if rows[i] == cols[j]:  # the fine-tuned dataset itself: a gain, not forgetting
                     ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=1.5, ec="k"))
