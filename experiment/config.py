@@ -268,6 +268,8 @@ def validate(cfg: dict) -> dict:
     specs: list[dict] = []
     for s in c.strategies:
         hp, run_settings = split_run_keys(with_defaults(s, c.strategy_defaults))
+        if run_settings.get("head_init") == c.train.head_init:  # the experiment's own: the plain entry's runs
+            run_settings.pop("head_init")
         for spec in strategies.expand(hp):  # raises SpecError, one line
             spec = {**spec, **run_settings}  # head_init: plan() moves it into the runs' train section
             if spec in specs:
