@@ -78,7 +78,12 @@ def _main(argv: list[str] | None) -> int:
             return 2
     from experiment import interrupts
 
+    # Avalanche imports qpsolvers for GEM-style strategies, which warns that no QP solver is installed.
+    warnings.filterwarnings("ignore", message="no QP solver found")
     with interrupts.held(say=not args.worker, at_once=command):  # torch, Avalanche, numpy: not safe to interrupt
+        from benchmark.process_env import prepare_command
+
+        prepare_command()  # nothing written outside --out and the cache (benchmark/process_env.py)
         import experiment.executors.local  # noqa: F401
     argv = sys.argv[1:] if argv is None else list(argv)
     args.argv = argv
@@ -111,8 +116,6 @@ def _executor(args, argv: list[str], trains: bool):
 
 
 def _checked_main(args, executor) -> int:
-    # Avalanche imports qpsolvers for GEM-style strategies and warns that no QP solver is installed.
-    warnings.filterwarnings("ignore", message="no QP solver found")
     # Scores come from evaluation/, after every task; Avalanche's own evaluator is left empty on purpose.
     warnings.filterwarnings("ignore", message="No loggers specified")
     # Imports are deferred so that --help and input errors answer at once.
