@@ -55,7 +55,8 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
         print(summary, file=log)
         for r in runs:
             state = "todo" if r in todo else "stale" if r["run_id"] in stale_ids else "done"
-            print(f"  {r['run_id']}  {state}  {r['strategy']}  {','.join(r['ordering'])}  seed {r['seed']}")
+            own = "" if r["train"]["head_init"] == cfg["train"]["head_init"] else f"  head_init {r['train']['head_init']}"
+            print(f"  {r['run_id']}  {state}  {r['strategy']}{own}  {','.join(r['ordering'])}  seed {r['seed']}")
         print(describe(cfg, runs, command))
         return 0
     from benchmark.cache_files import cache_dir
@@ -112,7 +113,8 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
         with pd.option_context("display.width", 200, "display.max_columns", 20):
             # fixed-point always: pandas switches a whole column to scientific notation (-9.920e-04)
             # as soon as one value is small, which reads as a different scale
-            print(df[["strategy", "ordering", "seed"] + MAIN_COLS].to_string(index=False, float_format="{:.4f}".format))
+            ident = ["strategy", "method", "ordering", "seed"] if "method" in df else ["strategy", "ordering", "seed"]
+            print(df[ident + MAIN_COLS].to_string(index=False, float_format="{:.4f}".format))
     print(f"leaderboard: {exp_dir / 'leaderboard.csv'}  plots: {exp_dir / 'plots'}", file=log)
     if code:  # some runs failed (named above); the finished ones are in the tables
         print("error: some runs failed (named above); the others are in the leaderboard", file=sys.stderr)
