@@ -593,7 +593,7 @@ def test_a_file_size_limit_is_one_line_exit_2_and_leaves_no_partial_file(tmp_pat
     itself is the in-process test above). The first file larger than that (a run's config.json, or a
     cache file where the cache is cold) fails: one line naming it, exit 2, no temporary file, no
     records, no done marker. The warm default cache keeps matplotlib's font cache out of it (matplotlib
-    writes that file itself, not atomically: see README, "Limits")."""
+    writes that file itself, not atomically: see docs/reliability.md)."""
     import resource
     import signal
 
