@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.data import data_settings, entry
+from benchmark.data.registry import how_to_get
 from benchmark.data.registry import MICRO_DIR
 
 # Evaluation is forward passes only; a forward pass costs about a third of a training step's
@@ -166,8 +167,14 @@ def describe(cfg: dict, runs: list[dict], command: str | None = None) -> str:
     have = [n for n in cfg["suite"] if present(n, root, d["variants"].get(n))]
     miss = [n for n in cfg["suite"] if n not in have]
     lines.append(f"  datasets under {root}: present {', '.join(have) or 'none'}; missing {', '.join(miss) or 'none'}")
-    for n in miss:
-        lines.append(f"    {n}: {with_command(entry(n, d['variants'].get(n)).get('get', 'see docs/design.md'), command)}")
+    for n in cfg["suite"]:  # each dataset on disk: present, or the one command that gets it (or why none can)
+        e = entry(n, d["variants"].get(n))
+        if e["kind"] == "micro":  # embedded in the repository
+            continue
+        get = with_command(how_to_get(e, root), command)
+        how = "present" if n in have else f"missing; get it: {get}" if get.startswith("python") else \
+            f"missing; no command gets it here: {get}"
+        lines.append(f"    {n}{' (' + e['variant'] + ')' if e.get('variant') else ''}: {how}")
     sized = [n for n in cfg["suite"] if n in APPROX_MB]
     if sized:
         dl = sum(APPROX_MB[n][0] for n in miss if n in APPROX_MB)
@@ -187,6 +194,8 @@ def describe(cfg: dict, runs: list[dict], command: str | None = None) -> str:
                                            + (command or "python run_benchmark.py --download")
                                            + (f" (about {size} MB)" if size else ""))
     lines.append(f"  weights: {w_line}")
+    if cfg.get("save_weights"):
+        lines.append(kept_weights_line(cfg, runs))
     est = hours(cfg, w)
     if est:
         lines.append(f"  estimate: {est['gpu_hours']:.1f} GPU-hours at {est['throughput']:g} training images/s "
@@ -201,6 +210,29 @@ def describe(cfg: dict, runs: list[dict], command: str | None = None) -> str:
     else:
         lines.append("  estimate: set `throughput` (training images/s on your GPU) in the config for GPU-hours")
     return "\n".join(lines)
+
+
+def kept_weights_line(cfg: dict, runs: list[dict]) -> str:
+    """What `save_weights` will keep: the size of one task's file and of all of the plan's."""
+    from benchmark.models.saved import encoder_bytes
+
+    m = cfg["model"]
+    enc = encoder_bytes(m["name"], m.get("image_size"))
+    import open_clip
+
+    dim = int(open_clip.get_model_config(m["name"])["embed_dim"])
+    variants = data_settings(cfg["data"])["variants"]
+    total = tasks = 0
+    for r in runs:
+        classes = []
+        for d in r["ordering"]:
+            e = entry(d, variants.get(d))
+            classes.append(int(e.get("n_classes") or len(e["classnames"])))
+        for k in range(1, len(classes) + 1):  # after task k: the encoder and k heads
+            total += enc + sum(4 * (c * dim + c) for c in classes[:k])
+            tasks += 1
+    return (f"  kept weights (save_weights): {enc / 1e6:,.0f} MB per task (the image encoder in float32, plus the heads), "
+            f"{total / 1e9:,.2f} GB for the plan's {tasks} tasks, in runs/<id>/weights/step<k>.pt")
 
 
 def estimate_phrase(cfg: dict, runs: list[dict]) -> str | None:
