@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -146,6 +147,12 @@ class ZSCLPlugin(PenaltyReporter, SupervisedPlugin):
 @dataclass
 class ZSCL(Strategy):
     """Distil the pre-trained model's image-text similarities on reference images and texts, with a weight ensemble (ZSCL)."""
+
+    paper_name: ClassVar[str] = "ZSCL"  # in tables: "ZSCL" under ZS-init heads, as ZSCL classifies (strategies/catalog.py)
+    paper_init: ClassVar[str] = "zs"
+    # at every step, a training step (forward and backward) on a reference batch as large as the training batch
+    # (its default) and the frozen pre-trained encoder's forward on it (--dry-run's GPU-hours)
+    extra_forward: ClassVar[float] = 1 + 1 / 3
 
     # reference images: a registered dataset (its train split) or folder:<path under data.root> (ZSCL: ImageNet's train images)
     ref_images: str = "folder:ImageNet/train"
