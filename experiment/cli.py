@@ -102,6 +102,8 @@ def _executor(args, argv: list[str], trains: bool):
 
     if args.worker:
         return HelperExecutor(args.worker)
+    if args.rescore is not None:  # scores in this process; no helper, no cluster
+        return LocalExecutor()
     if trains and executor_hint(args.executor, args.set, args.config) == "ray":
         from experiment.executors.ray import RayExecutor
 
@@ -159,6 +161,14 @@ def _checked_main(args, executor) -> int:
     from experiment.dryrun import download_command
 
     try:
+        if args.rescore is not None and not (args.dry_run or args.collect_only):
+            from experiment.rescore import rescore_experiment
+
+            try:
+                return rescore_experiment(cfg, args.out, args.rescore or None, log, quiet=bool(args.quiet))
+            except ConfigError as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 2
         code = run_experiment(cfg, args.out, executor, dry_run=args.dry_run, collect_only=args.collect_only, log=log,
                               bars=bars, worker=bool(args.worker), quiet=bool(args.quiet or args.worker),
                               started=T_START, retrain_stale=args.retrain_stale, command=download_command(args.argv))
@@ -244,7 +254,30 @@ def _list(config: str) -> int:
     print(describe(catalog(), specs))
     print("datasets:  ", ", ".join(datasets))
     print("presets:   ", ", ".join(presets()))
+    if isinstance(cfg, dict) and cfg.get("strategies"):
+        print(f"--config {config}: seeds {', '.join(map(str, cfg.get('seeds') or []))}; methods (paper label = "
+              "strategy spec; head_init= is the method's own head initialisation):")
+        for line in _preset_methods(cfg):
+            print(f"  {line}")
     return 0
+
+
+def _preset_methods(cfg: dict) -> list[str]:
+    """'ZS-init-CE = ft:head_init=zs' for each strategy entry of a preset (read without importing torch)."""
+    from strategies.catalog import method_label
+    from strategies.spec import SpecError, parse_spec
+
+    default = ((cfg.get("train") or {}).get("head_init") or "lp") if isinstance(cfg.get("train"), dict) else "lp"
+    out = []
+    for spec in cfg["strategies"]:
+        try:
+            name, params = parse_spec(spec) if isinstance(spec, str) else (str(spec.get("name")), dict(spec))
+        except (SpecError, AttributeError):
+            out.append(f"? = {spec!r} (not a strategy spec; the run reports what is wrong with it)")
+            continue
+        text = spec if isinstance(spec, str) else ",".join(f"{k}={v}" for k, v in spec.items() if k != "name")
+        out.append(f"{method_label(name, params.get('head_init', default))} = {text}")
+    return out
 
 
 def entry() -> None:

@@ -25,8 +25,6 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
     `retrain_stale`: retrain the done runs whose recorded code fingerprint differs from the checkout's
     (otherwise they are reused, with one warning line naming them); `command`: this command with
     --download, the exact command that the hints for missing data and weights name."""
-    from evaluation.reporting.collect import collect
-    from evaluation.reporting.leaderboard import MAIN_COLS
     from evaluation.storage.records import check_run, clean_stale
 
     from .config import plan
@@ -55,7 +53,8 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
         print(summary, file=log)
         for r in runs:
             state = "todo" if r in todo else "stale" if r["run_id"] in stale_ids else "done"
-            print(f"  {r['run_id']}  {state}  {r['strategy']}  {','.join(r['ordering'])}  seed {r['seed']}")
+            own = "" if r["train"]["head_init"] == cfg["train"]["head_init"] else f"  head_init {r['train']['head_init']}"
+            print(f"  {r['run_id']}  {state}  {r['strategy']}{own}  {','.join(r['ordering'])}  seed {r['seed']}")
         print(describe(cfg, runs, command))
         return 0
     from benchmark.cache_files import cache_dir
@@ -93,7 +92,8 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
         print(summary, file=log)
         _count_start_up(started)
         job = Job(exp_dir=exp_dir, resources=res, log=log, bars=bars, tensorboard=cfg["tensorboard"],
-                  wandb=cfg.get("wandb", False), jobs=cfg["jobs"], executor=cfg["executor"])
+                  wandb=cfg.get("wandb", False), jobs=cfg["jobs"], executor=cfg["executor"],
+                  save_weights=cfg.get("save_weights", False))
         code = executor.execute(todo, job)
         if worker or code == 2:  # 2: the executor refused the plan (said in one line); nothing to collect
             return code
@@ -103,6 +103,18 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
             return 0
         print(summary, file=log)
         _count_start_up(started)
+    collect_and_print(exp_dir, log, quiet)
+    if code:  # some runs failed (named above); the finished ones are in the tables
+        print("error: some runs failed (named above); the others are in the leaderboard", file=sys.stderr)
+    return code
+
+
+def collect_and_print(exp_dir: Path, log: TextIO, quiet: bool = False) -> int:
+    """Rebuild the experiment's leaderboard, tables, plots and report; print the leaderboard's main
+    columns unless `quiet`. Returns 0."""
+    from evaluation.reporting.collect import collect
+    from evaluation.reporting.leaderboard import MAIN_COLS
+
     interrupts.set_phase("collection: every finished run is kept; rebuild the tables with --collect-only")
     with profiling.phase("collection (tables, plots)"):
         df = collect(exp_dir)
@@ -112,11 +124,10 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
         with pd.option_context("display.width", 200, "display.max_columns", 20):
             # fixed-point always: pandas switches a whole column to scientific notation (-9.920e-04)
             # as soon as one value is small, which reads as a different scale
-            print(df[["strategy", "ordering", "seed"] + MAIN_COLS].to_string(index=False, float_format="{:.4f}".format))
+            ident = ["strategy", "method", "ordering", "seed"] if "method" in df else ["strategy", "ordering", "seed"]
+            print(df[ident + MAIN_COLS].to_string(index=False, float_format="{:.4f}".format))
     print(f"leaderboard: {exp_dir / 'leaderboard.csv'}  plots: {exp_dir / 'plots'}", file=log)
-    if code:  # some runs failed (named above); the finished ones are in the tables
-        print("error: some runs failed (named above); the others are in the leaderboard", file=sys.stderr)
-    return code
+    return 0
 
 
 def _stale(exp_dir: Path, runs: list[dict], states: dict) -> list[tuple[str, str]]:

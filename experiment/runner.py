@@ -25,12 +25,15 @@ from evaluation.storage.records import CONFIG, RECORDS, is_done, mark_done
 from benchmark import numerics, reference_probe
 from benchmark.checkpoints import CheckpointPlugin, scored_model
 from benchmark.data import FeatureCache, TaskData, cache_root, data_settings, load_task_data
+from benchmark.models.saved import save_step
 from benchmark.models import FoundationModel, TaskModel, load_foundation_model, text_side, weights_fingerprint
 from benchmark.profiling import phase
+from benchmark.reference_set import reference_set
 from benchmark.streams import make_stream
 from benchmark.precision import matmul_precision
 from .trackers import RunTrackers
-from benchmark.training import HeadInitPlugin, ProgressPlugin, TrainConfig, compile_encoder, epochs_for, make_template
+from benchmark.training import (HeadInitPlugin, ProgressPlugin, TrainConfig, compile_encoder, epochs_for,
+                                make_template, per_dataset)
 
 
 class Resources:
@@ -110,30 +113,10 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str = "", log=sys.stderr,
-                bars: bool = False, tensorboard_dir: Path | None = None, wandb_dir: Path | None = None,
-                project: str | None = None) -> dict:
-    """Train `run` through its ordering, scoring the suite after step 0 and after every task.
-
-    Records are rewritten (atomically) after every step; the done marker is written last, so an
-    interrupted run is simply redone on the next invocation. `tensorboard_dir`: where Avalanche's
-    TensorBoard logger writes the training loss curves and experiment/trackers.py the evaluation after
-    every step (None: no logging); `wandb_dir`: where the run's W&B files go (None: no W&B run), in W&B
-    project `project` (the experiment's name).
-    """
-    with matmul_precision((run.get("train") or {}).get("precision", "fp32")):  # tf32: for this run only
-        return _execute_run(run, run_dir, res, label, log, bars, tensorboard_dir, wandb_dir, project)
-
-
-def _execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str, log, bars: bool,
-                 tensorboard_dir: Path | None, wandb_dir: Path | None = None, project: str | None = None) -> dict:
-    if is_done(run_dir):
-        raise RuntimeError(f"{run_dir} is already done")
-    setting = run.get("numerics", "native")
-    if not numerics.setting_in_place(setting):  # its records would claim a path they did not run
-        raise RuntimeError(f"run {run.get('run_id')}: numerics {setting!r} needs {numerics.SETTINGS[setting]} in the "
-                           "environment before torch starts (run_benchmark.py re-executes itself with them)")
-    t0 = time.time()
+def prepare_scoring(run: dict[str, Any], res: Resources) -> tuple:
+    """What training and scoring of `run` share (experiment/rescore.py too): the run's thread count set,
+    the foundation model, the suite's data and zero-shot weights, the train config, the evaluator and the
+    drift meter (None with `drift: 0`)."""
     device = run["device"]
     if run.get("threads"):  # part of the run's identity: on the CPU it changes floating-point reductions
         torch.set_num_threads(int(run["threads"]))
@@ -151,10 +134,42 @@ def _execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str,
                         logit_scale=fm.logit_scale, device=device, step0_cache=res.step0_cache(run),
                         features=FeatureCache(feature_dir), model_key=res.fingerprint(fm),
                         num_workers=dset["num_workers"], precision=precision)
-
     n_drift = int(run.get("drift", DEFAULT_SAMPLE))
     meter = DriftMeter(data=data, sample=n_drift, features=ev.features, model_key=ev.model_key, device=device,
                        precision=precision, shared=ev.step0_cache) if n_drift > 0 else None
+    return fm, data, zs, tcfg, ev, meter
+
+
+def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str = "", log=sys.stderr,
+                bars: bool = False, tensorboard_dir: Path | None = None, save_weights: bool = False,
+                wandb_dir: Path | None = None, project: str | None = None) -> dict:
+    """Train `run` through its ordering, scoring the suite after step 0 and after every task.
+
+    Records are rewritten (atomically) after every step; the done marker is written last, so an
+    interrupted run is simply redone on the next invocation. `tensorboard_dir`: where Avalanche's
+    TensorBoard logger writes the training loss curves and experiment/trackers.py the evaluation after
+    every step (None: no logging). `save_weights`: keep the scored encoder and heads after every task in
+    run_dir/weights/ (benchmark/models/saved.py). `wandb_dir`: where the run's W&B files go (None: no W&B
+    run), in W&B project `project` (the experiment's name).
+    """
+    with matmul_precision((run.get("train") or {}).get("precision", "fp32")):  # tf32: for this run only
+        return _execute_run(run, run_dir, res, label, log, bars, tensorboard_dir, save_weights, wandb_dir, project)
+
+
+def _execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str, log, bars: bool,
+                 tensorboard_dir: Path | None, save_weights: bool, wandb_dir: Path | None = None,
+                 project: str | None = None) -> dict:
+    if is_done(run_dir):
+        raise RuntimeError(f"{run_dir} is already done")
+    setting = run.get("numerics", "native")
+    if not numerics.setting_in_place(setting):  # its records would claim a path they did not run
+        raise RuntimeError(f"run {run.get('run_id')}: numerics {setting!r} needs {numerics.SETTINGS[setting]} in the "
+                           "environment before torch starts (run_benchmark.py re-executes itself with them)")
+    t0 = time.time()
+    device = run["device"]
+    fm, data, zs, tcfg, ev, meter = prepare_scoring(run, res)
+    n_drift = meter.sample if meter is not None else 0
+    dset = data_settings(run["data"])
 
     # Seed after loading shared resources: whether they were cached or built (which may draw random
     # numbers) must not change this run's results.
@@ -164,6 +179,8 @@ def _execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str,
     model = TaskModel(copy.deepcopy(fm.visual), fm.embed_dim, run["model"].get("freeze_bn_stats", False),
                       text=text).to(device)
     compile_encoder(model, tcfg.compile)
+    # reference images and texts of a distillation strategy (zscl), loaded when it asks for them
+    model.reference_set = lambda images, texts: reference_set(images, texts, fm, run["data"], device)
     strategy = strategies.from_config(run["strategy"])
     stream = make_stream(ordering, {n: data[n] for n in ordering})
     head_init = HeadInitPlugin(lambda m, t: ev.init_head(m, ordering[t]))
@@ -233,9 +250,14 @@ def _execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str,
         for t, exp in enumerate(stream.train_stream):
             ts = time.time()
             template.train_epochs = epochs_for(tcfg.epochs, ordering[t])
+            template.task_iterations = per_dataset(tcfg.iterations, ordering[t], "iterations")  # None: epochs
+            template.task_lr = per_dataset(tcfg.lr, ordering[t], "lr") if isinstance(tcfg.lr, dict) else None
             with phase("training"):
                 template.train(exp, num_workers=nw, persistent_workers=nw > 0, pin_memory=str(device).startswith("cuda"))
             with scored_model(ckpt, model):  # the end of the task, or its chosen checkpoint
+                if save_weights:  # the model this row scores, so that it can be scored again (experiment/rescore.py)
+                    with phase("record writes"):
+                        save_step(run_dir, run["run_id"], t + 1, ordering[t], model, n_heads=t + 1)
                 record(t + 1, ordering[t], time.time() - ts, penalty_summaries(plugins), progress.take_losses())
         trackers.finish(rec)
     finally:

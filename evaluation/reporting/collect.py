@@ -13,6 +13,9 @@ Writes into the experiment folder:
 - orderings.csv        per strategy: ACC, BWT, FWT, dLP_heldout per ordering (mean, CI, n)
 - ordering_sensitivity.csv  per strategy and metric: spread across orderings vs across seeds
 - tables.md / .tex     paper tables (evaluation.reporting.tables)
+- mtil_tables.md / .tex  ZSCL's MTIL table, for orderings of five tasks or more (evaluation.reporting.mtil_table)
+- forgetting_matrices.csv  per method: fine-tuned-on x evaluated-on dLP and dZS, seeds averaged, with
+                       CI and n (evaluation.reporting.heatmaps; plots/heatmap_<method>.png draws them)
 - plots/*.png, report.md  (evaluation.reporting.plots, plots_drift, plots_steps, evaluation.reporting.report)
 - report.html          report.md with its images embedded (evaluation.reporting.html)
 
@@ -45,11 +48,19 @@ def collect(experiment_dir: Path, plots: bool = True, report: bool = True) -> pd
     from .tables import write_tables
 
     write_tables(experiment_dir, runs)
+    from .mtil_table import write_mtil_tables  # ZSCL's MTIL table: its own module and section
+
+    write_mtil_tables(experiment_dir, runs)
+    from .heatmaps import matrices, write as write_heatmaps
+
+    forgetting = matrices(runs)
+    atomic_write_text(experiment_dir / "forgetting_matrices.csv", _csv(forgetting))
     written = []
     if plots and runs:
         from .plots import write_plots
 
         written = write_plots(experiment_dir, runs, df)
+        written += write_heatmaps(experiment_dir, forgetting)  # one per method (the paper's heat maps)
         from .plots_drift import write_drift_plots  # feature drift: its own module and section
 
         written += write_drift_plots(experiment_dir, runs)

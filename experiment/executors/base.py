@@ -24,6 +24,7 @@ class Job:
     bars: bool = False  # progress bars on a terminal
     tensorboard: bool = False  # Avalanche's TensorBoard logger per run, and the evaluation (experiment/trackers.py)
     wandb: bool = False  # one Weights & Biases run per run (experiment/trackers.py), files in <exp_dir>/wandb
+    save_weights: bool = False  # keep each run's scored encoder and heads after every task (`save_weights`)
     jobs: int = 1  # processes the configuration asks for (`jobs`, --jobs), validated
     executor: dict = field(default_factory=dict)  # the config's `executor` section (kind, address, ...)
 
