@@ -122,10 +122,15 @@ def _checked_main(args, executor) -> int:
 
     try:
         if args.list:
-            return _list()
+            return _list(args.config)
         from experiment.arguments import resolve_config
 
-        cfg = resolve_config(args)
+        try:
+            cfg = resolve_config(args)
+        except (ConfigError, SpecError, DataError) as e:
+            _say_skipped(args, str(e))
+            raise
+        _say_skipped(args)
         exp_dir = Path(args.out) / cfg["experiment"]
         if args.collect_only and not (exp_dir / "runs").is_dir():
             raise ConfigError(f"--collect-only: no experiment {cfg['experiment']!r} under {args.out} "
@@ -142,7 +147,9 @@ def _checked_main(args, executor) -> int:
             check_cache_writable(cfg)
     except (ConfigError, SpecError, DataError) as e:
         if not args.worker:  # a helper's inputs are its parent's, which reports them
-            print(f"error: {e}", file=sys.stderr)
+            from benchmark.text import terminal
+
+            print(f"error: {terminal(e)}", file=sys.stderr)  # one line, whatever the input held
         return 2
     executor.start(cfg["jobs"])  # --jobs helpers: only for a validated configuration, never more than it says
     if args.quiet or args.worker:
@@ -205,42 +212,82 @@ def _experiments(out: Path) -> list[str]:
     return sorted(p.name for p in out.iterdir() if (p / "runs").is_dir()) if out.is_dir() else []
 
 
+def _say_skipped(args, error: str = "") -> None:
+    """Once per command (not in --jobs helpers): the strategy files the registry skipped, one line each
+    (but the one an error line already names). Said only where the registry was read (validating the
+    strategies reads it)."""
+    import strategies
+
+    if args.worker or not strategies._loaded:
+        return
+    from benchmark.text import terminal
+
+    for line in strategies.skipped():
+        if line.split(" ", 1)[0] not in error:
+            print(f"warning: {terminal(line)}", file=sys.stderr)
+
+
 def trains_here(args) -> bool:
     return not (args.worker or args.dry_run or args.collect_only)
 
 
 def _list(config: str) -> int:
     """Strategies (description, hyperparameters with types, defaults and help), datasets and presets,
-    and the strategy specs the preset `config` runs (its model-dependent choices, e.g. ldifs's lam)."""
+    and the strategy specs the preset `config` runs (its model-dependent choices, e.g. ldifs's lam).
+    A strategy file that cannot be used is named in one warning line; a preset whose strategy sections
+    have the wrong shape is refused in one line (exit 2), as every other command refuses it."""
     import json
 
-    import yaml
-
+    from benchmark import strict_yaml
+    from benchmark.text import terminal
     from experiment.presets import preset_path, presets
     from strategies.catalog import catalog, describe
 
     root = Path(__file__).resolve().parents[1]
     datasets = sorted(json.loads((root / "benchmark" / "assets" / "datasets.json").read_text(encoding="utf-8")))
-    specs: dict[str, list[str]] = {}
     path = preset_path(config)
     try:
-        cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError, UnicodeDecodeError) as e:
-        print(f"error: --config {config}: cannot be read ({e})", file=sys.stderr)
+        cfg = strict_yaml.load_file(path) or {}
+        specs = _preset_specs(cfg, config)
+    except (OSError, ValueError, UnicodeDecodeError) as e:  # StrictYamlError and YAMLError's are ValueErrors
+        why = getattr(e, "strerror", None) or " ".join(str(e).split())
+        print(f"error: --config {terminal(config)}: {terminal(why)}; fix the file (see configs/micro.yaml)",
+              file=sys.stderr)
         return 2
-    for spec in cfg.get("strategies", []) if isinstance(cfg, dict) else []:
-        text = spec if isinstance(spec, str) else ",".join(f"{k}={v}" for k, v in spec.items() if k != "name")
-        name = (spec.partition(":")[0] if isinstance(spec, str) else str(spec.get("name"))).strip()
-        specs.setdefault(name, []).append(f"preset runs: {text} (--config {config}; model "
-                                          f"{(cfg.get('model') or {}).get('name')})")
-    for name, d in (cfg.get("strategy_defaults") or {}).items() if isinstance(cfg, dict) else []:
-        specs.setdefault(name, []).insert(0, "default for this model: " + ",".join(f"{k}={v}" for k, v in d.items())
-                                          + f" (strategy_defaults of --config {config})")
+    problems: dict[str, str] = {}
+    entries = catalog(problems=problems)
+    for file, problem in sorted(problems.items()):
+        print(f"warning: {terminal(file)} is skipped: {terminal(problem)}; the other strategies work", file=sys.stderr)
     print("strategies (hyperparameter (type) = default  # what it does; override with name:key=value):")
-    print(describe(catalog(), specs))
+    print(describe(entries, specs))
     print("datasets:  ", ", ".join(datasets))
     print("presets:   ", ", ".join(presets()))
     return 0
+
+
+def _preset_specs(cfg, config: str) -> dict[str, list[str]]:
+    """strategy name -> the lines --list prints about preset `cfg`'s use of it; ValueError (one line) for
+    sections of the wrong shape."""
+    if not isinstance(cfg, dict):
+        raise ValueError("expected a mapping of settings at the top level")
+    strats, defaults, model = cfg.get("strategies", []), cfg.get("strategy_defaults") or {}, cfg.get("model") or {}
+    if not isinstance(strats, list) or not all(
+            isinstance(s, str) or (isinstance(s, dict) and isinstance(s.get("name"), str)) for s in strats):
+        raise ValueError("strategies must be a list of specs (name, name:key=value or a mapping with `name`)")
+    if not isinstance(defaults, dict) or not all(isinstance(d, dict) for d in defaults.values()):
+        raise ValueError("strategy_defaults must map strategy names to mappings of hyperparameters, "
+                         "e.g. {ldifs: {lam: 30}}")
+    if not isinstance(model, dict):
+        raise ValueError("model must be a mapping with `name` (and `pretrained`)")
+    specs: dict[str, list[str]] = {}
+    for spec in strats:
+        text = spec if isinstance(spec, str) else ",".join(f"{k}={v}" for k, v in spec.items() if k != "name")
+        name = (spec.partition(":")[0] if isinstance(spec, str) else spec["name"]).strip()
+        specs.setdefault(name, []).append(f"preset runs: {text} (--config {config}; model {model.get('name')})")
+    for name, d in defaults.items():
+        specs.setdefault(str(name), []).insert(0, "default for this model: " + ",".join(f"{k}={v}" for k, v in d.items())
+                                               + f" (strategy_defaults of --config {config})")
+    return specs
 
 
 def entry() -> None:
