@@ -32,10 +32,16 @@ from benchmark.precision import matmul_precision
 from benchmark.training import HeadInitPlugin, ProgressPlugin, TrainConfig, compile_encoder, epochs_for, make_template
 
 
+class SharedStateChanged(RuntimeError):
+    """A run changed what every run of the process shares (the pre-trained encoder's weights, the
+    zero-shot class embeddings): the run fails, and the next run reloads them."""
+
+
 class Resources:
     """What runs of one process share: the loaded foundation model, datasets, zero-shot weights.
 
-    Every run starts from a deep copy of the encoder, so sharing never leaks training between runs.
+    Every run starts from a deep copy of the encoder, so sharing never leaks training between runs;
+    `shared_change` checks after each run that nothing shared was changed in place all the same.
     """
 
     def __init__(self):
@@ -43,7 +49,26 @@ class Resources:
         self._fingerprints: dict[int, str] = {}
         self._data: dict[str, TaskData] = {}
         self._zs: dict[str, torch.Tensor] = {}
+        self._zs_digest: dict[str, str] = {}
         self._step0: dict[str, dict] = {}
+
+    def shared_change(self) -> str | None:
+        """What of the shared pre-trained models a run changed (an encoder's weights, or the zero-shot
+        class embeddings), in a few words; None when nothing. A changed model is forgotten, so that the
+        next run loads it again as it was."""
+        what = []
+        changed = [k for k, fm in self._models.items()
+                   if id(fm) in self._fingerprints and weights_fingerprint(fm.visual) != self._fingerprints[id(fm)]]
+        if changed:
+            what.append("the pre-trained encoder's weights")
+        if any(_digest(self._zs[k]) != d for k, d in self._zs_digest.items() if k in self._zs):
+            what.append("the zero-shot class embeddings")
+        if not what:
+            return None
+        for k in changed:
+            self._fingerprints.pop(id(self._models.pop(k)), None)
+        self._zs, self._zs_digest = {}, {}
+        return " and ".join(what)
 
     def model(self, mcfg: dict, device: str) -> FoundationModel:
         key = repr(sorted(mcfg.items()))
@@ -74,6 +99,7 @@ class Resources:
         if key not in self._zs:
             with phase("zero-shot text embeddings"):
                 self._zs[key] = fm.class_embeddings(d.classnames, d.templates).cpu()
+                self._zs_digest[key] = _digest(self._zs[key])
         return self._zs[key]
 
 
@@ -84,6 +110,32 @@ class Resources:
                           run["train"]["probe_C"], run["train"].get("precision"), run["device"],
                           reference_probe.settings_of(run["train"]), torch.get_num_threads()], sort_keys=True)
         return self._step0.setdefault(key, {})
+
+
+def _digest(t: torch.Tensor) -> str:
+    import hashlib
+
+    return hashlib.sha1(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()).hexdigest()
+
+
+def strategy_fault(strategy: str, e: BaseException) -> str | None:
+    """'strategies/<file>.py line N' when the traceback of `e` passes through the file of strategy
+    `strategy` (its deepest frame there): an error of the strategy's own code. None otherwise (the
+    suite's, the disk's, the memory's: not the strategy's to answer for)."""
+    import inspect
+    import traceback
+
+    if isinstance(e, (OSError, MemoryError)):
+        return None
+    try:
+        path = Path(inspect.getsourcefile(strategies.get(strategy)) or "").resolve()
+    except (KeyError, TypeError, OSError):
+        return None
+    line = None
+    for frame, lineno in traceback.walk_tb(e.__traceback__):
+        if Path(frame.f_code.co_filename).resolve() == path:
+            line = lineno
+    return f"strategies/{path.name} line {line}" if line else None
 
 
 # Packages whose versions decide a run's numbers, recorded with every run.
@@ -164,6 +216,12 @@ def _execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str,
     stream = make_stream(ordering, {n: data[n] for n in ordering})
     head_init = HeadInitPlugin(lambda m, t: ev.init_head(m, ordering[t]))
     plugins = [head_init, *strategy.plugins(model), ProgressPlugin(label, log, bar=bars)]
+    if not all(torch.equal(a, b) for a, b in zip(model.encoder.state_dict().values(), fm.visual.state_dict().values())):
+        # step 0 would score (and cache, for every run and command) a changed model as the pre-trained one
+        raise SharedStateChanged(f"strategy {run['strategy']['name']} "
+                                 f"({fingerprint(run['strategy']['name'])['strategy_file']}): plugins() changed the "
+                                 "encoder it was given, which step 0 scores as the pre-trained one; change the model "
+                                 "in the plugins' callbacks (e.g. before_training_exp), not in plugins()")
     ckpt = CheckpointPlugin(tcfg.checkpoint) if tcfg.checkpoint != "end" else None  # train.checkpoint
     plugins += [ckpt] if ckpt else []
     template = make_template(model, tcfg, plugins, device, tensorboard_dir=tensorboard_dir)
@@ -234,6 +292,11 @@ def _execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str,
     # when the run started and ended (UTC): the report's wall time of an experiment is the span its
     # runs cover, apart from their summed compute time (parallel jobs overlap)
     rec["started"], rec["finished"] = _utc(t0), _utc(time.time())
+    changed = res.shared_change()
+    if changed:  # its plugins reached past the run's own copy: this run is suspect, the next ones reload
+        raise SharedStateChanged(f"strategy {run['strategy']['name']} ({fingerprint(run['strategy']['name'])['strategy_file']}) "
+                                 f"changed {changed} that every run shares; a plugin must change only "
+                                 "`strategy.model`, the run's own copy (the next runs load the model again)")
     atomic_write_json(run_dir / RECORDS, rec)
     mark_done(run_dir)
     _fault("after-done")
