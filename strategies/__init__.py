@@ -163,6 +163,12 @@ def _load_all() -> None:
             if mod.name in ("base", "spec", "catalog") or mod.name.startswith("_"):
                 continue
             module = f"{__name__}.{mod.name}"
+            if module in sys.modules:  # read by an earlier scan: its registrations count again
+                for obj in list(vars(sys.modules[module]).values()):
+                    if isinstance(obj, type) and obj.__module__ == module and isinstance(obj.__dict__.get("name"), str) \
+                            and obj.__dict__["name"]:
+                        _claims.setdefault(obj.name, []).append(obj)
+                continue
             try:
                 importlib.import_module(module)
             except (Exception, SystemExit) as e:  # noqa: BLE001 - a user's file: any failure skips it, in one line

@@ -123,7 +123,8 @@ def read_file(path: Path, problems: dict[str, str] | None = None) -> list[Entry]
         problem = registration_problem(name if name is not None else "(not a string)", fields, _is_dataclass(node))
         if problem:
             if problems is not None:
-                problems[f"strategies/{path.name}"] = f"line {node.lineno}: {problem}"
+                line = min([d.lineno for d in node.decorator_list] or [node.lineno])  # as the import reports it
+                problems[f"strategies/{path.name}"] = f"line {line}: {problem}"
             continue
         doc = (ast.get_docstring(node) or "").strip().splitlines()
         entry = Entry(name, f"strategies/{path.name}", doc[0] if doc else "")
