@@ -46,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError, AttributeError):
             pass
         return 1
+    except (MemoryError, ImportError, OSError) as e:
+        line = _memory_problem(e)
+        if line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: still this line and 130
         try:
@@ -55,6 +61,28 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             signal.signal(signal.SIGINT, previous)
         return 130
+
+
+def _memory_problem(e: BaseException) -> str | None:
+    """One line for memory that ran out (a MemoryError, or a library that could not be mapped under an
+    address-space limit, `ulimit -v`); None for any other error."""
+    import errno
+
+    text = " ".join(str(e).split())
+    if not (isinstance(e, MemoryError) or getattr(e, "errno", None) == errno.ENOMEM
+            or "failed to map segment" in text or "cannot allocate memory" in text.lower()):
+        return None
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        limit = (f"the address-space limit (ulimit -v) is {soft / 2**30:.1f} GiB"
+                 if soft != resource.RLIM_INFINITY else "no address-space limit is set")
+    except (ImportError, OSError, ValueError):
+        limit = "the address-space limit is unknown"
+    what = f"loading a library ({text[:160]})" if isinstance(e, ImportError) else f"{type(e).__name__} {text[:160]}".strip()
+    return (f"out of memory: {what}; {limit}, and torch with its libraries maps several GiB: raise the limit "
+            "(ulimit -v unlimited) or free memory, then run again; nothing was written by this step")
 
 
 def _main(argv: list[str] | None) -> int:

@@ -286,6 +286,10 @@ def check_run(run_dir: Path) -> str | None:
     except (OSError, UnicodeDecodeError, ValueError) as e:
         return f"its {DONE} marker cannot be read ({e})"
     why = check_records(rec, run_dir.name)  # first: its reasons are the more specific (copied, incomplete)
+    if why is None and not vouched and isinstance(rec, dict) and rec.get("code") is not None:
+        # only records older than the checksum (no code fingerprint either) may have an empty marker
+        return (f"its {DONE} marker is empty, but its records were written by code that checksums them "
+                "(truncated or edited after the run finished?)")
     if why is None and vouched and vouched != records_digest(text):  # empty: a marker from before checksums
         return f"{RECORDS} no longer matches the checksum in its {DONE} marker (edited after the run finished?)"
     return why
