@@ -2,8 +2,9 @@
 shown, so that none of them can act there (a terminal's escape sequences, Markdown links and images,
 HTML tags, LaTeX commands, matplotlib's mathtext). Pure standard library: every layer may call it.
 
-Ordinary names (letters, digits, `_ . , : ; = + - / > ( ) %` and spaces) come out unchanged, so that
-the reports of ordinary runs read as before; anything else is escaped character by character.
+Ordinary names and labels (letters, digits, `_ . , : ; = + - / > ( ) % [ ] "` and spaces, where no link
+can form) come out unchanged, so that the reports of ordinary runs read as before; anything else is
+escaped character by character.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import re
 
 # Characters that no output format acts on where these strings land (table cells, list items, labels);
 # an underscore only between letters or digits (Markdown reads `_x_` as emphasis).
-_PLAIN = re.compile(r"[\w .,:;=+\-/>()%]*")
+_PLAIN = re.compile(r"[\w .,:;=+\-/>()%\[\]\"]*")
 _EDGE_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
 _MD_ENTITIES = {"<": "&lt;", ">": "&gt;", "&": "&amp;", "|": "\\|"}
 _LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
@@ -32,8 +33,27 @@ def terminal(text: object) -> str:
     return s if s.isprintable() else "".join(c if c.isprintable() else _code_point(c) for c in s)
 
 
-def _plain(s: str) -> bool:
-    return _PLAIN.fullmatch(s) is not None and not _EDGE_UNDERSCORE.search(s)
+def _plain(s: str) -> bool:  # no link or image can form: `](` never appears
+    return _PLAIN.fullmatch(s) is not None and "](" not in s and not _EDGE_UNDERSCORE.search(s)
+
+
+# What a string hyperparameter of a strategy may hold (a layer name, a mode, a path): it lands in run
+# ids' labels, tables and plots, so nothing there may read it as markup. strategies.build and the
+# records' schema apply it.
+VALUE_RULE = re.compile(r"[\w.,:;=+\-/ ]{0,200}")
+VALUE_RULE_TEXT = "letters, digits, spaces and . , : ; = + - / _ (at most 200)"
+
+
+def value_problem(value: object) -> str | None:
+    """Why a hyperparameter value (a string, or a list of them, nested) breaks VALUE_RULE; None if not."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str) and not VALUE_RULE.fullmatch(v):
+            return f"{terminal(v[:60])!r} holds other characters than {VALUE_RULE_TEXT}"
+        if isinstance(v, (list, tuple)):
+            stack.extend(v)
+    return None
 
 
 def markdown(text: object) -> str:
@@ -55,8 +75,10 @@ def markdown(text: object) -> str:
 
 def markdown_code(text: object) -> str:
     """`text` as a Markdown code span: fenced with more backticks than it holds in a row (so it cannot
-    close the span), controls written out; `<`, `[` and `|` inside a span are literal (a `|` escaped for
-    tables)."""
+    close the span), controls written out, a `|` escaped for tables. Text with `<`, `>` or `&` is written
+    as escaped plain text instead (markdown()), so that no tag stands in the file even inside a span."""
+    if any(c in str(text) for c in "<>&"):
+        return markdown(text)
     s = terminal(text).replace("|", "\\|")
     runs = [len(m) for m in re.findall(r"`+", s)]
     fence = "`" * (max(runs, default=0) + 1)

@@ -112,7 +112,12 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
         with pd.option_context("display.width", 200, "display.max_columns", 20):
             # fixed-point always: pandas switches a whole column to scientific notation (-9.920e-04)
             # as soon as one value is small, which reads as a different scale
-            print(df[["strategy", "ordering", "seed"] + MAIN_COLS].to_string(index=False, float_format="{:.4f}".format))
+            from benchmark.text import terminal
+
+            shown = df[["strategy", "ordering", "seed"] + MAIN_COLS].copy()
+            for col in ("strategy", "ordering"):  # record text is data: shown, never sent to the terminal as is
+                shown[col] = shown[col].map(terminal)
+            print(shown.to_string(index=False, float_format="{:.4f}".format))
     print(f"leaderboard: {exp_dir / 'leaderboard.csv'}  plots: {exp_dir / 'plots'}", file=log)
     if code:  # some runs failed (named above); the finished ones are in the tables
         print("error: some runs failed (named above); the others are in the leaderboard", file=sys.stderr)

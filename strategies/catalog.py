@@ -107,7 +107,7 @@ def _default(value: ast.expr | None) -> str:
 def read_file(path: Path, problems: dict[str, str] | None = None) -> list[Entry]:
     """The strategies `path` registers. Raises SourceError for a file that is not Python source; a class
     that the registry would refuse (strategies.registration_problem) is left out, its line in `problems`."""
-    from . import registration_problem
+    from .spec import registration_problem
 
     source, tree = _parse(path)
     lines = source.splitlines()
@@ -150,7 +150,7 @@ def catalog(folder: Path = HERE, problems: dict[str, str] | None = None) -> dict
     that cannot be read or parsed, a class the registry would refuse, and a name that two files register
     (but in the file named after it) are left out, each with its line in `problems` (file -> problem).
     What only importing a file shows (a failed import, an exception at import) is the registry's to say."""
-    from . import clash_problem
+    from .spec import clash_problem
 
     found: dict[str, list[Entry]] = {}
     problems = {} if problems is None else problems

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmark.text import markdown as md, markdown_code as md_code
+
 from . import metrics as M
 from ..storage.records import finished_runs, load_records, settings_of
 
@@ -272,7 +274,7 @@ def markdown(summary_df: pd.DataFrame,
     head = ["strategy", "params", "ordering", "n", *cols]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, r in summary_df.iterrows():
-        cells = [str(r["strategy"]), f"`{r['params']}`" if r["params"] else "", str(r["ordering"]), str(r["n"])]
+        cells = [md(r["strategy"]), md_code(r["params"]) if r["params"] else "", md(r["ordering"]), str(r["n"])]
         cells += [fmt_ci(r[c], r[f"{c}_ci95"], signed=signed(c)) for c in cols]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

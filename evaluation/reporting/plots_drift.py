@@ -15,6 +15,7 @@ Definitions: docs/design.md ("Feature drift").
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -26,6 +27,7 @@ import numpy as np  # noqa: E402
 from . import metrics as M  # noqa: E402
 from .optional import optional_output  # noqa: E402
 from .plots import _save, safe_name  # noqa: E402
+from benchmark.text import markdown as md  # noqa: E402
 
 EMBEDDING = "embedding"  # evaluation/scoring/drift.py's name for the encoder's output
 
@@ -112,7 +114,8 @@ def drift_by_layer(runs: list[tuple[str, dict]], label: str, path: Path) -> bool
                         and r["drift"]["taps"] == taps]
                 if not vals:
                     continue
-                with np.errstate(all="ignore"):
+                with np.errstate(all="ignore"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # a group with no dataset (no held-out set): all NaN
                     mean = np.nanmean(np.vstack(vals), axis=0)
                 if np.all(np.isnan(mean)):
                     continue
@@ -125,7 +128,8 @@ def drift_by_layer(runs: list[tuple[str, dict]], label: str, path: Path) -> bool
                 ax.set_xticks(range(len(taps)), taps, rotation=40, ha="right", fontsize=8)
     axes[0, 0].set_ylabel("distance from pre-trained")
     axes[1, 0].set_ylabel("CKA with pre-trained (1 = same)")
-    axes[0, 1].legend(fontsize=8)
+    if axes[0, 1].get_legend_handles_labels()[0]:  # nothing drawn there (no held-out dataset): no legend
+        axes[0, 1].legend(fontsize=8)
     n = len({(tuple(r["ordering"]), r["config"]["seed"]) for r in mine})
     fig.suptitle(f"Feature drift by layer: {label} (mean over {n} run(s))", fontsize=11)
     _save(fig, path)
@@ -196,18 +200,18 @@ def drift_section(experiment_dir: Path, runs: list[tuple[str, dict]], plots: lis
     labels = sorted({strategy_label(r) for _, r in runs})
     per = {lab: {(tuple(r["ordering"]), r["config"]["seed"]): r for _, r in runs if strategy_label(r) == lab
                  and r["drift"]["taps"] == taps} for lab in labels}
-    lines += ["| strategy | n | " + " | ".join(taps) + " |", "|---|---|" + "---|" * len(taps)]
+    lines += ["| strategy | n | " + " | ".join(md(t) for t in taps) + " |", "|---|---|" + "---|" * len(taps)]
     for lab in labels:
         vals = np.vstack([group_drift(r, len(r["ordering"]), "held-out") for r in per[lab].values()]) \
             if per[lab] else np.empty((0, len(taps)))
         cells = [_fmt(*M.mean_ci95(vals[:, j].tolist()), scale=1e3, digits=3) for j in range(len(taps))]
-        lines.append(f"| {lab} | {len(per[lab])} | " + " | ".join(cells) + " |")
+        lines.append(f"| {md(lab)} | {len(per[lab])} | " + " | ".join(cells) + " |")
     lines.append("")
     base = next((lab for lab in labels if lab == "ft"), None)
     if base is not None and len(labels) > 1:
         lines += ["Each strategy minus `ft`, paired by (ordering, seed), same units; **bold**: the interval "
                   "excludes 0 (beyond seed noise).", "",
-                  "| strategy - ft | pairs | " + " | ".join(taps) + " |", "|---|---|" + "---|" * len(taps)]
+                  "| strategy - ft | pairs | " + " | ".join(md(t) for t in taps) + " |", "|---|---|" + "---|" * len(taps)]
         for lab in labels:
             if lab == base:
                 continue
@@ -221,7 +225,7 @@ def drift_section(experiment_dir: Path, runs: list[tuple[str, dict]], plots: lis
                 m, ci = M.mean_ci95(diff[:, j].tolist())
                 text = _fmt(m, ci, scale=1e3, digits=3)
                 cells.append(f"**{text}**" if not math.isnan(ci) and abs(m) > ci else text)
-            lines.append(f"| {lab} | {len(keys)} | " + " | ".join(cells) + " |")
+            lines.append(f"| {md(lab)} | {len(keys)} | " + " | ".join(cells) + " |")
         lines.append("")
     xs = [_heldout_at(r, "last tap") for _, r in runs]
     ys = [heldout_dlp(r) for _, r in runs]

@@ -25,6 +25,7 @@ import pandas as pd
 
 from . import metrics as M
 from benchmark.files import atomic_write_text
+from benchmark.text import markdown, terminal
 
 SIGNED = {"dLP", "dZS", "BWT", "FWT", "dLP others", "dZS others", "dLP held-out", "dZS held-out"}
 CONTINUAL_COLS = [("ACC", "ACC"), ("BWT", "BWT"), ("FWT", "FWT"), ("Transfer", "Transfer"), ("Avg", "Avg"),
@@ -106,21 +107,21 @@ def _cell(mean: float, ci: float, col: str) -> str:
 
 def to_markdown(t: Table) -> str:
     head = [t.stub] + [f"{b}: {c}" if b else c for b, cols in t.blocks for c in cols]
-    lines = [f"**{t.title}**", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [f"**{markdown(t.title)}**", "", "| " + " | ".join(markdown(h) for h in head) + " |", "|" + "---|" * len(head)]
     bold, names = t.bold(), t.columns()
     for i, (label, cells) in enumerate(t.rows):
         out = []
         for j, (m, ci) in enumerate(cells):
             s = _cell(m, ci, names[j])
             out.append(f"**{s}**" if s and bold[i, j] else s)
-        lines.append("| " + " | ".join([label, *out]) + " |")
+        lines.append("| " + " | ".join([markdown(label), *out]) + " |")
     return "\n".join(lines + ["", t.note()]) + "\n"
 
 
 def tex_escape(s: str) -> str:
     rep = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-           "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", ">": r"$>$"}
-    return "".join(rep.get(ch, ch) for ch in str(s))
+           "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", ">": r"$>$", "<": r"$<$"}
+    return "".join(rep.get(ch, ch) for ch in terminal(s))  # control characters written out, never sent
 
 
 def to_latex(t: Table) -> str:
