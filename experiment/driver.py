@@ -47,6 +47,11 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
         print(f"warning: {stale_warning(stale)}", file=sys.stderr)
     stale_ids = {r for r, _ in stale}
     todo = [r for r in runs if states[r["run_id"]] is not None]
+    if (todo or dry_run) and not collect_only and not worker:  # once, when the plan is made
+        from .dryrun import plan_warnings
+
+        for line in plan_warnings(cfg):
+            print(f"warning: {line}", file=sys.stderr)
     summary = (f"experiment {cfg['experiment']}: {len(runs)} runs planned, {len(runs) - len(todo)} already done, "
                f"{len(todo)} to run -> {exp_dir}")
     if dry_run:

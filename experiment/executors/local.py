@@ -84,7 +84,9 @@ def train_runs(todo: list[dict], job: Job) -> int:
                 progress.update(1)
                 return True
             except Exception as e:  # noqa: BLE001 - only an error of the strategy's own code is the run's alone
-                where = runner.strategy_fault(r["strategy"]["name"], e)
+                import strategies
+
+                where = strategies.fault_location(r["strategy"]["name"], e)
                 if where is None:
                     raise
                 import traceback
