@@ -47,15 +47,12 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
         print(f"warning: {stale_warning(stale)}", file=sys.stderr)
     stale_ids = {r for r, _ in stale}
     todo = [r for r in runs if states[r["run_id"]] is not None]
-    if (todo or dry_run) and not collect_only and not worker:  # once, when the plan is made
-        from .dryrun import plan_warnings
-
-        for line in plan_warnings(cfg):
-            print(f"warning: {line}", file=sys.stderr)
     summary = (f"experiment {cfg['experiment']}: {len(runs)} runs planned, {len(runs) - len(todo)} already done, "
                f"{len(todo)} to run -> {exp_dir}")
     if dry_run:
         from .dryrun import describe
+
+        _plan_warnings(cfg)
 
         print(summary, file=log)
         for r in runs:
@@ -95,6 +92,8 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
         res = Resources()
         if not load_and_check(checked, res, report=not worker):
             return 2
+        if not worker:
+            _plan_warnings(cfg)
         print(summary, file=log)
         _count_start_up(started)
         job = Job(exp_dir=exp_dir, resources=res, log=log, bars=bars, tensorboard=cfg["tensorboard"], jobs=cfg["jobs"],
@@ -127,6 +126,14 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
     if code:  # some runs failed (named above); the finished ones are in the tables
         print("error: some runs failed (named above); the others are in the leaderboard", file=sys.stderr)
     return code
+
+
+def _plan_warnings(cfg: dict) -> None:
+    """Once, when the plan is made: the settings that would make its runs meaningless (one line each)."""
+    from .dryrun import plan_warnings
+
+    for line in plan_warnings(cfg):
+        print(f"warning: {line}", file=sys.stderr)
 
 
 def _stale(exp_dir: Path, runs: list[dict], states: dict) -> list[tuple[str, str]]:

@@ -29,9 +29,13 @@ def load_and_check(cfg: dict, res: Resources, report: bool = True) -> bool:
     import strategies
     from benchmark.models import TaskModel, text_side
 
+    import warnings
+
     m = cfg["model"]
     try:
-        fm = res.model(m, cfg["device"])
+        with warnings.catch_warnings():  # torch's note on a checkpoint's pickle protocol: the line below says more
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            fm = res.model(m, cfg["device"])
     except OSError as e:
         from .guards import file_problem
 
@@ -42,8 +46,8 @@ def load_and_check(cfg: dict, res: Resources, report: bool = True) -> bool:
         return _weights_problem(m, e, report)
     except (pickle.UnpicklingError, EOFError, KeyError, AttributeError, TypeError) as e:
         # torch.load with weights_only refuses a pickle of anything but tensors (nothing of it runs)
-        return _weights_problem(m, ValueError(f"not a checkpoint of tensors ({type(e).__name__}; a pickle of other "
-                                              "objects is refused and never run)"), report)
+        return _weights_problem(m, ValueError(f"not a checkpoint of tensors ({type(e).__name__}); a file of anything "
+                                              "else is refused, and nothing in it is run"), report)
     import copy
 
     from benchmark.text import terminal
