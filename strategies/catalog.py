@@ -83,6 +83,28 @@ def _parse(path: Path) -> tuple[str, ast.Module]:
         raise SourceError(f"{where}{type(e).__name__}: {getattr(e, 'msg', e)}") from None
 
 
+def _import_problem(tree: ast.Module) -> str | None:
+    """What reading tells of importing the file: a top-level import of a package that is not installed,
+    a top-level `raise` or `sys.exit()`. (What only running it shows is the registry's to say.)"""
+    import importlib.util
+
+    for node in tree.body:
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else []
+        for name in names:
+            top = name.partition(".")[0]
+            try:
+                missing = importlib.util.find_spec(top) is None
+            except (ImportError, ValueError):
+                missing = True
+            if missing:
+                return f"line {node.lineno}: ModuleNotFoundError: No module named {top!r}"
+        call = node.value if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) else None
+        if isinstance(node, ast.Raise) or (call is not None and ast.unparse(call.func) in ("sys.exit", "exit", "quit")):
+            return f"line {node.lineno}: the file {'raises' if isinstance(node, ast.Raise) else 'exits'} when imported"
+    return None
+
+
 def registered_names(path: Path) -> set[str]:
     """The names `path` registers, as far as reading it tells (none if it cannot be parsed)."""
     try:
@@ -110,6 +132,9 @@ def read_file(path: Path, problems: dict[str, str] | None = None) -> list[Entry]
     from .spec import registration_problem
 
     source, tree = _parse(path)
+    static = _import_problem(tree)
+    if static:
+        raise SourceError(static)
     lines = source.splitlines()
     comments = _comments(source)
     out = []
