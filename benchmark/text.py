@@ -2,7 +2,7 @@
 shown, so that none of them can act there (a terminal's escape sequences, Markdown links and images,
 HTML tags, LaTeX commands, matplotlib's mathtext). Pure standard library: every layer may call it.
 
-Ordinary names and labels (letters, digits, `_ . , : ; = + - / > ( ) % [ ] "` and spaces, where no link
+Ordinary names and labels (letters, digits, `_ . , : ; = + - / > ( ) % [ ] " '` and spaces, where no link
 can form) come out unchanged, so that the reports of ordinary runs read as before; anything else is
 escaped character by character.
 """
@@ -12,7 +12,7 @@ import re
 
 # Characters that no output format acts on where these strings land (table cells, list items, labels);
 # an underscore only between letters or digits (Markdown reads `_x_` as emphasis).
-_PLAIN = re.compile(r"[\w .,:;=+\-/>()%\[\]\"]*")
+_PLAIN = re.compile(r"[\w .,:;=+\-/>()%\[\]\"']*")
 _EDGE_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
 _MD_ENTITIES = {"<": "&lt;", ">": "&gt;", "&": "&amp;", "|": "\\|"}
 _LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",

@@ -73,11 +73,9 @@ def good(tiny_experiment) -> tuple[Path, dict]:
     (lambda r: r["steps"][1].update(train_s=-1.0), "steps.1.train_s: Input should be greater than or equal to 0"),
     (lambda r: r.update(started="yesterday"), "started: String should match pattern"),
     (lambda r: r["config"]["strategy"].update(name="ft\x1b[2J"), "a string with control characters"),
-    (lambda r: r["config"]["strategy"].update(name="![x](y)"), "config.strategy must hold a strategy's name"),
-    (lambda r: r["config"]["strategy"].update({"<b>": 1}), "config.strategy must hold a strategy's name"),
     (lambda r: r["config"]["strategy"].update(mode="<script>"), "config.strategy.mode: a hyperparameter value"),
     (lambda r: r.update(ordering=["textures\n", "digits"]), "ordering.0: a string with control characters"),
-    (lambda r: r.update(suite=["textures", "<img>"]), "suite.1: String should match pattern"),
+    (lambda r: r.update(suite=["textures", ""]), "suite.1: String should have at least 1 character"),
     (lambda r: r["env"].update({"cpu\x1b]0;x\x07": "x"}), "a string with control characters"),
 ])
 def test_the_schema_is_strict(good, change, words):
@@ -135,6 +133,7 @@ def test_forged_record_text_is_left_out_or_escaped_everywhere(good, tmp_path, ca
     # printable, so accepted: markup in a free text field of the config (the weights' path) and the CPU's name
     kept = _forge(exp, good[0], lambda r: (r["config"]["model"].update(pretrained=hostile),
                                            r["env"]["numerics"].update(cpu=hostile)), 104)
+    named = _forge(exp, good[0], lambda r: r["config"]["strategy"].update(name=hostile), 105)
     code = cli.main(["--collect-only", "--out", str(tmp_path), "--jobs", "1", "--orderings", "textures,digits",
                      "--suite", "textures", "digits"])
     out = capsys.readouterr()
@@ -148,7 +147,8 @@ def test_forged_record_text_is_left_out_or_escaped_everywhere(good, tmp_path, ca
             assert "<script" not in line and "](http" not in line and "\x1b" not in line, (name, line)
             assert "![" not in line or (line.startswith("![") and "](plots/" in line), (name, line)
     report = (exp / "report.md").read_text()
-    assert "&lt;script&gt;" in report and kept.name in (exp / "leaderboard.csv").read_text()
+    board = (exp / "leaderboard.csv").read_text()
+    assert "&lt;script&gt;" in report and kept.name in board and named.name in board  # data: kept, and escaped
     assert "Compute time: -" not in report
     tex = (exp / "tables.tex").read_text()
     assert "\x1b" not in tex and "<script" not in tex
