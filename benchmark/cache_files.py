@@ -13,8 +13,8 @@ from .files import atomic_write_bytes
 
 def cache_dir() -> Path:
     """$CFBENCH_CACHE, else $XDG_CACHE_HOME/cfbench, else ~/.cache/cfbench (an empty variable is unset:
-    benchmark.cache_location)."""
-    from . import cache_location
+    benchmark.process_env.cache_location)."""
+    from .process_env import cache_location
 
     return cache_location()[0]
 

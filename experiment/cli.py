@@ -106,7 +106,12 @@ def _main(argv: list[str] | None) -> int:
             return 2
     from experiment import interrupts
 
+    # Avalanche imports qpsolvers for GEM-style strategies, which warns that no QP solver is installed.
+    warnings.filterwarnings("ignore", message="no QP solver found")
     with interrupts.held(say=not args.worker, at_once=command):  # torch, Avalanche, numpy: not safe to interrupt
+        from benchmark.process_env import prepare_command
+
+        prepare_command()  # nothing written outside --out and the cache (benchmark/process_env.py)
         import experiment.executors.local  # noqa: F401
     argv = sys.argv[1:] if argv is None else list(argv)
     args.argv = argv
@@ -125,6 +130,8 @@ def _executor(args, argv: list[str], trains: bool):
 
     if args.worker:
         return HelperExecutor(args.worker)
+    if args.rescore is not None:  # scores in this process; no helper, no cluster
+        return LocalExecutor()
     if trains and executor_hint(args.executor, args.set, args.config) == "ray":
         from experiment.executors.ray import RayExecutor
 
@@ -139,8 +146,6 @@ def _executor(args, argv: list[str], trains: bool):
 
 
 def _checked_main(args, executor) -> int:
-    # Avalanche imports qpsolvers for GEM-style strategies and warns that no QP solver is installed.
-    warnings.filterwarnings("ignore", message="no QP solver found")
     # Scores come from evaluation/, after every task; Avalanche's own evaluator is left empty on purpose.
     warnings.filterwarnings("ignore", message="No loggers specified")
     # Imports are deferred so that --help and input errors answer at once.
@@ -190,6 +195,14 @@ def _checked_main(args, executor) -> int:
     from experiment.dryrun import download_command
 
     try:
+        if args.rescore is not None and not (args.dry_run or args.collect_only):
+            from experiment.rescore import rescore_experiment
+
+            try:
+                return rescore_experiment(cfg, args.out, args.rescore or None, log, quiet=bool(args.quiet))
+            except ConfigError as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 2
         code = run_experiment(cfg, args.out, executor, dry_run=args.dry_run, collect_only=args.collect_only, log=log,
                               bars=bars, worker=bool(args.worker), quiet=bool(args.quiet or args.worker),
                               started=T_START, retrain_stale=args.retrain_stale, command=download_command(args.argv))

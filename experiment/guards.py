@@ -60,7 +60,7 @@ def check_cache_writable(cfg: dict) -> None:
 
     from .config import ConfigError
 
-    from benchmark import cache_location
+    from benchmark.process_env import cache_location
 
     folder = cache_dir()
     source = cache_location()[1]

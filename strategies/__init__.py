@@ -35,8 +35,8 @@ from typing import Any, Callable
 
 from benchmark.coerce import coerce
 
-from .spec import (NAME_RULE, RESERVED_FIELDS, SpecError, StrategyFileError, clash_problem,  # noqa: F401
-                   parse_spec, registration_problem)
+from .spec import (NAME_RULE, RESERVED_FIELDS, RUN_KEYS, SpecError, StrategyFileError,  # noqa: F401
+                   clash_problem, parse_spec, registration_problem)
 
 if typing.TYPE_CHECKING:
     from .base import Strategy
@@ -254,10 +254,11 @@ def to_config(strategy: Strategy) -> dict[str, Any]:
 
 
 def from_config(spec: dict[str, Any]) -> Strategy:
-    """The inverse of to_config: {"name": ..., **hyperparameters} -> a checked strategy."""
+    """The inverse of to_config: {"name": ..., **hyperparameters} -> a checked strategy. The run settings a
+    validated config's entry may carry (spec.RUN_KEYS: head_init) are not hyperparameters and are ignored."""
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
         raise SpecError(f"a strategy in a config is a name, a spec string or a mapping with `name`, got {spec!r}")
-    return build(spec["name"], {k: v for k, v in spec.items() if k != "name"})
+    return build(spec["name"], {k: v for k, v in spec.items() if k != "name" and k not in RUN_KEYS})
 
 
 def expand(spec: str | dict[str, Any]) -> list[dict[str, Any]]:

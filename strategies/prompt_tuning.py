@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import ClassVar
 
 import torch
 from avalanche.core import SupervisedPlugin
@@ -75,6 +77,8 @@ class PromptTuningPlugin(SupervisedPlugin):
 class PromptTuning(Strategy):
     """Visual prompt tuning: learned tokens after the class token of a frozen ViT; heads train."""
 
+    paper_name: ClassVar[str] = "VPT"  # in the paper's tables: "<ZS|LP>-init-VPT" (strategies/catalog.py)
+
     n_prompts: int = 10  # prompt tokens inserted after the class token (VPT-Shallow)
 
     def validate(self) -> None:
@@ -87,3 +91,6 @@ class PromptTuning(Strategy):
             raise SpecError(f"strategy 'prompt_tuning' needs a ViT image tower: {why}; "
                             "choose a ViT model (e.g. ViT-B-32) or another strategy")
         return [PromptTuningPlugin(self.n_prompts)]
+
+    def rebuild(self, model) -> None:  # the prompt wrapper around ln_pre, whose prompts the kept weights fill
+        PromptTuningPlugin(self.n_prompts).before_training(SimpleNamespace(model=model))

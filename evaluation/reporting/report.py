@@ -25,6 +25,9 @@ DEFINITIONS = """\
   whose untrained-task entries are the head-init probe's accuracy.
 - dLP / dZS: linear-probe / zero-shot accuracy after the last task minus before training, per dataset;
   `held-out` = mean over the suite's datasets not in the ordering, `all` = over every dataset.
+- Acc (ref) / ACC (ref): a dataset's accuracy as the paper's reference code measures a fine-tuned model:
+  a linear probe refitted on its features, or the zero-shot head for a ZS-init method; Acc (head) /
+  ACC (head): the trained task head's (R). Methods are named as the paper names them (ZS-init-CE, ...).
 - Values in points (x100), mean ± 95% CI half-width (t-interval) over seeds where there are two or more."""
 
 
@@ -122,6 +125,12 @@ def code_lines(runs: list[tuple[str, dict]]) -> list[str]:
         lines.append(f"- Code: the {len(runs) - unknown} run(s) with a code fingerprint match this checkout")
     if unknown:
         lines.append(f"- Code: {unknown} run(s) recorded no code fingerprint (trained before runs recorded one)")
+    rescored = [(rid, rec["rescored"]) for rid, rec in runs if isinstance(rec.get("rescored"), dict)]
+    if rescored:  # experiment/rescore.py: scored from another run's kept weights, not trained
+        lines.append(f"- Rescored: {len(rescored)} run(s) were scored from the kept weights of a run that trained the "
+                     "same way on another suite (`--rescore`), not trained: "
+                     + "; ".join(f"`{rid}` from `{r.get('from_experiment', '?')}/{r.get('from', '?')}`"
+                                 for rid, r in rescored))
     return lines
 
 
@@ -175,6 +184,8 @@ PLOT_CAPTIONS = [
     ("dLP_per_dataset.png", "Concept forgetting per dataset, linear probe (held-out datasets shaded)"),
     ("dZS_per_dataset.png", "Concept forgetting per dataset, zero-shot (held-out datasets shaded)"),
     ("heldout_probe_steps.png", "Held-out linear-probe accuracy after every step, per strategy"),
+    ("heatmap_", "Concept forgetting heat map: fine-tuned on (rows) x evaluated on (columns), dLP and dZS "
+     "after step 1, seeds averaged (forgetting_matrices.csv has the intervals)"),
     ("ordering_sensitivity", "Ordering sensitivity, every strategy on one scale"),
     ("accuracy_matrix_", "Accuracy matrix R"),
     ("task_accuracy_", "Accuracy on each task across the sequence"),
@@ -218,7 +229,8 @@ def build_report(experiment_dir: Path, runs: list[tuple[str, dict]], df: pd.Data
     lines += plots_section(experiment_dir, [p for p in plots or [] if not Path(p).name.startswith("drift_")])
     lines += ["## Definitions", "", DEFINITIONS, "",
               "Files: `leaderboard.csv` (one row per run), `records_long.csv` (every number, tidy), `summary.csv`, "
-              "`orderings.csv`, `ordering_sensitivity.csv`, `tables.md`, `tables.tex`, `plots/`.", ""]
+              "`orderings.csv`, `ordering_sensitivity.csv`, `tables.md`, `tables.tex`, `forgetting_matrices.csv`, "
+              "`plots/`.", ""]
     return "\n".join(lines)
 
 
