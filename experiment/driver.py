@@ -50,7 +50,7 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
     if dry_run:
         from .dryrun import describe
 
-        _plan_warnings(cfg)
+        _plan_warnings(cfg, log)
 
         print(summary, file=log)
         for r in runs:
@@ -92,7 +92,7 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
         if not load_and_check(checked, res, report=not worker):
             return 2
         if not worker:
-            _plan_warnings(cfg)
+            _plan_warnings(cfg, log)
         print(summary, file=log)
         _count_start_up(started)
         job = Job(exp_dir=exp_dir, resources=res, log=log, bars=bars, tensorboard=cfg["tensorboard"], jobs=cfg["jobs"],
@@ -139,12 +139,13 @@ def collect_and_print(exp_dir: Path, log: TextIO, quiet: bool = False) -> int:
     return 0
 
 
-def _plan_warnings(cfg: dict) -> None:
-    """Once, when the plan is made: the settings that would make its runs meaningless (one line each)."""
+def _plan_warnings(cfg: dict, log: TextIO) -> None:
+    """Once, when the plan is made: the settings that would make its runs meaningless (one line each),
+    with the plan's summary in the progress log (stderr; silent under -q)."""
     from .dryrun import plan_warnings
 
     for line in plan_warnings(cfg):
-        print(f"warning: {line}", file=sys.stderr)
+        print(f"warning: {line}", file=log)
 
 
 def _stale(exp_dir: Path, runs: list[dict], states: dict) -> list[tuple[str, str]]:

@@ -23,6 +23,7 @@ from benchmark.files import _fault, atomic_write_json
 from evaluation.storage.records import CONFIG, RECORDS, is_done, mark_done
 
 from benchmark import numerics, reference_probe
+from benchmark.cache_files import digest
 from benchmark.checkpoints import CheckpointPlugin, scored_model
 from benchmark.data import FeatureCache, TaskData, cache_root, data_settings, load_task_data
 from benchmark.models.saved import save_step
@@ -62,7 +63,7 @@ class Resources:
                    if id(fm) in self._fingerprints and weights_fingerprint(fm.visual) != self._fingerprints[id(fm)]]
         if changed:
             what.append("the pre-trained encoder's weights")
-        if any(_digest(self._zs[k]) != d for k, d in self._zs_digest.items() if k in self._zs):
+        if any(digest({'zs': self._zs[k]}) != d for k, d in self._zs_digest.items() if k in self._zs):
             what.append("the zero-shot class embeddings")
         if not what:
             return None
@@ -100,7 +101,7 @@ class Resources:
         if key not in self._zs:
             with phase("zero-shot text embeddings"):
                 self._zs[key] = fm.class_embeddings(d.classnames, d.templates).cpu()
-                self._zs_digest[key] = _digest(self._zs[key])
+                self._zs_digest[key] = digest({'zs': self._zs[key]})
         return self._zs[key]
 
 
@@ -111,12 +112,6 @@ class Resources:
                           run["train"]["probe_C"], run["train"].get("precision"), run["device"],
                           reference_probe.settings_of(run["train"]), torch.get_num_threads()], sort_keys=True)
         return self._step0.setdefault(key, {})
-
-
-def _digest(t: torch.Tensor) -> str:
-    import hashlib
-
-    return hashlib.sha1(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()).hexdigest()
 
 
 # Packages whose versions decide a run's numbers, recorded with every run.

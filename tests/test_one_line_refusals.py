@@ -49,7 +49,7 @@ def _one_error(code, err, words):
 def test_an_empty_cache_variable_counts_as_unset(env, where, tmp_path, monkeypatch):
     import pwd
 
-    import benchmark
+    from benchmark import process_env
     from benchmark.cache_files import cache_dir
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
@@ -59,8 +59,10 @@ def test_an_empty_cache_variable_counts_as_unset(env, where, tmp_path, monkeypat
     expected = {"home": tmp_path / "home" / ".cache" / "cfbench", "xdg": tmp_path / "xdg" / "cfbench",
                 "mine": tmp_path / "mine",
                 "passwd": Path(pwd.getpwuid(os.getuid()).pw_dir) / ".cache" / "cfbench"}[where]
-    assert cache_dir() == expected and benchmark.cache_location()[0] == expected
-    assert cache_dir().is_absolute() and Path(benchmark._matplotlib_dir()).is_absolute()
+    assert cache_dir() == expected and process_env.cache_root() == expected
+    monkeypatch.delenv("MPLCONFIGDIR", raising=False)
+    process_env.matplotlib_in_cache()  # matplotlib's cache goes into ours (monkeypatch restores the variable)
+    assert Path(os.environ["MPLCONFIGDIR"]).is_absolute()
 
 
 # ---------------------------------------------------------------- --list --config

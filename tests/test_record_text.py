@@ -125,7 +125,7 @@ def test_an_empty_done_marker_does_not_switch_tamper_evidence_off(good, tmp_path
 def test_forged_record_text_is_left_out_or_escaped_everywhere(good, tmp_path, capsys, tiny_experiment):
     exp = tmp_path / "micro"
     shutil.copytree(tiny_experiment, exp)
-    hostile = "![pwn](http://evil.example/x.png)<script>alert(1)</script>"
+    hostile = "![pwn](http://evil.example/x.png)<script>alert(1)</script>\\input{/etc/passwd}"
     # refused by the schema: a terminal escape in the strategy's name, a negative wall time, "yes"
     _forge(exp, good[0], lambda r: r["config"]["strategy"].update(name="ft\x1b[31mRED"), 101)
     _forge(exp, good[0], lambda r: r.update(wall_s=-1000.0), 102)
@@ -151,4 +151,4 @@ def test_forged_record_text_is_left_out_or_escaped_everywhere(good, tmp_path, ca
     assert "&lt;script&gt;" in report and kept.name in board and named.name in board  # data: kept, and escaped
     assert "Compute time: -" not in report
     tex = (exp / "tables.tex").read_text()
-    assert "\x1b" not in tex and "<script" not in tex
+    assert "\x1b" not in tex and "\\input{" not in tex and "\\textbackslash{}input\\{" in tex

@@ -30,10 +30,10 @@ def strategy_file(source: str, stem: str | None = None, raw: bytes | None = None
     stem = stem or f"zz_user_{uuid.uuid4().hex[:8]}"
     path = FOLDER / f"{stem}.py"
     assert not path.exists()
+    strategies.available()  # the registry without the file, restored on exit
+    before = dict(strategies._REGISTRY)
     path.write_bytes(raw if raw is not None else textwrap.dedent(source).replace("{name}", stem).encode())
     importlib.invalidate_caches()
-    strategies.available()
-    before = dict(strategies._REGISTRY)
     strategies._loaded = False
     try:
         yield stem

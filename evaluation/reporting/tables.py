@@ -137,7 +137,7 @@ def to_markdown(t: Table) -> str:
 
 def tex_escape(s: str) -> str:
     rep = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-           "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", ">": r"$>$", "<": r"$<$"}
+           "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", ">": r"$>$"}
     return "".join(rep.get(ch, ch) for ch in terminal(s))  # control characters written out, never sent
 
 
@@ -205,9 +205,9 @@ def _others(g: pd.DataFrame, kind: str, others: list[str]) -> tuple[float, float
     return _mci(g[[f"{kind}|{d}" for d in others]].mean(axis=1)) if others and len(g) else (math.nan, math.nan)
 
 
-def ref_note(df: pd.DataFrame) -> str:
-    """REF_NOTE with the methods measured each way."""
-    by = {k: sorted(df.loc[df["ref"] == k, "label"].unique()) for k in ("LP", "ZS")}
+def ref_note(df: pd.DataFrame, escape=str) -> str:
+    """REF_NOTE with the methods measured each way (their labels through `escape`: record text is data)."""
+    by = {k: sorted(escape(x) for x in df.loc[df["ref"] == k, "label"].unique()) for k in ("LP", "ZS")}
     return REF_NOTE.format(lp=", ".join(by["LP"]) or "none here", zs=", ".join(by["ZS"]) or "none here")
 
 
@@ -283,7 +283,7 @@ def render(runs: list[tuple[str, dict]], df: pd.DataFrame | None = None) -> tupl
     md, tex = [], ["% Paper tables (booktabs). Regenerate: python -m evaluation.reporting.tables <experiment dir>", ""]
     if single:
         md.append("### Single-task fine-tuning (step 1 of the runs)\n")
-        md.append(ref_note(first_step(runs)) + "\n")
+        md.append(ref_note(first_step(runs), markdown) + "\n")
         md += [to_markdown(t) for t in single]
         tex += [to_latex(t) for t in single]
     if continual:
