@@ -142,7 +142,7 @@ def collect_and_print(exp_dir: Path, log: TextIO, quiet: bool = False) -> int:
 def _plan_warnings(cfg: dict, log: TextIO) -> None:
     """Once, when the plan is made: the settings that would make its runs meaningless (one line each),
     with the plan's summary in the progress log (stderr; silent under -q)."""
-    from .dryrun import plan_warnings
+    from .plan_warnings import plan_warnings
 
     for line in plan_warnings(cfg):
         print(f"warning: {line}", file=log)

@@ -37,8 +37,7 @@ from benchmark.training import (HeadInitPlugin, ProgressPlugin, TrainConfig, com
 
 
 class SharedStateChanged(RuntimeError):
-    """A run changed what every run of the process shares (the pre-trained encoder's weights, the
-    zero-shot class embeddings): the run fails, and the next run reloads them."""
+    """A run changed what the process's runs share (pre-trained weights, zero-shot embeddings): it fails."""
 
 
 class Resources:
@@ -57,14 +56,11 @@ class Resources:
         self._step0: dict[str, dict] = {}
 
     def shared_change(self) -> str | None:
-        """What of the shared pre-trained models a run changed (an encoder's weights, or the zero-shot
-        class embeddings), in a few words; None when nothing. A changed model is forgotten, so that the
-        next run loads it again as it was."""
-        what = []
+        """What of the shared models a run changed (encoder weights, zero-shot embeddings), or None; a
+        changed model is forgotten, so that the next run loads it again as it was."""
         changed = [k for k, fm in self._models.items()
                    if id(fm) in self._fingerprints and weights_fingerprint(fm.visual) != self._fingerprints[id(fm)]]
-        if changed:
-            what.append("the pre-trained encoder's weights")
+        what = ["the pre-trained encoder's weights"] if changed else []
         if any(digest({'zs': self._zs[k]}) != d for k, d in self._zs_digest.items() if k in self._zs):
             what.append("the zero-shot class embeddings")
         if not what:
@@ -208,11 +204,10 @@ def _execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str,
     head_init = HeadInitPlugin(lambda m, t: ev.init_head(m, ordering[t]))
     plugins = [head_init, *strategy.plugins(model), ProgressPlugin(label, log, bar=bars)]
     if not all(torch.equal(a, b) for a, b in zip(model.encoder.state_dict().values(), fm.visual.state_dict().values())):
-        # step 0 would score (and cache, for every run and command) a changed model as the pre-trained one
-        raise SharedStateChanged(f"strategy {run['strategy']['name']} "
-                                 f"({fingerprint(run['strategy']['name'])['strategy_file']}): plugins() changed the "
-                                 "encoder it was given, which step 0 scores as the pre-trained one; change the model "
-                                 "in the plugins' callbacks (e.g. before_training_exp), not in plugins()")
+        raise SharedStateChanged(  # step 0 would score (and cache, for every run) a changed model as the pre-trained one
+            f"strategy {run['strategy']['name']} ({fingerprint(run['strategy']['name'])['strategy_file']}): plugins() "
+            "changed the encoder it was given, which step 0 scores as the pre-trained one; change the model in the "
+            "plugins' callbacks (e.g. before_training_exp), not in plugins()")
     ckpt = CheckpointPlugin(tcfg.checkpoint) if tcfg.checkpoint != "end" else None  # train.checkpoint
     plugins += [ckpt] if ckpt else []
     template = make_template(model, tcfg, plugins, device, tensorboard_dir=tensorboard_dir)
