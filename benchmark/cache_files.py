@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 from pathlib import Path
 
 import torch
@@ -13,9 +12,11 @@ from .files import atomic_write_bytes
 
 
 def cache_dir() -> Path:
-    """$CFBENCH_CACHE, else $XDG_CACHE_HOME/cfbench, else ~/.cache/cfbench."""
-    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cfbench"
-    return Path(os.environ.get("CFBENCH_CACHE", default))
+    """$CFBENCH_CACHE, else $XDG_CACHE_HOME/cfbench, else ~/.cache/cfbench (an empty variable is unset:
+    benchmark.process_env.cache_location)."""
+    from .process_env import cache_location
+
+    return cache_location()[0]
 
 
 def digest(tensors: dict[str, torch.Tensor], key: str = "") -> str:

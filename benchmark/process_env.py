@@ -20,10 +20,35 @@ AVALANCHE_HOME = Path(__file__).resolve().parent / "assets" / "avalanche_home"
 _MODULE = "avalanche.benchmarks.datasets.dataset_utils"
 
 
+def cache_location() -> tuple[Path, str]:
+    """The cache folder and where its location came from: $CFBENCH_CACHE, else $XDG_CACHE_HOME/cfbench,
+    else ~/.cache/cfbench. An empty variable counts as unset (the XDG rule), and so does a relative
+    XDG_CACHE_HOME (the XDG specification ignores one), so that no setting puts the cache in the current
+    folder by accident; an empty or relative HOME falls back to the user's home in the password database."""
+    mine = os.environ.get("CFBENCH_CACHE", "")
+    if mine:
+        return Path(mine), "CFBENCH_CACHE"
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "cfbench", "from XDG_CACHE_HOME"
+    return _home() / ".cache" / "cfbench", "under the home folder; CFBENCH_CACHE sets another"
+
+
+def _home() -> Path:
+    home = os.environ.get("HOME", "")
+    if home and os.path.isabs(home):
+        return Path(home)
+    try:
+        import pwd
+
+        return Path(pwd.getpwuid(os.getuid()).pw_dir)
+    except (ImportError, KeyError, OSError):
+        return Path.home()
+
+
 def cache_root() -> Path:
     """benchmark.cache_files.cache_dir, without its torch import."""
-    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cfbench"
-    return Path(os.environ.get("CFBENCH_CACHE", default))
+    return cache_location()[0]
 
 
 def _writable(folder: Path) -> bool:

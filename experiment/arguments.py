@@ -13,9 +13,27 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _out_path(text: str) -> Path:
+    import os
+
     if not text.strip():
         raise argparse.ArgumentTypeError("an empty path; name the results folder, e.g. --out results")
-    return Path(text)
+    path = Path(text)
+    existing = path.absolute()
+    while not os.path.isdir(existing) and existing.parent != existing:  # isdir: False, not an error, for long names
+        existing = existing.parent
+    try:
+        name_max, path_max = os.pathconf(existing, "PC_NAME_MAX"), os.pathconf(existing, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        name_max, path_max = 255, 4096
+    long = [p for p in path.parts if len(os.fsencode(p)) > name_max]
+    if long:
+        raise argparse.ArgumentTypeError(f"the folder name {long[0][:40]!r}... is {len(os.fsencode(long[0]))} bytes, "
+                                         f"over the file system's limit of {name_max}; choose a shorter path")
+    if len(os.fsencode(str(path.absolute()))) + 100 > path_max:  # room for <experiment>/runs/<id>/records.json
+        raise argparse.ArgumentTypeError(f"a path of {len(os.fsencode(str(path.absolute())))} bytes leaves no room under "
+                                         f"the file system's limit of {path_max} for the result files; choose a "
+                                         "shorter path")
+    return path
 
 
 def build_parser(description: str | None = None) -> argparse.ArgumentParser:

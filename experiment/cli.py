@@ -46,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError, AttributeError):
             pass
         return 1
+    except (MemoryError, ImportError, OSError) as e:
+        line = _memory_problem(e)
+        if line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: still this line and 130
         try:
@@ -55,6 +61,28 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             signal.signal(signal.SIGINT, previous)
         return 130
+
+
+def _memory_problem(e: BaseException) -> str | None:
+    """One line for memory that ran out (a MemoryError, or a library that could not be mapped under an
+    address-space limit, `ulimit -v`); None for any other error."""
+    import errno
+
+    text = " ".join(str(e).split())
+    if not (isinstance(e, MemoryError) or getattr(e, "errno", None) == errno.ENOMEM
+            or "failed to map segment" in text or "cannot allocate memory" in text.lower()):
+        return None
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        limit = (f"the address-space limit (ulimit -v) is {soft / 2**30:.1f} GiB"
+                 if soft != resource.RLIM_INFINITY else "no address-space limit is set")
+    except (ImportError, OSError, ValueError):
+        limit = "the address-space limit is unknown"
+    what = f"loading a library ({text[:160]})" if isinstance(e, ImportError) else f"{type(e).__name__} {text[:160]}".strip()
+    return (f"out of memory: {what}; {limit}, and torch with its libraries maps several GiB: raise the limit "
+            "(ulimit -v unlimited) or free memory, then run again; nothing was written by this step")
 
 
 def _main(argv: list[str] | None) -> int:
@@ -127,10 +155,15 @@ def _checked_main(args, executor) -> int:
 
     try:
         if args.list:
-            return _list()
+            return _list(args.config)
         from experiment.arguments import resolve_config
 
-        cfg = resolve_config(args)
+        try:
+            cfg = resolve_config(args)
+        except (ConfigError, SpecError, DataError) as e:
+            _say_skipped(args, str(e))
+            raise
+        _say_skipped(args)
         exp_dir = Path(args.out) / cfg["experiment"]
         if args.collect_only and not (exp_dir / "runs").is_dir():
             raise ConfigError(f"--collect-only: no experiment {cfg['experiment']!r} under {args.out} "
@@ -148,7 +181,9 @@ def _checked_main(args, executor) -> int:
             check_cache_writable(cfg)
     except (ConfigError, SpecError, DataError) as e:
         if not args.worker:  # a helper's inputs are its parent's, which reports them
-            print(f"error: {e}", file=sys.stderr)
+            from benchmark.text import terminal
+
+            print(f"error: {terminal(e)}", file=sys.stderr)  # one line, whatever the input held
         return 2
     executor.start(cfg["jobs"])  # --jobs helpers: only for a validated configuration, never more than it says
     if args.quiet or args.worker:
@@ -219,65 +254,29 @@ def _experiments(out: Path) -> list[str]:
     return sorted(p.name for p in out.iterdir() if (p / "runs").is_dir()) if out.is_dir() else []
 
 
+def _say_skipped(args, error: str = "") -> None:
+    """Once per command (not in --jobs helpers): the strategy files the registry skipped, one line each
+    (but the one an error line already names). Said only where the registry was read (validating the
+    strategies reads it)."""
+    import strategies
+
+    if args.worker or not strategies._loaded:
+        return
+    from benchmark.text import terminal
+
+    for line in strategies.skipped():
+        if line.split(" ", 1)[0] not in error:
+            print(f"warning: {terminal(line)}", file=sys.stderr)
+
+
 def trains_here(args) -> bool:
     return not (args.worker or args.dry_run or args.collect_only)
 
 
 def _list(config: str) -> int:
-    """Strategies (description, hyperparameters with types, defaults and help), datasets and presets,
-    and the strategy specs the preset `config` runs (its model-dependent choices, e.g. ldifs's lam)."""
-    import json
+    from experiment.listing import list_command  # reads files only: no torch
 
-    import yaml
-
-    from experiment.presets import preset_path, presets
-    from strategies.catalog import catalog, describe
-
-    root = Path(__file__).resolve().parents[1]
-    datasets = sorted(json.loads((root / "benchmark" / "assets" / "datasets.json").read_text(encoding="utf-8")))
-    specs: dict[str, list[str]] = {}
-    path = preset_path(config)
-    try:
-        cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError, UnicodeDecodeError) as e:
-        print(f"error: --config {config}: cannot be read ({e})", file=sys.stderr)
-        return 2
-    for spec in cfg.get("strategies", []) if isinstance(cfg, dict) else []:
-        text = spec if isinstance(spec, str) else ",".join(f"{k}={v}" for k, v in spec.items() if k != "name")
-        name = (spec.partition(":")[0] if isinstance(spec, str) else str(spec.get("name"))).strip()
-        specs.setdefault(name, []).append(f"preset runs: {text} (--config {config}; model "
-                                          f"{(cfg.get('model') or {}).get('name')})")
-    for name, d in (cfg.get("strategy_defaults") or {}).items() if isinstance(cfg, dict) else []:
-        specs.setdefault(name, []).insert(0, "default for this model: " + ",".join(f"{k}={v}" for k, v in d.items())
-                                          + f" (strategy_defaults of --config {config})")
-    print("strategies (hyperparameter (type) = default  # what it does; override with name:key=value):")
-    print(describe(catalog(), specs))
-    print("datasets:  ", ", ".join(datasets))
-    print("presets:   ", ", ".join(presets()))
-    if isinstance(cfg, dict) and cfg.get("strategies"):
-        print(f"--config {config}: seeds {', '.join(map(str, cfg.get('seeds') or []))}; methods (paper label = "
-              "strategy spec; head_init= is the method's own head initialisation):")
-        for line in _preset_methods(cfg):
-            print(f"  {line}")
-    return 0
-
-
-def _preset_methods(cfg: dict) -> list[str]:
-    """'ZS-init-CE = ft:head_init=zs' for each strategy entry of a preset (read without importing torch)."""
-    from strategies.catalog import method_label
-    from strategies.spec import SpecError, parse_spec
-
-    default = ((cfg.get("train") or {}).get("head_init") or "lp") if isinstance(cfg.get("train"), dict) else "lp"
-    out = []
-    for spec in cfg["strategies"]:
-        try:
-            name, params = parse_spec(spec) if isinstance(spec, str) else (str(spec.get("name")), dict(spec))
-        except (SpecError, AttributeError):
-            out.append(f"? = {spec!r} (not a strategy spec; the run reports what is wrong with it)")
-            continue
-        text = spec if isinstance(spec, str) else ",".join(f"{k}={v}" for k, v in spec.items() if k != "name")
-        out.append(f"{method_label(name, params.get('head_init', default))} = {text}")
-    return out
+    return list_command(config)
 
 
 def entry() -> None:

@@ -61,6 +61,31 @@ class ExecutorSection(Section):
     gpus_per_run: Annotated[Float, Field(ge=0, le=64)] = 0.0  # Ray: GPUs per run, fractional packs runs on one GPU
     max_retries: Annotated[NonNegInt, Field(le=100)] = 2  # Ray: retries of a run whose worker process or node died
 
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str | None) -> str | None:
+        return v if v is None else ray_address_problem(v)
+
+
+def ray_address_problem(v: str) -> str:
+    """`v` if it is a Ray address (auto, host:port, [v6]:port, ray://host:port); else ValueError, said
+    before Ray is asked (Ray waits half a minute on a malformed address, then warns in its own words)."""
+    from urllib.parse import urlsplit
+
+    if v == "auto":
+        return v
+    rule = "auto, HOST:PORT, [IPv6]:PORT or ray://HOST:PORT"
+    if not v.isprintable() or any(c.isspace() for c in v) or len(v) > 300:
+        raise ValueError(f"not an address: it holds spaces or control characters; give {rule}")
+    try:
+        parts = urlsplit(v if v.startswith("ray://") else f"ray://{v}")
+        port = parts.port
+    except ValueError as e:
+        raise ValueError(f"not an address ({e}); give {rule}") from None
+    if parts.scheme != "ray" or not parts.hostname or port is None or parts.path or parts.query or parts.fragment:
+        raise ValueError(f"not an address; give {rule}")
+    return v
+
 
 class ExperimentConfig(Section):
     """A whole experiment: model x orderings x strategies x seeds, and how each run trains."""

@@ -50,6 +50,8 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
     if dry_run:
         from .dryrun import describe
 
+        _plan_warnings(cfg, log)
+
         print(summary, file=log)
         for r in runs:
             state = "todo" if r in todo else "stale" if r["run_id"] in stale_ids else "done"
@@ -89,6 +91,8 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
         res = Resources()
         if not load_and_check(checked, res, report=not worker):
             return 2
+        if not worker:
+            _plan_warnings(cfg, log)
         print(summary, file=log)
         _count_start_up(started)
         job = Job(exp_dir=exp_dir, resources=res, log=log, bars=bars, tensorboard=cfg["tensorboard"],
@@ -124,10 +128,25 @@ def collect_and_print(exp_dir: Path, log: TextIO, quiet: bool = False) -> int:
         with pd.option_context("display.width", 200, "display.max_columns", 20):
             # fixed-point always: pandas switches a whole column to scientific notation (-9.920e-04)
             # as soon as one value is small, which reads as a different scale
+            from benchmark.text import terminal
+
             ident = ["strategy", "method", "ordering", "seed"] if "method" in df else ["strategy", "ordering", "seed"]
-            print(df[ident + MAIN_COLS].to_string(index=False, float_format="{:.4f}".format))
+            shown = df[ident + MAIN_COLS].copy()
+            for col in ("strategy", "method", "ordering"):  # record text is data: shown, never sent to the terminal as is
+                if col in shown:
+                    shown[col] = shown[col].map(terminal)
+            print(shown.to_string(index=False, float_format="{:.4f}".format))
     print(f"leaderboard: {exp_dir / 'leaderboard.csv'}  plots: {exp_dir / 'plots'}", file=log)
     return 0
+
+
+def _plan_warnings(cfg: dict, log: TextIO) -> None:
+    """Once, when the plan is made: the settings that would make its runs meaningless (one line each),
+    with the plan's summary in the progress log (stderr; silent under -q)."""
+    from .plan_warnings import plan_warnings
+
+    for line in plan_warnings(cfg):
+        print(f"warning: {line}", file=log)
 
 
 def _stale(exp_dir: Path, runs: list[dict], states: dict) -> list[tuple[str, str]]:

@@ -63,9 +63,10 @@ def check_cache_writable(cfg: dict) -> None:
 
     from .config import ConfigError
 
+    from benchmark.process_env import cache_location
+
     folder = cache_dir()
-    source = ("CFBENCH_CACHE" if "CFBENCH_CACHE" in os.environ else "from XDG_CACHE_HOME"
-              if "XDG_CACHE_HOME" in os.environ else "under the home folder; CFBENCH_CACHE sets another")
+    source = cache_location()[1]
     folders = [(folder, f"the cache folder {folder} ({source})", "set CFBENCH_CACHE to a writable folder")]
     if cfg["data"].get("cache_dir"):
         folders.append((Path(cfg["data"]["cache_dir"]).expanduser(), f"data.cache_dir {cfg['data']['cache_dir']}",

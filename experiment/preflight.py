@@ -3,6 +3,7 @@ device, the numeric path, the datasets, the weights, loading the model, and the 
 hyperparameters that depend on the model (e.g. LDIFS layer indices)."""
 from __future__ import annotations
 
+import pickle
 import sys
 
 from .runner import Resources
@@ -32,9 +33,13 @@ def load_and_check(cfg: dict, res: Resources, report: bool = True) -> bool:
     import strategies
     from benchmark.models import TaskModel, text_side
 
+    import warnings
+
     m = cfg["model"]
     try:
-        fm = res.model(m, cfg["device"])
+        with warnings.catch_warnings():  # torch's note on a checkpoint's pickle protocol: the line below says more
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            fm = res.model(m, cfg["device"])
     except OSError as e:
         from .guards import file_problem
 
@@ -43,14 +48,35 @@ def load_and_check(cfg: dict, res: Resources, report: bool = True) -> bool:
         raise  # a full or unwritable cache: run_benchmark names the path in one line
     except (RuntimeError, ValueError) as e:
         return _weights_problem(m, e, report)
-    try:
-        probe_model = TaskModel(fm.visual, fm.embed_dim, text=text_side(fm))
-        for spec in cfg["strategies"]:
+    except (pickle.UnpicklingError, EOFError, KeyError, AttributeError, TypeError) as e:
+        # torch.load with weights_only refuses a pickle of anything but tensors (nothing of it runs)
+        return _weights_problem(m, ValueError(f"not a checkpoint of tensors ({type(e).__name__}); a file of anything "
+                                              "else is refused, and nothing in it is run"), report)
+    import copy
+
+    from benchmark.text import terminal
+
+    
+    for spec in cfg["strategies"]:
+        # each strategy sees a copy of the shared encoder: what its plugins() does to the model it is
+        # given (which it must not; its runs then fail, experiment/runner.py) can change no other run
+        probe_model = TaskModel(copy.deepcopy(fm.visual), fm.embed_dim, text=text_side(fm))
+        try:
             strategies.from_config(spec).plugins(probe_model)
-    except strategies.SpecError as e:
-        if report:
-            print(f"error: {e}", file=sys.stderr)
-        return False
+        except strategies.SpecError as e:
+            if report:
+                print(f"error: {terminal(e)}", file=sys.stderr)
+            return False
+        except Exception as e:  # noqa: BLE001 - a strategy's own code that fails before any run: one line
+            where = strategies.fault_location(spec["name"], e)
+            if where is None:
+                raise
+            if report:
+                what = " ".join(str(e).split())[:300]
+                print(f"error: strategy {spec['name']}: plugins() raised {type(e).__name__}"
+                      f"{': ' + terminal(what) if what else ''} at {where}, before any run; fix the file",
+                      file=sys.stderr)
+            return False
     return True
 
 

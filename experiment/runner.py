@@ -23,6 +23,7 @@ from benchmark.files import _fault, atomic_write_json
 from evaluation.storage.records import CONFIG, RECORDS, is_done, mark_done
 
 from benchmark import numerics, reference_probe
+from benchmark.cache_files import digest
 from benchmark.checkpoints import CheckpointPlugin, scored_model
 from benchmark.data import FeatureCache, TaskData, cache_root, data_settings, load_task_data
 from benchmark.models.saved import save_step
@@ -36,10 +37,15 @@ from benchmark.training import (HeadInitPlugin, ProgressPlugin, TrainConfig, com
                                 make_template, per_dataset)
 
 
+class SharedStateChanged(RuntimeError):
+    """A run changed what the process's runs share (pre-trained weights, zero-shot embeddings): it fails."""
+
+
 class Resources:
     """What runs of one process share: the loaded foundation model, datasets, zero-shot weights.
 
-    Every run starts from a deep copy of the encoder, so sharing never leaks training between runs.
+    Every run starts from a deep copy of the encoder, so sharing never leaks training between runs;
+    `shared_change` checks after each run that nothing shared was changed in place all the same.
     """
 
     def __init__(self):
@@ -47,7 +53,23 @@ class Resources:
         self._fingerprints: dict[int, str] = {}
         self._data: dict[str, TaskData] = {}
         self._zs: dict[str, torch.Tensor] = {}
+        self._zs_digest: dict[str, str] = {}
         self._step0: dict[str, dict] = {}
+
+    def shared_change(self) -> str | None:
+        """What of the shared models a run changed (encoder weights, zero-shot embeddings), or None; a
+        changed model is forgotten, so that the next run loads it again as it was."""
+        changed = [k for k, fm in self._models.items()
+                   if id(fm) in self._fingerprints and weights_fingerprint(fm.visual) != self._fingerprints[id(fm)]]
+        what = ["the pre-trained encoder's weights"] if changed else []
+        if any(digest({'zs': self._zs[k]}) != d for k, d in self._zs_digest.items() if k in self._zs):
+            what.append("the zero-shot class embeddings")
+        if not what:
+            return None
+        for k in changed:
+            self._fingerprints.pop(id(self._models.pop(k)), None)
+        self._zs, self._zs_digest = {}, {}
+        return " and ".join(what)
 
     def model(self, mcfg: dict, device: str) -> FoundationModel:
         key = repr(sorted(mcfg.items()))
@@ -78,6 +100,7 @@ class Resources:
         if key not in self._zs:
             with phase("zero-shot text embeddings"):
                 self._zs[key] = fm.class_embeddings(d.classnames, d.templates).cpu()
+                self._zs_digest[key] = digest({'zs': self._zs[key]})
         return self._zs[key]
 
 
@@ -186,6 +209,11 @@ def _execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str,
     head_init = HeadInitPlugin(lambda m, t: ev.init_head(m, ordering[t]))
     progress = ProgressPlugin(label, log, bar=bars)
     plugins = [head_init, *strategy.plugins(model), progress]
+    if not all(torch.equal(a, b) for a, b in zip(model.encoder.state_dict().values(), fm.visual.state_dict().values())):
+        raise SharedStateChanged(  # step 0 would score (and cache, for every run) a changed model as the pre-trained one
+            f"strategy {run['strategy']['name']} ({fingerprint(run['strategy']['name'])['strategy_file']}): plugins() "
+            "changed the encoder it was given, which step 0 scores as the pre-trained one; change the model in the "
+            "plugins' callbacks (e.g. before_training_exp), not in plugins()")
     ckpt = CheckpointPlugin(tcfg.checkpoint) if tcfg.checkpoint != "end" else None  # train.checkpoint
     plugins += [ckpt] if ckpt else []
     template = make_template(model, tcfg, plugins, device, tensorboard_dir=tensorboard_dir)
@@ -270,6 +298,11 @@ def _execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str,
     # when the run started and ended (UTC): the report's wall time of an experiment is the span its
     # runs cover, apart from their summed compute time (parallel jobs overlap)
     rec["started"], rec["finished"] = _utc(t0), _utc(time.time())
+    changed = res.shared_change()
+    if changed:  # its plugins reached past the run's own copy: this run is suspect, the next ones reload
+        raise SharedStateChanged(f"strategy {run['strategy']['name']} ({fingerprint(run['strategy']['name'])['strategy_file']}) "
+                                 f"changed {changed} that every run shares; a plugin must change only "
+                                 "`strategy.model`, the run's own copy (the next runs load the model again)")
     atomic_write_json(run_dir / RECORDS, rec)
     mark_done(run_dir)
     _fault("after-done")

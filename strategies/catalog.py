@@ -81,6 +81,70 @@ def _registered_name(cls: ast.ClassDef) -> str | None:
     return None
 
 
+def _is_dataclass(cls: ast.ClassDef) -> bool:
+    for d in cls.decorator_list:
+        target = d.func if isinstance(d, ast.Call) else d
+        if (getattr(target, "id", None) or getattr(target, "attr", None)) == "dataclass":
+            return True
+    return False
+
+
+class SourceError(ValueError):
+    """A strategy file that cannot be read as Python source: 'line N: what'."""
+
+
+def _source(path: Path) -> str:
+    """The file's text in the encoding Python would import it with (its coding line, else UTF-8)."""
+    raw = path.read_bytes()
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(raw).readline)
+        return raw.decode(encoding)
+    except (SyntaxError, LookupError, UnicodeDecodeError) as e:
+        line = raw[:getattr(e, "start", 0)].count(b"\n") + 1 if isinstance(e, UnicodeDecodeError) else None
+        raise SourceError(f"{'line ' + str(line) + ': ' if line else ''}not readable as Python source "
+                          f"({type(e).__name__}: {e}); save it as UTF-8") from None
+
+
+def _parse(path: Path) -> tuple[str, ast.Module]:
+    source = _source(path)
+    try:
+        return source, ast.parse(source)
+    except (SyntaxError, ValueError) as e:
+        where = f"line {e.lineno}: " if getattr(e, "lineno", None) else ""
+        raise SourceError(f"{where}{type(e).__name__}: {getattr(e, 'msg', e)}") from None
+
+
+def _import_problem(tree: ast.Module) -> str | None:
+    """What reading tells of importing the file: a top-level import of a package that is not installed,
+    a top-level `raise` or `sys.exit()`. (What only running it shows is the registry's to say.)"""
+    import importlib.util
+
+    for node in tree.body:
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else []
+        for name in names:
+            top = name.partition(".")[0]
+            try:
+                missing = importlib.util.find_spec(top) is None
+            except (ImportError, ValueError):
+                missing = True
+            if missing:
+                return f"line {node.lineno}: ModuleNotFoundError: No module named {top!r}"
+        call = node.value if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) else None
+        if isinstance(node, ast.Raise) or (call is not None and ast.unparse(call.func) in ("sys.exit", "exit", "quit")):
+            return f"line {node.lineno}: the file {'raises' if isinstance(node, ast.Raise) else 'exits'} when imported"
+    return None
+
+
+def registered_names(path: Path) -> set[str]:
+    """The names `path` registers, as far as reading it tells (none if it cannot be parsed)."""
+    try:
+        _, tree = _parse(path)
+    except (SourceError, OSError):
+        return set()
+    return {n for node in tree.body if isinstance(node, ast.ClassDef) and (n := _registered_name(node))}
+
+
 def _default(value: ast.expr | None) -> str:
     if value is None:
         return "(required)"
@@ -93,13 +157,30 @@ def _default(value: ast.expr | None) -> str:
     return ast.unparse(value)
 
 
-def read_file(path: Path) -> list[Entry]:
-    source = path.read_text(encoding="utf-8")
+def read_file(path: Path, problems: dict[str, str] | None = None) -> list[Entry]:
+    """The strategies `path` registers. Raises SourceError for a file that is not Python source; a class
+    that the registry would refuse (strategies.registration_problem) is left out, its line in `problems`."""
+    from .spec import registration_problem
+
+    source, tree = _parse(path)
+    static = _import_problem(tree)
+    if static:
+        raise SourceError(static)
     lines = source.splitlines()
     comments = _comments(source)
     out = []
-    for node in ast.parse(source).body:
-        if not isinstance(node, ast.ClassDef) or not (name := _registered_name(node)):
+    for node in tree.body:
+        if not isinstance(node, ast.ClassDef) or not any(
+                getattr(d.func if isinstance(d, ast.Call) else d, "id", None) == "register" for d in node.decorator_list):
+            continue
+        name = _registered_name(node)
+        fields = [i.target.id for i in node.body if isinstance(i, ast.AnnAssign) and isinstance(i.target, ast.Name)
+                  and "ClassVar" not in ast.unparse(i.annotation)]
+        problem = registration_problem(name if name is not None else "(not a string)", fields, _is_dataclass(node))
+        if problem:
+            if problems is not None:
+                line = min([d.lineno for d in node.decorator_list] or [node.lineno])  # as the import reports it
+                problems[f"strategies/{path.name}"] = f"line {line}: {problem}"
             continue
         doc = (ast.get_docstring(node) or "").strip().splitlines()
         entry = Entry(name, f"strategies/{path.name}", doc[0] if doc else "")
@@ -125,14 +206,34 @@ def read_file(path: Path) -> list[Entry]:
     return out
 
 
-def catalog(folder: Path = HERE) -> dict[str, Entry]:
-    """name -> Entry of every strategy registered in `folder`'s files."""
-    out = {}
+def catalog(folder: Path = HERE, problems: dict[str, str] | None = None) -> dict[str, Entry]:
+    """name -> Entry of every strategy registered in `folder`'s files, by the registry's rules: a file
+    that cannot be read or parsed, a class the registry would refuse, and a name that two files register
+    (but in the file named after it) are left out, each with its line in `problems` (file -> problem).
+    What only importing a file shows (a failed import, an exception at import) is the registry's to say."""
+    from .spec import clash_problem
+
+    found: dict[str, list[Entry]] = {}
+    problems = {} if problems is None else problems
     for p in sorted(folder.glob("*.py")):
         if p.name.startswith("_") or p.stem in ("base", "spec", "catalog"):
             continue
-        for e in read_file(p):
-            out[e.name] = e
+        try:
+            entries = read_file(p, problems)
+        except (SourceError, OSError) as e:
+            problems[f"strategies/{p.name}"] = str(e)
+            continue
+        for e in entries:
+            found.setdefault(e.name, []).append(e)
+    out = {}
+    for name, entries in found.items():
+        owner = next((e for e in entries if Path(e.file).stem == name), None)
+        if owner is not None or len(entries) == 1:
+            out[name] = owner or entries[0]
+        for e in entries if len(entries) > 1 else []:
+            if e is not owner:
+                problems[e.file] = clash_problem(name, e.file, owner.file if owner else None,
+                                                 [x.file for x in entries if x is not e])
     return dict(sorted(out.items()))
 
 
@@ -166,11 +267,13 @@ def extra_cost(name: str) -> tuple[float, float]:
 
 def describe(entries: dict[str, Entry], preset_specs: dict[str, list[str]] | None = None) -> str:
     """The text of `--list`'s strategy part; `preset_specs`: strategy -> lines about a preset's use of it."""
+    from benchmark.text import terminal as t  # a docstring or comment is printed, never obeyed
+
     lines = []
     for e in entries.values():
-        lines.append(f"  {e.name:<14} {e.description}  [{e.file}]")
+        lines.append(f"  {t(e.name):<14} {t(e.description)}  [{t(e.file)}]")
         for p in e.params:
-            lines.append(f"      {p.name} ({p.type}) = {p.default}" + (f"  # {p.help}" if p.help else ""))
+            lines.append(f"      {t(p.name)} ({t(p.type)}) = {t(p.default)}" + (f"  # {t(p.help)}" if p.help else ""))
         for spec in (preset_specs or {}).get(e.name, []):
-            lines.append(f"      {spec}")
+            lines.append(f"      {t(spec)}")
     return "\n".join(lines)

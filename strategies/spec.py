@@ -5,6 +5,7 @@ the specs of a preset with it.
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -68,3 +69,37 @@ def _split_top_level(s: str) -> list[str]:
             cur += ch
     out.append(cur)
     return [x for x in out if x.strip()]
+
+
+# Keys the suite stores beside a strategy's hyperparameters in a run's config (to_config): a
+# hyperparameter of that name would overwrite them, so a strategy that declares one is refused.
+RESERVED_FIELDS = ("name", *RUN_KEYS)
+NAME_RULE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,39}")  # a registered name: letters, digits and _, a letter first
+
+
+class StrategyFileError(ValueError):
+    """A strategy class that cannot be registered (its file is skipped, in one line)."""
+
+
+def registration_problem(name: Any, fields: list[str], is_dataclass: bool = True) -> str | None:
+    """Why a class cannot be registered under `name` with these hyperparameters; None if it can. Shared
+    by the registry and by strategies.catalog (which reads the files without importing them)."""
+    if not isinstance(name, str) or not NAME_RULE.fullmatch(name):
+        return (f"register({name!r}): a strategy's name is a letter followed by up to 39 letters, digits or _; "
+                "rename it")
+    if not is_dataclass:
+        return f"strategy {name!r} is registered but is not a @dataclass; put @dataclass under @register"
+    clash = [f for f in fields if f in RESERVED_FIELDS]
+    if clash:
+        return (f"strategy {name!r} declares a hyperparameter called {clash[0]!r}, the key under which runs record "
+                f"the strategy's name (reserved: {', '.join(RESERVED_FIELDS)}); rename the field")
+    return None
+
+
+def clash_problem(name: str, file: str, owner: str | None, others: list[str]) -> str:
+    """The line for a file that registers a name another file registers too."""
+    if owner:
+        return (f"registers strategy {name!r}, which {owner} (the file named after it) registers: give it "
+                "another name")
+    return (f"registers strategy {name!r}, which {', '.join(others)} also register(s); a name belongs to one "
+            f"file: rename all but one (or name the file {name}.py)")

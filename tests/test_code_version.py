@@ -12,6 +12,7 @@ import pytest
 
 from evaluation.storage import code_version as CV
 from evaluation.reporting.collect import collect
+from evaluation.storage.records import records_digest
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "sample_experiment"
 
@@ -62,6 +63,8 @@ def test_the_report_lists_stale_runs(tmp_path):
         if k == 0:
             rec["code"]["strategy"] = "0" * 12  # trained by an earlier version of its strategy
         p.write_text(json.dumps(rec))
+        if (p.parent / "done").exists():  # records with a code fingerprint carry a checksummed marker
+            (p.parent / "done").write_text(records_digest(p.read_text()) + "\n")
     collect(exp, plots=False)
     report = (exp / "report.md").read_text()
     stale_id = paths[0].parent.name
@@ -70,7 +73,7 @@ def test_the_report_lists_stale_runs(tmp_path):
 
 
 def test_dry_run_marks_stale_runs_and_retrain_stale_redoes_them(tmp_path, capsys):
-    from evaluation.storage.records import CONFIG, DONE, RECORDS, check_run
+    from evaluation.storage.records import CONFIG, DONE, RECORDS, check_run, records_digest
     from experiment.config import load_preset, plan, validate
     from experiment.driver import run_experiment
 
@@ -85,7 +88,7 @@ def test_dry_run_marks_stale_runs_and_retrain_stale_redoes_them(tmp_path, capsys
            "code": {**CV.fingerprint("ft"), "strategy": "0" * 12}}
     (d / CONFIG).write_text(json.dumps(r))
     (d / RECORDS).write_text(json.dumps(rec))
-    (d / DONE).write_text("")
+    (d / DONE).write_text(records_digest((d / RECORDS).read_text()) + "\n")
     assert check_run(d) is None
     out = io.StringIO()
     with redirect_stdout(out):

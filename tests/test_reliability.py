@@ -258,7 +258,7 @@ def test_a_record_edited_after_its_done_marker_is_left_out_then_retrained_by_the
     assert list(pd.read_csv(exp / "leaderboard.csv")["strategy"]) == ["ldifs"]
     code, err = _main(["--strategies", "ft", "ldifs", "--out", str(tmp_path), *TINY], capsys)
     assert code == 0 and "Traceback" not in err and f"run {run.name}: {why}; training it again" in err, err[-2000:]
-    assert "warning: " not in err and check_run(run) is None
+    assert "is left out" not in err and check_run(run) is None  # (a plan warning about the tiny warm-up may stand)
     again = load_records(run)
     assert (again["R"], again["LP"], again["ZS"]) == (original["R"], original["LP"], original["ZS"])
     assert sorted(pd.read_csv(exp / "leaderboard.csv")["strategy"]) == ["ft", "ldifs"]

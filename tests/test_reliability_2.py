@@ -641,18 +641,18 @@ def test_a_file_size_limit_is_one_line_exit_2_and_leaves_no_partial_file(tmp_pat
 
 
 def test_a_plan_too_large_to_start_says_its_size_and_estimated_time(tmp_path, capsys):
-    code, err, took = _main(["--out", str(tmp_path), "--config", "paper-single", "--seeds", *map(str, range(26)),
+    code, err, took = _main(["--out", str(tmp_path), "--config", "paper-single", "--seeds", *map(str, range(6)),
                              "--gpus", "4"], capsys)
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and "Traceback" not in err, err[-2000:]
-    assert lines[0].startswith("error: the plan has 520 runs (10 orderings x 2 strategies x 26 seeds), an estimated ")
+    assert lines[0].startswith("error: the plan has 600 runs (10 orderings x 10 strategies x 6 seeds), an estimated ")
     assert " h of wall time on 4 GPUs (" in lines[0] and " GPU-hours at 1320 training images/s)" in lines[0]
     assert lines[0].endswith("add --yes to train them all") and _files(tmp_path) == [] and took < BOUND_S
     # the figure is the dry run's
     from experiment import config as C
     from experiment.dryrun import estimate_phrase
 
-    cfg = {**C.validate({**C.load_preset("paper-single"), "seeds": list(range(26))}), "gpus": 4}
+    cfg = {**C.validate({**C.load_preset("paper-single"), "seeds": list(range(6))}), "gpus": 4}
     assert estimate_phrase(cfg, C.plan(cfg)) in lines[0]
 
 

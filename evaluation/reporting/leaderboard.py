@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmark.text import markdown as md, markdown_code as md_code
 from strategies.catalog import method_label
 
 from . import metrics as M
@@ -331,8 +332,8 @@ def markdown(summary_df: pd.DataFrame,
     for _, r in summary_df.iterrows():
         k = int(r.get("stale_runs", 0) or 0)
         stale += k
-        cells = [str(r["strategy"]) + (f" (**{k} stale**)" if k else ""), f"`{r['params']}`" if r["params"] else "",
-                 str(r["ordering"]), str(r["n"])]
+        cells = [md(r["strategy"]) + (f" (**{k} stale**)" if k else ""), md_code(r["params"]) if r["params"] else "",
+                 md(r["ordering"]), str(r["n"])]
         cells += [fmt_clipped(r[c], r[f"{c}_ci95"], c) for c in cols]
         lines.append("| " + " | ".join(cells) + " |")
     if stale:

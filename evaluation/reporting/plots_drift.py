@@ -15,6 +15,7 @@ Definitions: docs/design.md ("Feature drift").
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -27,6 +28,7 @@ from . import metrics as M  # noqa: E402
 from .noise import MIN_CORRELATION_POINTS, fmt_diff, natural_key, seeds_needed  # noqa: E402
 from .optional import optional_output  # noqa: E402
 from .plots import _save, safe_name  # noqa: E402
+from benchmark.text import markdown as md  # noqa: E402
 
 EMBEDDING = "embedding"  # evaluation/scoring/drift.py's name for the encoder's output
 
@@ -118,7 +120,8 @@ def drift_by_layer(runs: list[tuple[str, dict]], label: str, path: Path) -> bool
                         and r["drift"]["taps"] == taps]
                 if not vals:
                     continue
-                with np.errstate(all="ignore"):
+                with np.errstate(all="ignore"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # a group with no dataset (no held-out set): all NaN
                     mean = np.nanmean(np.vstack(vals), axis=0)
                 if np.all(np.isnan(mean)):
                     continue
@@ -210,12 +213,12 @@ def drift_section(experiment_dir: Path, runs: list[tuple[str, dict]], plots: lis
     labels = sorted({strategy_label(r) for _, r in runs}, key=natural_key)
     per = {lab: {(tuple(r["ordering"]), r["config"]["seed"]): r for _, r in runs if strategy_label(r) == lab
                  and r["drift"]["taps"] == taps} for lab in labels}
-    lines += ["| strategy | n | " + " | ".join(taps) + " |", "|---|---|" + "---|" * len(taps)]
+    lines += ["| strategy | n | " + " | ".join(md(t) for t in taps) + " |", "|---|---|" + "---|" * len(taps)]
     for lab in labels:
         vals = np.vstack([group_drift(r, len(r["ordering"]), "held-out") for r in per[lab].values()]) \
             if per[lab] else np.empty((0, len(taps)))
         cells = [_fmt(*M.mean_ci95(vals[:, j].tolist()), scale=1e3, digits=3) for j in range(len(taps))]
-        lines.append(f"| {lab} | {len(per[lab])} | " + " | ".join(cells) + " |")
+        lines.append(f"| {md(lab)} | {len(per[lab])} | " + " | ".join(cells) + " |")
     lines.append("")
     base = next((lab for lab in labels if lab == "ft"), None)
     if base is not None and len(labels) > 1:
@@ -223,7 +226,7 @@ def drift_section(experiment_dir: Path, runs: list[tuple[str, dict]], plots: lis
                   "excludes 0 (beyond seed noise). Below the table, for the layers where the difference is within "
                   "noise, the seeds (pairs) a paired t-test would need for 80% power at the observed mean and "
                   "spread (rough).", "",
-                  "| strategy - ft | pairs | " + " | ".join(taps) + " |", "|---|---|" + "---|" * len(taps)]
+                  "| strategy - ft | pairs | " + " | ".join(md(t) for t in taps) + " |", "|---|---|" + "---|" * len(taps)]
         notes: list[str] = []
         for lab in labels:
             if lab == base:
@@ -244,7 +247,7 @@ def drift_section(experiment_dir: Path, runs: list[tuple[str, dict]], plots: lis
                 if not beyond:
                     need = seeds_needed(diff[:, j].tolist())
                     notes.append(f"{lab} at {taps[j]}: " + (f"≈{need}" if need is not None else "no estimate"))
-            lines.append(f"| {lab} | {len(keys)} | " + " | ".join(cells) + " |")
+            lines.append(f"| {md(lab)} | {len(keys)} | " + " | ".join(cells) + " |")
         lines.append("")
         if notes:
             lines += ["Within noise; seeds that would resolve it (rough): " + "; ".join(notes) + ".", ""]

@@ -12,6 +12,7 @@ import pandas as pd
 from .leaderboard import ORDERING_COLS, PRIMARY_METRIC, fmt_clipped, markdown, ordering_sensitivity, ordering_table, summary
 from benchmark.files import atomic_write_text
 from .plots_steps import is_step_plot, steps_section
+from benchmark.text import markdown as md, markdown_code as md_code
 from .studies import analysis_sections
 
 DEFINITIONS = """\
@@ -52,31 +53,31 @@ def setup_section(experiment_dir: Path, runs: list[tuple[str, dict]]) -> list[st
     lines = ["## Setup", ""]
     lines.append(f"- Runs: {len(runs)} finished and valid" +
                  (f"; {left_out} other run folder(s) left out (unfinished, or records that failed the checks)" if left_out else ""))
-    lines.append("- Model: " + "; ".join(f"`{_js(m)}`" for m in _values(runs, lambda r: r["config"].get("model"))))
+    lines.append("- Model: " + "; ".join(md_code(_js(m)) for m in _values(runs, lambda r: r["config"].get("model"))))
     suites = _values(runs, lambda r: r["suite"])
-    lines.append("- Datasets scored (suite): " + "; ".join(", ".join(s) for s in suites))
-    lines.append("- Orderings: " + "; ".join(" > ".join(o) for o in sorted(_values(runs, lambda r: r["ordering"]))))
+    lines.append("- Datasets scored (suite): " + "; ".join(md(", ".join(s)) for s in suites))
+    lines.append("- Orderings: " + "; ".join(md(" > ".join(o)) for o in sorted(_values(runs, lambda r: r["ordering"]))))
     strat = pd.DataFrame([{"strategy": c["strategy"]["name"],
                            "params": _js({k: v for k, v in c["strategy"].items() if k != "name"})} for c in cfgs])
     if len(strat):
         strat = strat.drop_duplicates().sort_values(["strategy", "params"])
         lines.append("- Strategies and hyperparameters: " + "; ".join(
-            f"{s} `{p}`" for s, p in zip(strat["strategy"], strat["params"])))
+            f"{md(s)} {md_code(p)}" for s, p in zip(strat["strategy"], strat["params"])))
     lines.append("- Seeds: " + ", ".join(map(str, sorted({c["seed"] for c in cfgs}))))
     for key, what in (("train", "Training settings"), ("data", "Data settings")):
         vals = _values(runs, lambda r: r["config"].get(key))
         if vals:
-            lines.append(f"- {what}: " + "; ".join(f"`{_js(v)}`" for v in vals))
+            lines.append(f"- {what}: " + "; ".join(md_code(_js(v)) for v in vals))
     envs = [rec.get("env") or {} for _, rec in runs]
     soft = {}
     for e in envs:
         packages = e.get("packages") if isinstance(e.get("packages"), dict) else {}  # older records lack it
         for k, v in [*((k, e[k]) for k in ("python", "torch") if k in e and k not in packages), *packages.items()]:
             soft.setdefault(str(k), set()).add(str(v))
-    lines.append("- Software: " + (", ".join(f"{k} {' / '.join(sorted(v))}" for k, v in sorted(soft.items()))
+    lines.append("- Software: " + (", ".join(md(f"{k} {' / '.join(sorted(v))}") for k, v in sorted(soft.items()))
                                    if soft else "not recorded"))
     devices = sorted({str(e["device"]) for e in envs if "device" in e})
-    lines.append("- Device: " + (", ".join(devices) if devices else "not recorded"))
+    lines.append("- Device: " + (", ".join(md(d) for d in devices) if devices else "not recorded"))
     lines.append("- CPU numeric path: " + numerics_line(envs))
     lines += time_lines(runs) + code_lines(runs)
     return lines + [""]
@@ -121,7 +122,7 @@ def code_lines(runs: list[tuple[str, dict]]) -> list[str]:
     if stale:
         lines.append(f"- Code: **{len(stale)} stale run(s)**, trained by other code than this checkout's "
                      "(`python run_benchmark.py --config <preset> --retrain-stale` retrains them): "
-                     + "; ".join(f"`{rid}` ({what})" for rid, what in stale))
+                     + "; ".join(f"{md_code(rid)} ({md(what)})" for rid, what in stale))
     elif len(runs) > unknown:
         lines.append(f"- Code: the {len(runs) - unknown} run(s) with a code fingerprint match this checkout")
     if unknown:
@@ -146,7 +147,7 @@ def numerics_line(envs: list[dict]) -> str:
             entry[1] += 1
     if not paths:
         return "not recorded"
-    parts = [f"{n.get('capability', '?')} kernels on {n.get('cpu', 'an unnamed CPU')} (fingerprint `{fp}`, "
+    parts = [f"{md(n.get('capability', '?'))} kernels on {md(n.get('cpu', 'an unnamed CPU'))} (fingerprint {md_code(fp)}, "
              f"{count} run{'s' if count != 1 else ''})" for fp, (n, count) in sorted(paths.items())]
     mixed = "; MIXED: these runs come from different numeric paths" if len(paths) > 1 else ""
     return "; ".join(parts) + mixed
@@ -163,17 +164,17 @@ def ordering_section(df: pd.DataFrame) -> list[str]:
               "beside the seed-to-seed spread (pooled SD across seeds): order matters more than noise where "
               "the first clearly exceeds the second.", ""]
     for lab, g in table.groupby("label", sort=True):
-        lines += [f"**{lab}**", "", "| ordering | n | " + " | ".join(ORDERING_COLS) + " |",
+        lines += [f"**{md(lab)}**", "", "| ordering | n | " + " | ".join(ORDERING_COLS) + " |",
                   "|---|---|" + "---|" * len(ORDERING_COLS)]
         for _, r in g.iterrows():
             cells = [fmt_clipped(r[c], r[f"{c}_ci95"], c) for c in ORDERING_COLS]
-            lines.append(f"| {r['ordering']} | {r['n']} | " + " | ".join(cells) + " |")
+            lines.append(f"| {md(r['ordering'])} | {r['n']} | " + " | ".join(cells) + " |")
         s = sens[sens["label"] == lab]
         if len(s):
             lines += ["", "| tasks | metric | orderings | SD across orderings | SD across seeds |", "|---|---|---|---|---|"]
             for _, r in s.iterrows():
                 f = lambda v: "" if math.isnan(v) else f"{v * 100:.1f}"  # noqa: E731
-                lines.append(f"| {r['tasks']} | {r['metric']} | {r['orderings']} | {f(r['across_orderings_sd'])} | "
+                lines.append(f"| {md(r['tasks'])} | {md(r['metric'])} | {md(r['orderings'])} | {f(r['across_orderings_sd'])} | "
                              f"{f(r['across_seeds_sd'])} |")
         lines.append("")
     return lines
@@ -214,7 +215,7 @@ def build_report(experiment_dir: Path, runs: list[tuple[str, dict]], df: pd.Data
 
     experiment_dir = Path(experiment_dir)
     name = experiment_dir.name
-    lines = [f"# Report: experiment `{name}`", "",
+    lines = [f"# Report: experiment {md_code(name)}", "",
              "Rebuilt from the record files in `runs/` alone (nothing is retrained). To regenerate it, "
              "with the tables and plots, from the repository root:", "",
              "```bash", f"python -m evaluation.reporting.collect results/{name}   # or the path of this folder", "```", ""]

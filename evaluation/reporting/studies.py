@@ -33,6 +33,7 @@ from . import metrics as M  # noqa: E402
 from .evidence import run_figures  # noqa: E402
 from .noise import MIN_SEEDS_PER_GROUP, fmt_diff, natural_key, seeds_needed, seeds_needed_unpaired  # noqa: E402
 from .optional import optional_output  # noqa: E402
+from benchmark.text import markdown as md  # noqa: E402
 from .plots import _save  # noqa: E402
 from .plots_drift import group_drift, last_tap  # noqa: E402
 
@@ -99,7 +100,7 @@ def _comparison_rows(groups: dict, base: dict, label: str, figs=("gain", "dLP_he
                     f"{_ci_text(v['dLP_heldout'] for v in base.values())} | "
                     f"{_ci_text((v['drift_last'] for v in base.values()), 1e3, 2)} |")
     for value, g in groups.items():
-        rows.append(f"| {value} | {len(g)} | {_ci_text(v['gain'] for v in g.values())} | "
+        rows.append(f"| {md(value)} | {len(g)} | {_ci_text(v['gain'] for v in g.values())} | "
                     f"{_ci_text(v['dLP_heldout'] for v in g.values())} | "
                     f"{_ci_text((v['drift_last'] for v in g.values()), 1e3, 2)} |")
     if base:
@@ -115,7 +116,7 @@ def _comparison_rows(groups: dict, base: dict, label: str, figs=("gain", "dLP_he
                 t = _ci_text(d, scale, digits)
                 cells.append(f"**{t}**" if t and _beyond(d) else t)
             need = " / ".join(_resolve(_paired(g, base, fig)) or "beyond noise" for fig in ("gain", "dLP_heldout"))
-            rows.append(f"| {value} | {len(set(g) & set(base))} | " + " | ".join(cells) + f" | {need} |")
+            rows.append(f"| {md(value)} | {len(set(g) & set(base))} | " + " | ".join(cells) + f" | {need} |")
     return rows + [""]
 
 
@@ -233,10 +234,10 @@ def orderings_section(runs, folder: Path) -> list[str]:
     fig, axes = plt.subplots(len(by), 3, figsize=(13, 3.6 * len(by)), squeeze=False)
     for row, (label, orders) in enumerate(sorted(by.items(), key=lambda kv: natural_key(kv[0]))):
         names = sorted(orders)
-        lines += [f"**{label}** ({len(names)} orderings)", "", "| ordering | n | FWT | BWT | held-out dLP |",
+        lines += [f"**{md(label)}** ({len(names)} orderings)", "", "| ordering | n | FWT | BWT | held-out dLP |",
                   "|---|---|---|---|---|"]
         for o in names:
-            lines.append(f"| {o} | {len(orders[o])} | " + " | ".join(_ci_text(f[k] for f in orders[o]) for k in figs) + " |")
+            lines.append(f"| {md(o)} | {len(orders[o])} | " + " | ".join(_ci_text(f[k] for f in orders[o]) for k in figs) + " |")
         lines.append("")
         for col, k in enumerate(figs):
             samples = [[f[k] * 100 for f in orders[o] if not math.isnan(f[k])] for o in names]

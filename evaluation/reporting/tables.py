@@ -32,6 +32,7 @@ import pandas as pd
 
 from . import metrics as M
 from benchmark.files import atomic_write_text
+from benchmark.text import markdown, terminal
 
 SIGNED = {"dLP", "dZS", "BWT", "FWT", "dLP others", "dZS others", "dLP held-out", "dZS held-out"}
 CONTINUAL_COLS = [("ACC_ref", "ACC (ref)"), ("ACC", "ACC (head)"), ("BWT", "BWT"), ("FWT", "FWT"),
@@ -122,22 +123,22 @@ def _cell(mean: float, ci: float, col: str) -> str:
 
 def to_markdown(t: Table) -> str:
     head = [t.stub] + [f"{b}: {c}" if b else c for b, cols in t.blocks for c in cols]
-    lines = [f"**{t.title}**", "", *([t.caption, ""] if t.caption else []),
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [f"**{markdown(t.title)}**", "", *([markdown(t.caption), ""] if t.caption else []),
+             "| " + " | ".join(markdown(h) for h in head) + " |", "|" + "---|" * len(head)]
     bold, names = t.bold(), t.columns()
     for i, (label, cells) in enumerate(t.rows):
         out = []
         for j, (m, ci) in enumerate(cells):
             s = _cell(m, ci, names[j])
             out.append(f"**{s}**" if s and bold[i, j] else s)
-        lines.append("| " + " | ".join([label, *out]) + " |")
+        lines.append("| " + " | ".join([markdown(label), *out]) + " |")
     return "\n".join(lines + ["", t.note()]) + "\n"
 
 
 def tex_escape(s: str) -> str:
     rep = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
            "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", ">": r"$>$"}
-    return "".join(rep.get(ch, ch) for ch in str(s))
+    return "".join(rep.get(ch, ch) for ch in terminal(s))  # control characters written out, never sent
 
 
 def to_latex(t: Table) -> str:
@@ -204,9 +205,9 @@ def _others(g: pd.DataFrame, kind: str, others: list[str]) -> tuple[float, float
     return _mci(g[[f"{kind}|{d}" for d in others]].mean(axis=1)) if others and len(g) else (math.nan, math.nan)
 
 
-def ref_note(df: pd.DataFrame) -> str:
-    """REF_NOTE with the methods measured each way."""
-    by = {k: sorted(df.loc[df["ref"] == k, "label"].unique()) for k in ("LP", "ZS")}
+def ref_note(df: pd.DataFrame, escape=str) -> str:
+    """REF_NOTE with the methods measured each way (their labels through `escape`: record text is data)."""
+    by = {k: sorted(escape(x) for x in df.loc[df["ref"] == k, "label"].unique()) for k in ("LP", "ZS")}
     return REF_NOTE.format(lp=", ".join(by["LP"]) or "none here", zs=", ".join(by["ZS"]) or "none here")
 
 
@@ -282,7 +283,7 @@ def render(runs: list[tuple[str, dict]], df: pd.DataFrame | None = None) -> tupl
     md, tex = [], ["% Paper tables (booktabs). Regenerate: python -m evaluation.reporting.tables <experiment dir>", ""]
     if single:
         md.append("### Single-task fine-tuning (step 1 of the runs)\n")
-        md.append(ref_note(first_step(runs)) + "\n")
+        md.append(ref_note(first_step(runs), markdown) + "\n")
         md += [to_markdown(t) for t in single]
         tex += [to_latex(t) for t in single]
     if continual:

@@ -44,7 +44,8 @@ def package_hash(root: Path = ROOT) -> str:
 def strategy_file(name: str, root: Path = ROOT) -> Path | None:
     """The file under strategies/ that registers `name` (found by reading, not importing, the files)."""
     pattern = re.compile(r"@register\(\s*['\"]" + re.escape(name) + r"['\"]\s*\)")
-    for p in sorted((root / "strategies").glob("*.py")):
+    named = root / "strategies" / f"{name}.py"  # the file named after a strategy holds it (strategies.clash_problem)
+    for p in [named, *sorted((root / "strategies").glob("*.py"))] if named.is_file() else sorted((root / "strategies").glob("*.py")):
         if pattern.search(p.read_text(encoding="utf-8", errors="replace")):
             return p
     return None

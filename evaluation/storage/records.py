@@ -21,9 +21,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from benchmark import strict_yaml
+from benchmark.text import VALUE_RULE_TEXT, terminal, value_problem
 from benchmark.files import FILE_MODE, atomic_write_text, stranded_temp_files
 
 RECORDS, CONFIG, DONE, LOCK = "records.json", "config.json", "done", "lock"
@@ -177,7 +180,7 @@ class RunLock:
 class _Penalty(BaseModel):
     """One penalty term over one task's mini-batches (strategies.base.PenaltyReporter); a diverged
     term (nan, inf) is kept as it is: it says what happened, and must not make the run unreadable."""
-    model_config = ConfigDict(extra="allow", allow_inf_nan=True)
+    model_config = ConfigDict(extra="allow", allow_inf_nan=True, strict=True)
 
     weight: float
     mean: float
@@ -186,19 +189,35 @@ class _Penalty(BaseModel):
     steps: int
 
 
-class _Step(BaseModel):
-    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+_Seconds = Annotated[float, Field(ge=0)]  # a time: finite and never negative
 
+
+class _Step(BaseModel):
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False, strict=True)
+
+    step: Annotated[int, Field(ge=0)] | None = None
+    after: str | None = None
+    train_s: _Seconds | None = None
+    eval_s: _Seconds | None = None
     penalties: dict[str, _Penalty] | None = None  # optional: strategies with penalty terms
 
 
-class _Records(BaseModel):
-    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+_UTC = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
 
-    run_id: str
+
+class _Records(BaseModel):
+    """Types are strict ("complete": "yes" is not true, "0.5" is not a number), times are never negative,
+    string hyperparameters are plain (benchmark.text.VALUE_RULE); every string of the file is printable
+    (checked in check_records). Names may hold any printable text: every output escapes them."""
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False, strict=True)
+
+    run_id: Annotated[str, Field(pattern=r"^[0-9a-f]{12}$")]
     config: dict[str, Any]
-    ordering: list[str]
-    suite: list[str]
+    ordering: list[Annotated[str, Field(min_length=1, max_length=200)]]
+    suite: list[Annotated[str, Field(min_length=1, max_length=200)]]
+    wall_s: _Seconds | None = None
+    started: Annotated[str, Field(pattern=_UTC)] | None = None
+    finished: Annotated[str, Field(pattern=_UTC)] | None = None
     R: list[list[float]]
     LP: list[list[float]]
     ZS: list[list[float]] | None = None
@@ -211,6 +230,11 @@ class _Records(BaseModel):
 
     @model_validator(mode="after")
     def _shapes(self):
+        strategy = self.config.get("strategy")
+        bad = next((k for k, v in strategy.items() if k != "name" and value_problem(v)), None) \
+            if isinstance(strategy, dict) else None
+        if bad:
+            raise ValueError(f"config.strategy.{bad}: a hyperparameter value must hold only {VALUE_RULE_TEXT}")
         T, D = len(self.ordering), len(self.suite)
         if T < 1 or not set(self.ordering) <= set(self.suite):
             raise ValueError("ordering must be a non-empty subset of suite")
@@ -247,13 +271,35 @@ def _check_drift(drift: dict, T: int, D: int) -> None:
                 raise ValueError(f"drift.{name} holds {v!r}")
 
 
+def _unprintable(value: Any, where: str = "") -> str | None:
+    """Where in a parsed record a key or string holds a character that is not printable (a terminal's
+    escape sequence, a newline, a bidirectional override); None when every string is printable."""
+    stack = [(value, where)]
+    while stack:
+        v, at = stack.pop()
+        if isinstance(v, str):
+            if not v.isprintable():
+                return terminal(at[:120]) or "a value"
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                if isinstance(k, str) and not k.isprintable():
+                    return terminal(f"{at}.{k}".lstrip(".")[:120])
+                stack.append((x, f"{at}.{k}".lstrip(".")))
+        elif isinstance(v, list):
+            stack.extend((x, f"{at}.{i}".lstrip(".")) for i, x in enumerate(v))
+    return None
+
+
 def check_records(rec: Any, folder_name: str | None = None) -> str | None:
     """Why a parsed record is not a finished run of the folder it sits in; None when it is one."""
+    unprintable = _unprintable(rec)
+    if unprintable is not None:
+        return f"records do not match the schema ({unprintable}: a string with control characters)"
     try:
         r = _Records.model_validate(rec)
     except ValidationError as e:
         err = e.errors()[0]
-        where = ".".join(str(x) for x in err["loc"])
+        where = terminal(".".join(str(x) for x in err["loc"])[:120])  # keys come from the file: shown, not obeyed
         return f"records do not match the schema ({where + ': ' if where else ''}{err['msg']})"
     if not r.complete:
         return "records are marked incomplete"
@@ -288,6 +334,10 @@ def check_run(run_dir: Path) -> str | None:
     except (OSError, UnicodeDecodeError, ValueError) as e:
         return f"its {DONE} marker cannot be read ({e})"
     why = check_records(rec, run_dir.name)  # first: its reasons are the more specific (copied, incomplete)
+    if why is None and not vouched and isinstance(rec, dict) and rec.get("code") is not None:
+        # only records older than the checksum (no code fingerprint either) may have an empty marker
+        return (f"its {DONE} marker is empty, but its records were written by code that checksums them "
+                "(truncated or edited after the run finished?)")
     if why is None and vouched and vouched != records_digest(text):  # empty: a marker from before checksums
         return f"{RECORDS} no longer matches the checksum in its {DONE} marker (edited after the run finished?)"
     return why
@@ -331,6 +381,6 @@ def finished_runs(experiment_dir: Path, quiet: bool = False) -> list[Path]:
         elif not quiet and ((p / DONE).exists() or link_problem(p)):
             then = "remove the link, and then " if link_problem(p) else ""
             print(f"warning: run {p.name if p.name.isprintable() else repr(p.name)} is left out of the leaderboard: "
-                  f"{why}; {then}the next command whose plan has this run (not --collect-only or --dry-run) trains "
+                  f"{terminal(why)}; {then}the next command whose plan has this run (not --collect-only or --dry-run) trains "
                   "it again", file=sys.stderr)
     return out

@@ -76,11 +76,33 @@ def train_runs(todo: list[dict], job: Job) -> int:
                 runner.execute_run(r, run_dir, job.resources, label=label, log=job.log, bars=job.bars,
                                    tensorboard_dir=tb, save_weights=job.save_weights,
                                    wandb_dir=job.exp_dir / "wandb" if job.wandb else None, project=job.exp_dir.name)
-            except NonFiniteError as e:
+            except (NonFiniteError, runner.SharedStateChanged) as e:
                 line = f"run {r['run_id']} ({r['strategy']['name']} {'>'.join(r['ordering'])} seed {r['seed']}): {e}"
                 atomic_write_text(run_dir / FAILED, line + "\n")
                 print(f"error: {line}; recorded as failed in {run_dir / FAILED}, the other runs go on",
                       file=sys.stderr, flush=True)
+                failed.append(r["run_id"])
+                progress.update(1)
+                return True
+            except Exception as e:  # noqa: BLE001 - only an error of the strategy's own code is the run's alone
+                import strategies
+
+                where = strategies.fault_location(r["strategy"]["name"], e)
+                if where is None:
+                    raise
+                import traceback
+
+                from benchmark.text import terminal
+
+                what = " ".join(str(e).split())[:300]
+                line = (f"run {r['run_id']} ({r['strategy']['name']} {'>'.join(r['ordering'])} seed {r['seed']}): "
+                        f"the strategy raised {type(e).__name__}{': ' + what if what else ''} at {where}")
+                changed = job.resources.shared_change() if hasattr(job.resources, "shared_change") else None
+                if changed:
+                    line += f"; it had changed {changed} that every run shares (the next runs load the model again)"
+                atomic_write_text(run_dir / FAILED, line + "\n\n" + "".join(traceback.format_exception(e)))
+                print(f"error: {terminal(line)}; recorded as failed, with the traceback, in {run_dir / FAILED}; "
+                      "the other runs go on", file=sys.stderr, flush=True)
                 failed.append(r["run_id"])
                 progress.update(1)
                 return True
