@@ -1,4 +1,8 @@
-"""Executes one run: stream -> model -> strategy -> evaluation after every step -> record files."""
+"""Executes one run: stream -> model -> strategy -> evaluation after every step -> record files.
+
+Longer than 300 lines because one run's whole life (shared resources, the loop that trains and scores,
+the records, the trackers' calls) reads best in one place; its parts share the run's state.
+"""
 from __future__ import annotations
 
 import copy
