@@ -43,7 +43,9 @@ def test_describe_reports_what_decides_the_numbers(monkeypatch):
     for k in numerics.VARIABLES:
         monkeypatch.delenv(k, raising=False)
     d = numerics.describe()
-    assert set(d) == {"cpu", "cpu_flags", "capability", "variables", "torch", "blas", "onednn", "openblas", "fingerprint"}
+    assert set(d) == {"cpu", "cpu_flags", "capability", "variables", "torch", "blas", "onednn", "openblas", "numpy_simd",
+                      "fingerprint"}
+    assert isinstance(d["numpy_simd"], list)
     assert d["variables"] == dict.fromkeys(numerics.VARIABLES)  # unset: None
     assert d["capability"] == torch.backends.cpu.get_cpu_capability() and d["torch"] == torch.__version__
     assert set(d["cpu_flags"]) <= set(numerics.CPU_FLAGS)
