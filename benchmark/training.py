@@ -231,7 +231,7 @@ def make_template(model: TaskModel, cfg: TrainConfig, plugins: list, device: str
         proto.append(PrecisionPlugin(device))
     epochs = cfg.epochs if isinstance(cfg.epochs, int) else 1  # per-dataset counts are set before each task
     if tensorboard_dir is not None:
-        from avalanche.evaluation.reporting.metrics import loss_metrics
+        from avalanche.evaluation.metrics import loss_metrics
         from avalanche.logging import TensorboardLogger
 
         evaluator = EvaluationPlugin(loss_metrics(minibatch=True, epoch=True),

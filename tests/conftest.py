@@ -88,20 +88,20 @@ def forked():
 
 @pytest.fixture(scope="session")
 def small_experiment(tmp_path_factory):
-    """ft and ldifs on SMALL through run_benchmark.main in this process (--jobs 1: no helper to wait for),
+    """ft and ldifs on SMALL through cli.main in this process (--jobs 1: no helper to wait for),
     finished: the experiment folder (results/micro)."""
-    import run_benchmark
+    from experiment import cli
 
     out = tmp_path_factory.mktemp("small")
-    assert run_benchmark.main(["--strategies", "ft", "ldifs", "--out", str(out), *SMALL, "--jobs", "1"]) == 0
+    assert cli.main(["--strategies", "ft", "ldifs", "--out", str(out), *SMALL, "--jobs", "1"]) == 0
     return out / "micro"
 
 
 @pytest.fixture(scope="session")
 def tiny_experiment(tmp_path_factory):
-    """ft and ldifs on TINY through run_benchmark.main, finished: the experiment folder (results/micro)."""
-    import run_benchmark
+    """ft and ldifs on TINY through cli.main, finished: the experiment folder (results/micro)."""
+    from experiment import cli
 
     out = tmp_path_factory.mktemp("tiny")
-    assert run_benchmark.main(["--strategies", "ft", "ldifs", "--out", str(out), *TINY]) == 0
+    assert cli.main(["--strategies", "ft", "ldifs", "--out", str(out), *TINY]) == 0
     return out / "micro"

@@ -4,7 +4,7 @@ project (torch, open_clip, Avalanche, pandas: 8-13 s of every fresh interpreter 
 For the tests about what separate processes do to one experiment (kill -9 at a fault point, two
 processes at once, a Ray driver killed mid-plan): each command is still a process of its own, with its
 own pid, environment, working folder, stdin (/dev/null), stdout, stderr and exit status (minus the
-signal's number when a signal ended it, as with subprocess), and it runs `run_benchmark.main(argv)`,
+signal's number when a signal ended it, as with subprocess), and it runs `cli.main(argv)`,
 what the script runs; only the imports were done once, before the fork. A test about the interpreter's
 start-up itself (Ctrl-C during the imports) or about what a shell user sees keeps a fresh interpreter.
 
@@ -28,7 +28,7 @@ _ZYGOTE = r"""
 import json, os, signal, sys, tempfile, time, traceback
 sys.path.insert(0, sys.argv[1])
 replies = os.fdopen(int(sys.argv[2]), "w")
-import run_benchmark
+from experiment import cli
 from experiment import config, driver, preflight, runner
 from experiment.executors import local, processes
 from evaluation.reporting import collect
@@ -54,7 +54,7 @@ def child(req):
         os.environ.update(req["env"])
         tempfile.tempdir = None  # read from TMPDIR again, as a fresh interpreter would
         os.chdir(req["cwd"])
-        code = run_benchmark.main(req["argv"])
+        code = cli.main(req["argv"])
     except SystemExit as e:  # argparse's own errors
         code = e.code if isinstance(e.code, int) else 1
     except BaseException:

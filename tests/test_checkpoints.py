@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-import run_benchmark
+from experiment import cli
 from experiment import config as C
 from benchmark.checkpoints import CheckpointPlugin, checkpoint_step
 
@@ -65,8 +65,8 @@ def test_a_run_scores_its_checkpoint(tmp_path):
     argv = ["--jobs", "1", "--orderings", "textures,digits", "--suite", "textures", "digits", "--strategies", "ft",
             "--set", "data.max_train=40", "--set", "data.max_test=20", "--epochs", "1", "--set",
             "train.batch_size=20", "--set", "threads=1", "-q"]
-    assert run_benchmark.main([*argv, "--out", str(tmp_path / "end")]) == 0
-    assert run_benchmark.main([*argv, "--out", str(tmp_path / "k0"), "--set", "train.checkpoint=0"]) == 0
+    assert cli.main([*argv, "--out", str(tmp_path / "end")]) == 0
+    assert cli.main([*argv, "--out", str(tmp_path / "k0"), "--set", "train.checkpoint=0"]) == 0
     end, = (tmp_path / "end").glob("*/runs/*/records.json")
     k0, = (tmp_path / "k0").glob("*/runs/*/records.json")
     end, k0 = json.loads(end.read_text()), json.loads(k0.read_text())

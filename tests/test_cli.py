@@ -7,20 +7,20 @@ import sys
 import pytest
 
 import conftest
-import run_benchmark
+from experiment import cli
 
 TINY = [*conftest.TINY, "--strategies", "ft"]
 
 
 def test_quiet_prints_only_where_the_results_went(tmp_path, capsys):
-    assert run_benchmark.main(["--out", str(tmp_path), "-q", *TINY]) == 0
+    assert cli.main(["--out", str(tmp_path), "-q", *TINY]) == 0
     out, err = capsys.readouterr()
     assert out == "" and err.strip().splitlines() == [err.strip().splitlines()[-1]]
     assert err.startswith("finished in ") and err.strip().endswith("micro/report.md")
 
 
 def test_a_log_gets_one_line_per_epoch_and_step_and_no_bars(tmp_path, capsys):
-    assert run_benchmark.main(["--out", str(tmp_path), *TINY]) == 0
+    assert cli.main(["--out", str(tmp_path), *TINY]) == 0
     out, err = capsys.readouterr()
     # the terminal leaderboard: fixed-point numbers, never scientific notation (-9.920e-04)
     assert "ACC" in out and re.search(r"\d\.\d{4}", out) and not re.search(r"\de[-+]\d", out), out
@@ -30,7 +30,7 @@ def test_a_log_gets_one_line_per_epoch_and_step_and_no_bars(tmp_path, capsys):
 
 def test_a_terminal_gets_progress_bars_with_rate_and_eta(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
-    assert run_benchmark.main(["--out", str(tmp_path), *TINY]) == 0
+    assert cli.main(["--out", str(tmp_path), *TINY]) == 0
     err = capsys.readouterr().err
     assert "runs: 100%" in err and ("run/s]" in err or "s/run]" in err)  # the runs bar, with its rate
     assert "task 2 epoch 1/1" in err and ("it/s" in err or "s/it" in err)  # the epoch bar, with its rate
@@ -39,7 +39,7 @@ def test_a_terminal_gets_progress_bars_with_rate_and_eta(tmp_path, capsys, monke
 
 
 def test_profile_prints_a_breakdown_that_adds_up_to_the_wall_time(tmp_path, capsys):
-    assert run_benchmark.main(["--out", str(tmp_path), "-q", "--profile", *TINY]) == 0
+    assert cli.main(["--out", str(tmp_path), "-q", "--profile", *TINY]) == 0
     err = capsys.readouterr().err
     rows = {m.group(1): float(m.group(2)) for m in re.finditer(r"^(\S.*?) +([0-9.]+) +[0-9.]+%", err, re.M)}
     wall = rows.pop("wall")
@@ -60,7 +60,7 @@ def test_tensorboard_logs_loss_curves_and_penalties_without_changing_the_run(tmp
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     args = [*TINY[:-1], "ldifs:lam=30"]
-    assert run_benchmark.main(["--out", str(tmp_path), "-q", "--tensorboard", *args]) == 0
+    assert cli.main(["--out", str(tmp_path), "-q", "--tensorboard", *args]) == 0
     runs = list((tmp_path / "micro" / "runs").iterdir())
     assert len(runs) == 1
     # a readable run name in TensorBoard's list: strategy and parameters, ordering, seed, run id
@@ -87,7 +87,7 @@ def test_tensorboard_logs_loss_curves_and_penalties_without_changing_the_run(tmp
         assert p["weight"] == 30 and p["steps"] == 2 and p["weighted_mean"] == pytest.approx(30 * p["mean"])
         assert p["mean"] == pytest.approx((raw[2 * k - 2].value + raw[2 * k - 1].value) / 2, rel=1e-5)
     # Logging is not part of the run's identity: the same run without it is already done.
-    assert run_benchmark.main(["--out", str(tmp_path), "--dry-run", *args]) == 0
+    assert cli.main(["--out", str(tmp_path), "--dry-run", *args]) == 0
     assert "1 already done" in capsys.readouterr().err
 
 
@@ -95,10 +95,10 @@ def test_jobs_share_the_runs_out_and_give_the_records_of_one_process(tiny_experi
     import json
 
     two = [*TINY[:-1], "ft", "ldifs", "--set", "threads=1"]
-    assert run_benchmark.main(["--out", str(tmp_path / "jobs2"), "-q", *two, "--jobs", "2"]) == 0
+    assert cli.main(["--out", str(tmp_path / "jobs2"), "-q", *two, "--jobs", "2"]) == 0
     assert "GiB per process x 2" in capsys.readouterr().err  # the helper trained: two processes' memory
     # one process: the same plan (threads 1 is the preset's) trained with --jobs 1, once per session (conftest.py)
-    assert run_benchmark.main(["--out", str(tiny_experiment.parent), "--dry-run", *two]) == 0
+    assert cli.main(["--out", str(tiny_experiment.parent), "--dry-run", *two]) == 0
     assert "2 runs planned, 2 already done, 0 to run" in capsys.readouterr().err  # the same two runs
     jobs1 = tiny_experiment.parent
 
@@ -121,7 +121,7 @@ def test_helpers_started_early_stay_silent_on_bad_input_and_leave(tmp_path, caps
     import psutil
 
     before = {p.pid for p in psutil.Process().children(recursive=True)}
-    assert run_benchmark.main(["--out", str(tmp_path), *TINY, "--jobs", "3", "--set", "train.lr=abc"]) == 2
+    assert cli.main(["--out", str(tmp_path), *TINY, "--jobs", "3", "--set", "train.lr=abc"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "train.lr" in err, err
     assert {p.pid for p in psutil.Process().children(recursive=True)} - before == set()
@@ -129,6 +129,6 @@ def test_helpers_started_early_stay_silent_on_bad_input_and_leave(tmp_path, caps
 
 
 def test_jobs_out_of_range_is_one_line(tmp_path, capsys):
-    assert run_benchmark.main(["--out", str(tmp_path), *TINY, "--jobs", "0"]) == 2
+    assert cli.main(["--out", str(tmp_path), *TINY, "--jobs", "0"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "jobs" in err and "greater than or equal to 1" in err, err

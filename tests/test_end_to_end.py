@@ -1,4 +1,4 @@
-"""The whole path through `run_benchmark.main(argv)` on a reduced micro preset."""
+"""The whole path through `cli.main(argv)` on a reduced micro preset."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-import run_benchmark
+from experiment import cli
 from conftest import SMALL
 from evaluation.reporting.leaderboard import MAIN_COLS
 
@@ -85,12 +85,12 @@ def test_rerun_trains_nothing_and_rebuilds_the_same_leaderboard(experiment, monk
         raise AssertionError("a finished run was trained again")
 
     monkeypatch.setattr(runner, "execute_run", no_training)
-    assert run_benchmark.main(["--strategies", "ft", "ldifs", "--out", str(experiment.parent), *SMALL]) == 0
+    assert cli.main(["--strategies", "ft", "ldifs", "--out", str(experiment.parent), *SMALL]) == 0
     assert (experiment / "leaderboard.csv").read_text() == before
 
 
 def test_same_config_and_seed_give_the_same_records(experiment, tmp_path):
-    assert run_benchmark.main(["--strategies", "ft", "--out", str(tmp_path), *SMALL]) == 0
+    assert cli.main(["--strategies", "ft", "--out", str(tmp_path), *SMALL]) == 0
     again = _records(tmp_path / "micro")["ft"]
     first = _records(experiment)["ft"]
     assert again["run_id"] == first["run_id"]
@@ -103,7 +103,7 @@ def test_a_new_strategy_merges_into_the_existing_leaderboard(experiment, tmp_pat
     exp = tmp_path / "micro"
     shutil.copytree(experiment, exp)
     argv = ["--strategies", "ldifs:lam=1,layers=last", "--out", str(tmp_path), *SMALL]
-    assert run_benchmark.main(argv) == 0
+    assert cli.main(argv) == 0
     df = pd.read_csv(exp / "leaderboard.csv")
     assert len(df) == 3 and sorted(df["strategy"]) == ["ft", "ldifs", "ldifs"]
     assert df["params"].fillna("").str.contains('"lam": 1.0,').sum() == 1
@@ -124,7 +124,7 @@ def test_a_new_strategy_merges_into_the_existing_leaderboard(experiment, tmp_pat
 ])
 def test_bad_input_gives_one_line_and_exit_code_2(argv, message, tmp_path, capsys):
     try:
-        code = run_benchmark.main(["--out", str(tmp_path), *argv])
+        code = cli.main(["--out", str(tmp_path), *argv])
     except SystemExit as e:  # argparse's own errors exit from inside parse_args
         code = e.code
     err = capsys.readouterr().err

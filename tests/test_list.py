@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_list_is_fast_and_imports_no_torch():
-    code = ("import sys, run_benchmark; rc = run_benchmark.main(['--list', '--config', 'micro']); "
+    code = ("import sys; from experiment import cli; rc = cli.main(['--list', '--config', 'micro']); "
             "assert rc == 0; assert 'torch' not in sys.modules and 'avalanche' not in sys.modules, 'torch imported'")
     t = time.perf_counter()
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)

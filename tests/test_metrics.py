@@ -138,7 +138,7 @@ def test_zero_shot_matrix_checks_shape_and_names():
 
 def test_bwt_is_minus_avalanche_forgetting():
     from avalanche.evaluation.functional import forgetting
-    from avalanche.evaluation.reporting.metrics import BWT, Forgetting
+    from avalanche.evaluation.metrics import BWT, Forgetting
 
     T = R.shape[1]
     # Avalanche's standalone metrics: "initial" = accuracy right after training on k, "last" = now.
@@ -155,7 +155,7 @@ def test_bwt_is_minus_avalanche_forgetting():
 
 
 def test_fwt_equals_avalanche_forward_transfer():
-    from avalanche.evaluation.reporting.metrics import ForwardTransfer
+    from avalanche.evaluation.metrics import ForwardTransfer
 
     T = R.shape[1]
     ft = ForwardTransfer()
@@ -174,7 +174,7 @@ def _predictions(accuracy: float, n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_acc_is_avalanches_per_task_accuracy_averaged_not_its_pooled_stream_accuracy():
-    from avalanche.evaluation.reporting.metrics import Accuracy, TaskAwareAccuracy
+    from avalanche.evaluation.metrics import Accuracy, TaskAwareAccuracy
 
     final = R[-1] / 100  # 0.60, 0.85, 0.95
     per_task, pooled = TaskAwareAccuracy(), Accuracy()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import run_benchmark
+from experiment import cli
 from benchmark import numerics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,15 +99,15 @@ def test_portable_reexecutes_the_command_with_its_environment(tmp_path):
     """run_benchmark.py as a command re-executes itself (same pid) with the portable variables before
     torch starts, once (OpenBLAS's core type included, over the machine's own); torch then runs its
     DEFAULT kernels. The rest of the command is a stub that reports what it finds: seconds."""
-    code = ("import os, sys, run_benchmark\n"
+    code = ("import os, sys\nfrom experiment import cli\n"
             "print('start', os.getpid(), os.environ.get('ATEN_CPU_CAPABILITY'), flush=True)\n"
             "def checked(args, children):\n"
             "    import torch\n"
             "    print('end', os.getpid(), torch.backends.cpu.get_cpu_capability(), os.environ.get('MKL_CBWR'),\n"
             "          os.environ.get('OPENBLAS_CORETYPE'), args.numerics, flush=True)\n"
             "    return 0\n"
-            "run_benchmark._checked_main = checked\n"
-            "sys.exit(run_benchmark.main())\n")
+            "cli._checked_main = checked\n"
+            "sys.exit(cli.main())\n")
     # native: nothing to pin, no re-execution (started beside the portable command: two cores)
     native = code.replace("import torch", "torch = None").replace("torch.backends.cpu.get_cpu_capability()", "'-'")
     procs = [subprocess.Popen([sys.executable, "-c", c, "--out", str(tmp_path), "--jobs", "1", *more], cwd=ROOT,
@@ -125,7 +125,7 @@ def test_portable_reexecutes_the_command_with_its_environment(tmp_path):
 
 
 def test_portable_needs_one_thread(tmp_path, capsys):
-    assert run_benchmark.main(["--out", str(tmp_path), *TINY, "--numerics", "portable", "--set", "threads=2"]) == 2
+    assert cli.main(["--out", str(tmp_path), *TINY, "--numerics", "portable", "--set", "threads=2"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "numerics: portable needs threads: 1 (got 2)" in err, err
 
@@ -134,7 +134,7 @@ def test_portable_in_process_without_its_environment_refuses_to_train(tmp_path, 
     """main(argv) inside another program cannot re-execute it: it says what to set, and trains nothing."""
     for k in numerics.VARIABLES:
         monkeypatch.delenv(k, raising=False)
-    assert run_benchmark.main(["--out", str(tmp_path), *TINY, "--set", "numerics=portable", "--set", "threads=1"]) == 2
+    assert cli.main(["--out", str(tmp_path), *TINY, "--set", "numerics=portable", "--set", "threads=1"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "numerics portable needs ATEN_CPU_CAPABILITY=default" in err, err
     assert not (tmp_path / "micro" / "runs").exists()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-import run_benchmark
+from experiment import cli
 from experiment import config as C
 from experiment.dryrun import describe, split_sizes
 
@@ -34,7 +34,7 @@ def test_split_sizes_follow_design():
 
 
 def test_dry_run_of_paper_continual_prints_the_plan(tmp_path, capsys):
-    assert run_benchmark.main(["--config", "paper-continual", "--dry-run", "--out", str(tmp_path),
+    assert cli.main(["--config", "paper-continual", "--dry-run", "--out", str(tmp_path),
                                "--data-root", str(tmp_path / "nodata")]) == 0
     out = capsys.readouterr().out
     # SVHN: 73,257 - 7,325 validation = 65,932 training images; 10 epochs of ceil(65932 / 128) = 516 steps.
@@ -63,7 +63,7 @@ def test_dry_run_of_paper_single_estimate_by_hand():
 
 
 def test_missing_datasets_each_one_line_and_exit_2(tmp_path, capsys):
-    code = run_benchmark.main(["--config", "paper-continual", "--device", "cpu", "--out", str(tmp_path),
+    code = cli.main(["--config", "paper-continual", "--device", "cpu", "--out", str(tmp_path),
                                "--data-root", str(tmp_path / "nodata"), "--orderings", "SVHN,EuroSAT",
                                "--suite", "SVHN", "EuroSAT", "RESISC45"])
     err = capsys.readouterr().err.strip().splitlines()

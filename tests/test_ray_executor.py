@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import run_benchmark
+from experiment import cli
 from conftest import SMALL
 
 ray = pytest.importorskip("ray")
@@ -63,7 +63,7 @@ def test_same_records_as_local_even_when_a_worker_is_killed_mid_run(cluster, sma
     # the Ray plan, with one of its worker processes killed by pid once it has written step 0's records
     result = {}
     thread = threading.Thread(target=lambda: result.setdefault(
-        "code", run_benchmark.main([*PLAN, "--executor", "ray", "--out", str(tmp_path / "ray")])))
+        "code", cli.main([*PLAN, "--executor", "ray", "--out", str(tmp_path / "ray")])))
     thread.start()
     killed = None
     deadline = time.time() + 300
@@ -119,7 +119,7 @@ def test_driver_killed_mid_plan_then_restarted_trains_only_the_missing_runs(clus
     (["--set", "executor.max_retries=-1"], "executor.max_retries"),
 ])
 def test_resources_the_cluster_cannot_give_exit_2_in_one_line(cluster, tmp_path, capsys, sets, says):
-    assert run_benchmark.main([*PLAN, "--executor", "ray", "--out", str(tmp_path), "-q", *sets]) == 2
+    assert cli.main([*PLAN, "--executor", "ray", "--out", str(tmp_path), "-q", *sets]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and says in err[0], err
     assert not list(tmp_path.rglob("done"))
@@ -142,5 +142,5 @@ def test_wall_clock_estimate_schedules_longest_first():
     assert wall_clock([1, 2, 3, 2], 2, 1.0) == (4.0, 2)
     # a quarter GPU each: 8 slots, each run 4x as long (the GPU's throughput shared)
     assert wall_clock([1, 2, 3, 2], 2, 0.25) == (12.0, 8)
-    r = run_benchmark.main(["--config", "paper-single", "--dry-run", "--gpus", "8"])
+    r = cli.main(["--config", "paper-single", "--dry-run", "--gpus", "8"])
     assert r == 0

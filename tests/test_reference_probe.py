@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-import run_benchmark
+from experiment import cli
 from experiment import config as C
 from benchmark import reference_probe as R
 from benchmark.probe import accuracy, fit_probe
@@ -160,7 +160,7 @@ def test_settings_are_validated_and_stay_out_of_micro_run_ids():
     (["--set", "train.probe_steps=0"], "train.probe_steps: input should be greater than or equal to 1"),
 ])
 def test_bad_probe_settings_are_one_line_and_exit_2(argv, words, tmp_path, capsys):
-    code = run_benchmark.main(["--out", str(tmp_path), *argv])
+    code = cli.main(["--out", str(tmp_path), *argv])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and words in err[0], err
 

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
-import run_benchmark
+from experiment import cli
 from benchmark.files import TMP_SUFFIX
 from conftest import TINY
 from evaluation.storage.records import LOCK, check_run, load_records
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _main(argv, capsys):
     try:
-        code = run_benchmark.main(argv)
+        code = cli.main(argv)
     except SystemExit as e:  # argparse's own errors exit from inside parse_args
         code = e.code
     return code, capsys.readouterr().err

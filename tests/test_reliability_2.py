@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import run_benchmark
+from experiment import cli
 from benchmark import strict_yaml
 from evaluation.storage.records import check_run
 
@@ -28,7 +28,7 @@ def _imported():
 def _main(argv, capsys):
     t0 = time.perf_counter()
     try:
-        code = run_benchmark.main(argv)
+        code = cli.main(argv)
     except SystemExit as e:
         code = e.code
     return code, capsys.readouterr().err, time.perf_counter() - t0

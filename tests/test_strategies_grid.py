@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import run_benchmark
+from experiment import cli
 import strategies
 from evaluation.storage.records import run_id
 
@@ -60,7 +60,7 @@ def test_bad_grids_are_one_line(spec, message):
 @pytest.mark.parametrize("spec, message", [
     ("ldifs:gamma=[1,2]", "no hyperparameter gamma"), ("ldifs:lam=[]", "empty grid")])
 def test_bad_grids_on_the_command_line_exit_2(spec, message, tmp_path, capsys):
-    assert run_benchmark.main(["--strategies", spec, "--out", str(tmp_path), "--dry-run"]) == 2
+    assert cli.main(["--strategies", spec, "--out", str(tmp_path), "--dry-run"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
 
@@ -68,7 +68,7 @@ def test_bad_grids_on_the_command_line_exit_2(spec, message, tmp_path, capsys):
 def test_a_grid_on_the_command_line_plans_one_run_per_value(tmp_path, capsys):
     argv = ["--strategies", "ft", "ldifs:lam=[1,10,100]", "--orderings", "digits", "--suite", "digits",
             "--out", str(tmp_path), "--dry-run"]
-    assert run_benchmark.main(argv) == 0
+    assert cli.main(argv) == 0
     rows = [line.split() for line in capsys.readouterr().out.splitlines() if "todo" in line]
     assert len(rows) == 4 and len({r[0] for r in rows}) == 4  # four distinct run ids
     assert sum("'lam':" in " ".join(r) for r in rows) == 3
@@ -115,7 +115,7 @@ class Outside(Strategy):
 def test_a_strategy_file_added_from_outside_trains_only_its_runs(tmp_path, monkeypatch):
     from experiment import runner
 
-    assert run_benchmark.main(["--strategies", "ft", "--out", str(tmp_path), *SMALL]) == 0
+    assert cli.main(["--strategies", "ft", "--out", str(tmp_path), *SMALL]) == 0
     name = f"outside_{uuid.uuid4().hex[:8]}"  # never a name that a real file could hold
     folder = Path(strategies.__file__).parent
     path = folder / f"{name}.py"
@@ -132,7 +132,7 @@ def test_a_strategy_file_added_from_outside_trains_only_its_runs(tmp_path, monke
         importlib.invalidate_caches()
         strategies._loaded = False  # as a new process would, scan the folder again
         assert name in strategies.available()
-        assert run_benchmark.main(["--strategies", "ft", name, "--out", str(tmp_path), *SMALL]) == 0
+        assert cli.main(["--strategies", "ft", name, "--out", str(tmp_path), *SMALL]) == 0
     finally:
         path.unlink(missing_ok=True)
         for pyc in (folder / "__pycache__").glob(f"{name}.*"):
