@@ -4,8 +4,11 @@
 The authors' training loop saves the model every floor(S / 100) steps of a task of S steps (after the
 optimiser step of each step s with s % floor(S / 100) == 0, so checkpoint K holds the model after
 K * floor(S / 100) + 1 steps), plus the model at the end; their evaluation script scores the checkpoint
-whose index K (0..99) it is given. `checkpoint: end` (the default) scores the model at the end of each
-task; `checkpoint: K` scores checkpoint K of each task instead. Training is the same either way: the
+whose index K (0..100, its help says) it is given. It cannot load the end-of-training model, so K = 100
+is the nearest it scores: K * floor(S / 100) + 1 steps, within the last 1-3% of the schedule (where the
+learning rate is almost 0), or the end itself when S is a multiple of 100 (where the reference has no
+checkpoint 100 and the end is the closest model). `checkpoint: end` (the default) scores the model at
+the end of each task; `checkpoint: K` scores checkpoint K of each task instead. Training is the same either way: the
 next task starts from the end of this one, as the reference's sequences do (its finetune.py passes the
 final model on).
 """
@@ -19,14 +22,14 @@ import torch
 from avalanche.core import SupervisedPlugin
 from pydantic import BeforeValidator
 
-N_CHECKPOINTS = 100  # the reference saves every floor(S / 100) steps
+N_CHECKPOINTS = 100  # the reference saves every floor(S / 100) steps; its last index is 100
 
 
 def _checkpoint(v):
-    what = "'end', or the index 0..99 of the reference's 100 checkpoints of each task"
+    what = "'end', or the index 0..100 of the reference's checkpoints of each task (100: the last, near the end)"
     if v == "end":
         return v
-    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < N_CHECKPOINTS:
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= N_CHECKPOINTS:
         raise ValueError(f"input should be {what}")
     return v
 
@@ -36,8 +39,9 @@ Checkpoint = Annotated[Any, BeforeValidator(_checkpoint)]
 
 
 def checkpoint_step(index: int, total_steps: int) -> int:
-    """How many optimiser steps of a task checkpoint `index` has seen: index * floor(S / 100) + 1. A task
-    of fewer than 100 steps (where the reference's interval would be 0) saves after every step."""
+    """How many optimiser steps of a task checkpoint `index` has seen: index * floor(S / 100) + 1, at most
+    S (checkpoint 100 of a task whose S is a multiple of 100 is its end). A task of fewer than 100 steps
+    (where the reference's interval would be 0) saves after every step."""
     every = max(1, total_steps // N_CHECKPOINTS)
     return min(total_steps, index * every + 1)
 

@@ -65,7 +65,7 @@ class TrainConfig(Section):
     probe: ProbeKind = "sklearn"
     probe_lr: ProbeLR = list(REFERENCE_LRS)
     probe_steps: ProbeSteps = REFERENCE_STEPS
-    checkpoint: Checkpoint = "end"  # the scored model of a task: end, or the reference's checkpoint 0..99
+    checkpoint: Checkpoint = "end"  # the scored model of a task: end, or the reference's checkpoint 0..100
     # Throughput settings (docs/design.md, "GPU throughput"); at their defaults they are left out of a run's
     # config (benchmark/legacy_keys.py), so older runs keep their ids.
     anchor_autocast: Bool = False  # bf16 only: frozen forward passes (LDIFS's anchor) under autocast too

@@ -240,7 +240,30 @@ def _list(config: str) -> int:
     print(describe(catalog(), specs))
     print("datasets:  ", ", ".join(datasets))
     print("presets:   ", ", ".join(presets()))
+    if isinstance(cfg, dict) and cfg.get("strategies"):
+        print(f"--config {config}: seeds {', '.join(map(str, cfg.get('seeds') or []))}; methods (paper label = "
+              "strategy spec; head_init= is the method's own head initialisation):")
+        for line in _preset_methods(cfg):
+            print(f"  {line}")
     return 0
+
+
+def _preset_methods(cfg: dict) -> list[str]:
+    """'ZS-init-CE = ft:head_init=zs' for each strategy entry of a preset (read without importing torch)."""
+    from strategies.catalog import method_label
+    from strategies.spec import SpecError, parse_spec
+
+    default = ((cfg.get("train") or {}).get("head_init") or "lp") if isinstance(cfg.get("train"), dict) else "lp"
+    out = []
+    for spec in cfg["strategies"]:
+        try:
+            name, params = parse_spec(spec) if isinstance(spec, str) else (str(spec.get("name")), dict(spec))
+        except (SpecError, AttributeError):
+            out.append(f"? = {spec!r} (not a strategy spec; the run reports what is wrong with it)")
+            continue
+        text = spec if isinstance(spec, str) else ",".join(f"{k}={v}" for k, v in spec.items() if k != "name")
+        out.append(f"{method_label(name, params.get('head_init', default))} = {text}")
+    return out
 
 
 def entry() -> None:

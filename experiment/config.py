@@ -267,7 +267,9 @@ def validate(cfg: dict) -> dict:
 
     specs: list[dict] = []
     for s in c.strategies:
-        for spec in strategies.expand(with_defaults(s, c.strategy_defaults)):  # raises SpecError, one line
+        hp, run_settings = split_run_keys(with_defaults(s, c.strategy_defaults))
+        for spec in strategies.expand(hp):  # raises SpecError, one line
+            spec = {**spec, **run_settings}  # head_init: plan() moves it into the runs' train section
             if spec in specs:
                 raise ConfigError(f"strategy {_label(spec)} is asked for twice; list each strategy and "
                                   "hyperparameter combination once")
@@ -304,6 +306,24 @@ def with_defaults(spec, defaults: dict[str, dict[str, Any]]):
     return {"name": name, **defaults[name], **params}
 
 
+def split_run_keys(spec) -> tuple[Any, dict[str, Any]]:
+    """A strategy entry -> (the entry without its run settings, those settings: {"head_init": "zs"} for
+    "ft:head_init=zs"), the settings checked (strategies.spec.RUN_KEYS). An entry without them is returned
+    as it is."""
+    from strategies.spec import RUN_KEYS, check_run_keys, parse_spec
+
+    if isinstance(spec, str):
+        name, params = parse_spec(spec)
+    elif isinstance(spec, dict) and isinstance(spec.get("name"), str):
+        name, params = spec["name"], {k: v for k, v in spec.items() if k != "name"}
+    else:
+        return spec, {}  # strategies.expand names what is wrong with it
+    settings = {k: params.pop(k) for k in RUN_KEYS if k in params}
+    if not settings:
+        return spec, {}
+    return {"name": name, **params}, check_run_keys(name, settings)
+
+
 def _label(spec: dict) -> str:
     params = ",".join(f"{k}={v}" for k, v in spec.items() if k != "name")
     return spec["name"] + (f":{params}" if params else "")
@@ -312,9 +332,14 @@ def _label(spec: dict) -> str:
 def plan(cfg: dict) -> list[dict]:
     """model x ordering x strategy x seed -> one run config each, with its stable id."""
     runs = []
-    for ordering, strat, seed in itertools.product(cfg["orderings"], cfg["strategies"], cfg["seeds"]):
+    for ordering, entry, seed in itertools.product(cfg["orderings"], cfg["strategies"], cfg["seeds"]):
+        # A strategy entry's own head init (ft:head_init=zs) is the run's train.head_init: the same run, and
+        # id, as the experiment-wide setting would give; an entry without one runs the experiment's.
+        strat = {k: v for k, v in entry.items() if k != "head_init"}
+        train = cfg["train"] if entry.get("head_init", cfg["train"]["head_init"]) == cfg["train"]["head_init"] \
+            else {**cfg["train"], "head_init": entry["head_init"]}
         run = {
-            "model": cfg["model"], "suite": cfg["suite"], "data": cfg["data"], "train": cfg["train"],
+            "model": cfg["model"], "suite": cfg["suite"], "data": cfg["data"], "train": train,
             "ordering": ordering, "strategy": strat, "seed": seed, "threads": cfg["threads"],
         }
         if cfg.get("numerics", "native") != "native":  # only then: the ids of native runs stay what they were

@@ -55,7 +55,8 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
         print(summary, file=log)
         for r in runs:
             state = "todo" if r in todo else "stale" if r["run_id"] in stale_ids else "done"
-            print(f"  {r['run_id']}  {state}  {r['strategy']}  {','.join(r['ordering'])}  seed {r['seed']}")
+            own = "" if r["train"]["head_init"] == cfg["train"]["head_init"] else f"  head_init {r['train']['head_init']}"
+            print(f"  {r['run_id']}  {state}  {r['strategy']}{own}  {','.join(r['ordering'])}  seed {r['seed']}")
         print(describe(cfg, runs, command))
         return 0
     from benchmark.cache_files import cache_dir

@@ -13,9 +13,9 @@ from benchmark.data.registry import MICRO_DIR
 # Evaluation is forward passes only; a forward pass costs about a third of a training step's
 # forward + backward, so evaluated images count a third of a trained one in the estimate.
 EVAL_COST = 1 / 3
-# Strategies that run a frozen copy of the encoder forward at every training step (LDIFS's anchor,
-# LwF's teacher): one more forward pass, about a third of a training step's cost.
-EXTRA_FORWARD = {"ldifs": 1 / 3, "lwf": 1 / 3}
+# A strategy's own extra passes are declared in its file (strategies/catalog.py): `extra_forward` per
+# training step (LDIFS's anchor, LwF's teacher: a forward pass, about a third of a training step) and
+# `extra_epochs` per task (EWC's Fisher pass: one epoch of forward and backward passes after the task).
 # Approximate sizes in MB of each paper dataset's download and of its files on disk (the sources'
 # archives; extracted images, the .mat files kept as they are): for planning disk space, not a check.
 APPROX_MB = {"Cars": (1900, 1900), "CIFAR10": (163, 180), "CIFAR100": (161, 180), "DTD": (625, 630),
@@ -72,24 +72,31 @@ def workload(cfg: dict, runs: list[dict]) -> dict:
     equivalents: its strategy's extra passes and its evaluations)."""
     from benchmark.training import epochs_for
 
+    from strategies.catalog import extra_cost
+
+    labels = run_methods(runs)
     train_cfg = cfg["train"]
     bs = int(train_cfg["batch_size"])
     sizes = {n: split_sizes(n, cfg["data"]) for n in cfg["suite"]}
-    w = {"orderings": [], "train": 0, "eval": 0, "cost": 0.0, "per_run": []}
+    w = {"orderings": [], "train": 0, "eval": 0, "cost": 0.0, "per_run": [], "methods": {}}
     for o in cfg["orderings"]:
-        parts, imgs = [], 0
+        parts, imgs, once = [], 0, 0  # once: one pass over each task's training split
         for name in o:
             ep = epochs_for(train_cfg["epochs"], name)
             n = sizes[name]["train"]
             imgs += ep * n
+            once += n
             parts.append(f"{name} {ep} ep x {n} = {ep * math.ceil(n / bs)} steps")
         per_eval = sum(s["train"] + s["val"] + s["test"] for s in sizes.values())
-        mine = [r for r in runs if r["ordering"] == o]
+        mine = [(r, m) for r, (m, _) in zip(runs, labels) if r["ordering"] == o]
         w["orderings"].append((o, len(mine), imgs, parts, per_eval))
-        w["per_run"] += [imgs * (1 + EXTRA_FORWARD.get(r["strategy"]["name"], 0.0)) + EVAL_COST * per_eval * len(o)
-                         for r in mine]
+        for r, label in mine:
+            per_step, per_task = extra_cost(r["strategy"]["name"])
+            trained = imgs * (1 + per_step) + once * per_task  # training-image equivalents
+            w["per_run"].append(trained + EVAL_COST * per_eval * len(o))
+            w["cost"] += trained
+            w["methods"][label] = w["methods"].get(label, 0.0) + w["per_run"][-1]
         w["train"] += imgs * len(mine)
-        w["cost"] += imgs * sum(1 + EXTRA_FORWARD.get(r["strategy"]["name"], 0.0) for r in mine)
         w["eval"] += per_eval * len(o) * len(mine)  # after every task (step 0 is shared and cached)
     return w
 
@@ -102,13 +109,40 @@ def hours(cfg: dict, w: dict) -> dict | None:
     if not tp:
         return None
     h = (w["cost"] + EVAL_COST * w["eval"]) / tp / 3600
-    est = {"throughput": tp, "gpu_hours": h, "extra": h - (w["train"] + EVAL_COST * w["eval"]) / tp / 3600}
+    est = {"throughput": tp, "gpu_hours": h, "extra": h - (w["train"] + EVAL_COST * w["eval"]) / tp / 3600,
+           "methods": {m: c / tp / 3600 for m, c in w.get("methods", {}).items()}}
     gpus = cfg.get("gpus")
     if gpus:
         g = float(cfg.get("executor", {}).get("gpus_per_run") or 1.0)
         est["wall"], est["slots"] = wall_clock([cost / tp / 3600 for cost in w["per_run"]], gpus, g)
         est["gpus"], est["gpus_per_run"] = gpus, g
     return est
+
+
+def run_methods(runs: list[dict]) -> list[tuple[str, str]]:
+    """Per run: (its method's paper label, "strategy spec, head_init X"). The label is "LP-init-LDIFS" for
+    ldifs under head_init lp; where one label stands for runs of different hyperparameters, those that
+    differ from the strategy's defaults are added to it ("LP-init-LDIFS lam=30.0")."""
+    import strategies
+    from strategies.catalog import method_label
+
+    rows = []
+    for r in runs:
+        s = r["strategy"]
+        default = strategies.to_config(strategies.build(s["name"]))
+        params = " ".join(f"{k}={v}" for k, v in s.items() if k != "name" and default.get(k) != v)
+        rows.append((method_label(s["name"], r["train"]["head_init"]), params,
+                     f"{s['name']}{' ' + params if params else ''}, head_init {r['train']['head_init']}"))
+    variants: dict[str, set] = {}
+    for label, params, _ in rows:
+        variants.setdefault(label, set()).add(params)
+    return [(f"{label} {params}" if len(variants[label]) > 1 and params else label, spec)
+            for label, params, spec in rows]
+
+
+def methods(runs: list[dict]) -> dict[str, str]:
+    """The plan's methods in their order: label -> "strategy spec, head_init X" (run_methods)."""
+    return dict(run_methods(runs))
 
 
 def describe(cfg: dict, runs: list[dict], command: str | None = None) -> str:
@@ -121,7 +155,9 @@ def describe(cfg: dict, runs: list[dict], command: str | None = None) -> str:
     train_cfg = cfg["train"]
     lines = [f"plan of experiment {cfg['experiment']}: {len(runs)} runs (model {cfg['model']['name']} / "
              f"{cfg['model'].get('pretrained')}, batch {int(train_cfg['batch_size'])}, "
-             f"precision {train_cfg.get('precision', 'fp32')})"]
+             f"precision {train_cfg.get('precision', 'fp32')})",
+             f"  methods ({len(methods(runs))}, seeds {', '.join(map(str, cfg['seeds']))}): "
+             + "; ".join(f"{m} = {spec}" for m, spec in methods(runs).items())]
     w = workload(cfg, runs)
     for o, n_runs, imgs, parts, per_eval in w["orderings"]:
         lines.append(f"  {'>'.join(o)}: {n_runs} runs; per run {imgs:,} training images ({'; '.join(parts)}), "
@@ -154,8 +190,10 @@ def describe(cfg: dict, runs: list[dict], command: str | None = None) -> str:
     est = hours(cfg, w)
     if est:
         lines.append(f"  estimate: {est['gpu_hours']:.1f} GPU-hours at {est['throughput']:g} training images/s "
-                     f"(evaluation counted at {EVAL_COST:.2f} of a training image; LDIFS's anchor and LwF's teacher "
-                     f"forward passes counted at a third of a training step each: {est['extra']:.1f} of the hours)")
+                     f"(evaluation counted at {EVAL_COST:.2f} of a training image; the strategies' extra passes, "
+                     f"such as LDIFS's anchor and LwF's teacher at a third of a training step each and EWC's Fisher "
+                     f"epoch after each task: {est['extra']:.1f} of the hours)")
+        lines.append("  GPU-hours per method: " + ", ".join(f"{m} {h:.1f}" for m, h in est["methods"].items()))
         if "wall" in est:
             lines.append(f"  wall clock on {est['gpus']} GPUs: {est['wall']:.1f} h ({est['slots']} runs at once with "
                          f"gpus_per_run {est['gpus_per_run']:g}, longest first; runs sharing a GPU assumed to share "

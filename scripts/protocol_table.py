@@ -120,8 +120,8 @@ def rows(cfg: dict) -> list[tuple[str, str, str, str, str]]:
                  "as_is": "devkit names as they are"}[cars.get("classname_rule", "underscore_slash_to_space")]
     row("Cars class names", "devkit names, '_' as spaces, '/' kept", "devkit names, '_' as spaces, '/' kept", cars_rule,
         where(sources.classnames_of), cars_rule)
-    row("scored model of a task", "checkpoint K of 100 per task, K given to its evaluation script (the code "
-        "fixes no K; its README's example is 50)", OPEN, t.get("checkpoint", "end"), where(checkpoints.CheckpointPlugin),
+    row("scored model of a task", "checkpoint K (0..100) of each task, K given to its evaluation script (the "
+        "code fixes no K; its README's example is 50; 100 is the nearest to the end it can load)", OPEN, t.get("checkpoint", "end"), where(checkpoints.CheckpointPlugin),
         f"train.checkpoint: {t.get('checkpoint', 'end')} (K: checkpoint K)")
     row("LDIFS", "lambda 10; ln_pre + blocks 3, 6, 9, 12; anchor: previous task's encoder",
         (10.0, "reference", "previous"), (ldifs.lam, ldifs.layers, ldifs.anchor), where(type(ldifs)),

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from benchmark.coerce import coerce
 
-from .spec import SpecError, parse_spec
+from .spec import RUN_KEYS, SpecError, parse_spec
 
 if typing.TYPE_CHECKING:
     from .base import Strategy
@@ -109,10 +109,11 @@ def to_config(strategy: Strategy) -> dict[str, Any]:
 
 
 def from_config(spec: dict[str, Any]) -> Strategy:
-    """The inverse of to_config: {"name": ..., **hyperparameters} -> a checked strategy."""
+    """The inverse of to_config: {"name": ..., **hyperparameters} -> a checked strategy. The run settings a
+    validated config's entry may carry (spec.RUN_KEYS: head_init) are not hyperparameters and are ignored."""
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
         raise SpecError(f"a strategy in a config is a name, a spec string or a mapping with `name`, got {spec!r}")
-    return build(spec["name"], {k: v for k, v in spec.items() if k != "name"})
+    return build(spec["name"], {k: v for k, v in spec.items() if k != "name" and k not in RUN_KEYS})
 
 
 def expand(spec: str | dict[str, Any]) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ encoder's trainable parameters only, as the issue and the paper's continual base
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from avalanche.training.plugins import EWCPlugin
@@ -63,6 +64,9 @@ class EncoderEWCPlugin(PenaltyReporter, EWCPlugin):
 @dataclass
 class EWC(Strategy):
     """Fine-tune with Elastic Weight Consolidation on the encoder (Fisher of each finished task)."""
+
+    paper_name: ClassVar[str] = "EWC"  # in the paper's tables: "<ZS|LP>-init-EWC" (strategies/catalog.py)
+    extra_epochs: ClassVar[float] = 1  # the Fisher pass: forward and backward over the task's training split, after the task
 
     # weight of the Fisher-weighted squared distance; the empirical Fisher is small (on the micro model
     # lam <= 1e3 changes nothing, 1e4 does, 1e5 and 1e7 act alike), so sweep it per model

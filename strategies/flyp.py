@@ -17,6 +17,7 @@ fitted at the start of the task, so use head_init=zs, or ce > 0 to train the hea
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -70,6 +71,9 @@ class FLYPPlugin(SupervisedPlugin):
 @dataclass
 class FLYP(Strategy):
     """Fine-tune with CLIP's contrastive loss between images and their class prompts (frozen text tower)."""
+
+    paper_name: ClassVar[str] = "FLYP"  # in the paper's tables: "<ZS|LP>-init-FLYP" (strategies/catalog.py)
+    paper_init: ClassVar[str] = "zs"  # FLYP classifies with the zero-shot head: under head_init=zs its label is the bare name
 
     ce: float = 0.0  # weight of the task head's cross-entropy added to the contrastive loss (0 = FLYP)
 

@@ -1,5 +1,6 @@
 """Plain fine-tuning (LP-init-CE / ZS-init-CE in the paper): cross-entropy only."""
 from dataclasses import dataclass
+from typing import ClassVar
 
 from . import Strategy, register
 
@@ -8,3 +9,5 @@ from . import Strategy, register
 @dataclass
 class FineTune(Strategy):
     """Fine-tune the image encoder and the task's head with cross-entropy; no regulariser."""
+
+    paper_name: ClassVar[str] = "CE"  # in the paper's tables: "<ZS|LP>-init-CE" (strategies/catalog.py)

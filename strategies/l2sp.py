@@ -9,6 +9,7 @@ start) and AdamW's weight decay is its l2 term, as Li et al.'s beta term is for 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from avalanche.core import SupervisedPlugin
@@ -47,6 +48,8 @@ class L2SPPlugin(PenaltyReporter, SupervisedPlugin):
 @dataclass
 class L2SP(Strategy):
     """Fine-tune with an l2 penalty between the encoder's weights and an anchor's (L2-SP)."""
+
+    paper_name: ClassVar[str] = "L2SP"  # in the paper's tables: "<ZS|LP>-init-L2SP" (strategies/catalog.py)
 
     lam: float = 0.01  # weight of the squared distance (Li et al.'s alpha = 2 * lam)
     anchor: str = "previous"  # "previous": this task's starting point (after task t-1), as ldifs; "pretrained"

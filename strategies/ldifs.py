@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from dataclasses import dataclass
-from typing import Sequence, Union
+from typing import ClassVar, Sequence, Union
 
 import torch
 from avalanche.core import SupervisedPlugin
@@ -98,6 +98,9 @@ class LDIFSPlugin(PenaltyReporter, SupervisedPlugin):
 @dataclass
 class LDIFS(Strategy):
     """Fine-tune with an l2 penalty between normalised internal features and a frozen anchor's."""
+
+    paper_name: ClassVar[str] = "LDIFS"  # in the paper's tables: "<ZS|LP>-init-LDIFS" (strategies/catalog.py)
+    extra_forward: ClassVar[float] = 1 / 3  # the frozen anchor's forward pass at every step (docs/design.md, --dry-run)
 
     lam: float = 10.0  # weight of the feature-distance term (the paper's lambda)
     anchor: str = "previous"  # "previous": encoder after task t-1 (reference code); "pretrained": the original

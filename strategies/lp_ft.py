@@ -12,6 +12,7 @@ probe_epochs >= train.epochs a task is linear probing only.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from avalanche.core import SupervisedPlugin
 
@@ -58,6 +59,9 @@ class LPFTPlugin(SupervisedPlugin):
 @dataclass
 class LPFT(Strategy):
     """Per task: train the head alone on the frozen encoder, then fine-tune everything (LP-FT)."""
+
+    paper_name: ClassVar[str] = "LP-FT"  # in the paper's tables: "<ZS|LP>-init-LP-FT" (strategies/catalog.py)
+    paper_init: ClassVar[str] = "lp"  # LP-FT starts from a linear probe: under head_init=lp its label is the bare name
 
     probe_epochs: int = 1  # epochs at the start of each task that train the head only
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -78,6 +79,9 @@ class LwFPlugin(PenaltyReporter, SupervisedPlugin):
 @dataclass
 class LwF(Strategy):
     """Fine-tune while distilling the previous model's old-task heads on the current inputs."""
+
+    paper_name: ClassVar[str] = "LwF"  # in the paper's tables: "<ZS|LP>-init-LwF" (strategies/catalog.py)
+    extra_forward: ClassVar[float] = 1 / 3  # the frozen teacher's forward pass at every step
 
     lam: float = 1.0  # weight of the distillation term (Avalanche's alpha)
     temperature: float = 2.0  # softmax temperature of the distillation (Li & Hoiem use 2)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from avalanche.core import SupervisedPlugin
@@ -74,6 +75,8 @@ class PromptTuningPlugin(SupervisedPlugin):
 @dataclass
 class PromptTuning(Strategy):
     """Visual prompt tuning: learned tokens after the class token of a frozen ViT; heads train."""
+
+    paper_name: ClassVar[str] = "VPT"  # in the paper's tables: "<ZS|LP>-init-VPT" (strategies/catalog.py)
 
     n_prompts: int = 10  # prompt tokens inserted after the class token (VPT-Shallow)
 

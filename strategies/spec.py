@@ -16,6 +16,23 @@ class SpecError(ValueError):
     """A strategy spec that names an unknown strategy or hyperparameter, or a bad value."""
 
 
+# Keys a strategy entry may carry that are settings of its runs, not hyperparameters of the strategy:
+# `ft:head_init=zs` is plain fine-tuning whose runs start each task's head from the zero-shot head (the
+# paper's ZS-init-CE), whatever the experiment's `train.head_init`. experiment.config.plan moves it into
+# the run's `train` section, so a run's strategy config (and its id) is the same as with --set train.head_init.
+RUN_KEYS = ("head_init",)
+HEAD_INITS = ("lp", "zs")
+
+
+def check_run_keys(name: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """`settings` (the RUN_KEYS of one strategy entry), checked: one line naming the bad value."""
+    hi = settings.get("head_init")
+    if "head_init" in settings and (not isinstance(hi, str) or hi not in HEAD_INITS):
+        raise SpecError(f"strategy {name!r}: head_init must be one of {', '.join(HEAD_INITS)} (one value, not a "
+                        f"sweep), got {hi!r}; e.g. {name}:head_init=zs")
+    return settings
+
+
 def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     """'ldifs' or 'ldifs:lam=1,layers=[0,4,7]' -> ('ldifs', {'lam': 1, 'layers': [0, 4, 7]})."""
     name, _, rest = spec.partition(":")

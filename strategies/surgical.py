@@ -9,7 +9,7 @@ in training mode unless `model.freeze_bn_stats` is set.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
+from typing import ClassVar, Union
 
 from avalanche.core import SupervisedPlugin
 
@@ -61,6 +61,8 @@ class SurgicalPlugin(SupervisedPlugin):
 @dataclass
 class Surgical(Strategy):
     """Fine-tune only chosen depth groups of the encoder (stem, blocks, head); the others stay frozen."""
+
+    paper_name: ClassVar[str] = "Surgical-FT"  # in the paper's tables: "<ZS|LP>-init-Surgical-FT" (strategies/catalog.py)
 
     train: Union[str, list] = "last_half"  # "first_half", "last_half", or group names/indices (benchmark/models/groups.py)
 

@@ -10,6 +10,7 @@ The heads are not mixed: each task's head was trained with the fine-tuned encode
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from avalanche.core import SupervisedPlugin
@@ -47,6 +48,9 @@ class WiSEFTPlugin(SupervisedPlugin):
 @dataclass
 class WiSEFT(Strategy):
     """Fine-tune, then mix the encoder's weights with the anchor's after each task (WiSE-FT)."""
+
+    paper_name: ClassVar[str] = "WiSE-FT"  # in the paper's tables: "<ZS|LP>-init-WiSE-FT" (strategies/catalog.py)
+    paper_init: ClassVar[str] = "zs"  # WiSE-FT mixes a zero-shot-initialised fine-tuning with its anchor (Wortsman et al.)
 
     alpha: float = 0.5  # weight of the fine-tuned encoder: 0 = the anchor, 1 = plain fine-tuning
     anchor: str = "previous"  # "previous": the encoder before this task (as ldifs); "pretrained": the original

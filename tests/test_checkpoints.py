@@ -23,6 +23,18 @@ def test_checkpoint_steps_follow_the_reference_interval():
     assert [checkpoint_step(k, 40) for k in (0, 5, 99)] == [1, 6, 40]
 
 
+def test_checkpoint_100_is_the_last_and_at_most_the_end():
+    # DTD under the paper presets: 76 epochs x ceil(1692 / 128) = 1,064 steps, interval 10: checkpoint 100
+    # has seen 100 * 10 + 1 = 1,001 steps, 63 before the end; SVHN's 5,160 steps: 100 * 51 + 1 = 5,101.
+    assert checkpoint_step(100, 1064) == 1001 and checkpoint_step(100, 5160) == 5101
+    # S = 1,000, a multiple of 100: the reference has no checkpoint 100 (its last is step 990 + 1); here it
+    # is the end of the task, not a step beyond it.
+    assert checkpoint_step(100, 1000) == 1000 and checkpoint_step(99, 1000) == 991
+    cfg = C.load_preset("paper-single")
+    cfg["train"]["checkpoint"] = 100
+    assert C.validate(cfg)["train"]["checkpoint"] == 100
+
+
 def test_the_plugin_scores_the_snapshot_and_restores_the_end():
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 2)
@@ -43,11 +55,11 @@ def test_the_plugin_scores_the_snapshot_and_restores_the_end():
     assert model.weight is not None and opt.param_groups[0]["params"][0] is model.weight  # same tensors
 
 
-@pytest.mark.parametrize("value", ["last", 100, -1, 1.5, True])
+@pytest.mark.parametrize("value", ["last", 101, -1, 1.5, True])
 def test_bad_checkpoints_are_refused(value):
     cfg = C.load_preset("micro")
     cfg["train"]["checkpoint"] = value
-    with pytest.raises(C.ConfigError, match="train.checkpoint: input should be 'end', or the index 0..99"):
+    with pytest.raises(C.ConfigError, match="train.checkpoint: input should be 'end', or the index 0..100"):
         C.validate(cfg)
 
 

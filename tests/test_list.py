@@ -26,6 +26,8 @@ def test_list_is_fast_and_imports_no_torch():
     assert "default for this model: lam=30 (strategy_defaults of --config micro)" in out
     assert "ewc            Fine-tune with Elastic Weight Consolidation" in out
     assert "datasets:   " in out and "mnist" in out and "presets:    " in out and "paper-continual" in out
+    # the preset's methods as the paper names them, and its seeds
+    assert "--config micro: seeds 4; methods" in out and "  LP-init-CE = ft\n  LP-init-LDIFS = ldifs:lam=30\n" in out
 
 
 def test_the_catalog_agrees_with_the_registry():

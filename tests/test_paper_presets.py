@@ -54,12 +54,49 @@ def test_dry_run_of_paper_single_estimate_by_hand():
     cfg = C.validate(C.load_preset("paper-single"))
     cfg["throughput"] = 1000.0
     text = describe(cfg, C.plan(cfg))
-    assert "20 runs" in text
+    assert "300 runs" in text  # 10 methods x 10 datasets x 3 seeds
     sizes = {n: split_sizes(n, cfg["data"]) for n in PAPER}
-    # ft, and ldifs whose anchor forward pass costs a third of a training step more
-    train = (1 + 4 / 3) * sum(EPOCHS[n] * sizes[n]["train"] for n in PAPER)
-    evals = 2 * sum(s["train"] + s["val"] + s["test"] for s in sizes.values()) * 10
-    assert f"{(train + evals / 3) / 1000 / 3600:.1f} GPU-hours" in text
+    # per seed: eight methods at one training step per image, and ZS- and LP-init-LDIFS whose anchor forward
+    # pass costs a third of a training step more
+    train = 3 * (8 + 2 * 4 / 3) * sum(EPOCHS[n] * sizes[n]["train"] for n in PAPER)
+    # every run embeds the whole suite once after its task: 30 runs per fine-tuning dataset
+    evals = 30 * sum(s["train"] + s["val"] + s["test"] for s in sizes.values()) * 10
+    assert f"estimate: {(train + evals / 3) / 1000 / 3600:.1f} GPU-hours" in text
+    # one method's share: LP-init-LDIFS on every dataset, 3 seeds
+    ldifs = 3 * (4 / 3 * sum(EPOCHS[n] * sizes[n]["train"] for n in PAPER) + 10 * sum(
+        s["train"] + s["val"] + s["test"] for s in sizes.values()) / 3)
+    assert f"LP-init-LDIFS {ldifs / 1000 / 3600:.1f}" in text
+    assert "methods (10, seeds 0, 1, 2): ZS-init-CE = ft, head_init zs; LP-init-CE = ft, head_init lp;" in text
+
+
+def test_dry_run_counts_ewcs_fisher_epoch_by_hand():
+    # SVHN > EuroSAT, one seed: ft, LwF (a teacher forward pass per step, 1/3) and EWC (one forward and backward
+    # epoch over each task's training split after the task: 65,932 + 21,600 images)
+    cfg = C.load_preset("paper-continual")
+    cfg.update(orderings=[["SVHN", "EuroSAT"]], seeds=[0], strategies=["ft", "lwf", "ewc"], throughput=1000.0)
+    cfg = C.validate(cfg)
+    text = describe(cfg, C.plan(cfg))
+    imgs = 10 * 65932 + 12 * 21600
+    per_eval = sum(s["train"] + s["val"] + s["test"] for s in (split_sizes(n, cfg["data"]) for n in PAPER))
+    train = imgs + imgs * 4 / 3 + (imgs + 65932 + 21600)
+    assert f"estimate: {(train + 3 * 2 * per_eval / 3) / 1000 / 3600:.1f} GPU-hours" in text
+    assert f"LP-init-EWC {(imgs + 65932 + 21600 + 2 * per_eval / 3) / 1000 / 3600:.1f}" in text
+
+
+@pytest.mark.parametrize("preset", ["paper-single", "paper-continual"])
+def test_presets_list_the_papers_methods_with_their_head_init(preset):
+    runs = C.plan(C.validate(C.load_preset(preset)))
+    from experiment.dryrun import methods
+
+    got = {m: spec.rsplit(" ", 1)[1] for m, spec in methods(runs).items()}
+    want = {"ZS-init-CE": "zs", "LP-init-CE": "lp", "ZS-init-L2SP": "zs", "LP-init-L2SP": "lp", "FLYP": "zs",
+            "ZS-init-LDIFS": "zs", "LP-init-LDIFS": "lp", "LP-FT": "lp", "WiSE-FT": "zs", "LP-init-VPT": "lp"}
+    if preset == "paper-continual":
+        want.update({"LP-init-EWC": "lp", "LP-init-LwF": "lp"})
+    assert got == want
+    assert sorted({r["seed"] for r in runs}) == [0, 1, 2]
+    # every run carries its method's head init in its train section, and its strategy config has none
+    assert all(r["train"]["head_init"] in ("lp", "zs") and "head_init" not in r["strategy"] for r in runs)
 
 
 def test_missing_datasets_each_one_line_and_exit_2(tmp_path, capsys):
