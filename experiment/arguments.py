@@ -59,6 +59,11 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
     ap.add_argument("--retrain-stale", action="store_true",
                     help="retrain the done runs whose code (their strategy's file or the package's source: "
                          "evaluation/storage/code_version.py) changed since they ran; without it they are reused, with a warning")
+    ap.add_argument("--rescore", nargs="?", const="", default=None, metavar="EXPERIMENT",
+                    help="train nothing: score the plan's runs from the weights kept by runs that trained the same way "
+                         "(--set save_weights=true) in EXPERIMENT (a name under --out or a folder; default: this "
+                         "experiment), e.g. after adding a dataset with --suite; writes new runs marked rescored, "
+                         "the originals untouched")
     ap.add_argument("--collect-only", action="store_true", help="only rebuild leaderboard and plots from records")
     ap.add_argument("--list", action="store_true", help="list strategies, datasets and presets, then exit")
     ap.add_argument("-q", "--quiet", action="store_true", help="print only errors, warnings and where results went")

@@ -97,6 +97,8 @@ def _executor(args, argv: list[str], trains: bool):
 
     if args.worker:
         return HelperExecutor(args.worker)
+    if args.rescore is not None:  # scores in this process; no helper, no cluster
+        return LocalExecutor()
     if trains and executor_hint(args.executor, args.set, args.config) == "ray":
         from experiment.executors.ray import RayExecutor
 
@@ -155,6 +157,14 @@ def _checked_main(args, executor) -> int:
     from experiment.dryrun import download_command
 
     try:
+        if args.rescore is not None and not (args.dry_run or args.collect_only):
+            from experiment.rescore import rescore_experiment
+
+            try:
+                return rescore_experiment(cfg, args.out, args.rescore or None, log, quiet=bool(args.quiet))
+            except ConfigError as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 2
         code = run_experiment(cfg, args.out, executor, dry_run=args.dry_run, collect_only=args.collect_only, log=log,
                               bars=bars, worker=bool(args.worker), quiet=bool(args.quiet or args.worker),
                               started=T_START, retrain_stale=args.retrain_stale, command=download_command(args.argv))

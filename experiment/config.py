@@ -97,6 +97,10 @@ class ExperimentConfig(Section):
     # value other than the default is part of a run's identity.
     drift: Annotated[NonNegInt, Field(le=100_000)] = 64
     executor: ExecutorSection = ExecutorSection()
+    # Keep the scored image encoder and heads after every task in runs/<id>/weights/step<k>.pt, so that
+    # `--rescore` can score the run on another suite later without training (benchmark/models/saved.py;
+    # --dry-run gives the size). Storage only: not part of any run's identity.
+    save_weights: Bool = False
 
     @field_validator("experiment")
     @classmethod
@@ -285,6 +289,9 @@ def validate(cfg: dict) -> dict:
     if c.executor.kind == "ray" and c.device.startswith("cuda") and c.executor.gpus_per_run == 0:
         raise ConfigError(f"device {c.device}: on Ray a run gets a GPU only when it reserves one; "
                           "--set executor.gpus_per_run=1 (or 0.25 to pack four runs on a GPU)")
+    if c.executor.kind == "ray" and c.save_weights:
+        raise ConfigError("save_weights: the Ray executor returns a run's records, not its weights, so they would be "
+                          "lost; train with the local executor (--executor local, --jobs N) to keep weights")
     out = strip_legacy(c.model_dump())  # new settings at their legacy values leave run ids as they were
     out["orderings"], out["strategies"] = orderings, specs
     out.pop("strategy_defaults", None)  # applied above: the specs carry them

@@ -25,8 +25,6 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
     `retrain_stale`: retrain the done runs whose recorded code fingerprint differs from the checkout's
     (otherwise they are reused, with one warning line naming them); `command`: this command with
     --download, the exact command that the hints for missing data and weights name."""
-    from evaluation.reporting.collect import collect
-    from evaluation.reporting.leaderboard import MAIN_COLS
     from evaluation.storage.records import check_run, clean_stale
 
     from .config import plan
@@ -94,7 +92,7 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
         print(summary, file=log)
         _count_start_up(started)
         job = Job(exp_dir=exp_dir, resources=res, log=log, bars=bars, tensorboard=cfg["tensorboard"], jobs=cfg["jobs"],
-                  executor=cfg["executor"])
+                  executor=cfg["executor"], save_weights=cfg.get("save_weights", False))
         code = executor.execute(todo, job)
         if worker or code == 2:  # 2: the executor refused the plan (said in one line); nothing to collect
             return code
@@ -104,6 +102,18 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
             return 0
         print(summary, file=log)
         _count_start_up(started)
+    collect_and_print(exp_dir, log, quiet)
+    if code:  # some runs failed (named above); the finished ones are in the tables
+        print("error: some runs failed (named above); the others are in the leaderboard", file=sys.stderr)
+    return code
+
+
+def collect_and_print(exp_dir: Path, log: TextIO, quiet: bool = False) -> int:
+    """Rebuild the experiment's leaderboard, tables, plots and report; print the leaderboard's main
+    columns unless `quiet`. Returns 0."""
+    from evaluation.reporting.collect import collect
+    from evaluation.reporting.leaderboard import MAIN_COLS
+
     interrupts.set_phase("collection: every finished run is kept; rebuild the tables with --collect-only")
     with profiling.phase("collection (tables, plots)"):
         df = collect(exp_dir)
@@ -115,9 +125,7 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
             # as soon as one value is small, which reads as a different scale
             print(df[["strategy", "ordering", "seed"] + MAIN_COLS].to_string(index=False, float_format="{:.4f}".format))
     print(f"leaderboard: {exp_dir / 'leaderboard.csv'}  plots: {exp_dir / 'plots'}", file=log)
-    if code:  # some runs failed (named above); the finished ones are in the tables
-        print("error: some runs failed (named above); the others are in the leaderboard", file=sys.stderr)
-    return code
+    return 0
 
 
 def _stale(exp_dir: Path, runs: list[dict], states: dict) -> list[tuple[str, str]]:

@@ -187,6 +187,8 @@ def describe(cfg: dict, runs: list[dict], command: str | None = None) -> str:
                                            + (command or "python run_benchmark.py --download")
                                            + (f" (about {size} MB)" if size else ""))
     lines.append(f"  weights: {w_line}")
+    if cfg.get("save_weights"):
+        lines.append(kept_weights_line(cfg, runs))
     est = hours(cfg, w)
     if est:
         lines.append(f"  estimate: {est['gpu_hours']:.1f} GPU-hours at {est['throughput']:g} training images/s "
@@ -201,6 +203,29 @@ def describe(cfg: dict, runs: list[dict], command: str | None = None) -> str:
     else:
         lines.append("  estimate: set `throughput` (training images/s on your GPU) in the config for GPU-hours")
     return "\n".join(lines)
+
+
+def kept_weights_line(cfg: dict, runs: list[dict]) -> str:
+    """What `save_weights` will keep: the size of one task's file and of all of the plan's."""
+    from benchmark.models.saved import encoder_bytes
+
+    m = cfg["model"]
+    enc = encoder_bytes(m["name"], m.get("image_size"))
+    import open_clip
+
+    dim = int(open_clip.get_model_config(m["name"])["embed_dim"])
+    variants = data_settings(cfg["data"])["variants"]
+    total = tasks = 0
+    for r in runs:
+        classes = []
+        for d in r["ordering"]:
+            e = entry(d, variants.get(d))
+            classes.append(int(e.get("n_classes") or len(e["classnames"])))
+        for k in range(1, len(classes) + 1):  # after task k: the encoder and k heads
+            total += enc + sum(4 * (c * dim + c) for c in classes[:k])
+            tasks += 1
+    return (f"  kept weights (save_weights): {enc / 1e6:,.0f} MB per task (the image encoder in float32, plus the heads), "
+            f"{total / 1e9:,.2f} GB for the plan's {tasks} tasks, in runs/<id>/weights/step<k>.pt")
 
 
 def estimate_phrase(cfg: dict, runs: list[dict]) -> str | None:

@@ -25,6 +25,7 @@ from evaluation.storage.records import CONFIG, RECORDS, is_done, mark_done
 from benchmark import numerics, reference_probe
 from benchmark.checkpoints import CheckpointPlugin, scored_model
 from benchmark.data import FeatureCache, TaskData, cache_root, data_settings, load_task_data
+from benchmark.models.saved import save_step
 from benchmark.models import FoundationModel, TaskModel, load_foundation_model, text_side, weights_fingerprint
 from benchmark.profiling import phase
 from benchmark.streams import make_stream
@@ -109,27 +110,10 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str = "", log=sys.stderr,
-                bars: bool = False, tensorboard_dir: Path | None = None) -> dict:
-    """Train `run` through its ordering, scoring the suite after step 0 and after every task.
-
-    Records are rewritten (atomically) after every step; the done marker is written last, so an
-    interrupted run is simply redone on the next invocation. `tensorboard_dir`: where Avalanche's
-    TensorBoard logger writes the training loss curves (None: no logging).
-    """
-    with matmul_precision((run.get("train") or {}).get("precision", "fp32")):  # tf32: for this run only
-        return _execute_run(run, run_dir, res, label, log, bars, tensorboard_dir)
-
-
-def _execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str, log, bars: bool,
-                 tensorboard_dir: Path | None) -> dict:
-    if is_done(run_dir):
-        raise RuntimeError(f"{run_dir} is already done")
-    setting = run.get("numerics", "native")
-    if not numerics.setting_in_place(setting):  # its records would claim a path they did not run
-        raise RuntimeError(f"run {run.get('run_id')}: numerics {setting!r} needs {numerics.SETTINGS[setting]} in the "
-                           "environment before torch starts (run_benchmark.py re-executes itself with them)")
-    t0 = time.time()
+def prepare_scoring(run: dict[str, Any], res: Resources) -> tuple:
+    """What training and scoring of `run` share (experiment/rescore.py too): the run's thread count set,
+    the foundation model, the suite's data and zero-shot weights, the train config, the evaluator and the
+    drift meter (None with `drift: 0`)."""
     device = run["device"]
     if run.get("threads"):  # part of the run's identity: on the CPU it changes floating-point reductions
         torch.set_num_threads(int(run["threads"]))
@@ -147,10 +131,38 @@ def _execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str,
                         logit_scale=fm.logit_scale, device=device, step0_cache=res.step0_cache(run),
                         features=FeatureCache(feature_dir), model_key=res.fingerprint(fm),
                         num_workers=dset["num_workers"], precision=precision)
-
     n_drift = int(run.get("drift", DEFAULT_SAMPLE))
     meter = DriftMeter(data=data, sample=n_drift, features=ev.features, model_key=ev.model_key, device=device,
                        precision=precision, shared=ev.step0_cache) if n_drift > 0 else None
+    return fm, data, zs, tcfg, ev, meter
+
+
+def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str = "", log=sys.stderr,
+                bars: bool = False, tensorboard_dir: Path | None = None, save_weights: bool = False) -> dict:
+    """Train `run` through its ordering, scoring the suite after step 0 and after every task.
+
+    Records are rewritten (atomically) after every step; the done marker is written last, so an
+    interrupted run is simply redone on the next invocation. `tensorboard_dir`: where Avalanche's
+    TensorBoard logger writes the training loss curves (None: no logging). `save_weights`: keep the
+    scored encoder and heads after every task in run_dir/weights/ (benchmark/models/saved.py).
+    """
+    with matmul_precision((run.get("train") or {}).get("precision", "fp32")):  # tf32: for this run only
+        return _execute_run(run, run_dir, res, label, log, bars, tensorboard_dir, save_weights)
+
+
+def _execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str, log, bars: bool,
+                 tensorboard_dir: Path | None, save_weights: bool) -> dict:
+    if is_done(run_dir):
+        raise RuntimeError(f"{run_dir} is already done")
+    setting = run.get("numerics", "native")
+    if not numerics.setting_in_place(setting):  # its records would claim a path they did not run
+        raise RuntimeError(f"run {run.get('run_id')}: numerics {setting!r} needs {numerics.SETTINGS[setting]} in the "
+                           "environment before torch starts (run_benchmark.py re-executes itself with them)")
+    t0 = time.time()
+    device = run["device"]
+    fm, data, zs, tcfg, ev, meter = prepare_scoring(run, res)
+    n_drift = meter.sample if meter is not None else 0
+    dset = data_settings(run["data"])
 
     # Seed after loading shared resources: whether they were cached or built (which may draw random
     # numbers) must not change this run's results.
@@ -225,6 +237,9 @@ def _execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str,
         with phase("training"):
             template.train(exp, num_workers=nw, persistent_workers=nw > 0, pin_memory=str(device).startswith("cuda"))
         with scored_model(ckpt, model):  # the end of the task, or its chosen checkpoint
+            if save_weights:  # the model this row scores, so that it can be scored again (experiment/rescore.py)
+                with phase("record writes"):
+                    save_step(run_dir, run["run_id"], t + 1, ordering[t], model, n_heads=t + 1)
             record(t + 1, ordering[t], time.time() - ts, penalty_summaries(plugins))
     for logger in template.evaluator.loggers:  # flush the event files now, not at process exit
         if hasattr(logger, "writer"):

@@ -26,6 +26,11 @@ class Strategy:
         """
         return []
 
+    def rebuild(self, model: nn.Module) -> None:
+        """Give a freshly built run model the modules this strategy's plugins add to it during training
+        (their values do not matter), so that a trained run's kept weights load into it for scoring
+        again (experiment/rescore.py). Most strategies add none."""
+
 
 def check_range(name: str, value: float, lo: float | None = None, hi: float | None = None,
                 lo_open: bool = False, hi_open: bool = False) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import ClassVar
 
 import torch
@@ -90,3 +91,6 @@ class PromptTuning(Strategy):
             raise SpecError(f"strategy 'prompt_tuning' needs a ViT image tower: {why}; "
                             "choose a ViT model (e.g. ViT-B-32) or another strategy")
         return [PromptTuningPlugin(self.n_prompts)]
+
+    def rebuild(self, model) -> None:  # the prompt wrapper around ln_pre, whose prompts the kept weights fill
+        PromptTuningPlugin(self.n_prompts).before_training(SimpleNamespace(model=model))

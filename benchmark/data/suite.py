@@ -95,13 +95,20 @@ def load_task_data(name: str, size: int, mean, std, dcfg: dict | None = None) ->
     selection = {k: d[k] for k in ("val_fraction", "val_cap", "max_train", "max_test")}
     if variant is not None:  # other images or names: other cached splits and features
         selection["variant"] = variant
+    train_src = src["train"]
     if e["kind"] == "micro" or d["cache"]:
         if e["kind"] != "micro":  # decode once at the model's resolution, then read the mapped arrays
             folder = Path(d["cache_dir"]).expanduser() / "splits" if d["cache_dir"] else cache_root() / "splits"
             src = {s: None if v is None else cached_split(
                 v, {"dataset": name, "split": s, "selection": selection, "targets": _digest(v.targets)},
                 size, folder, d["num_workers"]) for s, v in src.items()}
-        train_tf = ArrayTransform(size, mean, std, augment=augment)
+        if augment and e["kind"] != "micro":
+            # The cache holds each image's centre square at the model's size; open_clip's (and the reference's)
+            # train augmentation crops from the whole original image, bicubic. So the augmented training view
+            # reads the original images, exactly as without the cache; evaluation reads the cache.
+            train_tf = pil_transform(size, mean, std, train=True)
+        else:
+            train_src, train_tf = src["train"], ArrayTransform(size, mean, std, augment=augment)
         eval_tf = ArrayTransform(size, mean, std)
         eval_key = eval_tf.key() + ("-cached" if e["kind"] != "micro" else "")
     else:
@@ -115,7 +122,7 @@ def load_task_data(name: str, size: int, mean, std, dcfg: dict | None = None) ->
 
     return TaskData(
         name=name,
-        train=ImageSet(src["train"], train_tf, {**fp("train"), "transform": "train"}),
+        train=ImageSet(train_src, train_tf, {**fp("train"), "transform": "train"}),
         train_eval=ImageSet(src["train"], eval_tf, fp("train")),
         val=None if src["val"] is None else ImageSet(src["val"], eval_tf, fp("val")),
         test=ImageSet(src["test"], eval_tf, fp("test")),

@@ -130,7 +130,8 @@ def _load_foundation_model(name: str, pretrained: str | None, image_size: int | 
         local = resolve_weights(name, pretrained) if pcfg else None
         if local:  # a tag whose file is already on disk: load it without asking any hub
             weights = local
-            kwargs["force_quick_gelu"] = bool(pcfg.get("quick_gelu", False))
+        if pcfg.get("quick_gelu"):  # weights trained with QuickGELU (openai's): build it, downloaded or not
+            kwargs["force_quick_gelu"] = True
         with _quiet_loading():  # failures still raise, with open_clip's message
             clip = open_clip.create_model(name, pretrained=weights, **kwargs)
         tokenizer = open_clip.get_tokenizer(name)

@@ -121,6 +121,8 @@ def run_row(rec: dict, rid: str) -> dict:
         row.update({f"dZS_{d}": v for d, v in zip(suite, dzs)})
     row.update({f"dLP_{d}": v for d, v in zip(suite, dlp)})
     row.update({f"LP0_{d}": v for d, v in zip(suite, rec["LP"][0])})
+    if isinstance(rec.get("rescored"), dict):  # scored from another run's kept weights (experiment/rescore.py)
+        row["rescored_from"] = rec["rescored"].get("from")
     return row
 
 

@@ -121,6 +121,12 @@ def code_lines(runs: list[tuple[str, dict]]) -> list[str]:
         lines.append(f"- Code: the {len(runs) - unknown} run(s) with a code fingerprint match this checkout")
     if unknown:
         lines.append(f"- Code: {unknown} run(s) recorded no code fingerprint (trained before runs recorded one)")
+    rescored = [(rid, rec["rescored"]) for rid, rec in runs if isinstance(rec.get("rescored"), dict)]
+    if rescored:  # experiment/rescore.py: scored from another run's kept weights, not trained
+        lines.append(f"- Rescored: {len(rescored)} run(s) were scored from the kept weights of a run that trained the "
+                     "same way on another suite (`--rescore`), not trained: "
+                     + "; ".join(f"`{rid}` from `{r.get('from_experiment', '?')}/{r.get('from', '?')}`"
+                                 for rid, r in rescored))
     return lines
 
 

@@ -23,6 +23,7 @@ class Job:
     log: TextIO = field(default_factory=lambda: sys.stderr)
     bars: bool = False  # progress bars on a terminal
     tensorboard: bool = False  # Avalanche's TensorBoard logger per run
+    save_weights: bool = False  # keep each run's scored encoder and heads after every task (`save_weights`)
     jobs: int = 1  # processes the configuration asks for (`jobs`, --jobs), validated
     executor: dict = field(default_factory=dict)  # the config's `executor` section (kind, address, ...)
 

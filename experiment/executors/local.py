@@ -74,7 +74,7 @@ def train_runs(todo: list[dict], job: Job) -> int:
                 shutil.rmtree(tb)
             try:
                 runner.execute_run(r, run_dir, job.resources, label=label, log=job.log, bars=job.bars,
-                                   tensorboard_dir=tb)
+                                   tensorboard_dir=tb, save_weights=job.save_weights)
             except NonFiniteError as e:
                 line = f"run {r['run_id']} ({r['strategy']['name']} {'>'.join(r['ordering'])} seed {r['seed']}): {e}"
                 atomic_write_text(run_dir / FAILED, line + "\n")

@@ -1,0 +1,104 @@
+"""Kept weights and scoring again (issue 26, item 7): train with `save_weights`, add a dataset to the
+suite, `--rescore`, and compare with runs that scored the larger suite from the start."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from experiment import cli as run_benchmark
+
+PLAN = ["--strategies", "ldifs", "--jobs", "1", "--orderings", "textures,digits", "--set", "data.max_train=40",
+        "--set", "data.max_test=20", "--epochs", "1", "--set", "train.batch_size=20"]
+SUITE = ["--suite", "textures", "digits"]
+LARGER = ["--suite", "textures", "digits", "mnist"]
+
+
+def _files(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def kept(tmp_path_factory):
+    """The two runs trained on the small suite with their weights kept."""
+    out = tmp_path_factory.mktemp("kept")
+    assert run_benchmark.main([*PLAN, *SUITE, "--out", str(out), "--set", "save_weights=true", "-q"]) == 0
+    return out
+
+
+def test_weights_are_kept_after_each_task_and_stay_out_of_the_run_id(kept, tiny_experiment):
+    runs = sorted((kept / "micro" / "runs").iterdir())
+    assert len(runs) == 1
+    for run in runs:
+        assert sorted(p.name for p in (run / "weights").iterdir()) == ["step1.pt", "step2.pt"]
+        saved = torch.load(run / "weights" / "step2.pt", weights_only=True)
+        assert saved["run_id"] == run.name and saved["after"] == "digits" and sorted(saved["heads"]) == [0, 1]
+        assert "save_weights" not in json.loads((run / "config.json").read_text())
+    # tiny_experiment trained the same run (and ft) without keeping weights: the same run id
+    assert {p.name for p in runs} < {p.name for p in (tiny_experiment / "runs").iterdir()}
+
+
+def test_rescoring_a_larger_suite_equals_scoring_it_from_the_start(kept, tmp_path):
+    before = _files(kept / "micro" / "runs")
+    args = [*PLAN, *LARGER, "--out", str(kept), "--experiment", "larger", "-q"]
+    assert run_benchmark.main([*args, "--rescore", "micro"]) == 0
+    assert _files(kept / "micro" / "runs") == before  # the originals untouched
+    assert run_benchmark.main([*PLAN, *LARGER, "--out", str(tmp_path), "--experiment", "larger", "-q"]) == 0
+    rescored = sorted((kept / "larger" / "runs").iterdir())
+    trained = sorted((tmp_path / "larger" / "runs").iterdir())
+    assert [p.name for p in rescored] == [p.name for p in trained] and len(trained) == 1
+    for a, b in zip(rescored, trained):
+        ra, rb = (json.loads((p / "records.json").read_text()) for p in (a, b))
+        assert ra["suite"] == ["textures", "digits", "mnist"]
+        for key in ("config", "R", "LP", "ZS", "drift"):
+            assert ra[key] == rb[key], key  # bit for bit: training never depends on the suite
+        assert ra["rescored"]["from"] in {p.name for p in (kept / "micro" / "runs").iterdir()}
+        assert "rescored" not in rb
+    board = (kept / "larger" / "leaderboard.csv").read_text().splitlines()
+    assert "rescored_from" in board[0] and len(board) == 2  # the collector reads them like any other run
+    assert "Rescored: 1 run(s)" in (kept / "larger" / "report.md").read_text()
+    # done runs are not scored twice
+    assert run_benchmark.main([*args, "--rescore", "micro"]) == 0
+
+
+def test_rescoring_runs_that_kept_no_weights_is_one_line_and_exit_2(tiny_experiment, capsys):
+    out = tiny_experiment.parent
+    code = run_benchmark.main([*PLAN, *LARGER, "--out", str(out), "--experiment", "x", "--rescore", "micro"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: --rescore: 1 of the 1 runs")
+    assert "save_weights=true" in err[0] and not (out / "x" / "runs").exists()
+    code = run_benchmark.main([*PLAN, *LARGER, "--out", str(out), "--rescore", "nowhere"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "no experiment folder" in err[0]
+
+
+def test_dry_run_says_the_size_of_the_kept_weights(capsys):
+    assert run_benchmark.main([*PLAN, *SUITE, "--dry-run", "--set", "save_weights=true"]) == 0
+    line = [s for s in capsys.readouterr().out.splitlines() if "kept weights" in s]
+    # the micro image tower: 3.9M float32 parameters and buffers, 1 run x 2 tasks
+    assert len(line) == 1 and "16 MB per task" in line[0] and "2 tasks" in line[0]
+
+
+def test_prompt_tuning_weights_load_into_a_rebuilt_model(tiny_vit, tmp_path):
+    """prompt_tuning adds modules to the encoder while it trains; rebuild() adds them to a fresh model."""
+    import copy
+
+    import strategies
+    from benchmark.models import TaskModel
+    from benchmark.models.saved import load_step, save_step, weights_path
+
+    strategy = strategies.from_config({"name": "prompt_tuning", "n_prompts": 3})
+    trained = TaskModel(copy.deepcopy(tiny_vit.visual), tiny_vit.embed_dim)
+    strategy.rebuild(trained)
+    with torch.no_grad():
+        trained.encoder.ln_pre.prompts.normal_()
+        trained.head(0).weight.normal_()
+    save_step(tmp_path, "r", 1, "a", trained, n_heads=1)
+    fresh = TaskModel(copy.deepcopy(tiny_vit.visual), tiny_vit.embed_dim)
+    strategy.rebuild(fresh)
+    load_step(weights_path(tmp_path, 1), fresh)
+    x = torch.randn(2, 3, 32, 32)
+    trained.eval(), fresh.eval()
+    assert torch.equal(trained(x, torch.zeros(2, dtype=torch.long)), fresh(x, torch.zeros(2, dtype=torch.long)))
+    assert not torch.equal(fresh.embed(x), TaskModel(copy.deepcopy(tiny_vit.visual), tiny_vit.embed_dim).embed(x))
