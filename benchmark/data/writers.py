@@ -22,7 +22,7 @@ import pickle
 import shutil
 import struct
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -238,7 +238,7 @@ def _cars(root: Path, tiny: Tiny, out: _Counter) -> None:
     images in cars_train/, cars_test/ (annotations: file name and class id from 1)."""
     import scipy.io as sio
 
-    names = list(tiny.names or CARS_NAMES)[:_n_classes(tiny, len(tiny.names or CARS_NAMES))]
+    names = list(tiny.names)[:_n_classes(tiny, len(tiny.names))]
     out.written.classnames = names
     base = root / "stanford_cars"
     (base / "devkit").mkdir(parents=True, exist_ok=True)
@@ -256,7 +256,7 @@ def _cars(root: Path, tiny: Tiny, out: _Counter) -> None:
 def _sun397(root: Path, tiny: Tiny, out: _Counter) -> None:
     """SUN397/ClassName.txt, SUN397/<letter>/<class>/sun_*.jpg and the official partition files
     SUN397/Partitions/{Training,Testing}_01.txt; plus one image in no partition (never read)."""
-    classes = list(tiny.names or SUN397_NAMES)[:_n_classes(tiny, len(tiny.names or SUN397_NAMES))]
+    classes = list(tiny.names)[:_n_classes(tiny, len(tiny.names))]
     out.written.classnames = [c[3:] for c in classes]  # as torchvision reads a line: without its "/a/"
     base = root / "SUN397"
     base.mkdir(parents=True, exist_ok=True)
@@ -277,27 +277,47 @@ def _sun397(root: Path, tiny: Tiny, out: _Counter) -> None:
     (base / "Partitions" / "Testing_01.txt").write_text("".join(f"{x}\n" for x in lists["test"]))
 
 
-# dataset name -> writer(root, tiny, counter): one entry per dataset of the registry that lives on disk
-WRITERS: dict[str, Callable[[Path, Tiny, _Counter], None]] = {
-    "Cars": _cars,
-    "CIFAR10": lambda root, tiny, out: _cifar("CIFAR10", root, tiny, out),
-    "CIFAR100": lambda root, tiny, out: _cifar("CIFAR100", root, tiny, out),
-    "DTD": _dtd,
-    "EuroSAT": _eurosat,
-    "GTSRB": _gtsrb,
-    "MNIST": _mnist,
-    "RESISC45": _resisc45,
-    "SUN397": _sun397,
-    "SVHN": _svhn,
+@dataclass(frozen=True)
+class Writer:
+    """A dataset's writer. `every_class`: its reader finds the classes from folders or list files, so
+    every class gets images whatever `Tiny.classes` says (otherwise labels would shift). `names`: the
+    class names it writes by default, for formats whose files name their classes."""
+
+    write: Callable[[Path, Tiny, _Counter], None]
+    every_class: bool = False
+    names: tuple[str, ...] | None = None
+
+
+# dataset name -> its writer: one entry per dataset of the registry that lives on disk
+WRITERS: dict[str, Writer] = {
+    "Cars": Writer(_cars, names=CARS_NAMES),
+    "CIFAR10": Writer(lambda root, tiny, out: _cifar("CIFAR10", root, tiny, out)),
+    "CIFAR100": Writer(lambda root, tiny, out: _cifar("CIFAR100", root, tiny, out)),
+    "DTD": Writer(_dtd, every_class=True),
+    "EuroSAT": Writer(_eurosat, every_class=True),
+    "GTSRB": Writer(_gtsrb),
+    "MNIST": Writer(_mnist),
+    "RESISC45": Writer(_resisc45, every_class=True),
+    "SUN397": Writer(_sun397, names=SUN397_NAMES),
+    "SVHN": Writer(_svhn),
 }
+
+
+def n_classes_written(name: str, tiny: Tiny) -> int:
+    """How many classes `write(name, root, tiny)` gives images to."""
+    w = WRITERS[name]
+    total = len(tiny.names or w.names) if w.names else len(entry(name)["classnames"])
+    return total if w.every_class else _n_classes(tiny, total)
 
 
 def write(name: str, root: Path | str, tiny: Tiny | None = None) -> Written:
     """Writes dataset `name` under `root` in its real on-disk format; returns what it wrote."""
     if name not in WRITERS:
         raise KeyError(f"no writer for dataset {name!r}; writers: {', '.join(sorted(WRITERS))}")
-    written = Written()
-    WRITERS[name](Path(root), tiny or Tiny(), _Counter(tiny or Tiny(), written))
+    w, tiny, written = WRITERS[name], tiny or Tiny(), Written()
+    if w.names and tiny.names is None:
+        tiny = replace(tiny, names=w.names)
+    w.write(Path(root), tiny, _Counter(tiny, written))
     return written
 
 
