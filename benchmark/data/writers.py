@@ -14,6 +14,9 @@ that name their own classes), and the writer returns a `Written`: the label of e
 split by split, and the class names it wrote, for tests to compare with what a reader returns.
 Nothing here is random unless the image maker is: the default one draws from a generator seeded
 with each image's number.
+
+Longer than 300 lines because it holds one writer per dataset format (ten of them, each short); split
+by format, every file would repeat the shared counter and image helpers for one function.
 """
 from __future__ import annotations
 
