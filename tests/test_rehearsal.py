@@ -85,7 +85,7 @@ def test_a_reduced_rehearsal_runs_the_preset_end_to_end(tmp_path, capsys):
         assert len(rec["LP"]) == len(rec["ZS"]) == 2 and all(0 <= v <= 1 for row in rec["ZS"] for v in row)
         if cfg["train"]["head_init"] == "zs":  # a ZS-init head before training is the zero-shot classifier
             assert rec["R"][0][0] == rec["ZS"][0][rec["suite"].index(rec["ordering"][0])]
-    assert {(r["strategy"]["name"], r["config"]["train"]["head_init"]) for r in records} == {("ft", "zs"), ("ldifs", "lp")}
+    assert {(r["config"]["strategy"]["name"], r["config"]["train"]["head_init"]) for r in records} == {("ft", "zs"), ("ldifs", "lp")}
     tables = (exp / "tables.md").read_text()
     assert "MNIST" in tables and "SVHN" in tables
     assert (exp / "report.md").is_file() and list((exp / "plots").glob("*.png"))
