@@ -58,10 +58,19 @@ OPENBLAS_PATHS: dict[str, str] = {"avx2": "Haswell", "generic": "Prescott"}
 # portable records still differed between OpenBLAS's SkylakeX and Haswell kernels (by up to 0.26 in
 # an accuracy on the micro preset). Prescott, its baseline x86-64 kernel, is correct on every such
 # CPU, so overriding a machine's own OPENBLAS_CORETYPE here cannot make its results wrong.
+#
+# numpy has a CPU dispatch of its own: on an AVX-512 machine its float64 exp and log (the probes'
+# softmax, through scikit-learn and scipy) run AVX-512 code that rounds otherwise than the scalar
+# code an AVX2 machine runs. A portable run made on an Intel Xeon with AVX-512 differed from the same
+# run on an AMD EPYC (AVX2) in one probe accuracy, with every torch-side number equal. numpy reads
+# NPY_DISABLE_CPU_FEATURES once, at import: the names are the dispatch groups of the pinned numpy
+# (2.4: X86_V3 is AVX2 + FMA, X86_V4 AVX-512); tests/test_numerics.py checks that none is left on.
+NUMPY_ABOVE_BASELINE = {"avx2": "X86_V4 AVX512_ICL AVX512_SPR", "generic": "X86_V3 X86_V4 AVX512_ICL AVX512_SPR"}
 SETTINGS: dict[str, dict[str, str]] = {
     "native": {},
     "portable": {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41",
-                 "MKL_ENABLE_INSTRUCTIONS": "SSE4_2", "MKL_CBWR": "COMPATIBLE", "OPENBLAS_CORETYPE": "Prescott"},
+                 "MKL_ENABLE_INSTRUCTIONS": "SSE4_2", "MKL_CBWR": "COMPATIBLE", "OPENBLAS_CORETYPE": "Prescott",
+                 "NPY_DISABLE_CPU_FEATURES": NUMPY_ABOVE_BASELINE["generic"]},
 }
 
 # Set (to its pid, which exec keeps) in the environment of a process run_benchmark.py re-executed with
@@ -82,6 +91,8 @@ def emulation_env(name: str, base: Mapping[str, str] | None = None) -> dict[str,
     env = path_env(name, base)
     if name in OPENBLAS_PATHS and "OPENBLAS_CORETYPE" not in env:
         env["OPENBLAS_CORETYPE"] = OPENBLAS_PATHS[name]
+    if name in NUMPY_ABOVE_BASELINE:  # numpy's own SIMD, as that machine would dispatch it
+        env["NPY_DISABLE_CPU_FEATURES"] = NUMPY_ABOVE_BASELINE[name]
     return env
 
 
@@ -146,6 +157,16 @@ def _openblas() -> str | None:
     return "+".join(seen) or None
 
 
+def numpy_simd() -> list[str] | None:
+    """numpy's dispatched SIMD groups in use in this process (e.g. ["X86_V3"] on an AVX2 machine; [] when
+    NPY_DISABLE_CPU_FEATURES leaves numpy at its baseline)."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    except ImportError:
+        return None
+    return sorted(f for f in __cpu_dispatch__ if __cpu_features__.get(f))
+
+
 def describe() -> dict:
     """What decides this process's CPU numerics, and its `fingerprint`: a hash of exactly the items
     that decide them (the kernel capability in effect, the variables, the relevant CPU flags, the
@@ -165,8 +186,10 @@ def describe() -> dict:
         "blas": blas,
         "onednn": onednn,
         "openblas": _openblas(),  # the kernel family of the probes' float64 BLAS
+        "numpy_simd": numpy_simd(),  # numpy's own kernels (the probes' exp and log)
     }
-    decisive = {k: out[k] for k in ("cpu_flags", "capability", "variables", "torch", "blas", "onednn", "openblas")}
+    decisive = {k: out[k] for k in ("cpu_flags", "capability", "variables", "torch", "blas", "onednn", "openblas",
+                                    "numpy_simd")}
     blob = json.dumps(decisive, sort_keys=True, separators=(",", ":"))
     out["fingerprint"] = hashlib.sha1(blob.encode()).hexdigest()[:12]
     return out

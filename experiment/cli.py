@@ -79,6 +79,9 @@ def _main(argv: list[str] | None) -> int:
     from experiment import interrupts
 
     with interrupts.held(say=not args.worker, at_once=command):  # torch, Avalanche, numpy: not safe to interrupt
+        from benchmark.process_env import prepare_command
+
+        prepare_command()  # nothing written outside --out and the cache (benchmark/process_env.py)
         import experiment.executors.local  # noqa: F401
     argv = sys.argv[1:] if argv is None else list(argv)
     args.argv = argv

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from benchmark.process_env import prepare_command
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # tests import the project's packages from the repository root
-    sys.path.insert(0, str(ROOT))
+
+prepare_command()  # as the command does: Avalanche's and matplotlib's files go to the cache, not HOME
 
 warnings.filterwarnings("ignore", message="no QP solver found")
 

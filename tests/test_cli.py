@@ -46,7 +46,12 @@ def test_profile_prints_a_breakdown_that_adds_up_to_the_wall_time(tmp_path, caps
     for name in ("start-up (imports, config)", "model load", "step-0 scores", "training",
                  "evaluation: embeddings", "evaluation: probe fits", "record writes", "collection (tables, plots)"):
         assert rows.get(name, -1) >= 0, (name, err)
-    assert rows["training"] > 0 and rows["evaluation: probe fits"] > 0
+    # the phases were timed (the table rounds to 0.1 s: a fast machine fits these probes in less)
+    from benchmark import profiling
+
+    timed = profiling.snapshot()
+    assert timed["training"][0] > 0 and timed["evaluation: probe fits"][0] > 0
+    assert timed["evaluation: probe fits"][1] >= 1
     # Phases do not overlap (a nested phase is taken out of its parent): with the untimed rest they make the wall,
     # up to the table's rounding (each row printed to 0.1 s: 0.05 s per row at most).
     assert abs(sum(rows.values()) - wall) <= 0.05 * (len(rows) + 1) + 1e-9, err

@@ -70,13 +70,13 @@ def test_surgical_freezes_what_it_does_not_train(micro_model):
         strategies.build("surgical", {"train": ["nope"]}).plugins(model)
 
 
-def test_the_readme_example_with_groups_freezes_the_shallowest_half(micro_model, monkeypatch):
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+def test_the_docs_example_with_groups_freezes_the_shallowest_half(micro_model, monkeypatch):
+    text = (Path(__file__).resolve().parents[1] / "docs" / "strategies.md").read_text()
     code = re.search(r"```python\n(# strategies/freeze_shallow\.py\n.*?)```", text, re.S).group(1)
     strategies.available()
     monkeypatch.setattr(strategies, "_REGISTRY",
                         {k: v for k, v in strategies._REGISTRY.items() if k != "freeze_shallow"})
-    module = types.ModuleType("strategies._readme_freeze_shallow")
+    module = types.ModuleType("strategies._docs_freeze_shallow")
     module.__package__ = "strategies"
     monkeypatch.setitem(sys.modules, module.__name__, module)
     exec(compile(code, "README.md", "exec"), module.__dict__)

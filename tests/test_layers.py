@@ -133,9 +133,10 @@ def test_no_module_over_300_lines_without_a_reason():
 
 
 SAMPLE = ROOT / "tests" / "data" / "portable_run"
-# The command that made tests/data/portable_run (before the code was reorganised into layers): a run of
-# LDIFS on the micro model, small enough for a test, on the portable numeric path (the same floats on
-# every x86-64 CPU, benchmark/numerics.py).
+# The command that made tests/data/portable_run: a run of LDIFS on the micro model, small enough for a
+# test, on the portable numeric path (benchmark/numerics.py; docs/numerics.md says what it makes identical
+# and where that was checked). Remade on an AMD EPYC once numpy's own SIMD dispatch was pinned too: the
+# run made earlier on an Intel Xeon with AVX-512 differed here in one probe accuracy (0.8 against 0.775).
 PORTABLE_ARGS = ["--numerics", "portable", "--strategies", "ldifs:lam=30", "--seeds", "0", "--orderings", "textures,digits",
                  "--suite", "textures", "digits", "--set", "data.max_train=60", "--set", "data.max_test=40",
                  "--epochs", "1", "--set", "train.batch_size=20", "--experiment", "portable-sample", "-q"]

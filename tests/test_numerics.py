@@ -196,6 +196,36 @@ def test_the_fingerprint_covers_openblas_kernels():
     assert outs[0][-1] != outs[1][-1]  # another OpenBLAS kernel family: another fingerprint
 
 
+def test_portable_leaves_numpy_at_its_baseline_and_the_fingerprint_says_so(monkeypatch):
+    """numpy dispatches its own SIMD kernels by CPU (an AVX-512 machine's float64 exp and log round otherwise
+    than an AVX2 machine's). Under the portable variables none of the pinned numpy's dispatch groups may
+    remain on: a numpy whose groups are named otherwise fails here instead of silently dispatching again.
+    The group in use enters the fingerprint."""
+    import subprocess
+
+    code = ("from numpy._core._multiarray_umath import __cpu_dispatch__ as d\n"
+            "from benchmark import numerics\n"
+            "x = numerics.describe(); print(len(d), x['numpy_simd'], x['fingerprint'])")
+    env = {**os.environ, **numerics.SETTINGS["portable"]}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "cannot disable" not in out.stderr.lower() and "warning" not in out.stderr.lower(), out.stderr
+    n_groups, simd, _ = out.stdout.split(maxsplit=2)
+    assert int(n_groups) > 0 and simd == "[]", out.stdout  # numpy dispatches groups, and none is left on
+    # another numpy group in use is another fingerprint
+    monkeypatch.setattr(numerics, "numpy_simd", lambda: [])
+    baseline = numerics.describe()["fingerprint"]
+    monkeypatch.setattr(numerics, "numpy_simd", lambda: ["X86_V4"])
+    assert numerics.describe()["fingerprint"] != baseline
+
+
+def test_emulation_pins_numpys_dispatch_like_the_machine_it_emulates():
+    base = {"HOME": "/h"}
+    assert numerics.emulation_env("avx2", base)["NPY_DISABLE_CPU_FEATURES"].split()[0] == "X86_V4"  # AVX2 stays
+    assert "X86_V3" in numerics.emulation_env("generic", base)["NPY_DISABLE_CPU_FEATURES"].split()
+    assert "NPY_DISABLE_CPU_FEATURES" not in numerics.emulation_env("native", base)
+
+
 def _fake_gpu(monkeypatch, name: str):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)

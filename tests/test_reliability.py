@@ -362,13 +362,39 @@ def test_kill_9_at_several_points_then_resume_gives_the_uninterrupted_records(fi
                                   pd.read_csv(exp / "leaderboard.csv", keep_default_na=False))
 
 
+# The command, with a gate at the start of torch's import (the heart of the start-up): the gate says so on
+# stderr and then waits, so that the test's Ctrl-C arrives inside the start-up on any machine, however fast.
+_GATED = """
+import importlib.abc, sys, time
+class Gate(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "torch":
+            sys.meta_path.remove(self)
+            print("gate: importing torch", file=sys.stderr, flush=True)
+            time.sleep(300)
+        return None
+sys.meta_path.insert(0, Gate())
+sys.path.insert(0, sys.argv[1])
+sys.argv = ["cfbench", *sys.argv[2:]]
+from experiment.cli import entry
+entry()
+"""
+
+
 def test_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path):
-    p = _cli(["--strategies", "ft", *TINY], tmp_path)
-    time.sleep(1.5)  # inside the imports or the config check
+    p = subprocess.Popen([sys.executable, "-c", _GATED, str(ROOT), "--out", str(tmp_path), "--strategies", "ft", *TINY],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    seen = []
+    for line in p.stderr:  # wait for the event, not for a delay
+        seen.append(line)
+        if line.startswith("gate: importing torch"):
+            break
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=120)
+    err = "".join(seen) + err
     assert p.returncode == 130, err[-2000:]
-    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("interrupted during ")
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "interrupted during start-up: nothing was written"
+    assert not (tmp_path / "micro").exists()
 
 
 def test_two_processes_on_one_experiment_train_each_run_once(finished, tmp_path, forked):

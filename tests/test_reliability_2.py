@@ -248,17 +248,37 @@ def test_a_helper_dies_with_its_parent(tmp_path):
 # Nothing written outside --out and the cache: Avalanche's ~/.avalanche, matplotlib's ~/.cache.
 
 
-def test_importing_avalanche_and_matplotlib_writes_nothing_in_home(tmp_path):
+def test_the_commands_imports_of_avalanche_and_matplotlib_write_nothing_in_home(tmp_path):
     import subprocess
 
     home, cache = tmp_path / "home", tmp_path / "cache"
     env = {**os.environ, "HOME": str(home), "CFBENCH_CACHE": str(cache)}
     env.pop("MPLCONFIGDIR", None)
     env.pop("XDG_CACHE_HOME", None)
-    p = subprocess.run([sys.executable, "-c", "import benchmark.training, matplotlib.pyplot"], env=env,
+    code = ("import os; from benchmark.process_env import prepare_command; prepare_command()\n"
+            "import benchmark.training, matplotlib.pyplot; print(os.environ['HOME'])")
+    p = subprocess.run([sys.executable, "-c", code], env=env,
                        cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr[-2000:]
-    assert not home.exists()
+    assert not home.exists() and p.stdout.strip() == str(home)  # HOME itself is given back
+
+
+def test_importing_the_packages_changes_nothing_in_the_process():
+    """A library user's process keeps its HOME, its matplotlib folder and its import machinery: no HOME
+    swap, no MPLCONFIGDIR, no import hook of ours (the command does those itself: benchmark/process_env.py).
+    (Importing the models sets HF_HUB_OFFLINE unless set: the packaged text tower never asks a hub.)"""
+    import subprocess
+
+    code = ("import os, sys; home = os.environ.get('HOME')\n"
+            "import benchmark, benchmark.data, strategies, evaluation.reporting.collect, experiment.config\n"
+            "ours = ('benchmark', 'strategies', 'evaluation', 'experiment')\n"
+            "print(os.environ.get('HOME') == home and 'MPLCONFIGDIR' not in os.environ,\n"
+            "      not [h for h in sys.meta_path if type(h).__module__.split('.')[0] in ours])")
+    env = {k: v for k, v in os.environ.items() if k != "MPLCONFIGDIR"}
+    p = subprocess.run([sys.executable, "-c", code], env=env, cwd=Path(__file__).resolve().parents[1],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.split() == ["True", "True"], p.stdout
 
 
 # ----------------------------------------------------------------------------------------------
@@ -593,7 +613,7 @@ def test_a_file_size_limit_is_one_line_exit_2_and_leaves_no_partial_file(tmp_pat
     itself is the in-process test above). The first file larger than that (a run's config.json, or a
     cache file where the cache is cold) fails: one line naming it, exit 2, no temporary file, no
     records, no done marker. The warm default cache keeps matplotlib's font cache out of it (matplotlib
-    writes that file itself, not atomically: see README, "Limits")."""
+    writes that file itself, not atomically: see docs/reliability.md)."""
     import resource
     import signal
 

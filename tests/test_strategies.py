@@ -182,41 +182,44 @@ def test_every_strategy_trains_two_tasks_on_the_micro_convnet(micro_model, name)
 
 
 def test_the_readme_example_strategy_works(tiny_vit, monkeypatch):
-    """The 'Adding a strategy' example in README.md, executed as if it were strategies/l1sp.py."""
+    """The 'Adding a strategy' example in README.md, executed as if it were strategies/embed_pull.py: it
+    registers, validates, and its plugin reads this step's embeddings and batch. At the first step the
+    encoder is still the pre-trained one, so the pull is 0; after one update it is not."""
     import re
     import types
 
     from pathlib import Path
 
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    code = re.search(r"```python\n(# strategies/l1sp\.py\n.*?)```", text, re.S).group(1)
-    # A user's own l1sp.py must not make this test fail: the example registers into a copy of the registry.
+    code = re.search(r"```python\n(# strategies/embed_pull\.py\n.*?)```", text, re.S).group(1)
+    # A user's own embed_pull.py must not make this test fail: the example registers into a copy of the registry.
     strategies.available()
-    monkeypatch.setattr(strategies, "_REGISTRY", {k: v for k, v in strategies._REGISTRY.items() if k != "l1sp"})
-    module = types.ModuleType("strategies._readme_l1sp")
+    monkeypatch.setattr(strategies, "_REGISTRY", {k: v for k, v in strategies._REGISTRY.items() if k != "embed_pull"})
+    module = types.ModuleType("strategies._readme_embed_pull")
     module.__package__ = "strategies"
     monkeypatch.setitem(sys.modules, module.__name__, module)  # dataclasses look their module up there
     exec(compile(code, "README.md", "exec"), module.__dict__)
-    s = strategies.build("l1sp", {"lam": 1})
-    assert s.lam == 1.0
+    s = strategies.build("embed_pull", {"lam": 2})
+    assert s.lam == 2.0
     with pytest.raises(strategies.SpecError, match="lam must be >= 0"):
-        strategies.build("l1sp", {"lam": -1})
+        strategies.build("embed_pull", {"lam": -1})
     torch.manual_seed(0)
     model = TaskModel(copy.deepcopy(tiny_vit.visual), 16)
     data = _data(tiny_vit)
-    penalties = []
+    terms = []
 
     class Record(strategies.base.SupervisedPlugin):
         def before_backward(self, strategy, **kwargs):
-            penalties.append(strategy.loss.item())
+            terms.append(plugin.__dict__["_penalties"]["embed_pull"][3].item())  # the last unweighted term
 
     (plugin,) = s.plugins(model)
-    template = make_template(model, TrainConfig(epochs=1, batch_size=16, lr=1e-2, warmup_steps=0),
+    template = make_template(model, TrainConfig(epochs=2, batch_size=16, lr=1e-2, warmup_steps=0),
                              [plugin, Record()], "cpu")
     template.train(make_stream(["a"], data).train_stream[0])
-    assert len(penalties) == 2 and plugin.start is not None
-    moved = sum((p - p0).abs().sum().item() for p, p0 in zip(model.encoder.parameters(), plugin.start))
-    assert moved > 0
+    assert len(terms) == 4
+    assert terms[0] < 1e-8 < terms[-1]  # the anchor is the pre-trained encoder, the embedding this step's
+    summary = plugin.penalty_summary()["embed_pull"]
+    assert summary["steps"] == 4 and summary["weight"] == 2.0
 
 
 @pytest.mark.parametrize("mode", ["lp", "zs"])

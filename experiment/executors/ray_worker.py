@@ -30,6 +30,9 @@ class NodeInputError(RuntimeError):
 def train_run(run: dict, tensorboard: bool) -> dict:
     """Train `run` here; return {"files": {name: bytes}, "tensorboard": {relative path: bytes}, "node", "pid"}."""
     global _resources
+    from benchmark.process_env import prepare_command
+
+    prepare_command()  # as the command does: nothing written in this node's home
     from .. import runner
 
     _remove_stranded()
@@ -56,6 +59,9 @@ def train_run(run: dict, tensorboard: bool) -> dict:
 
 def warm_up() -> int:
     """Import the training code in this worker process (the driver's `start`: overlaps its own start)."""
+    from benchmark.process_env import prepare_command
+
+    prepare_command()
     from .. import runner  # noqa: F401 - torch, Avalanche, open_clip
 
     return os.getpid()

@@ -1,0 +1,74 @@
+"""What the command does to its own process before the heavy imports, so that it writes nothing outside
+--out and the cache. Nothing here runs on import: the command (experiment/cli.py), a Ray worker and the
+tests call these functions; a program that imports the packages as a library keeps its environment.
+
+- Avalanche's `dataset_utils` creates `~/.avalanche/config.json` when first imported (a PermissionError
+  for a user whose home is not writable, and a file outside --out and the cache for everyone else). We
+  read no Avalanche dataset, so `import_avalanche_quietly` imports that one module while HOME points at
+  a packaged folder that already holds the file (benchmark/assets/avalanche_home/), then restores HOME.
+- Matplotlib (imported by Avalanche and the plots) keeps its font cache under ~/.cache and ~/.config;
+  `matplotlib_in_cache` points MPLCONFIGDIR at the cache's matplotlib/ folder, unless the user chose one.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+
+AVALANCHE_HOME = Path(__file__).resolve().parent / "assets" / "avalanche_home"
+_MODULE = "avalanche.benchmarks.datasets.dataset_utils"
+
+
+def cache_root() -> Path:
+    """benchmark.cache_files.cache_dir, without its torch import."""
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cfbench"
+    return Path(os.environ.get("CFBENCH_CACHE", default))
+
+
+def _writable(folder: Path) -> bool:
+    """Whether this user could create `folder` or write in it (its nearest existing ancestor decides)."""
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
+
+
+def matplotlib_in_cache() -> None:
+    """MPLCONFIGDIR = the cache's matplotlib/ folder, unless set; where the cache cannot be written (the
+    pre-flight refuses such a cache in one line of its own), a private temporary folder removed at exit,
+    so that matplotlib neither warns about an unwritable folder nor leaves a folder of its own."""
+    if "MPLCONFIGDIR" in os.environ:
+        return
+    mine = cache_root() / "matplotlib"
+    if _writable(mine):
+        os.environ["MPLCONFIGDIR"] = str(mine)
+        return
+    import atexit
+    import shutil
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="cfbench-matplotlib-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    os.environ["MPLCONFIGDIR"] = folder
+
+
+def import_avalanche_quietly() -> None:
+    """Import Avalanche's dataset_utils (once per process) with HOME at the packaged folder, then put
+    HOME back as it was."""
+    if _MODULE in sys.modules:
+        return
+    old = os.environ.get("HOME")
+    os.environ["HOME"] = str(AVALANCHE_HOME)
+    try:
+        importlib.import_module(_MODULE)
+    finally:
+        if old is None:
+            os.environ.pop("HOME", None)
+        else:
+            os.environ["HOME"] = old
+
+
+def prepare_command() -> None:
+    """Both, in the order the command needs them (matplotlib's folder before anything imports it)."""
+    matplotlib_in_cache()
+    import_avalanche_quietly()

@@ -1,0 +1,251 @@
+"""The training protocol shared by every strategy: Avalanche's template plus protocol plugins.
+
+Strategies add their own plugins (strategies/); this module never names a strategy.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import Annotated, Any, Literal
+
+import torch
+from avalanche.core import SupervisedPlugin
+from avalanche.training.plugins import EvaluationPlugin
+from avalanche.training.templates import SupervisedTemplate
+from pydantic import BeforeValidator, Field, model_validator
+from torch import nn
+
+from .models import TaskModel
+from .nan_guard import NonFiniteGuard
+from .checkpoints import Checkpoint
+from .precision import autocast
+from .reference_probe import REFERENCE_LRS, REFERENCE_STEPS, ProbeKind, ProbeLR, ProbeSteps
+from .schema import Bool, NonNegFloat, NonNegInt, PositiveFloat, PositiveInt, Section, positive_grid
+
+
+def _int_in(v, lo: int, hi: int, what: str) -> int:
+    # pydantic's own wording, so that messages read alike across settings
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ValueError(f"input should be a valid integer ({what})")
+    if v < lo:
+        raise ValueError(f"input should be greater than or equal to {lo} ({what})")
+    if v > hi:
+        raise ValueError(f"input should be less than or equal to {hi} ({what})")
+    return v
+
+
+def _epochs(v):
+    """A positive integer, or a mapping dataset name -> positive integer."""
+    what = "epochs per task, or a mapping dataset -> epochs"
+    if isinstance(v, dict):
+        if not v:
+            raise ValueError(f"an empty mapping gives no epochs ({what})")
+        return {str(k): _int_in(n, 1, 10000, what) for k, n in v.items()}
+    return _int_in(v, 1, 10000, what)
+
+
+class TrainConfig(Section):
+    """The `train` section: the optimisation protocol shared by every strategy."""
+
+    # epochs per task: one number, or a mapping dataset -> epochs (the paper presets: Cars 35, DTD 76, ...)
+    epochs: Annotated[Any, BeforeValidator(_epochs)] = 2
+    batch_size: Annotated[PositiveInt, Field(le=65536)] = 32
+    lr: Annotated[PositiveFloat, Field(le=1.0)] = 1e-4  # AdamW peak learning rate; above 1 no run converges
+    weight_decay: Annotated[NonNegFloat, Field(le=10.0)] = 0.1  # decoupled (AdamW) weight decay
+    warmup_steps: NonNegInt = 10  # linear warm-up iterations, then cosine decay to 0 (per task)
+    grad_clip: NonNegFloat = 1.0  # max global gradient norm; 0 disables
+    head_init: Literal["lp", "zs"] = "lp"  # "lp": logistic-regression probe on current features; "zs": text embeddings
+    # inverse l2 strength of the logistic-regression probe (LP metric and LP-init heads); a list is a grid
+    # from which the validation split picks (the paper presets use benchmark.probe.PROBE_GRID)
+    probe_C: Annotated[Any, BeforeValidator(positive_grid("number"))] = 1.0
+    # fp32: the paper's; tf32: float32 matmuls on TF32 tensor cores (CUDA); bf16: autocast forward passes
+    precision: Literal["fp32", "tf32", "bf16"] = "fp32"
+    # sklearn (benchmark/probe.py) or the authors' AdamW probe (benchmark/reference_probe.py), its lr grid, steps
+    probe: ProbeKind = "sklearn"
+    probe_lr: ProbeLR = list(REFERENCE_LRS)
+    probe_steps: ProbeSteps = REFERENCE_STEPS
+    checkpoint: Checkpoint = "end"  # the scored model of a task: end, or the reference's checkpoint 0..99
+    # Throughput settings (docs/design.md, "GPU throughput"); at their defaults they are left out of a run's
+    # config (benchmark/legacy_keys.py), so older runs keep their ids.
+    anchor_autocast: Bool = False  # bf16 only: frozen forward passes (LDIFS's anchor) under autocast too
+    compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = "off"  # torch.compile the encoder
+
+    @model_validator(mode="after")
+    def _anchor_needs_bf16(self):
+        if self.anchor_autocast and self.precision != "bf16":
+            raise ValueError(f"anchor_autocast runs frozen forward passes under bf16 autocast; it needs "
+                             f"precision: bf16 (got {self.precision})")
+        return self
+
+
+class HeadInitPlugin(SupervisedPlugin):
+    """Initialises the new task's head (LP or ZS) on the current encoder, before training on the task."""
+
+    def __init__(self, init_fn):
+        super().__init__()
+        self.init_fn = init_fn  # (model, task_label) -> (W, b)
+
+    def before_training_exp(self, strategy, **kwargs):
+        t = strategy.experience.task_label
+        w, b = self.init_fn(strategy.model, t)
+        head = strategy.model.head(t)
+        if head.weight.shape != w.shape:
+            raise RuntimeError(f"head of task {t} has shape {tuple(head.weight.shape)}, init gives {tuple(w.shape)}")
+        with torch.no_grad():
+            head.weight.copy_(w.to(head.weight.device))
+            head.bias.copy_(b.to(head.bias.device))
+
+
+class WarmupCosinePlugin(SupervisedPlugin):
+    """Linear warm-up then cosine decay to 0, per iteration, restarted at each task (paper protocol)."""
+
+    def __init__(self, warmup_steps: int):
+        super().__init__()
+        self.warmup = warmup_steps
+        self.sched = None
+
+    def before_training_exp(self, strategy, **kwargs):
+        self.restart(strategy, strategy.train_epochs)
+
+    def restart(self, strategy, epochs: int) -> None:
+        """A fresh optimiser and schedule (warm-up, then cosine) over the next `epochs` epochs. Each task
+        starts so, as the reference trains each task with a new optimiser; a strategy with phases inside a
+        task (LP-FT) restarts it for a phase."""
+        strategy.optimizer.state.clear()
+        total = max(1, epochs * len(strategy.dataloader))
+        warm = min(self.warmup, total - 1)
+
+        def factor(step):
+            if step < warm:
+                return (step + 1) / warm
+            return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+        for g in strategy.optimizer.param_groups:
+            g["lr"] = g.setdefault("initial_lr", g["lr"])
+        self.sched = torch.optim.lr_scheduler.LambdaLR(strategy.optimizer, factor)
+
+    def after_training_iteration(self, strategy, **kwargs):
+        self.sched.step()
+
+
+class GradClipPlugin(SupervisedPlugin):
+    def __init__(self, max_norm: float):
+        super().__init__()
+        self.max_norm = max_norm
+
+    def after_backward(self, strategy, **kwargs):
+        torch.nn.utils.clip_grad_norm_(strategy.model.parameters(), self.max_norm)
+
+
+class PrecisionPlugin(SupervisedPlugin):
+    """Runs the model's forward passes under bf16 autocast (`train.precision: bf16`); the loss, the
+    optimiser state and the weights stay float32."""
+
+    def __init__(self, device: str):
+        super().__init__()
+        self.device, self._ctx = device, None
+
+    def before_forward(self, strategy, **kwargs):
+        self._ctx = autocast(self.device, "bf16")
+        self._ctx.__enter__()
+
+    def after_forward(self, strategy, **kwargs):
+        self._ctx.__exit__(None, None, None)
+        strategy.mb_output = strategy.mb_output.float()
+
+    before_eval_forward, after_eval_forward = before_forward, after_forward
+
+
+def epochs_for(epochs, dataset: str) -> int:
+    """`train.epochs` is one number for every task or a mapping dataset -> epochs (paper presets)."""
+    if isinstance(epochs, dict):
+        if dataset not in epochs:
+            raise ValueError(f"train.epochs gives no epoch count for {dataset}; it has {', '.join(sorted(epochs))}")
+        return int(epochs[dataset])
+    return int(epochs)
+
+
+class ProgressPlugin(SupervisedPlugin):
+    """One line per epoch: where the run is, the mean loss, the time; with `bar`, also a tqdm bar over
+    the epoch's iterations (rate and ETA) that disappears when the epoch ends."""
+
+    def __init__(self, prefix: str, stream=sys.stderr, bar: bool = False):
+        super().__init__()
+        self.prefix, self.stream, self.bar = prefix, stream, bar
+        self._bar = None
+
+    def before_training_epoch(self, strategy, **kwargs):
+        self._t, self._loss, self._n = time.time(), 0.0, 0
+        if self.bar:
+            from tqdm import tqdm
+
+            e = strategy.clock.train_exp_epochs + 1
+            self._bar = tqdm(total=len(strategy.dataloader), unit="it", leave=False, position=1, file=sys.stderr,
+                             desc=f"task {strategy.experience.current_experience + 1} epoch {e}/{strategy.train_epochs}")
+
+    def after_training_iteration(self, strategy, **kwargs):
+        self._loss += strategy.loss.item() * len(strategy.mb_y)
+        self._n += len(strategy.mb_y)
+        if self._bar is not None:
+            self._bar.set_postfix(loss=f"{self._loss / self._n:.3f}", refresh=False)
+            self._bar.update(1)
+
+    def after_training_epoch(self, strategy, **kwargs):
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        e = strategy.clock.train_exp_epochs + 1
+        print(f"{self.prefix} task {strategy.experience.current_experience + 1}: epoch {e}/{strategy.train_epochs} "
+              f"loss {self._loss / max(1, self._n):.4f} ({time.time() - self._t:.1f}s)", file=self.stream, flush=True)
+
+
+def compile_encoder(model: TaskModel, mode: str) -> None:
+    """`train.compile`: compile the encoder's forward in place with torch.compile (its module, hooks and
+    state dict stay what they were, so feature taps and anchors see the same module). "off": nothing."""
+    if mode == "off":
+        return
+    model.encoder.compile(**({} if mode == "default" else {"mode": mode}))
+
+
+def fused_if_available(device: str) -> dict:
+    """AdamW's fused kernel where torch has one for the device (CPU and CUDA): one pass over all
+    parameters instead of a loop of small ops; on the micro model it cut the optimiser step 4x."""
+    return {"fused": True} if torch.device(device).type in ("cpu", "cuda") else {}
+
+
+def make_template(model: TaskModel, cfg: TrainConfig, plugins: list, device: str,
+                  tensorboard_dir=None) -> SupervisedTemplate:
+    """Avalanche's supervised template (Naive when `plugins` holds no strategy plugin).
+
+    Scores come from evaluation/, after every task, so Avalanche's evaluator is empty unless
+    `tensorboard_dir` is given: then it logs the training loss per mini-batch and per epoch (the loss
+    curves the record files do not keep) through Avalanche's TensorboardLogger."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused_if_available(device))
+    proto = [WarmupCosinePlugin(cfg.warmup_steps)]
+    if cfg.grad_clip > 0:
+        proto.append(GradClipPlugin(cfg.grad_clip))
+    bf16 = getattr(cfg, "precision", "fp32") == "bf16"
+    if bf16:
+        proto.append(PrecisionPlugin(device))
+    epochs = cfg.epochs if isinstance(cfg.epochs, int) else 1  # per-dataset counts are set before each task
+    if tensorboard_dir is not None:
+        from avalanche.evaluation.metrics import loss_metrics
+        from avalanche.logging import TensorboardLogger
+
+        evaluator = EvaluationPlugin(loss_metrics(minibatch=True, epoch=True),
+                                     loggers=[TensorboardLogger(tb_log_dir=tensorboard_dir)])
+    else:
+        evaluator = EvaluationPlugin(loggers=[])
+    template = SupervisedTemplate(
+        model=model, optimizer=optimizer, criterion=nn.CrossEntropyLoss(), train_mb_size=cfg.batch_size,
+        train_epochs=epochs, eval_mb_size=256, device=device,
+        plugins=proto + list(plugins) + [NonFiniteGuard()],  # last: it sees the loss every plugin has added to
+        evaluator=evaluator,
+    )
+    # The context a strategy runs its frozen forward passes in (LDIFS's anchor): bf16 autocast with
+    # `anchor_autocast`, else full precision (those passes come after the model's autocast has closed).
+    anchor_bf16 = bf16 and getattr(cfg, "anchor_autocast", False)
+    template.frozen_forward_context = lambda: autocast(device, "bf16" if anchor_bf16 else "fp32")
+    return template

@@ -1,0 +1,1 @@
+"""Reporting from record files: metrics, leaderboards, tables, plots, reports. No torch."""

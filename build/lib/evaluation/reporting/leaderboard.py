@@ -1,0 +1,284 @@
+"""The leaderboard as data: finished runs' records -> one row per run, tidy long records, summaries
+per strategy and ordering, ordering sensitivity, and their text form (points, 95% CI half-widths).
+
+Pure functions of the records (no files written here: evaluation.reporting.collect writes them); the tables,
+plots and report build on these.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import metrics as M
+from ..storage.records import finished_runs, load_records, settings_of
+
+ID_COLS = ["strategy", "params", "ordering", "seed", "run_id"]
+# Transfer / Avg / Last are ZSCL's MTIL metrics on the zero-shot matrix (empty without a text tower);
+# the *_LP variants apply the same formulas to R, whose untrained-task entries are head-init probes.
+MAIN_COLS = ["ACC", "BWT", "FWT", "Transfer", "Avg", "Last", "Transfer_LP", "Avg_LP", "Last_LP",
+             "dLP_heldout", "dLP_all", "dZS_heldout", "dZS_all"]
+# summary.csv is sorted by this (higher is better), within each ordering.
+PRIMARY_METRIC = "ACC"
+ORDERING_COLS = ["ACC", "BWT", "FWT", "dLP_heldout"]
+
+
+def warn(msg: str) -> None:
+    print(f"warning: {msg}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------- reading and checking records
+
+def _matrix(x, rows: int, cols: int, name: str) -> np.ndarray:
+    a = np.asarray(x, dtype=float)
+    if a.shape != (rows, cols):
+        raise ValueError(f"{name} has shape {list(a.shape)}, expected [{rows}, {cols}]")
+    if not np.all(np.isfinite(a)) or a.min() < 0 or a.max() > 1:
+        raise ValueError(f"{name} has entries outside [0, 1]")
+    return a
+
+
+def check_fields(rec: dict) -> None:
+    """Raise ValueError naming the first field the tables need that `rec` lacks or gets wrong.
+
+    Runs reach this after evaluation.storage.records.finished_runs (done marker, schema and shapes, config
+    hashing to the folder's name); this adds what the collector reads beyond that schema."""
+    cfg, ordering, suite = rec["config"], rec["ordering"], rec["suite"]
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("strategy"), dict) or not isinstance(
+            cfg["strategy"].get("name"), str):
+        raise ValueError("config.strategy.name is missing")
+    if not all(isinstance(d, str) for d in [*ordering, *suite]) or not ordering or len(set(ordering)) != len(ordering):
+        raise ValueError("ordering and suite must be lists of dataset names, the ordering without repeats")
+    if any(d not in suite for d in ordering) or cfg.get("ordering") != ordering or cfg.get("suite") != suite:
+        raise ValueError("ordering/suite disagree with the config, or the ordering trains outside the suite")
+    if isinstance(cfg.get("seed"), bool) or not isinstance(cfg.get("seed"), int):
+        raise ValueError("config.seed is not an integer")
+    T, D = len(ordering), len(suite)
+    _matrix(rec["R"], T + 1, T, "R")
+    _matrix(rec["LP"], T + 1, D, "LP")
+    if rec.get("ZS"):
+        _matrix(rec["ZS"], T + 1, D, "ZS")
+
+
+def load_runs(experiment_dir: Path) -> list[tuple[str, dict]]:
+    """(run id = folder name, records) of every finished, valid run; the others are named in one
+    warning line each (by finished_runs, or here) and left out."""
+    out = []
+    for p in finished_runs(experiment_dir):  # names each bad run in one warning line
+        try:
+            rec = load_records(p)  # read again: the run may have changed since it was checked
+            if not isinstance(rec, dict):
+                raise ValueError("not a JSON object")
+            check_fields(rec)
+        except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
+            if isinstance(e, json.JSONDecodeError):
+                reason = f"not valid JSON: {e}"
+            elif isinstance(e, KeyError):
+                reason = f"missing field {e}"
+            else:
+                reason = str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
+            warn(f"skipping run {p}: its records cannot be used ({reason.splitlines()[0] if reason else 'empty'})")
+            continue
+        out.append((p.name, rec))
+    return out
+
+
+# ---------------------------------------------------------------- per-run rows
+
+def params_of(rec: dict) -> dict:
+    return {k: v for k, v in rec["config"]["strategy"].items() if k != "name"}
+
+
+def params_text(params: dict) -> str:
+    return json.dumps(params, sort_keys=True) if params else ""
+
+
+def run_row(rec: dict, rid: str) -> dict:
+    """One leaderboard row: the run's identity, the headline metrics, per-dataset deltas."""
+    cfg = rec["config"]
+    ordering, suite = rec["ordering"], rec["suite"]
+    held_out = [d for d in suite if d not in ordering]
+    R = np.asarray(rec["R"], dtype=float)
+    dlp = M.deltas(rec["LP"])[-1]
+    row = {
+        "strategy": cfg["strategy"]["name"], "params": params_text(params_of(rec)),
+        "ordering": ">".join(ordering), "seed": cfg["seed"], "run_id": rid,
+        "ACC": M.acc(R), "BWT": M.bwt(R), "FWT": M.fwt(R),
+        "Transfer": math.nan, "Avg": math.nan, "Last": math.nan, **M.mtil_lp(R),
+        "dLP_heldout": M.mean_over(dlp, suite, held_out), "dLP_all": M.mean_over(dlp, suite, suite),
+        "dZS_heldout": math.nan, "dZS_all": math.nan,
+    }
+    if rec.get("ZS"):  # only models with a text tower have zero-shot scores
+        row.update(M.mtil_zs(rec["ZS"], suite, ordering))
+        dzs = M.deltas(rec["ZS"])[-1]
+        row["dZS_heldout"] = M.mean_over(dzs, suite, held_out)
+        row["dZS_all"] = M.mean_over(dzs, suite, suite)
+        row.update({f"dZS_{d}": v for d, v in zip(suite, dzs)})
+    row.update({f"dLP_{d}": v for d, v in zip(suite, dlp)})
+    row.update({f"LP0_{d}": v for d, v in zip(suite, rec["LP"][0])})
+    return row
+
+
+def long_rows(rec: dict, rid: str) -> list[dict]:
+    """Every number of one run's records, one row each, plus the deltas dLP and dZS per step."""
+    cfg, ordering, suite = rec["config"], rec["ordering"], rec["suite"]
+    ident = {"run_id": rid, "strategy": cfg["strategy"]["name"], "params": params_text(params_of(rec)),
+             "ordering": ">".join(ordering), "seed": cfg["seed"],
+             **{f"hp_{k}": (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in params_of(rec).items()}}
+    mats = [("R", np.asarray(rec["R"], dtype=float), ordering), ("LP", np.asarray(rec["LP"], dtype=float), suite)]
+    if rec.get("ZS"):
+        mats.append(("ZS", np.asarray(rec["ZS"], dtype=float), suite))
+    mats += [(f"d{name}", M.deltas(m), cols) for name, m, cols in mats[1:]]
+    rows = []
+    for step in range(len(ordering) + 1):
+        after = "pretrained" if step == 0 else ordering[step - 1]
+        for name, m, cols in mats:
+            for j, d in enumerate(cols):
+                rows.append({**ident, "step": step, "after": after, "dataset": d, "metric": name, "value": m[step, j]})
+    return rows
+
+
+# ---------------------------------------------------------------- tables over runs
+
+def leaderboard_from(runs: list[tuple[str, dict]]) -> pd.DataFrame:
+    rows = [{**run_row(rec, rid), "settings": st} for (rid, rec), st in zip(runs, settings_of(runs))]
+    if not rows:
+        return pd.DataFrame(columns=ID_COLS + MAIN_COLS)
+    df = pd.DataFrame(rows)
+    first = ID_COLS + ["settings"] + MAIN_COLS
+    rest = sorted(c for c in df.columns if c not in first)
+    return df[first + rest].sort_values(["ordering", "strategy", "params", "seed"], kind="stable").reset_index(drop=True)
+
+
+def leaderboard(experiment_dir: Path) -> pd.DataFrame:
+    return leaderboard_from(load_runs(experiment_dir))
+
+
+def records_long(runs: list[tuple[str, dict]]) -> pd.DataFrame:
+    rows = [r for rid, rec in runs for r in long_rows(rec, rid)]
+    ident = ["run_id", "strategy", "params", "ordering", "seed"]
+    tail = ["step", "after", "dataset", "metric", "value"]
+    if not rows:
+        return pd.DataFrame(columns=ident + tail)
+    df = pd.DataFrame(rows)
+    hp = sorted(c for c in df.columns if c.startswith("hp_"))
+    return df[ident + hp + tail].sort_values(["ordering", "strategy", "params", "seed", "run_id"],
+                                             kind="stable").reset_index(drop=True)
+
+
+def labels(df: pd.DataFrame) -> pd.Series:
+    """'ldifs', or 'ldifs lam=1.0' where runs of one strategy differ: only the varying hyperparameters."""
+    params = df["params"].fillna("").map(lambda p: json.loads(p) if p else {})
+    out = []
+    for strategy, p in zip(df["strategy"], params):
+        peers = params[df["strategy"] == strategy]
+        varying = sorted(k for k in p if len({json.dumps(q.get(k)) for q in peers}) > 1)
+        out.append(strategy + ("" if not varying else " " + ",".join(f"{k}={p[k]}" for k in varying)))
+    if "settings" in df:  # runs that differ outside the strategy (train.lr, ...) are told apart too
+        out = [lab + (f" [{st}]" if isinstance(st, str) and st else "") for lab, st in zip(out, df["settings"])]
+    return pd.Series(out, index=df.index, dtype=object)
+
+
+def _aggregate(g: pd.DataFrame, cols) -> dict:
+    row = {"n": len(g)}
+    for c in cols:
+        mean, ci = M.mean_ci95(g[c].astype(float).tolist()) if c in g else (math.nan, math.nan)
+        row[c], row[f"{c}_ci95"] = mean, ci
+    return row
+
+
+def summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean, 95% CI half-width and n across seeds, per strategy (with params) x ordering; within each
+    ordering the best PRIMARY_METRIC first."""
+    if not len(df):
+        return pd.DataFrame(columns=["label", "strategy", "params", "ordering", "n"])
+    df = df.assign(label=labels(df))
+    if "settings" not in df:
+        df = df.assign(settings="")
+    df = df.assign(settings=df["settings"].fillna(""))
+    out = [{"label": g["label"].iloc[0], "strategy": s, "params": p, "settings": st, "ordering": o,
+            **_aggregate(g, MAIN_COLS)}
+           for (s, p, st, o), g in df.groupby(["strategy", "params", "settings", "ordering"], sort=True)]
+    s = pd.DataFrame(out)
+    key = s[PRIMARY_METRIC].fillna(-math.inf)
+    return (s.assign(_k=-key).sort_values(["ordering", "_k", "label"], kind="stable")
+            .drop(columns="_k").reset_index(drop=True))
+
+
+def sequences(df: pd.DataFrame) -> pd.DataFrame:
+    """The runs of orderings with two or more tasks, with `label` and `tasks` (the ordering's
+    datasets as a set, sorted): orderings are compared among those of the same tasks."""
+    if not len(df):
+        return df.assign(label=pd.Series(dtype=object), tasks=pd.Series(dtype=object))
+    df = df.assign(label=labels(df))
+    df = df[df["ordering"].str.contains(">", regex=False)]
+    return df.assign(tasks=df["ordering"].map(lambda o: ",".join(sorted(o.split(">")))))
+
+
+def ordering_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per strategy label and ordering (sequences only): ACC, BWT, FWT, dLP held-out (mean, CI, n over seeds)."""
+    df = sequences(df)
+    out = [{"label": lab, "tasks": t, "ordering": o, **_aggregate(g, ORDERING_COLS)}
+           for (lab, t, o), g in df.groupby(["label", "tasks", "ordering"], sort=True)]
+    return pd.DataFrame(out, columns=None if out else ["label", "tasks", "ordering", "n"])
+
+
+def ordering_sensitivity(df: pd.DataFrame) -> pd.DataFrame:
+    """Per strategy label, set of tasks ordered two or more ways, and metric: the SD across
+    ordering means beside the pooled seed-to-seed SD.
+
+    across_orderings_sd = sample SD of the per-ordering means;
+    across_seeds_sd = sqrt of the mean, over orderings with two or more seeds, of the sample
+    variance across seeds (NaN when no ordering has two seeds). Order matters more than noise where
+    the first clearly exceeds the second."""
+    cols = ["label", "tasks", "metric", "orderings", "across_orderings_sd", "across_seeds_sd"]
+    rows = []
+    for (lab, tasks), g in sequences(df).groupby(["label", "tasks"], sort=True):
+        if g["ordering"].nunique() < 2:
+            continue
+        for c in ORDERING_COLS:
+            per = [v.astype(float).dropna() for _, v in g.groupby("ordering")[c]]
+            means = [v.mean() for v in per if len(v)]
+            variances = [v.var(ddof=1) for v in per if len(v) >= 2]
+            rows.append({"label": lab, "tasks": tasks, "metric": c, "orderings": len(means),
+                         "across_orderings_sd": float(np.std(means, ddof=1)) if len(means) >= 2 else math.nan,
+                         "across_seeds_sd": float(math.sqrt(np.mean(variances))) if variances else math.nan})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def fmt_ci(mean: float, ci: float, scale: float = 100.0, signed: bool = False, digits: int = 1) -> str:
+    """'75.0 ± 2.1' in points; '' for NaN (undefined); no ± part with a single seed."""
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return ""
+    v = round(mean * scale, digits) + 0.0  # + 0.0 turns -0.0 into 0.0
+    text = f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
+    return text if ci is None or math.isnan(ci) else f"{text} ± {ci * scale:.{digits}f}"
+
+
+def signed(col: str) -> bool:
+    """Differences (deltas, BWT, FWT) are shown with their sign."""
+    return col.startswith("d") or col in ("BWT", "FWT")
+
+
+def markdown(summary_df: pd.DataFrame,
+             cols=("ACC", "BWT", "FWT", "Transfer", "dLP_heldout", "dLP_all", "dZS_heldout")) -> str:
+    """The summary as a Markdown table, in points (x100), mean ± 95% CI half-width where seeds allow;
+    an empty cell is a metric undefined for the run (e.g. BWT with one task, Transfer without ZS)."""
+    head = ["strategy", "params", "ordering", "n", *cols]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, r in summary_df.iterrows():
+        cells = [str(r["strategy"]), f"`{r['params']}`" if r["params"] else "", str(r["ordering"]), str(r["n"])]
+        cells += [fmt_ci(r[c], r[f"{c}_ci95"], signed=signed(c)) for c in cols]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _csv(df: pd.DataFrame) -> str:
+    buf = io.StringIO()
+    df.to_csv(buf, index=False, float_format="%.4f")  # NaN -> empty cell: undefined, never 0
+    return buf.getvalue()

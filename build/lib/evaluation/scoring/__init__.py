@@ -1,0 +1,1 @@
+"""Scoring a model: accuracies (probe, zero-shot, trained head) and feature drift. Uses torch."""

@@ -1,0 +1,1 @@
+"""Run storage: record files, their identity, locks and code fingerprints. No torch."""

@@ -1,0 +1,129 @@
+"""The process executor (`--jobs N`): N processes of this command on this host share out the runs.
+
+The helpers are this same command with `--worker k`. They start once the configuration is validated
+(an invalid one starts none; their imports overlap this process's data and model checks), and each waits for a "go" on its stdin, sent once this
+process has checked the inputs; a helper that gets no "go" leaves without training or writing
+anything. Every process trains from the same plan; each run's lock gives it to exactly one of them.
+Only this process prints progress and writes the tables.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from ..presets import early_setting
+from .base import Executor, Job
+from .local import LocalExecutor
+
+MAX_JOBS = 256
+
+
+class ProcessExecutor(Executor):
+    """`command`: the interpreter and arguments that start this command again (run_benchmark.py and its
+    arguments); `hint`: the number of processes asked for, read before validation (`jobs_hint`)."""
+
+    def __init__(self, command: list[str], hint: int):
+        self.command, self.hint = list(command), min(int(hint), MAX_JOBS)
+        self.helpers: list[subprocess.Popen] = []
+
+    def start(self, jobs: int = 1) -> None:
+        self.hint = min(self.hint, int(jobs))  # the validated number; the hint only chose this executor
+        if self.hint > 1:
+            cmd = [*self.command, "--jobs", str(self.hint)]
+            self.helpers = [subprocess.Popen([*cmd, "--worker", str(k)], stdin=subprocess.PIPE, text=True,
+                                             preexec_fn=_die_with_parent)
+                            for k in range(1, self.hint)]
+
+    def execute(self, todo: list[dict], job: Job) -> int:
+        # job.jobs is the validated number of processes; helpers beyond it (or beyond the runs) are sent away
+        used = self.helpers[:max(0, min(job.jobs, len(todo)) - 1)]
+        for h in used:
+            _release(h, go=True)
+        self.processes = 1 + len(used)
+        try:
+            own = LocalExecutor().execute(todo, job)
+        finally:
+            failed = [h.wait() for h in used]
+        if own and not any(failed):
+            return own
+        if any(failed):
+            print(f"error: {sum(1 for c in failed if c)} of the {len(used)} helper processes failed "
+                  "(their error is above); finished runs are kept, rerun to finish the rest", file=sys.stderr)
+            return 1
+        return 0
+
+    def close(self) -> None:
+        for h in self.helpers:
+            _release(h)
+        for h in self.helpers:
+            h.wait()
+
+
+class HelperExecutor(Executor):
+    """The k-th helper's side: wait for the parent's "go", then train from the plan's k-th pending run."""
+
+    def __init__(self, k: int):
+        self.k = k
+
+    def execute(self, todo: list[dict], job: Job) -> int:
+        if sys.stdin.readline().strip() != "go":
+            return 0  # the parent stopped before training, or has fewer runs than helpers
+        return LocalExecutor(offset=self.k).execute(todo, job)
+
+
+def _die_with_parent() -> None:
+    """In a helper, before it runs: the kernel kills it when its parent dies (kill -9 included), so that
+    no orphan trains on alone. SIGKILL is what a helper already survives without losing a run (its
+    lock is dropped by the kernel, its temporary files are removed by the next start). Linux only;
+    elsewhere a helper whose parent died stops at its next read of the parent's pipe."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _release(helper: subprocess.Popen, go: bool = False) -> None:
+    """Send a waiting helper "go"; or (go=False) stop it: it has not trained or written anything yet
+    (it is importing, or waiting), and whatever of its start-up it leaves is what a kill may leave."""
+    if helper.stdin is None or helper.stdin.closed:
+        return
+    try:
+        if go:
+            helper.stdin.write("go\n")
+        helper.stdin.close()
+    except (BrokenPipeError, OSError):  # it has already left
+        pass
+    if not go:
+        helper.kill()
+
+
+def jobs_hint(jobs: int | None, sets: list[str], config: str) -> int:
+    """The number of processes asked for, read before the configuration is validated (so that helpers
+    can start at once), with the precedence validation applies (experiment.presets.early_setting). The
+    validated value is the one that counts; a wrong hint only starts helpers that are sent away."""
+    value = early_setting("jobs", jobs, sets, config, 1)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 1
+
+
+def this_command(argv: list[str]) -> list[str]:
+    """How a helper runs the same command: this interpreter, the command's entry point (found from this
+    package's folder, so that it works from a checkout and from an installed package alike) and `argv`."""
+    root = str(Path(__file__).resolve().parents[2])
+    return [sys.executable, "-c", f"import sys; sys.path.insert(0, {root!r}); from experiment.cli import entry; entry()",
+            *argv]
+
+
+def executor_hint(kind: str | None, sets: list[str], config: str) -> str:
+    """The executor asked for, read before validation like `jobs_hint` (--set executor.kind=, else
+    --executor, else the config's `executor: {kind: NAME}`)."""
+    return str(early_setting("executor.kind", kind, sets, config) or "local")
+
+
+def ray_address_hint(address: str | None, sets: list[str], config: str) -> str | None:
+    """The Ray address asked for, read the same way (--set executor.address=, --ray-address, the config)."""
+    value = early_setting("executor.address", address, sets, config)
+    return None if value in (None, "") else str(value)
