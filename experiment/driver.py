@@ -123,7 +123,8 @@ def collect_and_print(exp_dir: Path, log: TextIO, quiet: bool = False) -> int:
         with pd.option_context("display.width", 200, "display.max_columns", 20):
             # fixed-point always: pandas switches a whole column to scientific notation (-9.920e-04)
             # as soon as one value is small, which reads as a different scale
-            print(df[["strategy", "ordering", "seed"] + MAIN_COLS].to_string(index=False, float_format="{:.4f}".format))
+            ident = ["strategy", "method", "ordering", "seed"] if "method" in df else ["strategy", "ordering", "seed"]
+            print(df[ident + MAIN_COLS].to_string(index=False, float_format="{:.4f}".format))
     print(f"leaderboard: {exp_dir / 'leaderboard.csv'}  plots: {exp_dir / 'plots'}", file=log)
     return 0
 

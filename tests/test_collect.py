@@ -132,7 +132,7 @@ def test_ordering_table_and_sensitivity_by_hand(collected):
 
 
 GOLDEN_NAMES = ["leaderboard.csv", "records_long.csv", "summary.csv", "summary.md", "orderings.csv",
-                "ordering_sensitivity.csv", "tables.md", "tables.tex", "report.md"]
+                "ordering_sensitivity.csv", "tables.md", "tables.tex", "report.md", "forgetting_matrices.csv"]
 
 
 @pytest.mark.parametrize("name", GOLDEN_NAMES)
@@ -148,7 +148,8 @@ def test_every_plot_is_written_and_embedded_in_the_report(collected):
     assert names == sorted([f"accuracy_matrix_{i}.png" for i in ids] + [f"task_accuracy_{i}.png" for i in ids] +
                            ["accuracy_vs_forgetting.png", "dLP_per_dataset.png", "dZS_per_dataset.png",
                             "heldout_probe_steps.png", "ordering_sensitivity.png",
-                            "study_orderings.png"])  # the sample varies the ordering: the orderings study
+                            "study_orderings.png",  # the sample varies the ordering: the orderings study
+                            "heatmap_LP-init-CE.png", "heatmap_LP-init-LDIFS.png"])  # one per method
     for p in (collected / "plots").glob("*.png"):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
     report = (collected / "report.md").read_text()

@@ -20,29 +20,40 @@ def runs():
 
 def test_first_step_counts_each_seed_once(runs):
     df = first_step(runs).set_index(["ft", "label", "seed"])
-    # ft on a: the a>b runs of seeds 0 and 1 (R[1, a] = .9, .8); ldifs on b: the b>a run
-    assert df.loc[("a", "ft", 0), "acc"] == pytest.approx(0.9) and df.loc[("a", "ft", 1), "acc"] == pytest.approx(0.8)
-    assert df.loc[("b", "ldifs", 0), "acc"] == pytest.approx(0.9)
+    # ft (LP-init-CE) on a: the a>b runs of seeds 0 and 1 (R[1, a] = .9, .8); ldifs on b: the b>a run
+    assert df.loc[("a", "LP-init-CE", 0), "acc"] == pytest.approx(0.9)
+    assert df.loc[("a", "LP-init-CE", 1), "acc"] == pytest.approx(0.8)
+    assert df.loc[("b", "LP-init-LDIFS", 0), "acc"] == pytest.approx(0.9)
+    # the reference's accuracy of an LP-init run: the probe refitted after step 1, LP[1, a] = .7
+    assert df.loc[("a", "LP-init-CE", 0), "acc_ref"] == pytest.approx(0.7)
+    assert set(df["ref"]) == {"LP"}
     # ft on c (single task): LP [[.6,.5,.8],[.5,.6,.9]] -> dLP on a, b = -.1, +.1
-    assert df.loc[("c", "ft", 0), "dLP|a"] == pytest.approx(-0.1) and df.loc[("c", "ft", 0), "dLP|b"] == pytest.approx(0.1)
+    assert df.loc[("c", "LP-init-CE", 0), "dLP|a"] == pytest.approx(-0.1)
+    assert df.loc[("c", "LP-init-CE", 0), "dLP|b"] == pytest.approx(0.1)
     assert len(df) == 5 + 3  # ft: seeds 0, 1 on a and on b, seed 0 on c; ldifs: seed 0 on a, b, c
 
 
 def test_markdown_tables_by_hand(runs):
     md, _ = render(runs)
-    # single task, fine-tuned on a: ft acc (.9 + .8) / 2 = 85, CI 12.706 * .0707 / 1.414 = 63.5, an
-    # interval clipped to [0, 100]: [21.5, 100.0]; ldifs 90 has one seed: "(n=1)", no interval and no bold
-    assert "| a | 85.0 [21.5, 100.0] | +0.0 ± 63.5 | -2.5 ± 31.8 | 90.0 (n=1) | +0.0 (n=1) | +0.0 (n=1) |" in md
+    # fine-tuned on a, LP-init-CE: the reference's accuracy LP[1, a] = .7, .7 -> 70.0 ± 0.0; the head's
+    # (.9 + .8) / 2 = 85, CI 12.706 * .0707 / 1.414 = 63.5, an interval clipped to [0, 100]: [21.5, 100.0];
+    # LP-init-LDIFS has one seed: "(n=1)", no interval and no bold
+    a_text = md.split("**Fine-tuned on a:")[1].split("**Fine-tuned on b:")[0]
+    assert "| LP-init-CE | 70.0 ± 0.0 | 85.0 [21.5, 100.0] | +0.0 ± 63.5 | -2.5 ± 31.8 |" in a_text
+    assert "| LP-init-LDIFS | 70.0 (n=1) | 90.0 (n=1) | +0.0 (n=1) | +0.0 (n=1) |" in a_text
+    assert "| method | Acc (ref) | Acc (head) | dLP others | dZS others |" in a_text
     # after fine-tuning on c: one seed each -> nothing bold, however far apart (-10 against 0)
     c_text = md.split("after fine-tuning on c")[1]
     assert "| a | -10.0 (n=1) | -10.0 (n=1) | +0.0 (n=1) | +0.0 (n=1) |" in c_text
-    # continual table on a>b: ldifs ACC 82.5 (one seed) is not bold against ft 75.0 ± 0.0
-    assert "| ldifs | 82.5 (n=1) | -5.0 (n=1) | +10.0 (n=1) |" in md
-    assert "| ft | 75.0 ± 0.0 | -20.0 ± 0.0 | +15.0 ± 63.5 |" in md
+    # continual table on a>b: ACC (ref) = mean of LP[2, a], LP[2, b]: seed 0 (.6 + .9) / 2 = .75, seed 1
+    # (.5 + .9) / 2 = .70 -> 72.5, CI 12.706 * .0354 / 1.414 = 31.8 -> clipped [40.7, 100.0]; the heads' ACC
+    # beside it; LP-init-LDIFS 82.5 (one seed) is not bold against 75.0 ± 0.0
+    assert "| LP-init-LDIFS | 77.5 (n=1) | 82.5 (n=1) | -5.0 (n=1) | +10.0 (n=1) |" in md
+    assert "| LP-init-CE | 72.5 [40.7, 100.0] | 75.0 ± 0.0 | -20.0 ± 0.0 | +15.0 ± 63.5 |" in md
     assert not any("**" in line for line in md.splitlines() if line.startswith("| "))  # no interval separates
     assert md.startswith("### Single-task fine-tuning (step 1 of the runs)")
-    assert "step 1 of the runs: the first task of each sequence" in md
-    assert "0 such); 9 comparison(s) tied" in md
+    assert "linear probe refitted on the fine-tuned features (its lp_acc) for LP-init-CE, LP-init-LDIFS" in md
+    assert "(0 such); 4 comparison(s) tied" in a_text
 
 
 def test_bold_only_where_the_interval_clears_the_runner_up():

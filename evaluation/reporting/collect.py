@@ -13,6 +13,8 @@ Writes into the experiment folder:
 - orderings.csv        per strategy: ACC, BWT, FWT, dLP_heldout per ordering (mean, CI, n)
 - ordering_sensitivity.csv  per strategy and metric: spread across orderings vs across seeds
 - tables.md / .tex     paper tables (evaluation.reporting.tables)
+- forgetting_matrices.csv  per method: fine-tuned-on x evaluated-on dLP and dZS, seeds averaged, with
+                       CI and n (evaluation.reporting.heatmaps; plots/heatmap_<method>.png draws them)
 - plots/*.png, report.md  (evaluation.reporting.plots, evaluation.reporting.report)
 
 The frames themselves are built by evaluation.reporting.leaderboard. Rebuild from the command line: `python -m evaluation.reporting.collect results/<experiment>`.
@@ -44,11 +46,16 @@ def collect(experiment_dir: Path, plots: bool = True, report: bool = True) -> pd
     from .tables import write_tables
 
     write_tables(experiment_dir, runs)
+    from .heatmaps import matrices, write as write_heatmaps
+
+    forgetting = matrices(runs)
+    atomic_write_text(experiment_dir / "forgetting_matrices.csv", _csv(forgetting))
     written = []
     if plots and runs:
         from .plots import write_plots
 
         written = write_plots(experiment_dir, runs, df)
+        written += write_heatmaps(experiment_dir, forgetting)  # one per method (the paper's heat maps)
         from .plots_drift import write_drift_plots  # feature drift: its own module and section
 
         written += write_drift_plots(experiment_dir, runs)

@@ -3,6 +3,10 @@ per strategy and ordering, ordering sensitivity, and their text form (points, 95
 
 Pure functions of the records (no files written here: evaluation.reporting.collect writes them); the tables,
 plots and report build on these.
+
+Longer than 300 lines because a row's identity (strategy, the paper's method name, settings), its metrics
+(the trained head's and the reference's accuracy) and the labels that tell rows apart are defined once
+here for every table, plot and summary; split, each part would need the others' names.
 """
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from strategies.catalog import method_label
 
 from . import metrics as M
 from ..storage.records import finished_runs, load_records, settings_of
@@ -98,6 +104,32 @@ def params_text(params: dict) -> str:
     return json.dumps(params, sort_keys=True) if params else ""
 
 
+def head_init_of(rec: dict) -> str:
+    """The run's head initialisation (train.head_init; "lp", the setting's default, where absent)."""
+    return str((rec["config"].get("train") or {}).get("head_init", "lp"))
+
+
+def reference_accuracy(rec: dict, step: int, dataset: str) -> float:
+    """A dataset's accuracy after `step` as the reference's evaluation measures a fine-tuned model: the
+    zero-shot head on its features for a ZS-init run, a linear probe refitted on them otherwise (its
+    eval_functions.py computes only these two; it never scores the trained head)."""
+    j = rec["suite"].index(dataset)
+    zs = head_init_of(rec) == "zs" and rec.get("ZS")
+    return float((rec["ZS"] if zs else rec["LP"])[step][j])
+
+
+def method_names(runs: list[tuple[str, dict]]) -> dict[str, str]:
+    """run id -> the method's name as the paper writes it ("ZS-init-CE", "LP-init-LDIFS", "FLYP";
+    strategies.catalog.method_label), with the hyperparameters that vary among runs of that name and the
+    other settings in which runs differ ("LP-init-LDIFS lam=30.0 [train.lr=0.01]"), as `labels` does."""
+    if not runs:
+        return {}
+    base = pd.Series([method_label(rec["config"]["strategy"]["name"], head_init_of(rec)) for _, rec in runs])
+    params = pd.Series([params_text(params_of(rec)) for _, rec in runs])
+    names = _labels(base, params, settings_of(runs, ignore=("train.head_init",)))
+    return {rid: name for (rid, _), name in zip(runs, names)}
+
+
 def run_row(rec: dict, rid: str) -> dict:
     """One leaderboard row: the run's identity, the headline metrics, per-dataset deltas."""
     cfg = rec["config"]
@@ -109,6 +141,8 @@ def run_row(rec: dict, rid: str) -> dict:
         "strategy": cfg["strategy"]["name"], "params": params_text(params_of(rec)),
         "ordering": ">".join(ordering), "seed": cfg["seed"], "run_id": rid,
         "ACC": M.acc(R), "BWT": M.bwt(R), "FWT": M.fwt(R),
+        # the reference's accuracy on each trained task after the last one (reference_accuracy), averaged
+        "ACC_ref": float(np.mean([reference_accuracy(rec, len(ordering), d) for d in ordering])),
         "Transfer": math.nan, "Avg": math.nan, "Last": math.nan, **M.mtil_lp(R),
         "dLP_heldout": M.mean_over(dlp, suite, held_out), "dLP_all": M.mean_over(dlp, suite, suite),
         "dZS_heldout": math.nan, "dZS_all": math.nan,
@@ -148,11 +182,13 @@ def long_rows(rec: dict, rid: str) -> list[dict]:
 # ---------------------------------------------------------------- tables over runs
 
 def leaderboard_from(runs: list[tuple[str, dict]]) -> pd.DataFrame:
-    rows = [{**run_row(rec, rid), "settings": st} for (rid, rec), st in zip(runs, settings_of(runs))]
+    names = method_names(runs)
+    rows = [{**run_row(rec, rid), "method": names[rid], "settings": st}
+            for (rid, rec), st in zip(runs, settings_of(runs))]
     if not rows:
-        return pd.DataFrame(columns=ID_COLS + MAIN_COLS)
+        return pd.DataFrame(columns=ID_COLS + ["method"] + MAIN_COLS)
     df = pd.DataFrame(rows)
-    first = ID_COLS + ["settings"] + MAIN_COLS
+    first = ID_COLS + ["method", "settings"] + MAIN_COLS
     rest = sorted(c for c in df.columns if c not in first)
     return df[first + rest].sort_values(["ordering", "strategy", "params", "seed"], kind="stable").reset_index(drop=True)
 
@@ -173,17 +209,26 @@ def records_long(runs: list[tuple[str, dict]]) -> pd.DataFrame:
                                              kind="stable").reset_index(drop=True)
 
 
-def labels(df: pd.DataFrame) -> pd.Series:
-    """'ldifs', or 'ldifs lam=1.0' where runs of one strategy differ: only the varying hyperparameters."""
-    params = df["params"].fillna("").map(lambda p: json.loads(p) if p else {})
+def labels(df: pd.DataFrame, by: str = "strategy") -> pd.Series:
+    """'ldifs', or 'ldifs lam=1.0' where runs of one strategy differ: only the varying hyperparameters.
+    by="method": the paper's method names of the leaderboard's `method` column ("LP-init-LDIFS")."""
+    if by == "method" and "method" in df:
+        return df["method"].astype(object)
+    return _labels(df["strategy"], df["params"], df["settings"] if "settings" in df else None, index=df.index)
+
+
+def _labels(base: pd.Series, params_texts: pd.Series, settings=None, index=None) -> pd.Series:
+    """base + the hyperparameters that vary among the runs of the same base + ' [settings]' where given."""
+    base, params_texts = base.reset_index(drop=True), params_texts.reset_index(drop=True)
+    params = params_texts.fillna("").map(lambda p: json.loads(p) if p else {})
     out = []
-    for strategy, p in zip(df["strategy"], params):
-        peers = params[df["strategy"] == strategy]
+    for b, p in zip(base, params):
+        peers = params[base == b]
         varying = sorted(k for k in p if len({json.dumps(q.get(k)) for q in peers}) > 1)
-        out.append(strategy + ("" if not varying else " " + ",".join(f"{k}={p[k]}" for k in varying)))
-    if "settings" in df:  # runs that differ outside the strategy (train.lr, ...) are told apart too
-        out = [lab + (f" [{st}]" if isinstance(st, str) and st else "") for lab, st in zip(out, df["settings"])]
-    return pd.Series(out, index=df.index, dtype=object)
+        out.append(b + ("" if not varying else " " + ",".join(f"{k}={p[k]}" for k in varying)))
+    if settings is not None:  # runs that differ outside the strategy (train.lr, ...) are told apart too
+        out = [lab + (f" [{st}]" if isinstance(st, str) and st else "") for lab, st in zip(out, list(settings))]
+    return pd.Series(out, index=index if index is not None else base.index, dtype=object)
 
 
 def _aggregate(g: pd.DataFrame, cols) -> dict:

@@ -32,11 +32,13 @@ EMBEDDING = "embedding"  # evaluation/scoring/drift.py's name for the encoder's 
 
 def strategy_label(rec: dict) -> str:
     """'ldifs', or 'ldifs:lam=10' where the runs collected differ in it: only the varying hyperparameters
-    (`with_drift` sets them), as the leaderboard labels strategies."""
+    (`with_drift` sets them), as the leaderboard labels strategies; ' (ZS-init)' where runs of the strategy
+    differ in their head init."""
     s = rec["config"]["strategy"]
     varying = rec.get("_varying", ())
     params = ",".join(f"{k}={s[k]}" for k in sorted(s) if k != "name" and k in varying)
-    return s["name"] + (f":{params}" if params else "")
+    init = (rec["config"].get("train") or {}).get("head_init", "lp") if "head_init" in varying else None
+    return s["name"] + (f":{params}" if params else "") + (f" ({init.upper()}-init)" if init else "")
 
 
 def with_drift(runs: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
@@ -48,6 +50,10 @@ def with_drift(runs: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
         s = rec["config"]["strategy"]
         peers = [r["config"]["strategy"] for _, r in runs if r["config"]["strategy"]["name"] == s["name"]]
         varying = {k for k in s if k != "name" and len({repr(p.get(k)) for p in peers}) > 1}
+        inits = {(r["config"].get("train") or {}).get("head_init", "lp") for _, r in runs
+                 if r["config"]["strategy"]["name"] == s["name"]}
+        if len(inits) > 1:  # ft under LP and ZS init (the paper presets): two methods, never pooled
+            varying.add("head_init")
         out.append((rid, {**rec, "_varying": varying}))
     return out
 

@@ -24,6 +24,9 @@ DEFINITIONS = """\
   whose untrained-task entries are the head-init probe's accuracy.
 - dLP / dZS: linear-probe / zero-shot accuracy after the last task minus before training, per dataset;
   `held-out` = mean over the suite's datasets not in the ordering, `all` = over every dataset.
+- Acc (ref) / ACC (ref): a dataset's accuracy as the paper's reference code measures a fine-tuned model:
+  a linear probe refitted on its features, or the zero-shot head for a ZS-init method; Acc (head) /
+  ACC (head): the trained task head's (R). Methods are named as the paper names them (ZS-init-CE, ...).
 - Values in points (x100), mean ± 95% CI half-width (t-interval) over seeds where there are two or more."""
 
 
@@ -180,6 +183,8 @@ PLOT_CAPTIONS = [
     ("dLP_per_dataset.png", "Concept forgetting per dataset, linear probe (held-out datasets shaded)"),
     ("dZS_per_dataset.png", "Concept forgetting per dataset, zero-shot (held-out datasets shaded)"),
     ("heldout_probe_steps.png", "Held-out linear-probe accuracy after every step, per strategy"),
+    ("heatmap_", "Concept forgetting heat map: fine-tuned on (rows) x evaluated on (columns), dLP and dZS "
+     "after step 1, seeds averaged (forgetting_matrices.csv has the intervals)"),
     ("ordering_sensitivity", "Ordering sensitivity, every strategy on one scale"),
     ("accuracy_matrix_", "Accuracy matrix R"),
     ("task_accuracy_", "Accuracy on each task across the sequence"),
@@ -223,7 +228,8 @@ def build_report(experiment_dir: Path, runs: list[tuple[str, dict]], df: pd.Data
     lines += plots_section(experiment_dir, [p for p in plots or [] if not Path(p).name.startswith("drift_")])
     lines += ["## Definitions", "", DEFINITIONS, "",
               "Files: `leaderboard.csv` (one row per run), `records_long.csv` (every number, tidy), `summary.csv`, "
-              "`orderings.csv`, `ordering_sensitivity.csv`, `tables.md`, `tables.tex`, `plots/`.", ""]
+              "`orderings.csv`, `ordering_sensitivity.csv`, `tables.md`, `tables.tex`, `forgetting_matrices.csv`, "
+              "`plots/`.", ""]
     return "\n".join(lines)
 
 

@@ -1,10 +1,14 @@
 """Paper tables from record files, in Markdown and LaTeX (booktabs): `python -m evaluation.reporting.tables <experiment dir>`.
 
-- Single-task fine-tuning (Mukhoti et al.'s layout): for every dataset a model was fine-tuned on
-  first, the downstream accuracy on it and the concept forgetting (dLP, dZS) on every other dataset
-  of the suite, one column block per strategy. Values come from step 1 of every run (a single-task
-  run, or the first task of a sequence: both are the same fine-tuning), one value per seed.
-- Continual: one table per sequence (ordering of two or more tasks), one row per strategy.
+- Single-task fine-tuning (Mukhoti et al.'s layout): one table per dataset a model was fine-tuned on
+  first, one row per method (the paper's names: ZS-init-CE, LP-init-LDIFS, ...), with the accuracy on
+  that dataset as the reference measures it (`Acc (ref)`: a linear probe refitted on the fine-tuned
+  features, or the zero-shot head for a ZS-init method), the trained head's accuracy beside it
+  (`Acc (head)`), and the concept forgetting (dLP, dZS) averaged over every other dataset of the suite;
+  then, per fine-tuning dataset, the forgetting on each other dataset. Values come from step 1 of every
+  run (a single-task run, or the first task of a sequence: both are the same fine-tuning), one value
+  per seed. docs/design.md ("The paper's tables, column by column") defines every column.
+- Continual: one table per sequence (ordering of two or more tasks), one row per method.
 
 Values are in points (x100), mean ± 95% CI half-width over seeds when there are several, "(n=1)"
 and no interval for a single seed, and an accuracy's interval clipped to [0, 100] (shown as
@@ -12,6 +16,9 @@ and no interval for a single seed, and an accuracy's interval clipped to [0, 100
 only when its interval clears the runner-up's; overlapping intervals, or n < 2, are tied and
 none is bold (each table's note counts both). An empty cell is
 a metric undefined for that run (no text tower: no dZS).
+
+Longer than 300 lines because the tables' cells, their Markdown and LaTeX forms and the rules that
+bold an entry are one format; split, each half would need the other's names.
 """
 from __future__ import annotations
 
@@ -27,8 +34,16 @@ from . import metrics as M
 from benchmark.files import atomic_write_text
 
 SIGNED = {"dLP", "dZS", "BWT", "FWT", "dLP others", "dZS others", "dLP held-out", "dZS held-out"}
-CONTINUAL_COLS = [("ACC", "ACC"), ("BWT", "BWT"), ("FWT", "FWT"), ("Transfer", "Transfer"), ("Avg", "Avg"),
-                  ("Last", "Last"), ("dLP_heldout", "dLP held-out"), ("dZS_heldout", "dZS held-out")]
+CONTINUAL_COLS = [("ACC_ref", "ACC (ref)"), ("ACC", "ACC (head)"), ("BWT", "BWT"), ("FWT", "FWT"),
+                  ("Transfer", "Transfer"), ("Avg", "Avg"), ("Last", "Last"), ("dLP_heldout", "dLP held-out"),
+                  ("dZS_heldout", "dZS held-out")]
+SINGLE_COLS = ["Acc (ref)", "Acc (head)", "dLP others", "dZS others"]
+SHORT_REF_NOTE = ("Acc (ref): the reference's measure (a linear probe refitted on the fine-tuned features; the "
+                  "zero-shot head for a ZS-init method); Acc (head): the trained task head's accuracy.")
+REF_NOTE = ("Acc (ref): the accuracy on the fine-tuned dataset as the reference's evaluation measures it: a linear "
+            "probe refitted on the fine-tuned features (its lp_acc) for {lp}; the zero-shot head on them (its "
+            "zs_acc) for {zs}. Acc (head): the accuracy of the task head trained with the encoder, which the "
+            "reference never scores.")
 TEX = {"dLP": r"$\Delta_{\mathrm{LP}}$", "dZS": r"$\Delta_{\mathrm{ZS}}$",
        "dLP others": r"$\Delta_{\mathrm{LP}}$ others", "dZS others": r"$\Delta_{\mathrm{ZS}}$ others",
        "dLP held-out": r"$\Delta_{\mathrm{LP}}$ held-out", "dZS held-out": r"$\Delta_{\mathrm{ZS}}$ held-out"}
@@ -43,6 +58,7 @@ class Table:
     blocks: list[tuple[str, list[str]]]  # (block name, or "" for none; its sub-column names)
     rows: list[tuple[str, list[tuple[float, float]]]]  # (row label, one (mean, ci) per column)
     best: str = "column"  # "column": best within each column; "row": best within a row among same-named sub-columns
+    caption: str = ""  # what the columns are, printed under the title
 
     def columns(self) -> list[str]:
         return [c for _, cols in self.blocks for c in cols]
@@ -81,13 +97,13 @@ class Table:
 
     def note(self) -> str:
         _, clear, tied = self.verdicts()
-        where = "column" if self.best == "column" else "row, among the strategies' same-named columns"
+        where = "column" if self.best == "column" else "row, among the methods' same-named columns"
         return (f"Bold: the best entry of its {where}, only where its 95% CI clears the runner-up's "
                 f"({clear} such); {tied} comparison(s) tied (overlapping intervals, or n < 2) and left plain. "
                 "(n=1): one seed, no interval.")
 
 
-ACCURACIES = {"Acc", "ACC", "Transfer", "Avg", "Last"}
+ACCURACIES = {"Acc", "ACC", "Transfer", "Avg", "Last", "Acc (ref)", "Acc (head)", "ACC (ref)", "ACC (head)"}
 
 
 def _cell(mean: float, ci: float, col: str) -> str:
@@ -106,7 +122,8 @@ def _cell(mean: float, ci: float, col: str) -> str:
 
 def to_markdown(t: Table) -> str:
     head = [t.stub] + [f"{b}: {c}" if b else c for b, cols in t.blocks for c in cols]
-    lines = [f"**{t.title}**", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [f"**{t.title}**", "", *([t.caption, ""] if t.caption else []),
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     bold, names = t.bold(), t.columns()
     for i, (label, cells) in enumerate(t.rows):
         out = []
@@ -144,7 +161,8 @@ def to_latex(t: Table) -> str:
             s = _cell(m, ci, names[j]).replace(" ± ", r" $\pm$ ")
             out.append(rf"\textbf{{{s}}}" if s and bold[i, j] else s)
         lines.append(" & ".join([tex_escape(label), *out]) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\par\smallskip{\footnotesize " + tex_escape(t.note()) + "}",
+    note = (t.caption + " " if t.caption else "") + t.note()
+    lines += [r"\bottomrule", r"\end{tabular}", r"\par\smallskip{\footnotesize " + tex_escape(note) + "}",
               r"\end{table}"]
     return "\n".join(lines) + "\n"
 
@@ -152,31 +170,44 @@ def to_latex(t: Table) -> str:
 # ---------------------------------------------------------------- building the tables from runs
 
 def first_step(runs: list[tuple[str, dict]]) -> pd.DataFrame:
-    """One row per (fine-tuning dataset, strategy + params, seed) with step 1's accuracy and deltas.
+    """One row per (fine-tuning dataset, method, seed) with step 1's accuracies and deltas: `acc` the trained
+    head's, `acc_ref` the reference's (leaderboard.reference_accuracy) and `ref` which that is (LP or ZS).
 
-    Runs that share the first task, strategy and seed did the same first fine-tuning; the first of
+    Runs that share the first task, method and seed did the same first fine-tuning; the first of
     them (by run id) stands for all, so that a seed is counted once."""
-    from .leaderboard import labels, params_of, params_text
+    from .leaderboard import head_init_of, method_names, params_of, params_text, reference_accuracy
 
+    names = method_names(runs)
     rows = []
     for rid, rec in sorted(runs, key=lambda r: r[0]):
-        suite, ZS = rec["suite"], rec.get("ZS")
+        suite, ZS, ft = rec["suite"], rec.get("ZS"), rec["ordering"][0]
         dlp = M.deltas(rec["LP"])[1]
         dzs = M.deltas(ZS)[1] if ZS else [math.nan] * len(suite)
-        row = {"ft": rec["ordering"][0], "strategy": rec["config"]["strategy"]["name"],
+        row = {"ft": ft, "strategy": rec["config"]["strategy"]["name"], "label": names[rid],
                "params": params_text(params_of(rec)), "seed": rec["config"]["seed"], "run_id": rid,
-               "acc": float(rec["R"][1][0])}
+               "acc": float(rec["R"][1][0]), "acc_ref": reference_accuracy(rec, 1, ft),
+               "ref": "ZS" if head_init_of(rec) == "zs" and ZS else "LP"}
         row.update({f"dLP|{d}": float(v) for d, v in zip(suite, dlp)})
         row.update({f"dZS|{d}": float(v) for d, v in zip(suite, dzs)})
         rows.append(row)
     if not rows:
         return pd.DataFrame()
-    df = pd.DataFrame(rows).drop_duplicates(["ft", "strategy", "params", "seed"], keep="first")
-    return df.assign(label=labels(df)).reset_index(drop=True)
+    return pd.DataFrame(rows).drop_duplicates(["ft", "label", "seed"], keep="first").reset_index(drop=True)
 
 
 def _mci(values) -> tuple[float, float]:
     return M.mean_ci95([float(v) for v in values])
+
+
+def _others(g: pd.DataFrame, kind: str, others: list[str]) -> tuple[float, float]:
+    """Mean and CI over seeds of each seed's `kind` (dLP, dZS) averaged over the datasets `others`."""
+    return _mci(g[[f"{kind}|{d}" for d in others]].mean(axis=1)) if others and len(g) else (math.nan, math.nan)
+
+
+def ref_note(df: pd.DataFrame) -> str:
+    """REF_NOTE with the methods measured each way."""
+    by = {k: sorted(df.loc[df["ref"] == k, "label"].unique()) for k in ("LP", "ZS")}
+    return REF_NOTE.format(lp=", ".join(by["LP"]) or "none here", zs=", ".join(by["ZS"]) or "none here")
 
 
 def single_task_tables(runs: list[tuple[str, dict]]) -> list[Table]:
@@ -184,59 +215,57 @@ def single_task_tables(runs: list[tuple[str, dict]]) -> list[Table]:
     if not len(df):
         return []
     suite = list(dict.fromkeys(d for _, rec in runs for d in rec["suite"]))
-    strategies = list(dict.fromkeys(sorted(df["label"])))
+    methods = list(dict.fromkeys(sorted(df["label"])))
     has_zs = any(rec.get("ZS") for _, rec in runs)
-    sub = ["Acc", "dLP others"] + (["dZS others"] if has_zs else [])
-    overview_rows = []
-    details = []
+    cols = SINGLE_COLS if has_zs else SINGLE_COLS[:3]
+    main, details = [], []
     for ft in sorted(df["ft"].unique()):
         others = [d for d in suite if d != ft]
-        cells = []
-        for lab in strategies:
+        rows = []
+        for lab in methods:
             g = df[(df["ft"] == ft) & (df["label"] == lab)]
-            cells.append(_mci(g["acc"]))
-            cells.append(_mci(g[[f"dLP|{d}" for d in others]].mean(axis=1)) if others and len(g) else (math.nan, math.nan))
-            if has_zs:
-                cells.append(_mci(g[[f"dZS|{d}" for d in others]].mean(axis=1)) if others and len(g) else (math.nan, math.nan))
-        overview_rows.append((ft, cells))
+            if len(g):
+                cells = [_mci(g["acc_ref"]), _mci(g["acc"]), _others(g, "dLP", others)]
+                rows.append((lab, cells + ([_others(g, "dZS", others)] if has_zs else [])))
+        main.append(Table(f"Fine-tuned on {ft}: accuracy on {ft} and concept forgetting averaged over the "
+                          f"{len(others)} other dataset(s) (step 1 of the runs; points)", "method", [("", cols)],
+                          rows, best="column", caption=SHORT_REF_NOTE))
         det_sub = ["dLP"] + (["dZS"] if has_zs else [])
         det_rows = []
         for d in others + (["mean"] if len(others) > 1 else []):
             cells = []
-            for lab in strategies:
+            for lab in methods:
                 g = df[(df["ft"] == ft) & (df["label"] == lab)]
-                for kind in det_sub:
-                    cols = [f"{kind}|{e}" for e in (others if d == "mean" else [d])]
-                    cells.append(_mci(g[cols].mean(axis=1)) if len(g) else (math.nan, math.nan))
+                cells += [_others(g, kind, others if d == "mean" else [d]) for kind in det_sub]
             det_rows.append((d, cells))
         if det_rows:
             details.append(Table(f"Concept forgetting on the other datasets after fine-tuning on {ft} "
                                  "(step 1 of the runs; points)",
-                                 "evaluated on", [(lab, det_sub) for lab in strategies], det_rows, best="row"))
-    overview = Table("Single-task fine-tuning (step 1 of the runs: the first task of each sequence, or a single-task "
-                     "run): accuracy on the fine-tuned task and mean concept forgetting on the "
-                     "other datasets (points)", "fine-tuned on", [(lab, sub) for lab in strategies], overview_rows,
-                     best="row")
-    return [overview, *details]
+                                 "evaluated on", [(lab, det_sub) for lab in methods], det_rows, best="row"))
+    return [*main, *details]
 
 
 def continual_tables(df: pd.DataFrame) -> list[Table]:
-    """One table per ordering of two or more tasks: strategies x (ACC, BWT, FWT, MTIL, held-out deltas)."""
+    """One table per ordering of two or more tasks: methods x (ACC (ref), ACC (head), BWT, FWT, MTIL, held-out deltas)."""
     from .leaderboard import labels
 
     if not len(df):
         return []
-    df = df.assign(label=labels(df))
+    df = df.assign(label=labels(df, by="method"))
     out = []
     for ordering, g in df.groupby("ordering", sort=True):
         if ">" not in ordering:
             continue
-        cols = [(c, name) for c, name in CONTINUAL_COLS if g[c].notna().any()]
+        cols = [(c, name) for c, name in CONTINUAL_COLS if c in g and g[c].notna().any()]
         rows = [(lab, [_mci(h[c].dropna()) for c, _ in cols]) for lab, h in g.groupby("label", sort=True)]
         seeds = sorted(g["seed"].unique())
         out.append(Table(f"Continual fine-tuning on {ordering} (points; seeds {', '.join(map(str, seeds))}; "
-                         "Transfer/Avg/Last: ZSCL's MTIL metrics, zero-shot)", "strategy",
-                         [("", [name for _, name in cols])], rows, best="column"))
+                         "Transfer/Avg/Last: ZSCL's MTIL metrics, zero-shot)", "method",
+                         [("", [name for _, name in cols])], rows, best="column",
+                         caption="ACC (ref): the mean over the sequence's tasks, after the last, of each task's "
+                                 "accuracy as the reference measures it (a linear probe refitted on the features; "
+                                 "the zero-shot head for a ZS-init method). ACC (head), BWT, FWT: the trained task "
+                                 "heads' accuracy matrix R."))
     return out
 
 
@@ -253,6 +282,7 @@ def render(runs: list[tuple[str, dict]], df: pd.DataFrame | None = None) -> tupl
     md, tex = [], ["% Paper tables (booktabs). Regenerate: python -m evaluation.reporting.tables <experiment dir>", ""]
     if single:
         md.append("### Single-task fine-tuning (step 1 of the runs)\n")
+        md.append(ref_note(first_step(runs)) + "\n")
         md += [to_markdown(t) for t in single]
         tex += [to_latex(t) for t in single]
     if continual:

@@ -54,11 +54,13 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def settings_of(runs: list[tuple[str, dict]]) -> list[str]:
+def settings_of(runs: list[tuple[str, dict]], ignore: tuple[str, ...] = ()) -> list[str]:
     """Per run, the result-determining settings outside strategy, ordering and seed (train, data, model,
     suite, threads, ...) in which the runs of this collection differ: 'train.lr=0.01', or '' where all
-    agree. Runs that differ in any of them are never pooled as seeds of one row."""
-    flat = [_flat({k: v for k, v in hashed_config(rec["config"]).items() if k not in ("strategy", "ordering", "seed")})
+    agree. Runs that differ in any of them are never pooled as seeds of one row. `ignore`: flattened keys
+    left out (train.head_init, which a method's label already says)."""
+    flat = [{k: v for k, v in _flat({k: v for k, v in hashed_config(rec["config"]).items()
+                                     if k not in ("strategy", "ordering", "seed")}).items() if k not in ignore}
             for _, rec in runs]
     keys = sorted({k for f in flat for k in f})
     varying = [k for k in keys if len({f.get(k) for f in flat}) > 1]

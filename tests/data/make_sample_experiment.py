@@ -28,7 +28,7 @@ from evaluation.storage.records import EXECUTION_KEYS, hashed_config, run_id  # 
 SAMPLE = HERE / "sample_experiment"
 GOLDEN = HERE / "sample_experiment_golden"
 GOLDEN_FILES = ["leaderboard.csv", "records_long.csv", "summary.csv", "summary.md", "orderings.csv",
-                "ordering_sensitivity.csv", "tables.md", "tables.tex", "report.md"]
+                "ordering_sensitivity.csv", "tables.md", "tables.tex", "report.md", "forgetting_matrices.csv"]
 
 SUITE = ["a", "b", "c"]
 ENV = {"torch": "2.14.1", "python": "3.11.9", "device": "cpu"}
