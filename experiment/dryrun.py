@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.data import data_settings, entry
+from benchmark.data.registry import how_to_get
 from benchmark.data.registry import MICRO_DIR
 
 # Evaluation is forward passes only; a forward pass costs about a third of a training step's
@@ -166,8 +167,14 @@ def describe(cfg: dict, runs: list[dict], command: str | None = None) -> str:
     have = [n for n in cfg["suite"] if present(n, root, d["variants"].get(n))]
     miss = [n for n in cfg["suite"] if n not in have]
     lines.append(f"  datasets under {root}: present {', '.join(have) or 'none'}; missing {', '.join(miss) or 'none'}")
-    for n in miss:
-        lines.append(f"    {n}: {with_command(entry(n, d['variants'].get(n)).get('get', 'see docs/design.md'), command)}")
+    for n in cfg["suite"]:  # each dataset on disk: present, or the one command that gets it (or why none can)
+        e = entry(n, d["variants"].get(n))
+        if e["kind"] == "micro":  # embedded in the repository
+            continue
+        get = with_command(how_to_get(e, root), command)
+        how = "present" if n in have else f"missing; get it: {get}" if get.startswith("python") else \
+            f"missing; no command gets it here: {get}"
+        lines.append(f"    {n}{' (' + e['variant'] + ')' if e.get('variant') else ''}: {how}")
     sized = [n for n in cfg["suite"] if n in APPROX_MB]
     if sized:
         dl = sum(APPROX_MB[n][0] for n in miss if n in APPROX_MB)

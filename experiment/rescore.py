@@ -100,7 +100,11 @@ def rescore_experiment(cfg: dict, out: Path, source: str | None, log: TextIO, qu
         res = Resources()
         if not load_and_check(cfg, res):
             return 2
+        from . import interrupts
+
         for k, r in enumerate(todo, 1):
+            interrupts.set_phase(f"rescoring run {r['run_id']}: rescored runs are kept; this one has no done marker "
+                                 "and is scored again next time")
             run_dir = exp_dir / "runs" / r["run_id"]
             lock = RunLock(run_dir)
             if not lock.acquire(blocking=True):

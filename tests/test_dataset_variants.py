@@ -80,7 +80,9 @@ def test_a_missing_variant_layout_is_reported_with_its_own_layout(tmp_path):
     assert check_available(["EuroSAT"], tmp_path, variants={"EuroSAT": "folders"}) == []
     empty = tmp_path / "empty"
     [line] = check_available(["EuroSAT"], empty, variants={"EuroSAT": "folders"})
-    assert "EuroSAT_splits/{train,val,test}/<class>/*.jpg" in line and "task_vectors" in line
+    assert "EuroSAT_splits/{train,val,test}/<class>/*.jpg" in line
+    # the command that builds the folders, with this data root (benchmark/data/eurosat_splits.py)
+    assert f"python -m benchmark.data.eurosat_splits --data-root {empty} --download" in line
 
 
 def test_cifar100_torchvision_variant_keeps_the_underscores(tmp_path):

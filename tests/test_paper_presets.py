@@ -44,7 +44,11 @@ def test_dry_run_of_paper_continual_prints_the_plan(tmp_path, capsys):
     assert not any(tmp_path.glob("paper-continual/runs/*"))
     # how to get each missing input, as the exact command to type (this one, with --download)
     cmd = f"python run_benchmark.py --config paper-continual --out {tmp_path} --data-root {tmp_path / 'nodata'} --download"
-    assert f"    CIFAR10: {cmd} (torchvision fetches" in out and "    Cars: no working automatic download" in out
+    assert f"    CIFAR10: missing; get it: {cmd} (torchvision fetches" in out
+    assert "    Cars (files): missing; no command gets it here: no working automatic download" in out
+    # EuroSAT's split folders: the command that downloads the archive and builds them (benchmark/data/eurosat_splits.py)
+    assert (f"    EuroSAT (folders): missing; get it: python -m benchmark.data.eurosat_splits --data-root "
+            f"{tmp_path / 'nodata'} --download") in out
     assert f"get them: {cmd} (about 338 MB)" in out
     assert "disk: about 42.1 GB for the suite's datasets; to download: about 41.0 GB" in out
     assert "python run_benchmark.py --download" not in out

@@ -102,3 +102,14 @@ def test_prompt_tuning_weights_load_into_a_rebuilt_model(tiny_vit, tmp_path):
     trained.eval(), fresh.eval()
     assert torch.equal(trained(x, torch.zeros(2, dtype=torch.long)), fresh(x, torch.zeros(2, dtype=torch.long)))
     assert not torch.equal(fresh.embed(x), TaskModel(copy.deepcopy(tiny_vit.visual), tiny_vit.embed_dim).embed(x))
+
+
+def test_save_weights_on_ray_is_refused_in_one_line():
+    from experiment import config as C
+
+    cfg = C.load_preset("micro")
+    cfg.update(save_weights=True, executor={"kind": "ray"})
+    with pytest.raises(C.ConfigError, match="^save_weights: the Ray executor returns a run's records, not its weights"):
+        C.validate(cfg)
+    cfg["executor"] = {"kind": "local"}
+    assert C.validate(cfg)["save_weights"] is True

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .registry import entry
+from .registry import entry, how_to_get
 from .sources import read_split
 
 
@@ -38,8 +38,9 @@ def check_available(names, root, download: bool = False, variants: dict | None =
                 if len(src) == 0:
                     raise RuntimeError(f"its {s} split is empty")
         except Exception as err:  # noqa: BLE001 - any failure to read is reported, with its reason
-            how = e["get"] if (e.get("download") and not download) or not e.get("download") else \
-                f"the download failed; {e['get']}"
+            get = how_to_get(e, root)
+            how = get if (e.get("download") and not download) or not e.get("download") else \
+                f"the download failed; {get}"
             lines.append(f"dataset {name}: not readable under {root} ({_first_line(err)}); get it: {how}; "
                          f"expected layout under {root}: {e['layout']}")
     return lines

@@ -63,5 +63,13 @@ def entry(name: str, variant: str | None = None) -> dict:
     return out
 
 
+def how_to_get(e: dict, root) -> str:
+    """An entry's `get` (the one command that fetches or builds the dataset, or why none can) with its
+    DATA_ROOT placeholder made the data root."""
+    import shlex
+
+    return e.get("get", "see docs/design.md").replace("DATA_ROOT", shlex.quote(str(root)))
+
+
 def is_micro(name: str) -> bool:
     return entry(name)["kind"] == "micro"

@@ -8,9 +8,10 @@ keep their default. The paper presets choose the variants that the authors' code
 
 - DTD `train`: the official train split alone (1,880 images; 1,692 / 188 after the 90/10 split),
   where the default `train+val` joins the official train and val splits (3,760 / 3,384).
-- EuroSAT `folders`: the task-vectors split, read from fixed folders EuroSAT_splits/{train,val,test}/
+- EuroSAT `folders`: the task-vectors layout, read from fixed folders EuroSAT_splits/{train,val,test}/
   (21,600 / 2,700 / 2,700 images chosen by whoever made them), where the default `seeded` draws
-  80/10/10 of the 27,000 images with seed 0 (the same sizes, other images).
+  80/10/10 of the 27,000 images with seed 0. The authors' own random split was never published;
+  `python -m benchmark.data.eurosat_splits` builds the folders with the `seeded` variant's images.
 - CIFAR100 `torchvision`: torchvision's class names, underscores kept ("aquarium_fish"), where the
   default `clip` is the list CLIP's evaluation prompts with (spaces).
 - Cars `files`: the devkit's names with '_' as spaces and '/' kept ("Ram C/V Cargo Van Minivan 2012"),
