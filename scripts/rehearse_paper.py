@@ -175,9 +175,16 @@ def method_of(run: dict) -> str:
     return method_label(run["strategy"]["name"], run["train"].get("head_init"))
 
 
+def _has_heat_maps() -> bool:
+    """Whether this checkout's collection draws the per-method heat maps (plots/heatmap_<method>.png)."""
+    import importlib.util
+
+    return importlib.util.find_spec("evaluation.reporting.heatmaps") is not None
+
+
 def check_outputs(argv: list[str]) -> tuple[list[str], list[str], Path]:
     """(problems, what was found, the experiment folder) for the plan of `argv`: every run done, the
-    collection's files written, every dataset of the suite in tables.md."""
+    collection's files written, every dataset and method of the plan in tables.md, a heat map per method."""
     from evaluation.storage.records import check_run
     from experiment.arguments import build_parser, resolve_config
     from experiment.config import plan
@@ -199,10 +206,16 @@ def check_outputs(argv: list[str]) -> tuple[list[str], list[str], Path]:
     if not plots:
         problems.append(f"{exp / 'plots'} holds no plot")
     methods = list(dict.fromkeys(method_of(r) for r in runs))
+    missing = [m for m in methods if m not in tables]
+    if tables and missing:
+        problems.append(f"tables.md names no {', '.join(missing)}")
+    heat = [p for p in plots if p.startswith("heatmap_")]
+    if _has_heat_maps() and len(heat) != len(methods):
+        problems.append(f"{len(heat)} heat maps (plots/heatmap_*.png) for {len(methods)} methods")
     done = len(runs) - sum(1 for p in problems if p.startswith("run "))
     found = [f"{len(runs)} runs planned ({len(methods)} methods x {len(cfg['orderings'])} orderings, seed "
              f"{cfg['seeds'][0]}), {done} done", "methods: " + ", ".join(methods),
-             f"{len(plots)} plots in {exp / 'plots'}"]
+             f"{len(plots)} plots in {exp / 'plots'}, {len(heat)} of them heat maps"]
     return problems, found, exp
 
 
