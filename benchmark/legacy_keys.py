@@ -27,4 +27,8 @@ def strip_legacy(cfg: dict[str, Any]) -> dict[str, Any]:
         train.pop("anchor_autocast", None)
     if isinstance(train, dict) and train.get("compile", "off") == "off":
         train.pop("compile", None)
+    if isinstance(train, dict) and train.get("iterations") is None:  # epochs, as before
+        train.pop("iterations", None)
+    if isinstance(train, dict) and train.get("label_smoothing", 0.0) == 0.0:
+        train.pop("label_smoothing", None)
     return cfg

@@ -50,6 +50,44 @@ def positive_grid(noun: str, at_most: float | None = None) -> Callable[[Any], An
     return check
 
 
+def one_or_per_dataset(kind: type, lo: float, hi: float, what: str) -> Callable[[Any], Any]:
+    """A validator of None, one number (`kind` int: in [lo, hi]; float: in (lo, hi]) or a mapping dataset
+    name -> such a number (`train.lr`, `train.iterations`); `what` names the value in the messages."""
+
+    def one(v):
+        if isinstance(v, str) and kind is float:  # as pydantic's lax float: a numeric text is read as a number
+            try:
+                v = float(v)
+            except ValueError:
+                raise ValueError("input should be a valid number, unable to parse string as a number") from None
+        if isinstance(v, bool):  # as _no_bool
+            raise ValueError("a number is expected, not true/false")
+        if not isinstance(v, (int, float)) or (kind is int and not isinstance(v, int)):
+            raise ValueError(f"input should be a valid {'integer' if kind is int else 'number'} ({what})")
+        if not math.isfinite(v):
+            raise ValueError(f"input should be a finite number ({what})")
+        if kind is int:
+            if not lo <= v <= hi:
+                raise ValueError(f"input should be in {lo:g}..{hi:g} ({what})")
+            return v
+        if not lo < v:
+            raise ValueError(f"input should be greater than {lo:g} ({what})")
+        if not v <= hi:
+            raise ValueError(f"input should be less than or equal to {hi:g} ({what})")
+        return float(v)
+
+    def check(v):
+        if v is None:
+            return None
+        if isinstance(v, dict):
+            if not v:
+                raise ValueError(f"an empty mapping gives nothing ({what})")
+            return {str(k): one(n) for k, n in v.items()}
+        return one(v)
+
+    return check
+
+
 class Section(BaseModel):
     """A config section: unknown keys and non-finite floats are errors; assignment is validated."""
 

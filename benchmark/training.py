@@ -21,7 +21,7 @@ from .nan_guard import NonFiniteGuard
 from .checkpoints import Checkpoint
 from .precision import autocast
 from .reference_probe import REFERENCE_LRS, REFERENCE_STEPS, ProbeKind, ProbeLR, ProbeSteps
-from .schema import Bool, NonNegFloat, NonNegInt, PositiveFloat, PositiveInt, Section, positive_grid
+from .schema import Bool, NonNegFloat, NonNegInt, PositiveFloat, PositiveInt, Section, one_or_per_dataset, positive_grid
 
 
 def _int_in(v, lo: int, hi: int, what: str) -> int:
@@ -51,7 +51,12 @@ class TrainConfig(Section):
     # epochs per task: one number, or a mapping dataset -> epochs (the paper presets: Cars 35, DTD 76, ...)
     epochs: Annotated[Any, BeforeValidator(_epochs)] = 2
     batch_size: Annotated[PositiveInt, Field(le=65536)] = 32
-    lr: Annotated[PositiveFloat, Field(le=1.0)] = 1e-4  # AdamW peak learning rate; above 1 no run converges
+    # AdamW peak learning rate (above 1 no run converges), or a mapping dataset -> rate (ZSCL: 5e-5 for
+    # Aircraft and MNIST, 1e-5 for the others)
+    lr: Annotated[Any, BeforeValidator(one_or_per_dataset(float, 0, 1.0, "a learning rate, or a mapping dataset -> rate"))] = 1e-4
+    # optimiser steps per task, or a mapping dataset -> steps, instead of epochs (ZSCL: 1000); null: epochs
+    iterations: Annotated[Any, BeforeValidator(one_or_per_dataset(int, 1, 10_000_000, "steps per task, or a mapping dataset -> steps"))] = None
+    label_smoothing: Annotated[NonNegFloat, Field(le=1.0)] = 0.0  # of the task head's cross-entropy (ZSCL: 0.2)
     weight_decay: Annotated[NonNegFloat, Field(le=10.0)] = 0.1  # decoupled (AdamW) weight decay
     warmup_steps: NonNegInt = 10  # linear warm-up iterations, then cosine decay to 0 (per task)
     grad_clip: NonNegFloat = 1.0  # max global gradient norm; 0 disables
@@ -106,14 +111,22 @@ class WarmupCosinePlugin(SupervisedPlugin):
         self.sched = None
 
     def before_training_exp(self, strategy, **kwargs):
-        self.restart(strategy, strategy.train_epochs)
+        # `train.lr` per dataset and `train.iterations`: the runner sets them on the template before each task
+        lr, self.budget, self.done = getattr(strategy, "task_lr", None), getattr(strategy, "task_iterations", None), 0
+        if lr is not None:
+            for g in strategy.optimizer.param_groups:
+                g["initial_lr"] = g["lr"] = float(lr)
+        strategy._stop_training = False  # Avalanche keeps a stop asked for at the very end of the last task
+        if self.budget:
+            strategy.train_epochs = math.ceil(self.budget / max(1, len(strategy.dataloader)))
+        self.restart(strategy, strategy.train_epochs, steps=self.budget)
 
-    def restart(self, strategy, epochs: int) -> None:
-        """A fresh optimiser and schedule (warm-up, then cosine) over the next `epochs` epochs. Each task
-        starts so, as the reference trains each task with a new optimiser; a strategy with phases inside a
-        task (LP-FT) restarts it for a phase."""
+    def restart(self, strategy, epochs: int, steps: int | None = None) -> None:
+        """A fresh optimiser and schedule (warm-up, then cosine) over the next `epochs` epochs (or exactly
+        `steps` steps). Each task starts so, as the reference trains each task with a new optimiser; a
+        strategy with phases inside a task (LP-FT) restarts it for a phase."""
         strategy.optimizer.state.clear()
-        total = max(1, epochs * len(strategy.dataloader))
+        total = max(1, steps or epochs * len(strategy.dataloader))
         warm = min(self.warmup, total - 1)
 
         def factor(step):
@@ -127,6 +140,9 @@ class WarmupCosinePlugin(SupervisedPlugin):
 
     def after_training_iteration(self, strategy, **kwargs):
         self.sched.step()
+        self.done = getattr(self, "done", 0) + 1
+        if getattr(self, "budget", None) and self.done >= self.budget:  # train.iterations: the task's last step
+            strategy.stop_training()
 
 
 class GradClipPlugin(SupervisedPlugin):
@@ -155,6 +171,16 @@ class PrecisionPlugin(SupervisedPlugin):
         strategy.mb_output = strategy.mb_output.float()
 
     before_eval_forward, after_eval_forward = before_forward, after_forward
+
+
+def per_dataset(value, dataset: str, key: str):
+    """A setting given as one value for every task or as a mapping dataset -> value (`train.lr`,
+    `train.iterations`); None stays None."""
+    if isinstance(value, dict):
+        if dataset not in value:
+            raise ValueError(f"train.{key} gives no value for {dataset}; it has {', '.join(sorted(value))}")
+        return value[dataset]
+    return value
 
 
 def epochs_for(epochs, dataset: str) -> int:
@@ -222,7 +248,8 @@ def make_template(model: TaskModel, cfg: TrainConfig, plugins: list, device: str
     `tensorboard_dir` is given: then it logs the training loss per mini-batch and per epoch (the loss
     curves the record files do not keep) through Avalanche's TensorboardLogger."""
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused_if_available(device))
+    lr = cfg.lr if not isinstance(cfg.lr, dict) else next(iter(cfg.lr.values()))  # per dataset: set before each task
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay, **fused_if_available(device))
     proto = [WarmupCosinePlugin(cfg.warmup_steps)]
     if cfg.grad_clip > 0:
         proto.append(GradClipPlugin(cfg.grad_clip))
@@ -239,7 +266,8 @@ def make_template(model: TaskModel, cfg: TrainConfig, plugins: list, device: str
     else:
         evaluator = EvaluationPlugin(loggers=[])
     template = SupervisedTemplate(
-        model=model, optimizer=optimizer, criterion=nn.CrossEntropyLoss(), train_mb_size=cfg.batch_size,
+        model=model, optimizer=optimizer, train_mb_size=cfg.batch_size,
+        criterion=nn.CrossEntropyLoss(label_smoothing=getattr(cfg, "label_smoothing", 0.0)),
         train_epochs=epochs, eval_mb_size=256, device=device,
         plugins=proto + list(plugins) + [NonFiniteGuard()],  # last: it sees the loss every plugin has added to
         evaluator=evaluator,

@@ -78,6 +78,8 @@ def _main(argv: list[str] | None) -> int:
             return 2
     from experiment import interrupts
 
+    # Avalanche imports qpsolvers for GEM-style strategies, which warns that no QP solver is installed.
+    warnings.filterwarnings("ignore", message="no QP solver found")
     with interrupts.held(say=not args.worker, at_once=command):  # torch, Avalanche, numpy: not safe to interrupt
         from benchmark.process_env import prepare_command
 
@@ -116,8 +118,6 @@ def _executor(args, argv: list[str], trains: bool):
 
 
 def _checked_main(args, executor) -> int:
-    # Avalanche imports qpsolvers for GEM-style strategies and warns that no QP solver is installed.
-    warnings.filterwarnings("ignore", message="no QP solver found")
     # Scores come from evaluation/, after every task; Avalanche's own evaluator is left empty on purpose.
     warnings.filterwarnings("ignore", message="No loggers specified")
     # Imports are deferred so that --help and input errors answer at once.

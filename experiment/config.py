@@ -259,19 +259,24 @@ def validate(cfg: dict) -> dict:
         raise ConfigError(f"{e}; the suite is {', '.join(c.suite)}") from None
     if not orderings:
         raise ConfigError("no ordering given; pass --orderings a,b,c")
-    if isinstance(c.train.epochs, dict):
-        stray = sorted(str(d) for d in c.train.epochs if d not in known)
+    for key in ("epochs", "lr", "iterations"):  # per-dataset mappings: every name a dataset, every task covered
+        per = getattr(c.train, key)
+        if not isinstance(per, dict):
+            continue
+        stray = sorted(str(d) for d in per if d not in known)
         if stray:
-            raise ConfigError(f"train.epochs names {', '.join(map(repr, stray))}, which is no dataset; "
+            raise ConfigError(f"train.{key} names {', '.join(map(repr, stray))}, which is no dataset; "
                               f"available: {', '.join(known)}")
-        lacking = sorted({d for o in orderings for d in o} - set(c.train.epochs))
+        lacking = sorted({d for o in orderings for d in o} - set(per))
         if lacking:
-            raise ConfigError(f"train.epochs gives epochs per dataset but none for {', '.join(lacking)}; add them "
-                              "or give one number for all (--set train.epochs=N)")
+            raise ConfigError(f"train.{key} gives {key} per dataset but none for {', '.join(lacking)}; add them "
+                              f"or give one number for all (--set train.{key}=N)")
 
     specs: list[dict] = []
     for s in c.strategies:
         hp, run_settings = split_run_keys(with_defaults(s, c.strategy_defaults))
+        if run_settings.get("head_init") == c.train.head_init:  # the experiment's own: the plain entry's runs
+            run_settings.pop("head_init")
         for spec in strategies.expand(hp):  # raises SpecError, one line
             spec = {**spec, **run_settings}  # head_init: plan() moves it into the runs' train section
             if spec in specs:

@@ -21,7 +21,10 @@ EVAL_COST = 1 / 3
 # archives; extracted images, the .mat files kept as they are): for planning disk space, not a check.
 APPROX_MB = {"Cars": (1900, 1900), "CIFAR10": (163, 180), "CIFAR100": (161, 180), "DTD": (625, 630),
              "EuroSAT": (94, 100), "GTSRB": (350, 380), "MNIST": (12, 55), "RESISC45": (420, 430),
-             "SUN397": (37000, 38000), "SVHN": (246, 246)}
+             "SUN397": (37000, 38000), "SVHN": (246, 246),
+             # MTIL's five others (ZSCL): the archives torchvision fetches
+             "Aircraft": (2750, 2800), "Caltech101": (140, 150), "Flowers": (345, 350), "Food": (5000, 5000),
+             "OxfordPet": (800, 800)}
 WEIGHTS_MB = {("ViT-B-32", "openai"): 338, ("ViT-B-16", "openai"): 335, ("RN50", "openai"): 244}
 
 
@@ -71,7 +74,7 @@ def workload(cfg: dict, runs: list[dict]) -> dict:
     embedded per evaluation), the totals of training and evaluation images, `cost` (training images
     weighted by each strategy's extra forward passes) and `per_run` (each run's training-image
     equivalents: its strategy's extra passes and its evaluations)."""
-    from benchmark.training import epochs_for
+    from benchmark.training import epochs_for, per_dataset
 
     from strategies.catalog import extra_cost
 
@@ -83,6 +86,13 @@ def workload(cfg: dict, runs: list[dict]) -> dict:
     for o in cfg["orderings"]:
         parts, imgs, once = [], 0, 0  # once: one pass over each task's training split
         for name in o:
+            steps = per_dataset(train_cfg.get("iterations"), name, "iterations")
+            if steps:  # train.iterations: a fixed number of steps of a full batch (the last may be short)
+                n = min(sizes[name]["train"], bs) * steps
+                imgs += n
+                once += sizes[name]["train"]
+                parts.append(f"{name} {steps} steps x {bs} = {n:,} images")
+                continue
             ep = epochs_for(train_cfg["epochs"], name)
             n = sizes[name]["train"]
             imgs += ep * n
@@ -159,6 +169,15 @@ def describe(cfg: dict, runs: list[dict], command: str | None = None) -> str:
              f"precision {train_cfg.get('precision', 'fp32')})",
              f"  methods ({len(methods(runs))}, seeds {', '.join(map(str, cfg['seeds']))}): "
              + "; ".join(f"{m} = {spec}" for m, spec in methods(runs).items())]
+    lr = train_cfg["lr"]
+    if isinstance(lr, dict):  # per dataset: each distinct rate and the datasets that have it
+        lr = "; ".join(f"{r:g} ({', '.join(d for d in lr if lr[d] == r)})" for r in dict.fromkeys(lr.values()))
+    else:
+        lr = f"{lr:g}"
+    lines.append(f"  protocol: AdamW lr {lr}, weight decay {train_cfg['weight_decay']:g}, "
+                 f"{train_cfg['warmup_steps']} warm-up steps then cosine (per task), "
+                 f"clipping {train_cfg['grad_clip'] or 'none'}, label smoothing {train_cfg.get('label_smoothing', 0.0):g}, "
+                 f"{train_cfg['head_init'].upper()}-init heads")
     w = workload(cfg, runs)
     for o, n_runs, imgs, parts, per_eval in w["orderings"]:
         lines.append(f"  {'>'.join(o)}: {n_runs} runs; per run {imgs:,} training images ({'; '.join(parts)}), "

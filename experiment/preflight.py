@@ -16,9 +16,13 @@ def missing_inputs(cfg: dict) -> list[str]:
     from .config import device_problem
     from .numerics_reexec import numerics_problem
 
+    from benchmark.reference_set import problems
+
     d = cfg["data"]
     missing = [p for p in [device_problem(cfg["device"]), numerics_problem(cfg["numerics"])] if p]
+    refs = {(s["ref_images"], s["ref_texts"]) for s in cfg["strategies"] if "ref_images" in s and "ref_texts" in s}
     return (missing + check_available(cfg["suite"], d["root"], d["download"], d.get("variants"))
+            + [line for images, texts in sorted(refs) for line in problems(images, texts, d)]  # zscl's reference set
             + check_weights(cfg["model"], d["download"]))
 
 

@@ -28,9 +28,11 @@ from benchmark.data import FeatureCache, TaskData, cache_root, data_settings, lo
 from benchmark.models.saved import save_step
 from benchmark.models import FoundationModel, TaskModel, load_foundation_model, text_side, weights_fingerprint
 from benchmark.profiling import phase
+from benchmark.reference_set import reference_set
 from benchmark.streams import make_stream
 from benchmark.precision import matmul_precision
-from benchmark.training import HeadInitPlugin, ProgressPlugin, TrainConfig, compile_encoder, epochs_for, make_template
+from benchmark.training import (HeadInitPlugin, ProgressPlugin, TrainConfig, compile_encoder, epochs_for,
+                                make_template, per_dataset)
 
 
 class Resources:
@@ -172,6 +174,8 @@ def _execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str,
     model = TaskModel(copy.deepcopy(fm.visual), fm.embed_dim, run["model"].get("freeze_bn_stats", False),
                       text=text).to(device)
     compile_encoder(model, tcfg.compile)
+    # reference images and texts of a distillation strategy (zscl), loaded when it asks for them
+    model.reference_set = lambda images, texts: reference_set(images, texts, fm, run["data"], device)
     strategy = strategies.from_config(run["strategy"])
     stream = make_stream(ordering, {n: data[n] for n in ordering})
     head_init = HeadInitPlugin(lambda m, t: ev.init_head(m, ordering[t]))
@@ -234,6 +238,8 @@ def _execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str,
     for t, exp in enumerate(stream.train_stream):
         ts = time.time()
         template.train_epochs = epochs_for(tcfg.epochs, ordering[t])
+        template.task_iterations = per_dataset(tcfg.iterations, ordering[t], "iterations")  # None: epochs
+        template.task_lr = per_dataset(tcfg.lr, ordering[t], "lr") if isinstance(tcfg.lr, dict) else None
         with phase("training"):
             template.train(exp, num_workers=nw, persistent_workers=nw > 0, pin_memory=str(device).startswith("cuda"))
         with scored_model(ckpt, model):  # the end of the task, or its chosen checkpoint

@@ -47,7 +47,6 @@ class Entry:
     extra_epochs: float = 0.0  # extra passes over the training split after each task, in training epochs
 
 
-HEAD_INITS = ("lp", "zs")  # linear-probe or zero-shot head initialisation (train.head_init)
 _CLASSVARS = {"paper_name": str, "paper_init": str, "extra_forward": float, "extra_epochs": float}
 
 

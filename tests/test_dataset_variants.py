@@ -109,7 +109,7 @@ def test_cars_files_variant_keeps_the_slash(tmp_path):
 
 @pytest.mark.parametrize("variants, words", [
     ({"DTD": "val"}, "variant 'val' is not one of DTD's: train+val, train (train+val is the default)"),
-    ({"MNIST": "x"}, "dataset 'MNIST' has no variants; datasets with variants: CIFAR100, Cars, DTD, EuroSAT"),
+    ({"GTSRB": "x"}, "dataset 'GTSRB' has no variants; datasets with variants: CIFAR100, Cars, DTD, EuroSAT, MNIST, SUN397"),
 ])
 def test_bad_variants_are_one_config_error(variants, words):
     cfg = C.load_preset("paper-single")

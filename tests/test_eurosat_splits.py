@@ -47,3 +47,16 @@ def test_missing_archive_or_existing_folders_are_one_line_and_exit_2(tmp_path, c
     assert eurosat_splits.main(["--data-root", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "exists already" in err[0] and not (tmp_path / ".EuroSAT_splits").exists()
+
+
+def test_download_builds_the_folders_the_paper_presets_read(tmp_path):
+    """`--download` on a plan with EuroSAT's `folders` variant: the archive (here already extracted, so
+    torchvision fetches nothing) is sorted into the split folders, then the dataset is readable."""
+    from benchmark.data import check_available
+
+    _archive(tmp_path, per_class=10)
+    folders = {"EuroSAT": "folders"}
+    [line] = check_available(["EuroSAT"], tmp_path, download=False, variants=folders)
+    assert "not readable" in line and not (tmp_path / "EuroSAT_splits").exists()  # only --download builds
+    assert check_available(["EuroSAT"], tmp_path, download=True, variants=folders) == []
+    assert sum(1 for _ in (tmp_path / "EuroSAT_splits").rglob("*.jpg")) == 100

@@ -156,3 +156,17 @@ def test_a_committed_run_is_reproduced_bit_for_bit(tmp_path):
     assert got["config"] == expected["config"]
     for key in ("R", "LP", "ZS", "ordering", "suite"):
         assert got[key] == expected[key], key  # exact: the same floats, not close ones
+
+
+def test_every_strategy_file_is_in_the_independence_contract():
+    """A strategy added later must be listed in .importlinter's independence contract, or it could import
+    another strategy unnoticed: every file of strategies/ that registers a strategy is there."""
+    import configparser
+
+    from strategies.catalog import catalog
+
+    ini = configparser.ConfigParser()
+    ini.read(ROOT / ".importlinter")
+    listed = set(ini["importlinter:contract:strategies"]["modules"].split())
+    files = {f"strategies.{Path(e.file).stem}" for e in catalog().values()}
+    assert files <= listed, f"add to .importlinter's independence contract: {sorted(files - listed)}"

@@ -48,6 +48,8 @@ def test_the_same_method_twice_is_refused_and_a_bad_head_init_is_one_line(capsys
     cfg = C.load_preset("micro")
     with pytest.raises(C.ConfigError, match="asked for twice"):
         C.validate({**cfg, "strategies": ["ft:head_init=zs", {"name": "ft", "head_init": "zs"}]})
+    with pytest.raises(C.ConfigError, match="asked for twice"):  # lp is the experiment's: the same runs as ft
+        C.validate({**cfg, "strategies": ["ft", "ft:head_init=lp"]})
     for bad in ("ft:head_init=xs", "ft:head_init=[lp,zs]"):
         assert cli.main(["--strategies", bad, "--dry-run", "--out", "/nonexistent-out"]) == 2
         err = capsys.readouterr().err.strip().splitlines()

@@ -33,6 +33,10 @@ def check_available(names, root, download: bool = False, variants: dict | None =
             continue
         splits = ("train", "val", "test") if e["val"] == "fixed" else ("train", "test")
         try:
+            if download and e.get("build") == "eurosat_splits" and not all((root / m).exists() for m in e["markers"]):
+                from .eurosat_splits import build  # fetch the archive, then sort it into the split folders
+
+                build(root, download=True)
             for s in splits:
                 src = read_split(name, s, root, download=download and bool(e.get("download")), variant=variant)
                 if len(src) == 0:

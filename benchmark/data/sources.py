@@ -85,7 +85,7 @@ class TorchvisionSource(Source):
 
 def _targets(ds) -> list[int]:
     """Labels of a torchvision dataset from the attribute it keeps them in, without decoding images."""
-    for attr in ("targets", "labels", "_labels"):
+    for attr in ("targets", "labels", "_labels", "y"):  # y: Caltech101
         if hasattr(ds, attr):
             t = getattr(ds, attr)
             return t.tolist() if hasattr(t, "tolist") else list(t)
@@ -121,15 +121,20 @@ def _torchvision_class(e):
 def _read_torchvision(name, e, split, root, download) -> Source:
     cls = _torchvision_class(e)
     base = root / e.get("root", ".")
-    if "fixed_split" in e:  # one pool, split by fixed fractions (EuroSAT)
-        from .splits import fixed_split
-
+    if "fixed_split" in e:  # one pool, split by fixed fractions (EuroSAT, Caltech101)
         pool = ConcatSource([TorchvisionSource(cls(str(base), download=download, **kw)) for kw in e["splits"]["all"]])
-        fs = dict(e["fixed_split"])
-        seed = fs.pop("seed", 0)
-        return pool.subset(fixed_split(len(pool), fs, seed)[split])
+        return pool.subset(_fixed_part(e, len(pool), split))
     parts = [TorchvisionSource(cls(str(base), download=download, **kw)) for kw in e["splits"][split]]
     return parts[0] if len(parts) == 1 else ConcatSource(parts)
+
+
+def _fixed_part(e: dict, n: int, split: str) -> np.ndarray:
+    """Indices of `split` among n pooled images under the entry's `fixed_split` (fractions, seed, rounding)."""
+    from .splits import fixed_split
+
+    fs = dict(e["fixed_split"])
+    seed, rounding = fs.pop("seed", 0), fs.pop("rounding", "round")
+    return fixed_split(n, fs, seed, rounding)[split]
 
 
 def _read_image_folder_split_files(name, e, split, root, download) -> Source:
@@ -158,9 +163,16 @@ def _read_image_folder_splits(name, e, split, root, download) -> Source:
 
 
 def _read_sun397(name, e, split, root, download) -> Source:
-    """torchvision's SUN397 (all 108,754 images), restricted to an official partition file's list."""
+    """torchvision's SUN397 (all 108,754 images), restricted to an official partition file's list; or,
+    with `fixed_split` (variant zscl), all images sorted by path and split by fixed fractions."""
     ds = _torchvision_class(e)(str(root), download=download)
     data_dir = Path(ds._data_dir)
+    if "fixed_split" in e:
+        # ZSCL splits torchvision's rglob order, which depends on the file system; sorted by path here,
+        # so the split is the same on every machine (the same sizes as ZSCL's, not the same images).
+        paths = [Path(p).relative_to(data_dir).as_posix() for p in ds._image_files]
+        pool = TorchvisionSource(ds).subset(np.asarray(sorted(range(len(paths)), key=paths.__getitem__)))
+        return pool.subset(_fixed_part(e, len(pool), split))
     parts = []
     for s in e["splits"][split]:
         with open(root / e["partition_files"][s]) as f:

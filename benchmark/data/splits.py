@@ -25,14 +25,22 @@ def train_val_split(n: int, val_fraction: float, val_cap: int | None, seed: int 
     return np.sort(perm[:n - v]), np.sort(perm[n - v:])
 
 
-def fixed_split(n: int, fractions: dict[str, float], seed: int = SPLIT_SEED) -> dict[str, np.ndarray]:
+def fixed_split(n: int, fractions: dict[str, float], seed: int = SPLIT_SEED, rounding: str = "round"
+                ) -> dict[str, np.ndarray]:
     """Split n items into named parts of the given fractions (in the order given); the last part takes
-    the remainder. EuroSAT's 27,000 images with 0.8/0.1/0.1 give exactly 21,600 / 2,700 / 2,700."""
+    the remainder. EuroSAT's 27,000 images with 0.8/0.1/0.1 give exactly 21,600 / 2,700 / 2,700.
+
+    `rounding: floor` sizes a part int(n * fraction), as `torch.utils.data.random_split(ds, [int(0.8 n),
+    n - int(0.8 n)], generator seeded with seed)` does in ZSCL's code: the same permutation, the same
+    parts (Caltech101's 8,677 images: 6,941 / 1,736, where rounding would give 6,942)."""
+    if rounding not in ("round", "floor"):
+        raise ValueError(f"fixed_split rounding must be round or floor, got {rounding!r}")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
     names = list(fractions)
     out, start = {}, 0
     for i, name in enumerate(names):
-        size = n - start if i == len(names) - 1 else int(round(n * fractions[name]))
+        share = n * fractions[name]
+        size = n - start if i == len(names) - 1 else int(share if rounding == "floor" else round(share))
         out[name] = np.sort(perm[start:start + size])
         start += size
     return out

@@ -13,6 +13,7 @@ Writes into the experiment folder:
 - orderings.csv        per strategy: ACC, BWT, FWT, dLP_heldout per ordering (mean, CI, n)
 - ordering_sensitivity.csv  per strategy and metric: spread across orderings vs across seeds
 - tables.md / .tex     paper tables (evaluation.reporting.tables)
+- mtil_tables.md / .tex  ZSCL's MTIL table, for orderings of five tasks or more (evaluation.reporting.mtil_table)
 - forgetting_matrices.csv  per method: fine-tuned-on x evaluated-on dLP and dZS, seeds averaged, with
                        CI and n (evaluation.reporting.heatmaps; plots/heatmap_<method>.png draws them)
 - plots/*.png, report.md  (evaluation.reporting.plots, evaluation.reporting.report)
@@ -46,6 +47,9 @@ def collect(experiment_dir: Path, plots: bool = True, report: bool = True) -> pd
     from .tables import write_tables
 
     write_tables(experiment_dir, runs)
+    from .mtil_table import write_mtil_tables  # ZSCL's MTIL table: its own module and section
+
+    write_mtil_tables(experiment_dir, runs)
     from .heatmaps import matrices, write as write_heatmaps
 
     forgetting = matrices(runs)

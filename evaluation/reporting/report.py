@@ -224,6 +224,9 @@ def build_report(experiment_dir: Path, runs: list[tuple[str, dict]], df: pd.Data
     lines += ordering_section(df)
     md, _ = render(runs, df)
     lines += ["## Paper tables", "", "Also as LaTeX (booktabs) in `tables.tex`.", "", md]
+    from .mtil_table import mtil_section  # ZSCL's MTIL table, where the orderings are MTIL-shaped
+
+    lines += mtil_section(runs)
     lines += analysis_sections(experiment_dir, runs, plots)  # feature drift and studies (evaluation/reporting/studies.py)
     lines += plots_section(experiment_dir, [p for p in plots or [] if not Path(p).name.startswith("drift_")])
     lines += ["## Definitions", "", DEFINITIONS, "",

@@ -1,1 +1,0 @@
-"""Reporting from record files: metrics, leaderboards, tables, plots, reports. No torch."""

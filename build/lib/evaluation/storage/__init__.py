@@ -1,1 +1,0 @@
-"""Run storage: record files, their identity, locks and code fingerprints. No torch."""
