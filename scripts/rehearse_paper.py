@@ -67,7 +67,7 @@ def parse_args(argv: list[str] | None):
     ap.add_argument("--strategies", nargs="+", metavar="SPEC", help="a subset of methods (default: the preset's)")
     ap.add_argument("--images-per-class", type=int, default=2, help="training images per class (default 2)")
     ap.add_argument("--classes", type=int, default=10,
-                    help="classes with images where the format allows fewer than all (default 10)")
+                    help="datasets with more classes than this get one training image a class (default 10)")
     ap.add_argument("--image-size", type=int, default=32, help="input size of the model (default 32: one patch)")
     ap.add_argument("--batch-size", type=int, default=16, help="training batch size (default 16: 2-3 steps a task)")
     ap.add_argument("--probe-steps", type=int, default=30, help="steps of each reference probe fit (default 30)")
@@ -137,9 +137,10 @@ def write_data(root: Path, suite: list[str], args) -> dict[str, int]:
             continue  # embedded in the repository
         if name not in writers.WRITERS:
             raise RehearsalError(f"dataset {name} has no writer in benchmark/data/writers.py (WRITERS); add one")
-        tiny = writers.Tiny(per_class={"train": args.images_per_class, "val": 1, "test": 1}, classes=args.classes)
-        if writers.n_classes_written(name, tiny) > args.classes:  # every class is needed: one image each
-            tiny = writers.Tiny(per_class={"train": 1, "val": 1, "test": 1}, classes=args.classes)
+        # Every class gets images, as in the real data: Avalanche sizes a task's head by the labels its
+        # training split holds, so a class without images would give a head smaller than the zero-shot one.
+        many = writers.n_classes_written(name, writers.Tiny()) > args.classes
+        tiny = writers.Tiny(per_class={"train": 1 if many else args.images_per_class, "val": 1, "test": 1})
         w = writers.write(name, root, tiny)
         counts[name] = sum(len(v) for v in w.labels.values())
     return counts
@@ -242,7 +243,15 @@ def main(argv: list[str] | None = None) -> int:
     from experiment.cli import main as cfbench
 
     with writers.unchecked_torchvision_files():
-        code = cfbench(cli_argv)
+        try:
+            code = cfbench(cli_argv)
+        except Exception as e:  # noqa: BLE001 - what the rehearsal is for: a failure of the paper path
+            import traceback
+
+            traceback.print_exc()
+            print(f"error: the paper path failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                  "the traceback above says where", file=sys.stderr)
+            return 1
     if code != 0:
         print(f"error: the rehearsal's command exited with {code} (its error is above)", file=sys.stderr)
         return 1
