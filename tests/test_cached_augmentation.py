@@ -6,15 +6,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from benchmark.data import load_task_data
+from benchmark.data import load_task_data, writers
 from benchmark.data.sources import ArraySource
-from test_data_formats import make_fixture
 
 MEAN = STD = (0.5, 0.5, 0.5)
 
 
 def test_cached_training_images_are_augmented_from_the_original_image(tmp_path):
-    make_fixture("DTD", tmp_path / "data")  # 12 x 10 images: not square, so a centre square loses columns
+    # 20 x 16 images (the writers' default): not square, so a centre square loses columns
+    writers.write("DTD", tmp_path / "data", writers.Tiny(per_class={"train": 1, "val": 1, "test": 1}))
     base = {"root": str(tmp_path / "data"), "train_transform": "openclip"}
     plain = load_task_data("DTD", 16, MEAN, STD, base)
     cached = load_task_data("DTD", 16, MEAN, STD, {**base, "cache": True, "cache_dir": str(tmp_path / "cache")})
@@ -31,7 +31,7 @@ def test_cached_training_images_are_augmented_from_the_original_image(tmp_path):
 
 
 def test_without_augmentation_the_cache_serves_training_too(tmp_path):
-    make_fixture("DTD", tmp_path / "data")
+    writers.write("DTD", tmp_path / "data", writers.Tiny(per_class={"train": 1, "val": 1, "test": 1}))
     d = {"root": str(tmp_path / "data"), "cache": True, "cache_dir": str(tmp_path / "cache")}
     data = load_task_data("DTD", 16, MEAN, STD, d)
     assert isinstance(data.train.source, ArraySource)  # train_transform none: the eval geometry, cached

@@ -47,6 +47,19 @@ def test_a_strategy_edit_stales_only_that_strategy(root):
     assert CV.what_changed(None, CV.fingerprint("other", root)) == ""  # no fingerprint: unknown, not stale
 
 
+def test_the_dataset_writers_are_not_part_of_the_package_source(root):
+    """benchmark/data/writers.py writes tiny datasets for tests and the rehearsal; no run reads it, so an
+    edit (another dataset's writer) stales nothing, while any other file of benchmark/data does."""
+    (root / "benchmark" / "data").mkdir()
+    before = CV.fingerprint("mine", root)
+    (root / "benchmark" / "data" / "writers.py").write_text("WRITERS = {}\n")
+    CV.package_hash.cache_clear()
+    assert CV.what_changed(before, CV.fingerprint("mine", root)) == ""
+    (root / "benchmark" / "data" / "sources.py").write_text("READERS = {}\n")
+    CV.package_hash.cache_clear()
+    assert CV.what_changed(before, CV.fingerprint("mine", root)) == "package source"
+
+
 def test_the_warning_is_one_line_naming_runs_and_the_flag():
     line = CV.stale_warning([("aaa", "strategies/ldifs.py"), ("bbb", "strategies/ldifs.py"), ("ccc", "package source")])
     assert "\n" not in line and "--retrain-stale" in line

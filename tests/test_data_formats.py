@@ -1,172 +1,75 @@
-"""Every paper dataset's reader on a fixture in its real on-disk format, made here (a few images each):
+"""Every paper dataset's reader on a fixture in its real on-disk format (benchmark/data/writers.py, a few images each):
 the registry entry loads it with the right classes and split sizes, and a missing one is reported."""
 from __future__ import annotations
 
-import gzip
-import pickle
-import struct
-from pathlib import Path
-
 import numpy as np
 import pytest
-import scipy.io as sio
 import torch
-from PIL import Image
 
-from benchmark.data import check_available, data_settings, entry, load_task_data, read_split, split_sources
+from benchmark.data import check_available, data_settings, entry, fixed_split, load_task_data, read_split, split_sources
 from benchmark.data import caches as data_cache
+from benchmark.data import writers
 
-RNG = np.random.default_rng(0)
 PAPER = ["Cars", "CIFAR10", "CIFAR100", "DTD", "EuroSAT", "GTSRB", "MNIST", "RESISC45", "SUN397", "SVHN"]
+# The registry's train split of DTD (default variant train+val) joins the official train and val lists.
+JOINS_VAL = {"DTD"}
+# Fewer classes where the format allows it (labels in the files), so that the fixtures stay small;
+# DTD, EuroSAT and RESISC45 get every class (their readers find classes from folders or lists).
+TINY = writers.Tiny(per_class={"train": 2, "val": 1, "test": 1}, classes=4)
 
 
-def _img(path: Path, size=(12, 10), fmt=None):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(RNG.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)).save(path, format=fmt)
-
-
-def _idx(path: Path, arr: np.ndarray):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    head = bytes([0, 0, 0x08, arr.ndim]) + b"".join(struct.pack(">i", d) for d in arr.shape)
-    path.write_bytes(head + arr.astype(np.uint8).tobytes())
-
-
-def make_fixture(name: str, root: Path) -> dict:
-    """Writes dataset `name` under root in its real format; returns the expected {split: size} and classes."""
-    if name == "SVHN":  # .mat files: X [32, 32, 3, N] uint8, y [N, 1] with 10 standing for digit 0
-        for split, n in (("train", 20), ("test", 6)):
-            y = (np.arange(n) % 10 + 1).reshape(-1, 1)
-            (root / "svhn").mkdir(parents=True, exist_ok=True)
-            sio.savemat(root / "svhn" / f"{split}_32x32.mat",
-                        {"X": RNG.integers(0, 256, (32, 32, 3, n), dtype=np.uint8), "y": y.astype(np.uint8)})
-        return {"train": 20, "test": 6, "labels": set(range(10))}
-    if name in ("CIFAR10", "CIFAR100"):  # pickled dicts of uint8 rows [N, 3072]
-        k, folder, key = (10, "cifar-10-batches-py", "labels") if name == "CIFAR10" else (100, "cifar-100-python", "fine_labels")
-        d = root / folder
-        d.mkdir(parents=True)
-        files = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"] if k == 10 else ["train", "test"]
-        for f in files:
-            n = 4 if f != "test" and f != "test_batch" else 5
-            if k == 100 and f == "train":
-                n = 20
-            with open(d / f, "wb") as fh:
-                pickle.dump({"data": RNG.integers(0, 256, (n, 3072), dtype=np.uint8),
-                             key: [i % k for i in range(n)]}, fh)
-        with open(d / ("batches.meta" if k == 10 else "meta"), "wb") as fh:
-            pickle.dump({"label_names" if k == 10 else "fine_label_names": [f"c{i}" for i in range(k)]}, fh)
-        return {"train": 20, "test": 5, "labels": set(range(5 if k == 10 else 20))}
-    if name == "MNIST":  # raw idx files
-        raw = root / "MNIST" / "raw"
-        for prefix, n in (("train", 20), ("t10k", 6)):
-            _idx(raw / f"{prefix}-images-idx3-ubyte", RNG.integers(0, 256, (n, 28, 28)))
-            _idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10)
-        return {"train": 20, "test": 6, "labels": set(range(10))}
-    if name == "EuroSAT":  # one image folder per class, 27,000 images in the real one; split 80/10/10
-        for c in entry(name)["classes"]:
-            for i in range(2):
-                _img(root / "eurosat" / "2750" / c / f"{c}_{i}.jpg")
-        return {"train": 16, "val": 2, "test": 2, "labels": set(range(10))}
-    if name == "RESISC45":  # class folders + the split files of Neumann et al.
-        classes = entry(name)["classes"]
-        lists = {"train": [], "val": [], "test": []}
-        for c in classes:
-            for i, split in enumerate(["train", "train", "val", "test"]):
-                fn = f"{c}_{i:03d}.jpg"
-                _img(root / "resisc45" / "NWPU-RESISC45" / c / fn)
-                lists[split].append(fn)
-        for split, names in lists.items():
-            (root / "resisc45" / f"resisc45-{split}.txt").write_text("\n".join(names) + "\n")
-        return {"train": 90, "test": 45, "labels": set(range(45))}
-    if name == "DTD":  # images/<class>/ + labels/{train,val,test}1.txt
-        base = root / "dtd" / "dtd"
-        classes = entry(name)["classes"]
-        lists = {"train": [], "val": [], "test": []}
-        for c in classes:
-            for i, split in enumerate(["train", "val", "test"]):
-                _img(base / "images" / c / f"{c}_{i:04d}.jpg")
-                lists[split].append(f"{c}/{c}_{i:04d}.jpg")
-        (base / "labels").mkdir(parents=True)
-        for split, names in lists.items():
-            (base / "labels" / f"{split}1.txt").write_text("\n".join(names) + "\n")
-        return {"train": 94, "test": 47, "labels": set(range(47))}
-    if name == "GTSRB":  # Training/<class:05d>/*.ppm; Final_Test/Images/*.ppm + GT-final_test.csv (';')
-        base = root / "gtsrb"
-        for c in range(43):
-            _img(base / "GTSRB" / "Training" / f"{c:05d}" / f"00000_{c:05d}.ppm", fmt="PPM")
-        rows = ["Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId"]
-        for i in range(5):
-            _img(base / "GTSRB" / "Final_Test" / "Images" / f"{i:05d}.ppm", fmt="PPM")
-            rows.append(f"{i:05d}.ppm;12;10;1;1;11;9;{i * 7}")
-        (base / "GT-final_test.csv").write_text("\n".join(rows) + "\n")
-        return {"train": 43, "test": 5, "labels": set(range(43))}
-    if name == "Cars":  # devkit .mat annotations (class ids from 1), images in cars_train/ and cars_test/
-        base = root / "stanford_cars"
-        (base / "devkit").mkdir(parents=True)
-        classes = ["AM General Hummer SUV 2000", "Acura RL Sedan 2012", "Audi R8 Coupe 2012"]
-        sio.savemat(base / "devkit" / "cars_meta.mat", {"class_names": np.array(classes, dtype=object)})
-
-        def annos(folder, n, path):
-            rec = np.zeros(n, dtype=[("fname", object), ("class", np.uint8)])
-            for i in range(n):
-                rec[i] = (f"{i:05d}.jpg", i % 3 + 1)
-                _img(base / folder / f"{i:05d}.jpg")
-            sio.savemat(path, {"annotations": rec})
-
-        annos("cars_train", 9, base / "devkit" / "cars_train_annos.mat")
-        annos("cars_test", 6, base / "cars_test_annos_withlabels.mat")
-        return {"train": 9, "test": 6, "labels": {0, 1, 2}, "classnames": ["AM General Hummer SUV 2000", "Acura RL Sedan 2012", "Audi R8 Coupe 2012"]}
-    if name == "SUN397":  # SUN397/ClassName.txt, <letter>/<class>/sun_*.jpg, official partition files
-        base = root / "SUN397"
-        classes = ["/a/abbey", "/b/bakery/shop", "/c/campus"]
-        base.mkdir(parents=True)
-        (base / "ClassName.txt").write_text("\n".join(classes) + "\n")
-        train, test = [], []
-        for c in classes:
-            for i in range(3):
-                rel = f"{c}/sun_{c.strip('/').replace('/', '')}{i}.jpg"
-                _img(base / rel.lstrip("/"))
-                (train if i < 2 else test).append(rel)
-        _img(base / "a" / "abbey" / "sun_unlisted.jpg")  # in no partition: must not be read
-        (base / "Partitions").mkdir()
-        (base / "Partitions" / "Training_01.txt").write_text("\n".join(train) + "\n")
-        (base / "Partitions" / "Testing_01.txt").write_text("\n".join(test) + "\n")
-        return {"train": 6, "test": 3, "labels": {0, 1, 2}, "classnames": ["abbey", "bakery shop", "campus"]}
-    raise KeyError(name)
+def test_every_paper_dataset_has_a_writer():
+    assert sorted(writers.WRITERS) == sorted(PAPER)
 
 
 @pytest.fixture
-def no_md5(monkeypatch):
-    """torchvision checks the MD5 of the real CIFAR and SVHN files; fixture files have other checksums,
-    so the expected MD5s are set to None (torchvision then checks that the files exist)."""
+def no_md5():
+    """torchvision checks the MD5 of the real CIFAR and SVHN files; fixture files have other checksums."""
+    with writers.unchecked_torchvision_files():
+        yield
+
+
+def test_checksums_are_restored_after_the_context():
     import torchvision.datasets as tvd
 
-    for cls in (tvd.CIFAR10, tvd.CIFAR100):
-        monkeypatch.setattr(cls, "train_list", [[f, None] for f, _ in cls.train_list])
-        monkeypatch.setattr(cls, "test_list", [[f, None] for f, _ in cls.test_list])
-        monkeypatch.setattr(cls, "meta", {**cls.meta, "md5": None})
-    monkeypatch.setattr(tvd.SVHN, "split_list", {k: [u, f, None] for k, (u, f, _) in tvd.SVHN.split_list.items()})
+    before = (list(tvd.CIFAR10.train_list), dict(tvd.CIFAR100.meta), dict(tvd.SVHN.split_list))
+    with writers.unchecked_torchvision_files():
+        assert tvd.CIFAR10.train_list[0][1] is None and tvd.SVHN.split_list["train"][2] is None
+        assert tvd.CIFAR100.meta["md5"] is None and tvd.CIFAR100.test_list[0][1] is None
+    assert (list(tvd.CIFAR10.train_list), dict(tvd.CIFAR100.meta), dict(tvd.SVHN.split_list)) == before
+    assert before[0][0][1] is not None  # the real checksum is back
 
 
 @pytest.mark.parametrize("name", PAPER)
 def test_each_registry_entry_reads_its_fixture(name, tmp_path, no_md5):
-    exp = make_fixture(name, tmp_path)
+    w = writers.write(name, tmp_path, TINY)
     e = entry(name)
     d = {"root": str(tmp_path), "val_fraction": 0.1, "val_cap": 20000}
     src = split_sources(name, data_settings(d))
-    if e["val"] == "fixed":
-        assert {s: len(v) for s, v in src.items()} == {s: exp[s] for s in ("train", "val", "test")}
+    official = {s: list(v) for s, v in w.labels.items()}
+    if name in JOINS_VAL:
+        official["train"] = official["train"] + official.pop("val")
+    if e["val"] == "fixed":  # EuroSAT's default: the pool of all written images, split 80/10/10 with seed 0
+        pool = sum(official.values(), [])
+        sizes = {s: len(i) for s, i in fixed_split(len(pool), {"train": 0.8, "val": 0.1, "test": 0.1}).items()}
+        assert {s: len(v) for s, v in src.items()} == sizes == {"train": 32, "val": 4, "test": 4}
+        assert sorted(np.concatenate([v.targets for v in src.values()]).tolist()) == sorted(pool)
     else:  # the official train split, 90/10 with seed 0 (at least one validation image)
-        n = exp["train"]
+        n = len(official["train"])
         v = max(1, int(n * 0.1))
-        assert (len(src["train"]), len(src["val"]), len(src["test"])) == (n - v, v, exp["test"])
+        assert (len(src["train"]), len(src["val"]), len(src["test"])) == (n - v, v, len(official["test"]))
         assert set(src["train"].idx.tolist()).isdisjoint(src["val"].idx.tolist())
+        assert sorted(src["train"].targets.tolist() + src["val"].targets.tolist()) == sorted(official["train"])
+        assert sorted(src["test"].targets.tolist()) == sorted(official["test"])
     labels = set(np.concatenate([s.targets for s in src.values()]).tolist())
-    assert labels == exp["labels"], name
     assert all(0 <= t < e["n_classes"] for t in labels)
+    assert len(labels) == (e["n_classes"] if name in ("DTD", "EuroSAT", "RESISC45") else 4 if e["n_classes"] > 4
+                           else e["n_classes"])
     data = load_task_data(name, 16, (0.5,) * 3, (0.5,) * 3, d)
-    assert data.n_classes == (e["n_classes"] if "classnames" not in exp else len(exp["classnames"]))
-    if "classnames" in exp:
-        assert data.classnames == exp["classnames"]
+    if w.classnames is None:
+        assert data.n_classes == e["n_classes"]
+    else:  # the files name the classes: '_' and '/' read as spaces by default
+        assert data.classnames == [c.replace("_", " ").replace("/", " ") for c in w.classnames]
     if e.get("classes") and src["train"].classes:  # folder names on disk map to the registry's label order
         assert list(src["train"].classes) == e["classes"]
     x, y = data.test[0]
@@ -176,10 +79,25 @@ def test_each_registry_entry_reads_its_fixture(name, tmp_path, no_md5):
     assert check_available([name], tmp_path) == []
 
 
+def test_the_class_colours_reach_the_reader_in_label_order(tmp_path, no_md5):
+    """The image of each label is the one the writer made for it (through every reader's own order):
+    each image's mean colour is nearest to its label's colour."""
+    maker = writers.class_colour_image()
+    for name in ("CIFAR10", "GTSRB", "SUN397", "RESISC45"):
+        writers.write(name, tmp_path / name, writers.Tiny(per_class={"train": 1, "test": 1}, classes=4))
+        src = read_split(name, "test", tmp_path / name)
+        k = int(src.targets.max()) + 1
+        centres = np.stack([np.asarray(maker(0, c), dtype=float).mean((0, 1)) for c in range(k)])
+        for i in range(len(src)):
+            img = src.image(i)
+            colour = np.asarray(img.convert("RGB") if hasattr(img, "convert") else img, dtype=float).mean((0, 1))
+            assert int(np.argmin(((centres - colour) ** 2).sum(1))) == src.targets[i], (name, i)
+
+
 def test_svhn_label_10_is_digit_0(tmp_path, no_md5):
-    make_fixture("SVHN", tmp_path)
-    src = read_split("SVHN", "train", tmp_path)
-    assert sorted(set(src.targets.tolist())) == list(range(10)) and src.targets[9] == 0
+    writers.write("SVHN", tmp_path, writers.Tiny(per_class={"train": 2, "test": 1}))
+    src = read_split("SVHN", "train", tmp_path)  # written with y = 10 for the two images of the digit 0
+    assert sorted(set(src.targets.tolist())) == list(range(10)) and src.targets[:2].tolist() == [0, 0]
 
 
 def test_a_missing_dataset_is_one_line_naming_where_and_how(tmp_path):
@@ -191,7 +109,7 @@ def test_a_missing_dataset_is_one_line_naming_where_and_how(tmp_path):
 
 
 def test_decoded_split_cache_is_built_once_verified_and_rebuilt(tmp_path, no_md5):
-    make_fixture("EuroSAT", tmp_path / "data")
+    writers.write("EuroSAT", tmp_path / "data", writers.Tiny(per_class={"train": 1, "val": 0, "test": 1}))
     d = {"root": str(tmp_path / "data"), "cache": True, "cache_dir": str(tmp_path / "cache")}
     before = dict(data_cache.stats)
     a = load_task_data("EuroSAT", 16, (0.5,) * 3, (0.5,) * 3, d)
@@ -216,7 +134,7 @@ def test_decoded_images_stream_through_dataloader_workers(tmp_path):
     """PIL-backed splits with open_clip's transforms go through worker processes (they pickle)."""
     from benchmark.probe import embed_all
 
-    make_fixture("DTD", tmp_path)
+    writers.write("DTD", tmp_path, writers.Tiny(per_class={"train": 2, "val": 1, "test": 1}))
     data = load_task_data("DTD", 16, (0.5,) * 3, (0.5,) * 3,
                           {"root": str(tmp_path), "train_transform": "openclip"})
     loader = torch.utils.data.DataLoader(data.train, batch_size=8, num_workers=2, shuffle=True)

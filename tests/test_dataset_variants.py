@@ -1,28 +1,25 @@
-"""`data.variants` on fixtures in the datasets' real on-disk formats, made here: DTD's train split
+"""`data.variants` on fixtures in the datasets' real on-disk formats (benchmark/data/writers.py): DTD's train split
 alone, EuroSAT's fixed split folders, and the reference's class names of CIFAR100 and Cars. Each image
 is one flat colour that encodes its id, so a test reads which files landed in which split."""
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import numpy as np
 import pytest
-import scipy.io as sio
 from PIL import Image
 
 from experiment import config as C
 from benchmark import reference_probe
-from benchmark.data import check_available, data_settings, entry, split_sources
+from benchmark.data import check_available, data_settings, entry, split_sources, writers
 from benchmark.data.sources import classnames_of
 from benchmark.data.splits import train_val_split
 
 
-def _write(path: Path, ident: int) -> None:
-    """A 16x16 JPEG of one colour: R and G hold the id in steps of 8 (JPEG keeps a flat colour within 2)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _id_image(ident: int, label: int) -> Image.Image:
+    """A 16x16 image of one colour: R and G hold the id in steps of 8 (JPEG keeps a flat colour within 2)."""
     r, g = divmod(ident, 32)
-    Image.new("RGB", (16, 16), (4 + 8 * r, 4 + 8 * g, 128)).save(path)
+    return Image.new("RGB", (16, 16), (4 + 8 * r, 4 + 8 * g, 128))
 
 
 def _ids(src) -> list[int]:
@@ -35,18 +32,8 @@ def _ids(src) -> list[int]:
 
 def _dtd(root: Path) -> dict[str, set[int]]:
     """dtd/dtd/images/<class>/ and labels/{train,val,test}1.txt: 2 train, 1 val, 1 test image per class."""
-    base = root / "dtd" / "dtd"
-    lists, ids, k = {"train": [], "val": [], "test": []}, {"train": set(), "val": set(), "test": set()}, 0
-    for c in entry("DTD")["classes"]:
-        for i, split in enumerate(["train", "train", "val", "test"]):
-            _write(base / "images" / c / f"{c}_{i:04d}.jpg", k)
-            lists[split].append(f"{c}/{c}_{i:04d}.jpg")
-            ids[split].add(k)
-            k += 1
-    (base / "labels").mkdir(parents=True)
-    for split, names in lists.items():
-        (base / "labels" / f"{split}1.txt").write_text("\n".join(names) + "\n")
-    return ids
+    w = writers.write("DTD", root, writers.Tiny(per_class={"train": 2, "val": 1, "test": 1}, image=_id_image))
+    return {s: set(v) for s, v in w.ids.items()}
 
 
 def test_dtd_train_variant_reads_the_official_train_split_alone(tmp_path):
@@ -66,20 +53,14 @@ def test_dtd_train_variant_reads_the_official_train_split_alone(tmp_path):
     assert _ids(ref["val"]) == [sorted(ids["train"])[i] for i in va]
 
 
-def _eurosat(root: Path) -> tuple[dict[str, set[int]], set[int]]:
+def _eurosat(root: Path) -> dict[str, set[int]]:
     """EuroSAT_splits/{train,val,test}/<class>/ (3 / 1 / 1 per class) and the 2750/ pool torchvision reads."""
-    ids, k = {"train": set(), "val": set(), "test": set()}, 0
-    for c in entry("EuroSAT")["classes"]:
-        for i, split in enumerate(["train", "train", "train", "val", "test"]):
-            _write(root / "EuroSAT_splits" / split / c / f"{c}_{i + 1}.jpg", k)
-            _write(root / "eurosat" / "2750" / c / f"{c}_{i + 1}.jpg", 1000 - k)  # other colours, same names
-            ids[split].add(k)
-            k += 1
-    return ids, {1000 - i for s in ids.values() for i in s}
+    w = writers.write("EuroSAT", root, writers.Tiny(per_class={"train": 3, "val": 1, "test": 1}, image=_id_image))
+    return {s: set(v) for s, v in w.ids.items()}
 
 
 def test_eurosat_folders_variant_reads_the_fixed_split_folders(tmp_path):
-    ids, pool = _eurosat(tmp_path)
+    ids = _eurosat(tmp_path)
     d = {"root": str(tmp_path)}
     ref = split_sources("EuroSAT", data_settings({**d, "variants": {"EuroSAT": "folders"}}))
     assert {s: len(ref[s]) for s in ref} == {"train": 30, "val": 10, "test": 10}
@@ -87,7 +68,8 @@ def test_eurosat_folders_variant_reads_the_fixed_split_folders(tmp_path):
     assert ref["train"].classes == entry("EuroSAT")["classes"]  # ImageFolder's sorted class folders
     seeded = split_sources("EuroSAT", data_settings(d))
     assert {s: len(seeded[s]) for s in seeded} == {"train": 40, "val": 5, "test": 5}  # 80/10/10 of 50
-    assert set().union(*(set(_ids(seeded[s])) for s in seeded)) == pool
+    assert set().union(*(set(_ids(seeded[s])) for s in seeded)) == set().union(*ids.values())  # the same images
+    assert set(_ids(seeded["test"])) != ids["test"]  # drawn from the pool with seed 0, not the test folder
     # The reference probe refits EuroSAT on its train split alone and chooses its head's rate on a
     # 90/10 split of it: its validation split is fixed, not carved from the train split.
     assert not reference_probe.val_is_carved("EuroSAT") and reference_probe.val_is_carved("DTD")
@@ -103,46 +85,23 @@ def test_a_missing_variant_layout_is_reported_with_its_own_layout(tmp_path):
     assert f"python -m benchmark.data.eurosat_splits --data-root {empty} --download" in line
 
 
-def _cifar100(root: Path, names: list[str]) -> None:
-    d = root / "cifar-100-python"
-    d.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for f, n in (("train", 4), ("test", 2)):
-        with open(d / f, "wb") as fh:
-            pickle.dump({"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), "fine_labels": [0, 1, 2, 3][:n]}, fh)
-    with open(d / "meta", "wb") as fh:
-        pickle.dump({"fine_label_names": names}, fh)
-
-
-def test_cifar100_torchvision_variant_keeps_the_underscores(tmp_path, monkeypatch):
-    import torchvision.datasets as tvd
-
-    monkeypatch.setattr(tvd.CIFAR100, "train_list", [[f, None] for f, _ in tvd.CIFAR100.train_list])
-    monkeypatch.setattr(tvd.CIFAR100, "test_list", [[f, None] for f, _ in tvd.CIFAR100.test_list])
-    monkeypatch.setattr(tvd.CIFAR100, "meta", {**tvd.CIFAR100.meta, "md5": None})
+def test_cifar100_torchvision_variant_keeps_the_underscores(tmp_path):
     # torchvision's real names: the registry's clip list with '_' for its spaces (the 9 two-word classes)
     clip = entry("CIFAR100")["classnames"]
     tv_names = [c.replace(" ", "_") for c in clip]
     assert sum(a != b for a, b in zip(clip, tv_names)) == 9 and "aquarium_fish" in tv_names
-    _cifar100(tmp_path, tv_names)
+    writers.write("CIFAR100", tmp_path, writers.Tiny(per_class={"train": 1, "test": 1}, classes=4))
     d = data_settings({"root": str(tmp_path), "variants": {"CIFAR100": "torchvision"}})
-    src = split_sources("CIFAR100", d)
+    with writers.unchecked_torchvision_files():
+        src = split_sources("CIFAR100", d)
+        assert src["train"].classes == tv_names  # the meta file the writer wrote: torchvision's spellings
     assert classnames_of("CIFAR100", src["train"], "torchvision") == tv_names
     assert classnames_of("CIFAR100", src["train"]) == clip
 
 
 def test_cars_files_variant_keeps_the_slash(tmp_path):
-    base = tmp_path / "stanford_cars"
-    (base / "devkit").mkdir(parents=True)
     names = ["Ram C/V Cargo Van Minivan 2012", "Audi R8 Coupe 2012"]
-    sio.savemat(base / "devkit" / "cars_meta.mat", {"class_names": np.array(names, dtype=object)})
-    for folder, path in (("cars_train", base / "devkit" / "cars_train_annos.mat"),
-                         ("cars_test", base / "cars_test_annos_withlabels.mat")):
-        rec = np.zeros(2, dtype=[("fname", object), ("class", np.uint8)])
-        for i in range(2):
-            rec[i] = (f"{i:05d}.jpg", i + 1)
-            _write(base / folder / f"{i:05d}.jpg", i)
-        sio.savemat(path, {"annotations": rec})
+    writers.write("Cars", tmp_path, writers.Tiny(per_class={"train": 1, "test": 1}, names=tuple(names)))
     src = split_sources("Cars", data_settings({"root": str(tmp_path), "val_fraction": 0.0}))
     assert classnames_of("Cars", src["train"], "files") == names
     assert classnames_of("Cars", src["train"])[0] == "Ram C V Cargo Van Minivan 2012"

@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.data import check_available, data_settings, entry, load_task_data, split_sources
+from benchmark.data import check_available, data_settings, entry, load_task_data, split_sources, writers
 
 from mtil_fixtures import WRITERS, relax_checksums
-from test_data_formats import make_fixture
 
 
 @pytest.mark.parametrize("name", sorted(WRITERS))
@@ -43,9 +42,10 @@ def test_caltech101_split_is_zscls_random_split_with_seed_42(tmp_path):
 
 
 def test_zscl_variants_of_the_datasets_the_suite_had(tmp_path):
-    make_fixture("EuroSAT", tmp_path)  # 20 images
-    make_fixture("SUN397", tmp_path)  # 10 images, one in no partition file
-    make_fixture("MNIST", tmp_path)
+    writers.write("EuroSAT", tmp_path, writers.Tiny(per_class={"train": 1, "val": 0, "test": 1}))  # 20 images
+    # 10 images of /a/abbey, /b/bakery/shop, /c/campus, one in no partition file
+    writers.write("SUN397", tmp_path, writers.Tiny(per_class={"train": 2, "test": 1}, classes=3))
+    writers.write("MNIST", tmp_path)
     variants = {"EuroSAT": "zscl", "SUN397": "zscl", "MNIST": "zscl"}
     d = data_settings({"root": str(tmp_path), "val_fraction": 0.0, "variants": variants})
     eu = split_sources("EuroSAT", d)

@@ -1,0 +1,276 @@
+"""Rehearse a paper preset end to end on the CPU, with tiny data and random weights.
+
+    python scripts/rehearse_paper.py --config paper-single --out DIR
+    python scripts/rehearse_paper.py --config paper-continual --out DIR
+    python scripts/rehearse_paper.py --config paper-single --out DIR --datasets MNIST SVHN --strategies ft ldifs
+
+For CI and for a user checking a new machine before spending GPU hours. It
+
+1. writes every dataset of the preset's suite under DIR/data in its real on-disk format
+   (benchmark/data/writers.py: pickles, idx and .mat files, JPEG/PPM folders, split and partition
+   lists, devkit annotations), a few images per class, for every layout the preset's `data.variants`
+   read (EuroSAT's fixed folders, DTD's train list, ...);
+2. runs the preset itself through the command (`cfbench --config PRESET`), every method it lists, one
+   seed, with overrides in `--set` form only: the data root, random weights (`model.pretrained=null`)
+   in the architecture the preset's weights need (ViT-B/32 with QuickGELU for openai's: the
+   `-quickgelu` open_clip config), a small input size, one epoch of a few steps per task, fewer probe
+   steps, a small drift sample, the CPU. Everything else is the preset's: its methods and head
+   initialisations, the reference probe with its learning-rate grid and refits, the checkpoint
+   choice, the splits and variants, zero-shot heads from the registry's real templates and class
+   names, and the collection (records, tables.md, plots, report.md in DIR/<experiment>/);
+3. checks that every planned run is done and that the collection wrote its files, and prints the
+   wall and CPU time.
+
+torchvision checks the MD5 of the real CIFAR and SVHN files; the written ones differ, so the
+checksums are switched off in this process while it runs (`writers.unchecked_torchvision_files`).
+Hence one process (`--jobs 1`): helpers would be new processes with the checks on.
+
+Exit status: 0 when everything ran and was written; 1 when a run or an output is missing; 2 on bad
+input (one line).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+# Before torch starts: OpenMP threads that wait for work sleep instead of spinning. It changes no
+# number; on a machine shared with other jobs, the probes' thousands of tiny steps on two spinning
+# threads were measured 27 times slower (110 ms a step against 4).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+MARKER = ".rehearsal"  # in DIR/data: the folder is the rehearsal's own and may be rewritten
+
+
+class RehearsalError(ValueError):
+    """Bad input: one line saying what is wrong and what to do."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line and exit code 2, like every other input error
+        self.exit(2, f"error: {message}; see {self.prog} --help\n")
+
+
+def parse_args(argv: list[str] | None):
+    ap = _Parser(prog="rehearse_paper.py", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", default="paper-single", help="the preset to rehearse (default: paper-single)")
+    ap.add_argument("--out", required=True, type=Path, help="folder for the data (DIR/data) and results (DIR/<experiment>)")
+    ap.add_argument("--datasets", nargs="+", metavar="NAME",
+                    help="a reduced suite (default: the preset's); orderings keep their datasets in it")
+    ap.add_argument("--strategies", nargs="+", metavar="SPEC", help="a subset of methods (default: the preset's)")
+    ap.add_argument("--images-per-class", type=int, default=2, help="training images per class (default 2)")
+    ap.add_argument("--classes", type=int, default=10,
+                    help="datasets with more classes than this get one training image a class (default 10)")
+    ap.add_argument("--image-size", type=int, default=32, help="input size of the model (default 32: one patch)")
+    ap.add_argument("--batch-size", type=int, default=16, help="training batch size (default 16: 2-3 steps a task)")
+    ap.add_argument("--probe-steps", type=int, default=30, help="steps of each reference probe fit (default 30)")
+    ap.add_argument("--drift", type=int, default=4, help="test images per dataset for feature drift (default 4)")
+    ap.add_argument("--threads", type=int, help="CPU threads (default: the preset's; 0 is all cores)")
+    ap.add_argument("-q", "--quiet", action="store_true", help="no progress lines from the runs")
+    args = ap.parse_args(argv)
+    for key in ("images_per_class", "classes", "image_size", "batch_size", "probe_steps"):
+        if getattr(args, key) < 1:
+            raise RehearsalError(f"--{key.replace('_', '-')} {getattr(args, key)}: give a positive number")
+    return args
+
+
+def reduced(preset: dict, datasets: list[str] | None) -> tuple[list[str], list[list[str]]]:
+    """The suite and orderings of the rehearsal: the preset's, or those restricted to `datasets`."""
+    suite = list(preset["suite"])
+    orderings = [list(o) if not isinstance(o, str) else o.split(",") for o in preset["orderings"]]
+    if not datasets:
+        return suite, orderings
+    outside = [d for d in datasets if d not in suite]
+    if outside:
+        raise RehearsalError(f"--datasets {' '.join(outside)}: not in the suite of this preset ({', '.join(suite)})")
+    keep = [d for d in suite if d in datasets]
+    kept: list[list[str]] = []
+    for o in orderings:
+        o = [d for d in o if d in keep]
+        if o and o not in kept:
+            kept.append(o)
+    if not kept:
+        kept = [[keep[0]]]
+    return keep, kept
+
+
+def model_overrides(model: dict) -> list[str]:
+    """Random weights in the architecture the preset's weights need: open_clip builds ViT-B/32 with
+    plain GELU unless told that the weights are openai's (QuickGELU); the `-quickgelu` config is it."""
+    import open_clip
+
+    from benchmark.models import available_models
+
+    name, tag = model["name"], model.get("pretrained")
+    sets = ["model.pretrained=null"]
+    quick = False
+    if tag and not Path(str(tag)).expanduser().is_file():
+        quick = bool((open_clip.get_pretrained_cfg(name, tag) or {}).get("quick_gelu", False))
+    if quick and not name.endswith("-quickgelu"):
+        if f"{name}-quickgelu" not in available_models():
+            raise RehearsalError(f"model {name} with {tag} weights needs QuickGELU, and open_clip has no "
+                                 f"{name}-quickgelu config to build it with random weights")
+        sets.append(f"model.name={name}-quickgelu")
+    return sets
+
+
+def write_data(root: Path, suite: list[str], args) -> dict[str, int]:
+    """Every dataset of the suite under `root` in its real format; {dataset: images written}."""
+    from benchmark.data import is_micro, writers
+
+    if root.exists():
+        if not (root / MARKER).exists():
+            raise RehearsalError(f"{root} exists and was not written by a rehearsal; give another --out")
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    (root / MARKER).write_text("written by scripts/rehearse_paper.py; removed and rewritten by the next rehearsal\n")
+    counts = {}
+    for name in suite:
+        if is_micro(name):
+            continue  # embedded in the repository
+        if name not in writers.WRITERS:
+            raise RehearsalError(f"dataset {name} has no writer in benchmark/data/writers.py (WRITERS); add one")
+        # Every class gets images, as in the real data: Avalanche sizes a task's head by the labels its
+        # training split holds, so a class without images would give a head smaller than the zero-shot one.
+        many = writers.n_classes_written(name, writers.Tiny()) > args.classes
+        tiny = writers.Tiny(per_class={"train": 1 if many else args.images_per_class, "val": 1, "test": 1})
+        w = writers.write(name, root, tiny)
+        counts[name] = sum(len(v) for v in w.labels.values())
+    return counts
+
+
+def command_line(args, preset: dict) -> list[str]:
+    """The cfbench arguments: the preset itself, with the rehearsal's overrides."""
+    suite, orderings = reduced(preset, args.datasets)
+    argv = ["--config", args.config, "--out", str(args.out), "--data-root", str(args.out / "data"),
+            "--device", "cpu", "--jobs", "1", "--seeds", str(preset["seeds"][0]),
+            "--suite", *suite, "--orderings", *(",".join(o) for o in orderings), "--verbose"]
+    if args.strategies:
+        argv += ["--strategies", *args.strategies]
+    if args.quiet:
+        argv.append("--quiet")
+    sets = model_overrides(preset["model"]) + [
+        f"model.image_size={args.image_size}", "train.epochs=1", f"train.batch_size={args.batch_size}",
+        f"train.probe_steps={args.probe_steps}", "data.num_workers=0",
+        f"data.cache_dir={args.out / 'cache'}", f"drift={args.drift}"]
+    if args.threads is not None:
+        sets.append(f"threads={args.threads}")
+    for s in sets:
+        argv += ["--set", s]
+    return argv
+
+
+def method_of(run: dict) -> str:
+    """A run's method as the tables name it: the paper's label where the catalog gives one."""
+    try:
+        from strategies.catalog import method_label
+    except ImportError:  # a checkout without the paper's labels
+        return run["strategy"]["name"]
+    return method_label(run["strategy"]["name"], run["train"].get("head_init"))
+
+
+def _has_heat_maps() -> bool:
+    """Whether this checkout's collection draws the per-method heat maps (plots/heatmap_<method>.png)."""
+    import importlib.util
+
+    return importlib.util.find_spec("evaluation.reporting.heatmaps") is not None
+
+
+def check_outputs(argv: list[str]) -> tuple[list[str], list[str], Path]:
+    """(problems, what was found, the experiment folder) for the plan of `argv`: every run done, the
+    collection's files written, every dataset and method of the plan in tables.md, a heat map per method."""
+    from evaluation.storage.records import check_run
+    from experiment.arguments import build_parser, resolve_config
+    from experiment.config import plan
+
+    args = build_parser().parse_args(argv)
+    cfg = resolve_config(args)
+    exp = Path(args.out) / cfg["experiment"]
+    runs = plan(cfg)
+    problems = [f"run {r['run_id']} ({method_of(r)} on {','.join(r['ordering'])}): {state}"
+                for r in runs if (state := check_run(exp / "runs" / r["run_id"])) is not None]
+    for f in ("tables.md", "report.md", "leaderboard.csv", "records_long.csv"):
+        if not (exp / f).is_file() or (exp / f).stat().st_size == 0:
+            problems.append(f"{exp / f} was not written")
+    tables = (exp / "tables.md").read_text(encoding="utf-8") if (exp / "tables.md").is_file() else ""
+    absent = [d for d in cfg["suite"] if d not in tables]
+    if tables and absent:
+        problems.append(f"tables.md names no {', '.join(absent)}")
+    plots = sorted(p.name for p in (exp / "plots").glob("*.png")) if (exp / "plots").is_dir() else []
+    if not plots:
+        problems.append(f"{exp / 'plots'} holds no plot")
+    methods = list(dict.fromkeys(method_of(r) for r in runs))
+    missing = [m for m in methods if m not in tables]
+    if tables and missing:
+        problems.append(f"tables.md names no {', '.join(missing)}")
+    heat = [p for p in plots if p.startswith("heatmap_")]
+    if _has_heat_maps() and len(heat) != len(methods):
+        problems.append(f"{len(heat)} heat maps (plots/heatmap_*.png) for {len(methods)} methods")
+    done = len(runs) - sum(1 for p in problems if p.startswith("run "))
+    found = [f"{len(runs)} runs planned ({len(methods)} methods x {len(cfg['orderings'])} orderings, seed "
+             f"{cfg['seeds'][0]}), {done} done", "methods: " + ", ".join(methods),
+             f"{len(plots)} plots in {exp / 'plots'}, {len(heat)} of them heat maps"]
+    return problems, found, exp
+
+
+def main(argv: list[str] | None = None) -> int:
+    t0, c0 = time.perf_counter(), _cpu()
+    try:
+        args = parse_args(argv)
+        from experiment.config import ConfigError, load_preset
+
+        try:
+            preset = load_preset(args.config)
+        except ConfigError as e:
+            raise RehearsalError(str(e)) from None
+        suite, _ = reduced(preset, args.datasets)
+        counts = write_data(args.out / "data", suite, args)
+        cli_argv = command_line(args, preset)
+    except RehearsalError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"rehearsal of {args.config}: wrote {sum(counts.values())} images of {len(counts)} datasets under "
+          f"{args.out / 'data'} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    print("cfbench " + " ".join(cli_argv), file=sys.stderr)
+    from benchmark.data import writers
+    from experiment.cli import main as cfbench
+
+    with writers.unchecked_torchvision_files():
+        try:
+            code = cfbench(cli_argv)
+        except Exception as e:  # noqa: BLE001 - what the rehearsal is for: a failure of the paper path
+            import traceback
+
+            traceback.print_exc()
+            print(f"error: the paper path failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                  "the traceback above says where", file=sys.stderr)
+            return 1
+    if code != 0:
+        print(f"error: the rehearsal's command exited with {code} (its error is above)", file=sys.stderr)
+        return 1
+    problems, found, exp = check_outputs(cli_argv)
+    wall, cpu = time.perf_counter() - t0, _cpu() - c0
+    for line in found:
+        print(line, file=sys.stderr)
+    for p in problems:
+        print(f"error: {p}", file=sys.stderr)
+    print(f"rehearsal of {args.config} {'failed' if problems else 'passed'} in {wall / 60:.1f} min wall, "
+          f"{cpu / 60:.1f} min CPU: {exp}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and its finished children, user and system."""
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+
+if __name__ == "__main__":
+    sys.exit(main())
