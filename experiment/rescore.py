@@ -134,7 +134,7 @@ def rescore_run(run: dict, source_dir: Path, run_dir: Path, res, log: TextIO = s
     from benchmark import numerics
     from evaluation.scoring.drift import tap_names
 
-    from .runner import _utc, prepare_scoring
+    from .runner import _utc, add_scores, prepare_scoring
 
     src = load_records(source_dir)
     t0 = time.time()
@@ -161,15 +161,7 @@ def rescore_run(run: dict, source_dir: Path, run_dir: Path, res, log: TextIO = s
                 load_step(weights_path(source_dir, step), model)
             with phase("step-0 scores" if step == 0 else "evaluation: other"):
                 row = ev.evaluate(model, ordering, n_trained=step)
-            if meter is not None:
-                with phase("evaluation: feature drift"):
-                    drift = meter.measure(model, step)
-                rec["drift"]["ldifs"].append(drift["ldifs"])
-                rec["drift"]["cka"].append(drift["cka"])
-            rec["R"].append(row["R"])
-            rec["LP"].append(row["LP"])
-            if zs:
-                rec["ZS"].append(row["ZS"])
+            add_scores(rec, row, model, step, meter, zs)
             trained = dict(src["steps"][step]) if step < len(src.get("steps", [])) else {"step": step}
             rec["steps"].append({**trained, "eval_s": round(time.time() - t, 2)})
             print(f"{label} step {step}: rescored R={[round(v, 3) for v in row['R']]} [eval {time.time() - t:.1f}s]",

@@ -167,6 +167,20 @@ def prepare_scoring(run: dict[str, Any], res: Resources) -> tuple:
     return fm, data, zs, tcfg, ev, meter
 
 
+def add_scores(rec: dict, row: dict, model, step: int, meter, zs) -> None:
+    """Append one step's scores (`row`, from the evaluator) to the records, after measuring the feature
+    drift of `model` at that step where the run measures it. Training and rescoring both use it."""
+    if meter is not None:
+        with phase("evaluation: feature drift"):
+            drift = meter.measure(model, step)
+        rec["drift"]["ldifs"].append(drift["ldifs"])
+        rec["drift"]["cka"].append(drift["cka"])
+    rec["R"].append(row["R"])
+    rec["LP"].append(row["LP"])
+    if zs:
+        rec["ZS"].append(row["ZS"])
+
+
 def execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str = "", log=sys.stderr,
                 bars: bool = False, tensorboard_dir: Path | None = None, save_weights: bool = False,
                 wandb_dir: Path | None = None, project: str | None = None) -> dict:
@@ -253,15 +267,7 @@ def _execute_run(run: dict[str, Any], run_dir: Path, res: Resources, label: str,
             if bar is not None:
                 bar.close()
                 ev.on_dataset = None
-        if meter is not None:
-            with phase("evaluation: feature drift"):
-                drift = meter.measure(model, step)
-            rec["drift"]["ldifs"].append(drift["ldifs"])
-            rec["drift"]["cka"].append(drift["cka"])
-        rec["R"].append(row["R"])
-        rec["LP"].append(row["LP"])
-        if zs:
-            rec["ZS"].append(row["ZS"])
+        add_scores(rec, row, model, step, meter, zs)
         rec["steps"].append({"step": step, "after": after, "train_s": round(seconds, 2),
                              "eval_s": round(time.time() - t, 2)})
         if penalties:  # the strategy's penalty terms over this task's mini-batches (strategies.base.PenaltyReporter)
