@@ -1,4 +1,4 @@
-"""`data.cache: true` with open_clip's train augmentation (issue 26, item 5): the random resized crop is
+"""`data.cache: true` with open_clip's train augmentation: the random resized crop is
 taken from the original image, bicubic, as without the cache (and as the reference does), not from the
 cached centre square; evaluation splits still read the cache."""
 from __future__ import annotations

@@ -167,7 +167,7 @@ def test_pearson_ci_by_hand():
     r, lo, hi, n = pearson_ci([1, 2, 3, 4, 5], [1, 2, 3, 5, 4])
     assert (r, n) == (pytest.approx(0.9), 5)
     assert lo == pytest.approx(0.0861, abs=1e-4) and hi == pytest.approx(0.9934, abs=1e-4)
-    # below 4 pairs no r at all: two points always give +-1, three no interval (issue 28)
+    # below 4 pairs no r at all: two points always give +-1, three no interval
     for xs, ys in (([1, 2, 3], [2, 4, 7]), ([1, 2], [3, 1])):
         r, lo, hi, n = pearson_ci(xs, ys)
         assert math.isnan(r) and math.isnan(lo) and math.isnan(hi) and n == len(xs)

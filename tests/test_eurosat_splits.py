@@ -1,4 +1,4 @@
-"""`python -m benchmark.data.eurosat_splits` (issue 26, item 9): EuroSAT_splits/ built from the archive's
+"""`python -m benchmark.data.eurosat_splits`: EuroSAT_splits/ built from the archive's
 images, the `seeded` variant's split written as the `folders` layout that the reference reads."""
 from __future__ import annotations
 

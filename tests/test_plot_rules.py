@@ -96,7 +96,7 @@ def test_accuracy_vs_forgetting_keeps_overlapping_points_on_the_front(df, figure
     ax = figures[0].axes[0]
     squares = [line for line in ax.get_lines() if line.get_marker() == "s"][0]
     assert len(squares.get_xdata()) == 2  # n = 1 each: neither is called dominated beyond the intervals
-    # but the dashed front joins only the points that no other dominates on the means (issue 28: it used to
+    # but the dashed front joins only the points that no other dominates on the means (it used to
     # join a dominated point): here one strategy's means dominate the other's
     front = [line for line in ax.get_lines() if line.get_linestyle() == "--"][0]
     assert len(front.get_xdata()) == 1

@@ -1,5 +1,5 @@
 """QuickGELU whenever the weights were trained with it (openai's), whether the run downloads them or finds
-them on disk (issue 26, item 6): a fake open_clip tag whose download writes a checkpoint here."""
+them on disk: a fake open_clip tag whose download writes a checkpoint here."""
 from __future__ import annotations
 
 import json

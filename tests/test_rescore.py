@@ -1,4 +1,4 @@
-"""Kept weights and scoring again (issue 26, item 7): train with `save_weights`, add a dataset to the
+"""Kept weights and scoring again: train with `save_weights`, add a dataset to the
 suite, `--rescore`, and compare with runs that scored the larger suite from the start."""
 from __future__ import annotations
 
