@@ -187,3 +187,15 @@ def tiny_experiment(tmp_path_factory):
     def make(out):
         assert cli.main(["--strategies", "ft", "ldifs", "--out", str(out), *TINY]) == 0
     return _once_for_all_workers(tmp_path_factory, "tiny", make) / "micro"
+
+
+@pytest.fixture(scope="session")
+def sample_collected(tmp_path_factory):
+    """The committed sample experiment (tests/data/sample_experiment) collected with plots, once per
+    session (for all xdist workers): the folder, named as when the golden files were made; read only."""
+    from evaluation.reporting.collect import collect
+
+    def make(folder):
+        shutil.copytree(ROOT / "tests" / "data" / "sample_experiment", folder / "sample_experiment")
+        collect(folder / "sample_experiment", plots=True)
+    return _once_for_all_workers(tmp_path_factory, "sample_collected", make) / "sample_experiment"

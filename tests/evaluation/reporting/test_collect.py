@@ -14,10 +14,6 @@ import pytest
 from evaluation.reporting.collect import collect, main as collect_main
 from evaluation.storage.records import hashed_config, run_id
 
-# one xdist worker runs the whole file (`make test`: --dist loadgroup): its module fixture (the sample
-# experiment collected with plots) is made once
-pytestmark = pytest.mark.xdist_group("test_collect")
-
 DATA = Path(__file__).resolve().parents[2] / "data"
 SAMPLE = DATA / "sample_experiment"
 GOLDEN = DATA / "sample_experiment_golden"
@@ -40,12 +36,9 @@ def exp(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def collected(tmp_path_factory):
-    """One full collection (plots included) shared by the read-only tests."""
-    dst = tmp_path_factory.mktemp("golden") / "sample_experiment"
-    shutil.copytree(SAMPLE, dst)
-    collect(dst, plots=True)
-    return dst
+def collected(sample_collected):
+    """One full collection (plots included) shared by the read-only tests (conftest.py: once per session)."""
+    return sample_collected
 
 
 def test_sample_folders_are_named_by_the_run_id_of_their_config():
