@@ -15,25 +15,16 @@ tests/test_rescore.py checks it bit for bit on the micro suite.
 from __future__ import annotations
 
 import copy
-import json
 import sys
 import time
 from pathlib import Path
 from typing import TextIO
 
-from evaluation.storage.records import (CONFIG, RECORDS, RunLock, check_run, finished_runs, hashed_config,
-                                        load_records, mark_done, unmark_done)
+from evaluation.storage.identity import training_key
+from evaluation.storage.records import (CONFIG, RECORDS, RunLock, check_run, finished_runs, load_records, mark_done,
+                                        unmark_done)
 
 from .config import ConfigError, plan
-
-SCORING_ONLY = ("suite", "drift")  # config keys that change what is scored, never how a run trains
-
-
-def training_key(config: dict) -> str:
-    """What decides a run's training: its hashed config without the scoring-only keys."""
-    return json.dumps({k: v for k, v in hashed_config(config).items() if k not in SCORING_ONLY},
-                      sort_keys=True, default=str)
-
 
 def source_folder(out: Path, experiment: str, source: str | None) -> Path:
     """The experiment folder whose kept runs are scored: `source` as an experiment name under `out`, or a

@@ -11,7 +11,8 @@ from torch import nn
 
 from benchmark.models import ldifs_distance, ldifs_layer_distance
 from evaluation.scoring.drift import DriftMeter, layer_drift, linear_cka, sample_indices, tap_features
-from evaluation.storage.records import check_records, hashed_config, run_id
+from evaluation.storage.identity import hashed_config, run_id
+from evaluation.storage.records import check_records
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -23,7 +23,8 @@ from benchmark.text import markdown as md, markdown_code as md_code
 from strategies.catalog import method_label
 
 from . import metrics as M
-from ..storage.records import finished_runs, load_records, settings_of
+from ..storage.identity import settings_of
+from ..storage.records import finished_runs, load_records
 
 ID_COLS = ["strategy", "params", "ordering", "seed", "run_id"]
 # Transfer / Avg / Last are ZSCL's MTIL metrics on the zero-shot matrix (empty without a text tower);
@@ -127,7 +128,7 @@ def method_names(runs: list[tuple[str, dict]]) -> dict[str, str]:
         return {}
     base = pd.Series([method_label(rec["config"]["strategy"]["name"], head_init_of(rec)) for _, rec in runs])
     params = pd.Series([params_text(params_of(rec)) for _, rec in runs])
-    names = _labels(base, params, settings_of(runs, ignore=("train.head_init",)))
+    names = _labels(base, params, settings_of([rec["config"] for _, rec in runs], ignore=("train.head_init",)))
     return {rid: name for (rid, _), name in zip(runs, names)}
 
 
@@ -190,7 +191,7 @@ def leaderboard_from(runs: list[tuple[str, dict]]) -> pd.DataFrame:
     stale = {rid for rid, _ in stale_runs(runs)[0]} if runs else set()
     names = method_names(runs)
     rows = [{**run_row(rec, rid), "method": names[rid], "settings": st}
-            for (rid, rec), st in zip(runs, settings_of(runs))]
+            for (rid, rec), st in zip(runs, settings_of([rec["config"] for _, rec in runs]))]
     if not rows:
         return pd.DataFrame(columns=ID_COLS + ["method"] + MAIN_COLS + ["stale"])
     df = pd.DataFrame(rows)

@@ -29,51 +29,10 @@ from benchmark import strict_yaml
 from benchmark.text import VALUE_RULE_TEXT, terminal, value_problem
 from benchmark.files import FILE_MODE, atomic_write_text, stranded_temp_files
 
+from .identity import id_of
+
 RECORDS, CONFIG, DONE, LOCK = "records.json", "config.json", "done", "lock"
-# Keys of a run's config that change how it executes but not what it computes: kept in config.json,
-# left out of the run id. (`threads` is not here: on the CPU the thread count changes the floating-point
-# reductions and so the records; it is part of a run's identity.)
-EXECUTION_KEYS = ("device",)
-# Settings of the `data` section that say where files are, not what is computed: moving the data
-# folder or the cache must not rename (and so retrain) every run.
-DATA_LOCATION_KEYS = ("root", "download", "cache_dir")
-
-
-def hashed_config(config: dict[str, Any]) -> dict[str, Any]:
-    """The part of a run's config that determines its results (what its id hashes)."""
-    out = {k: v for k, v in config.items() if k != "run_id" and k not in EXECUTION_KEYS}
-    if isinstance(out.get("data"), dict):
-        out["data"] = {k: v for k, v in out["data"].items() if k not in DATA_LOCATION_KEYS}
-    return out
-
-
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = json.dumps(v, sort_keys=True, default=str)
-    return out
-
-
-def settings_of(runs: list[tuple[str, dict]], ignore: tuple[str, ...] = ()) -> list[str]:
-    """Per run, the result-determining settings outside strategy, ordering and seed (train, data, model,
-    suite, threads, ...) in which the runs of this collection differ: 'train.lr=0.01', or '' where all
-    agree. Runs that differ in any of them are never pooled as seeds of one row. `ignore`: flattened keys
-    left out (train.head_init, which a method's label already says)."""
-    flat = [{k: v for k, v in _flat({k: v for k, v in hashed_config(rec["config"]).items()
-                                     if k not in ("strategy", "ordering", "seed")}).items() if k not in ignore}
-            for _, rec in runs]
-    keys = sorted({k for f in flat for k in f})
-    varying = [k for k in keys if len({f.get(k) for f in flat}) > 1]
-    return [",".join(f"{k}={f.get(k, 'unset')}" for k in varying) for f in flat]
-
-
-def run_id(hashed: dict[str, Any]) -> str:
-    """A stable id: the hash of the run's result-determining config, keys sorted."""
-    blob = json.dumps(hashed, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+# A run's identity (what its id hashes, execution-only keys, legacy values): evaluation/storage/identity.py.
 
 
 def clean_stale(experiment_dir: Path) -> list[Path]:
@@ -303,7 +262,7 @@ def check_records(rec: Any, folder_name: str | None = None) -> str | None:
         return f"records do not match the schema ({where + ': ' if where else ''}{err['msg']})"
     if not r.complete:
         return "records are marked incomplete"
-    expected = run_id(hashed_config(r.config))
+    expected = id_of(r.config)
     if r.run_id != expected:
         return f"its config hashes to {expected}, not to the run id {r.run_id} it claims"
     if folder_name is not None and folder_name != r.run_id:
