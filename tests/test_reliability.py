@@ -232,7 +232,7 @@ def test_a_damaged_record_is_redone_and_equal_to_the_original(finished, tmp_path
     code, err = _main(["--strategies", "ft", "ldifs", "--out", str(tmp_path), *TINY], capsys)
     assert code == 0 and f"run {run.name}: " in err and "training it again" in err
     again = load_records(run)
-    assert (again["R"], again["LP"], again["ZS"]) == (original["R"], original["LP"], original["ZS"])
+    assert (again.R, again.LP, again.ZS) == (original.R, original.LP, original.ZS)
     assert sorted(pd.read_csv(exp / "leaderboard.csv")["strategy"]) == ["ft", "ldifs"]
 
 
@@ -260,7 +260,7 @@ def test_a_record_edited_after_its_done_marker_is_left_out_then_retrained_by_the
     assert code == 0 and "Traceback" not in err and f"run {run.name}: {why}; training it again" in err, err[-2000:]
     assert "is left out" not in err and check_run(run) is None  # (a plan warning about the tiny warm-up may stand)
     again = load_records(run)
-    assert (again["R"], again["LP"], again["ZS"]) == (original["R"], original["LP"], original["ZS"])
+    assert (again.R, again.LP, again.ZS) == (original.R, original.LP, original.ZS)
     assert sorted(pd.read_csv(exp / "leaderboard.csv")["strategy"]) == ["ft", "ldifs"]
 
 
@@ -355,7 +355,7 @@ def test_kill_9_at_several_points_then_resume_gives_the_uninterrupted_records(fi
     want, got = _runs(finished), _runs(exp)
     assert sorted(got) == ["ft"]
     a, b = load_records(want["ft"]), load_records(got["ft"])
-    assert a["run_id"] == b["run_id"] and (a["R"], a["LP"], a["ZS"]) == (b["R"], b["LP"], b["ZS"])
+    assert a.run_id == b.run_id and (a.R, a.LP, a.ZS) == (b.R, b.LP, b.ZS)
     assert _stray(exp) == []
     lb_a = pd.read_csv(finished / "leaderboard.csv", keep_default_na=False)
     pd.testing.assert_frame_equal(lb_a[lb_a["strategy"] == "ft"].reset_index(drop=True),

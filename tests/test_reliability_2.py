@@ -406,11 +406,14 @@ def test_a_full_disk_is_one_line_naming_the_file_and_leaves_no_partial_results(t
 # The leaderboard's identity is the whole run config: two learning rates are never two seeds.
 
 
-def _rec(lr: float, seed: int) -> dict:
+def _rec(lr: float, seed: int):
+    from evaluation.storage.records import Records
+
     cfg = {"strategy": {"name": "ft"}, "ordering": ["a", "b"], "seed": seed, "suite": ["a", "b"],
            "train": {"lr": lr, "epochs": 1}, "model": {"name": "m"}}
-    return {"config": cfg, "ordering": ["a", "b"], "suite": ["a", "b"], "R": [[0.1, 0.1], [0.5, 0.1], [0.4, 0.6]],
-            "LP": [[0.5, 0.5], [0.6, 0.5], [0.55, 0.6]], "ZS": None, "complete": True}
+    return Records.model_construct(config=cfg, ordering=["a", "b"], suite=["a", "b"],
+                                   R=[[0.1, 0.1], [0.5, 0.1], [0.4, 0.6]], LP=[[0.5, 0.5], [0.6, 0.5], [0.55, 0.6]],
+                                   ZS=None, complete=True)
 
 
 def test_runs_differing_in_a_setting_outside_the_strategy_are_not_pooled_as_seeds():
