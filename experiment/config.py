@@ -14,28 +14,24 @@ import itertools
 import re
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError, field_validator
 
 import strategies
 from evaluation.storage.records import EXECUTION_KEYS, hashed_config, run_id
 
-from benchmark import strict_yaml
 from benchmark.data import known_datasets
+from .checks import check_names
 from .orderings import OrderingError, expand_orderings
-from .presets import preset_path, presets
+from .settings import ConfigError, load_preset, set_dotted  # noqa: F401 - the command's settings
 from benchmark.data.settings import DataSection
 from benchmark.legacy_keys import strip_legacy
+from benchmark.text import did_you_mean
 from benchmark.schema import Bool, Float, NonNegInt, PositiveFloat, PositiveInt, Section
 from benchmark.training import TrainConfig
 
 MAX_NAME = 100  # experiment names: one path component, short enough for every file system
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _DEVICE = re.compile(r"cpu|cuda(:\d+)?|mps")
-
-
-class ConfigError(ValueError):
-    """Bad input: the message says what is wrong, what is allowed and what to do."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -151,45 +147,7 @@ class ExperimentConfig(Section):
 # Loading and overriding
 
 
-def load_preset(name_or_path: str) -> dict[str, Any]:
-    path = preset_path(name_or_path)
-    if not path.exists():
-        raise ConfigError(f"no config {name_or_path!r}; presets: {', '.join(presets())}, or a path to a YAML file")
-    try:
-        cfg = strict_yaml.load_file(path)
-    except strict_yaml.StrictYamlError as e:
-        raise ConfigError(f"{path}: {e}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a UTF-8 text file; a config is YAML text") from None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot be read ({e.strerror or e})") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(cfg, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings at the top level (see configs/micro.yaml)")
-    return cfg
-
-
-def set_dotted(cfg: dict, assignment: str) -> None:
-    """Apply 'train.lr=3e-5' (the value is parsed as YAML)."""
-    key, eq, value = assignment.partition("=")
-    parts = key.split(".")
-    if not eq or not all(p.strip() for p in parts):
-        raise ConfigError(f"--set {assignment!r}: expected key.sub=value, e.g. --set train.lr=3e-5")
-    node = cfg
-    for p in parts[:-1]:
-        if node.get(p) is None:
-            node[p] = {}
-        node = node[p]
-        if not isinstance(node, dict):
-            raise ConfigError(f"--set {assignment!r}: {p!r} is a value, not a section of settings")
-    try:
-        node[parts[-1]] = strict_yaml.loads(value)
-    except strict_yaml.StrictYamlError as e:
-        raise ConfigError(f"--set {assignment[:80]!r}: {e}") from None
-    except yaml.YAMLError:
-        raise ConfigError(f"--set {assignment!r}: the value is not valid YAML; quote strings, write lists as [a, b]"
-                          ) from None
+# load_preset and set_dotted live in experiment.settings (torch-free); kept importable from here.
 
 
 # ----------------------------------------------------------------------------------------------
@@ -219,7 +177,8 @@ def _one_line(e: ValidationError) -> str:
         if kind == "extra_forbidden":
             section = ".".join(str(x) for x in loc[:-1])
             allowed = ", ".join(_fields(ExperimentConfig, loc[:-1]))
-            msgs.append(f"unknown setting {where!r}; allowed{' in ' + section if section else ''}: {allowed}")
+            msgs.append(f"unknown setting {where!r}; allowed{' in ' + section if section else ''}: {allowed}"
+                        + did_you_mean(loc[-1], _fields(ExperimentConfig, loc[:-1])))
         elif kind == "missing":
             msgs.append(f"{where} is missing")
         elif kind in ("model_type", "model_attributes_type", "dict_type"):
@@ -252,6 +211,7 @@ def validate(cfg: dict) -> dict:
     lists, strategies as {name, **hparams}). `device_problem` checks the device."""
     if not isinstance(cfg, dict):
         raise ConfigError("a config is a mapping of settings (see configs/micro.yaml)")
+    check_names(cfg)  # keys, datasets, orderings, strategies: the lines the command gives before torch
     try:
         c = ExperimentConfig.model_validate(copy.deepcopy(cfg))
     except ValidationError as e:
@@ -265,9 +225,6 @@ def validate(cfg: dict) -> dict:
                           "e.g. ViT-B-32, micro-effnet-lite0-minilm (python -c 'import open_clip; "
                           "print(open_clip.list_models())')")
     known = known_datasets()
-    unknown = [d for d in c.suite if d not in known]
-    if unknown:
-        raise ConfigError(f"unknown dataset {', '.join(map(repr, unknown))} in suite; available: {', '.join(known)}")
     twice = sorted({d for d in c.suite if c.suite.count(d) > 1})
     if twice:
         raise ConfigError(f"suite lists {', '.join(twice)} more than once; name each dataset once")
