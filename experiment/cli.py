@@ -38,10 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     except (MemoryError, ImportError, OSError) as e:
         from experiment.startup import memory_problem
 
-        line = memory_problem(e)
-        if line is None:
+        if memory_problem(e) is None:
             raise
-        print(f"error: {line}", file=sys.stderr)
+        print(f"error: {memory_problem(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: still this line and 130
@@ -59,12 +58,12 @@ def _main(argv: list[str] | None) -> int:
     args = build_parser(__doc__).parse_args(argv)
     if args.study:
         args.config = f"study-{args.study}"
-    if args.list:  # before any heavy import: reads files only (no torch), answers in well under a second
-        from experiment.listing import list_command
-
-        return list_command(args.config)
     from experiment.checks import check_names
+    from experiment.listing import list_command
     from experiment.settings import ConfigError, merged
+
+    if args.list:  # before any heavy import: reads files only (no torch), answers in well under a second
+        return list_command(args.config)
 
     try:  # every name and key on the command line and in the preset, before torch (experiment/checks.py)
         settings = merged(args)
@@ -78,8 +77,7 @@ def _main(argv: list[str] | None) -> int:
     if trains:
         from experiment.numerics_reexec import numerics_hint, pin_numerics
 
-        # re-executes this process, or says why not
-        problem = pin_numerics(numerics_hint(settings), as_command=argv is None)
+        problem = pin_numerics(numerics_hint(settings), as_command=argv is None)  # re-executes, or says why not
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             return 2
@@ -87,29 +85,13 @@ def _main(argv: list[str] | None) -> int:
 
     heavy_imports(at_once=argv is None)
     args.argv = sys.argv[1:] if argv is None else list(argv)
-    executor = _executor(args, settings, trains)
+    from experiment.executors import for_command
+
+    executor = for_command(settings, args.argv, trains, rescore=args.rescore is not None)
     try:  # --jobs helpers start once the configuration is validated (in _checked_main)
         return _checked_main(args, executor)
     finally:
         executor.close()
-
-
-def _executor(args, settings: dict, trains: bool):
-    """The executor this command trains with: the process executor (--jobs), Ray, or this process."""
-    from experiment.executors.local import LocalExecutor
-    from experiment.executors.processes import ProcessExecutor, executor_hint, jobs_hint, ray_address_hint
-
-    if args.rescore is not None or not trains:  # --rescore scores in this process; no helper, no cluster
-        return LocalExecutor()
-    if executor_hint(settings) == "ray":
-        from experiment.executors.ray import RayExecutor
-
-        # joined at once (overlapping our imports and pre-flight) at the address asked for; a validated
-        # address that differs from this early reading is reported by the executor
-        return RayExecutor(ray_address_hint(settings), early=True)
-    if jobs_hint(settings) > 1:
-        return ProcessExecutor(args.argv, jobs_hint(settings))
-    return LocalExecutor()
 
 
 def _checked_main(args, executor) -> int:
