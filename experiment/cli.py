@@ -58,16 +58,16 @@ def _main(argv: list[str] | None) -> int:
     args = build_parser(__doc__).parse_args(argv)
     if args.study:
         args.config = f"study-{args.study}"
-    from experiment.checks import check_names
+    from experiment.checks import check_input
     from experiment.listing import list_command
     from experiment.settings import ConfigError, merged
 
     if args.list:  # before any heavy import: reads files only (no torch), answers in well under a second
         return list_command(args.config)
 
-    try:  # every name and key on the command line and in the preset, before torch (experiment/checks.py)
+    try:  # every key, value and name on the command line and in the preset, before torch (experiment/checks.py)
         settings = merged(args)
-        check_names(settings)
+        check_input(settings)
     except ConfigError as e:
         from benchmark.text import terminal
 

@@ -13,7 +13,7 @@ def list_command(config: str) -> int:
     have the wrong shape is refused in one line (exit 2), as every other command refuses it."""
     from benchmark import strict_yaml
     from benchmark.text import terminal
-    from experiment.checks import known_datasets
+    from benchmark.data.registry import known_datasets
     from experiment.presets import preset_path, presets
     from strategies.catalog import catalog, describe
 
