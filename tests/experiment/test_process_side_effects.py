@@ -26,7 +26,7 @@ def test_the_commands_imports_of_avalanche_and_matplotlib_write_nothing_in_home(
     code = ("import os; from benchmark.process_env import prepare_command; prepare_command()\n"
             "import benchmark.training, matplotlib.pyplot; print(os.environ['HOME'])")
     p = subprocess.run([sys.executable, "-c", code], env=env,
-                       cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300)
+                       cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr[-2000:]
     assert not home.exists() and p.stdout.strip() == str(home)  # HOME itself is given back
 
