@@ -39,11 +39,6 @@ PROBE_SEED = 0  # seeds each fit's initialisation (a private generator)
 
 
 
-# Keys of the train section that only the reference probe reads: left out of a run's config (hence
-# its id) when `probe` is sklearn, so the runs made before these settings existed keep their ids.
-REFERENCE_ONLY_KEYS = ("probe", "probe_lr", "probe_steps")
-
-
 def settings_of(train: dict) -> dict | None:
     """The reference probe's settings from a run's train section, or None for the sklearn probe."""
     if train.get("probe", "sklearn") != "reference":
