@@ -1,7 +1,12 @@
-"""Shared fixtures: a tiny open_clip ViT added as a config at test time (no special code path)."""
+"""Shared fixtures: a tiny open_clip ViT added as a config at test time (no special code path), the
+reduced micro plans trained once per session (for all xdist workers), the command run in-process."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
+import shutil
 import sys
 import time
 import warnings
@@ -29,6 +34,56 @@ warnings.filterwarnings("ignore", message="no QP solver found")
 # fewer are than in a run's process, so the records' fingerprint would not match the tests' describe().
 torch.backends.cpu.get_cpu_capability()  # ATen's capability level
 torch.__config__.show()  # MKL's and oneDNN's instruction sets
+
+# Under pytest-xdist (`make test`: -n 2) each worker is one process on one of the two cores: torch's
+# in-process work takes one thread there (as the micro presets' runs do, `threads: 1`), not one per core
+# in each worker. Tests about the thread count set it themselves.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if XDIST_WORKER:
+    torch.set_num_threads(1)
+
+
+def _flock(path: Path, mode: int):
+    f = open(path, "a")
+    fcntl.flock(f, mode)
+    return f
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Tests marked `strategy_files` put files into strategies/ for a while, and every command scans that
+    folder: under xdist such a test runs alone (an exclusive lock), every other test with the others (a
+    shared one). The turnstile, taken first by both, lets a waiting writer in before later readers."""
+    if not XDIST_WORKER:
+        return (yield)
+    base = item.config._tmp_path_factory.getbasetemp().parent  # the folder the session's workers share
+    mode = fcntl.LOCK_EX if item.get_closest_marker("strategy_files") else fcntl.LOCK_SH
+    turnstile = _flock(base / "turnstile", fcntl.LOCK_EX)
+    main = _flock(base / "strategies", mode)
+    turnstile.close()  # closing releases the lock
+    try:
+        return (yield)
+    finally:
+        main.close()
+
+
+def _once_for_all_workers(tmp_path_factory, name: str, make) -> Path:
+    """A session fixture's folder, made by `make(folder)` once per test session: under xdist by the first
+    worker that needs it, while the others wait for it (a lock in the folder that the workers share)."""
+    if not XDIST_WORKER:
+        folder = tmp_path_factory.mktemp(name)
+        make(folder)
+        return folder
+    shared = tmp_path_factory.getbasetemp().parent
+    folder, made = shared / name, shared / f"{name}.made"
+    with contextlib.closing(_flock(shared / f"{name}.lock", fcntl.LOCK_EX)):
+        if not made.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            make(folder)
+            made.write_text("")
+    return folder
+
 
 # Reduced micro plans that several test files train; each file's fixture of finished runs is one of
 # the session fixtures below, trained once per session and only read (tests that change runs copy them).
@@ -119,9 +174,9 @@ def small_experiment(tmp_path_factory):
     finished: the experiment folder (results/micro)."""
     from experiment import cli
 
-    out = tmp_path_factory.mktemp("small")
-    assert cli.main(["--strategies", "ft", "ldifs", "--out", str(out), *SMALL, "--jobs", "1"]) == 0
-    return out / "micro"
+    def make(out):
+        assert cli.main(["--strategies", "ft", "ldifs", "--out", str(out), *SMALL, "--jobs", "1"]) == 0
+    return _once_for_all_workers(tmp_path_factory, "small", make) / "micro"
 
 
 @pytest.fixture(scope="session")
@@ -129,6 +184,18 @@ def tiny_experiment(tmp_path_factory):
     """ft and ldifs on TINY through cli.main, finished: the experiment folder (results/micro)."""
     from experiment import cli
 
-    out = tmp_path_factory.mktemp("tiny")
-    assert cli.main(["--strategies", "ft", "ldifs", "--out", str(out), *TINY]) == 0
-    return out / "micro"
+    def make(out):
+        assert cli.main(["--strategies", "ft", "ldifs", "--out", str(out), *TINY]) == 0
+    return _once_for_all_workers(tmp_path_factory, "tiny", make) / "micro"
+
+
+@pytest.fixture(scope="session")
+def sample_collected(tmp_path_factory):
+    """The committed sample experiment (tests/data/sample_experiment) collected with plots, once per
+    session (for all xdist workers): the folder, named as when the golden files were made; read only."""
+    from evaluation.reporting.collect import collect
+
+    def make(folder):
+        shutil.copytree(ROOT / "tests" / "data" / "sample_experiment", folder / "sample_experiment")
+        collect(folder / "sample_experiment", plots=True)
+    return _once_for_all_workers(tmp_path_factory, "sample_collected", make) / "sample_experiment"

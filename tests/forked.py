@@ -54,6 +54,10 @@ def child(req):
         os.environ.update(req["env"])
         tempfile.tempdir = None  # read from TMPDIR again, as a fresh interpreter would
         os.chdir(req["cwd"])
+        if req.get("fsize") is not None:  # a file-size limit (ulimit -f): writes beyond it fail with EFBIG
+            import resource
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (req["fsize"], req["fsize"]))
         code = cli.main(req["argv"])
     except SystemExit as e:  # argparse's own errors
         code = e.code if isinstance(e.code, int) else 1
@@ -126,11 +130,12 @@ class Zygote:
         self.proc.stdin.flush()
         return json.loads(self._reply(timeout))
 
-    def run(self, argv: list[str], env: dict | None = None, cwd: Path = ROOT) -> "Forked":
+    def run(self, argv: list[str], env: dict | None = None, cwd: Path = ROOT, fsize: int | None = None) -> "Forked":
+        """`fsize`: the largest file the command may write, in bytes (RLIMIT_FSIZE, SIGXFSZ ignored)."""
         self.n += 1
         out, err = self.folder / f"{self.n}.out", self.folder / f"{self.n}.err"
         pid = self._ask({"op": "run", "argv": [str(a) for a in argv], "env": dict(os.environ if env is None else env),
-                         "cwd": str(cwd), "stdout": str(out), "stderr": str(err)}, 60)["pid"]
+                         "cwd": str(cwd), "stdout": str(out), "stderr": str(err), "fsize": fsize}, 60)["pid"]
         return Forked(self, pid, out, err)
 
     def close(self) -> None:

@@ -17,9 +17,14 @@ from evaluation.reporting.leaderboard import MAIN_COLS
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# one xdist worker runs the whole file (`make test`: --dist loadgroup): the rerun below writes into the
+# experiment folder that another test of the file copies
+pytestmark = pytest.mark.xdist_group("test_end_to_end")
+
+
 @pytest.fixture(scope="module")
 def experiment(small_experiment):
-    """ft and ldifs on SMALL (conftest.py: trained once per session, also the Ray tests' local reference)."""
+    """ft and ldifs on SMALL (conftest.py: trained once per session)."""
     return small_experiment
 
 

@@ -1,6 +1,6 @@
 """The Ray executor (experiment/executors/ray.py) on a local Ray instance these tests start (2 CPUs).
 
-Kept small: the same tiny plan as tests/experiment/test_end_to_end.py, trained a handful of times in all.
+Kept small: the plan of conftest.py's tiny_experiment (its local records), trained a handful of times in all.
 """
 from __future__ import annotations
 
@@ -17,11 +17,15 @@ import pandas as pd
 import pytest
 
 from experiment import cli
-from conftest import SMALL
+from conftest import TINY
+
+# one xdist worker runs the whole file (`make test`: --dist loadgroup): its module fixture (one Ray
+# instance) is made once
+pytestmark = pytest.mark.xdist_group("test_ray_executor")
 
 ray = pytest.importorskip("ray")
 
-PLAN = ["--strategies", "ft", "ldifs", *SMALL, "--jobs", "1"]
+PLAN = ["--strategies", "ft", "ldifs", *TINY]  # tiny_experiment's plan (conftest.py), with --jobs 1
 TIMING_KEYS = ("steps", "wall_s", "env", "started", "finished")  # when and where, not what
 
 
@@ -57,8 +61,8 @@ def _leftovers(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.name == "lock" or p.name.endswith(".tmp")]
 
 
-def test_same_records_as_local_even_when_a_worker_is_killed_mid_run(cluster, small_experiment, tmp_path, capsys):
-    local = small_experiment  # the same plan on the local executor (conftest.py: trained once per session)
+def test_same_records_as_local_even_when_a_worker_is_killed_mid_run(cluster, tiny_experiment, tmp_path, capsys):
+    local = tiny_experiment  # the same plan on the local executor (conftest.py: trained once per session)
 
     # the Ray plan, with one of its worker processes killed by pid once it has written step 0's records
     result = {}

@@ -9,6 +9,10 @@ import torch
 
 from experiment import cli as run_benchmark
 
+# one xdist worker runs the whole file (`make test`: --dist loadgroup): its module fixture (runs trained
+# with their weights kept) is made once
+pytestmark = pytest.mark.xdist_group("test_rescore")
+
 PLAN = ["--strategies", "ldifs", "--jobs", "1", "--orderings", "textures,digits", "--set", "data.max_train=40",
         "--set", "data.max_test=20", "--epochs", "1", "--set", "train.batch_size=20"]
 SUITE = ["--suite", "textures", "digits"]

@@ -203,27 +203,21 @@ def test_a_non_root_user_gets_one_line_for_a_folder_it_cannot_write(shared_tmp, 
     assert sorted(Path(tempfile.gettempdir()).glob("cfbench-matplotlib-*")) == before  # its stand-in, removed at exit
 
 
-def test_a_file_size_limit_is_one_line_exit_2_and_leaves_no_partial_file(tmp_path):
+def test_a_file_size_limit_is_one_line_exit_2_and_leaves_no_partial_file(tmp_path, forked):
     """A full disk, as far as a test can make one without privileges: RLIMIT_FSIZE of 512 bytes (SIGXFSZ
     ignored, so that writes beyond it fail with EFBIG as they fail with ENOSPC on a full disk; ENOSPC
     itself is the in-process test above). The first file larger than that (a run's config.json, or a
     cache file where the cache is cold) fails: one line naming it, exit 2, no temporary file, no
     records, no done marker. The warm default cache keeps matplotlib's font cache out of it (matplotlib
-    writes that file itself, not atomically: see docs/reliability.md)."""
-    import resource
-    import signal
-
+    writes that file itself, not atomically: see docs/reliability.md). The command is a process forked
+    after the imports (tests/forked.py), the limit set before it runs: what is checked is what it writes."""
     import matplotlib.font_manager  # noqa: F401  (its font cache exists before the limit applies)
 
     from benchmark.cache_files import cache_dir
 
-    def limit():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (512, 512))
-
     out = tmp_path / "out"
     t0 = time.perf_counter()
-    p = _start(["-q", "--out", str(out), "--strategies", "ft", *TINY], preexec=limit)
+    p = forked.run(["-q", "--out", str(out), "--strategies", "ft", *TINY], fsize=512)
     _, err = p.communicate(timeout=300)
     lines = err.strip().splitlines()
     assert p.returncode == 2 and len(lines) == 1 and "Traceback" not in err, (p.returncode, err[-2000:])

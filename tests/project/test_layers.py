@@ -13,6 +13,10 @@ from pathlib import Path
 
 import pytest
 
+# one xdist worker runs the whole file (`make test`: --dist loadgroup): its module fixture (a copy of
+# the code to break) is made once
+pytestmark = pytest.mark.xdist_group("test_layers")
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("benchmark", "strategies", "evaluation", "experiment")
 LINT = Path(sys.executable).parent / "lint-imports"

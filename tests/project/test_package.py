@@ -12,6 +12,10 @@ from pathlib import Path
 
 import pytest
 
+# one xdist worker runs the whole file (`make test`: --dist loadgroup): its module fixture (the wheel,
+# built once) is made once
+pytestmark = pytest.mark.xdist_group("test_package")
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import importlib
+import json
+import shutil
 import sys
 import textwrap
 import uuid
@@ -112,10 +114,16 @@ class Outside(Strategy):
 '''
 
 
-def test_a_strategy_file_added_from_outside_trains_only_its_runs(tmp_path, monkeypatch):
+@pytest.mark.strategy_files
+def test_a_strategy_file_added_from_outside_trains_only_its_runs(tmp_path, monkeypatch, tiny_experiment):
     from experiment import runner
 
-    assert cli.main(["--strategies", "ft", "--out", str(tmp_path), *SMALL]) == 0
+    # an existing experiment with the finished ft run of this plan: the one tiny_experiment trained
+    # (conftest.TINY is SMALL with --jobs 1, which no run id holds); were it another run, ft would be trained below
+    shutil.copytree(tiny_experiment, tmp_path / "micro")
+    for run in (tmp_path / "micro" / "runs").iterdir():
+        if json.loads((run / "config.json").read_text())["strategy"]["name"] != "ft":
+            shutil.rmtree(run)
     name = f"outside_{uuid.uuid4().hex[:8]}"  # never a name that a real file could hold
     folder = Path(strategies.__file__).parent
     path = folder / f"{name}.py"

@@ -19,6 +19,7 @@ from conftest import TINY, run_main
 from evaluation.storage.records import check_run
 
 FOLDER = Path(strategies.__file__).parent
+pytestmark = pytest.mark.strategy_files  # files in FOLDER for a while: no other test runs meanwhile
 HEAD = "from dataclasses import dataclass\nfrom . import Strategy, register\n"
 
 

@@ -36,12 +36,9 @@ def exp(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def collected(tmp_path_factory):
-    """One full collection (plots included) shared by the read-only tests."""
-    dst = tmp_path_factory.mktemp("golden") / "sample_experiment"
-    shutil.copytree(SAMPLE, dst)
-    collect(dst, plots=True)
-    return dst
+def collected(sample_collected):
+    """One full collection (plots included) shared by the read-only tests (conftest.py: once per session)."""
+    return sample_collected
 
 
 def test_sample_folders_are_named_by_the_run_id_of_their_config():

@@ -12,6 +12,10 @@ from evaluation.storage.records import Records
 
 from conftest import TINY
 
+# one xdist worker runs the whole file (`make test`: --dist loadgroup): its module fixture (runs trained
+# once for the module) is made once
+pytestmark = pytest.mark.xdist_group("test_paper_tables")
+
 
 @pytest.fixture(scope="module")
 def methods_experiment(tmp_path_factory):

@@ -7,13 +7,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from pathlib import Path
 
 import pytest
-
-from evaluation.reporting.collect import collect
-
-SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample_experiment"
 
 
 def chromium() -> str:
@@ -24,10 +19,10 @@ def chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
+def report(tmp_path_factory, sample_collected):
+    """A copy of the sample experiment collected with plots (conftest.py: collected once per session)."""
     dst = tmp_path_factory.mktemp("html") / "sample_experiment"
-    shutil.copytree(SAMPLE, dst)
-    collect(dst, plots=True)
+    shutil.copytree(sample_collected, dst)
     return dst
 
 
