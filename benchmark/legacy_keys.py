@@ -21,6 +21,8 @@ def strip_legacy(cfg: dict[str, Any]) -> dict[str, Any]:
     data = cfg.get("data")
     if isinstance(data, dict) and not data.get("variants"):
         data.pop("variants", None)
+    if isinstance(data, dict) and data.get("max_templates") is None:  # every template, as before
+        data.pop("max_templates", None)
     if isinstance(train, dict) and train.get("checkpoint", "end") == "end":
         train.pop("checkpoint", None)
     if isinstance(train, dict) and not train.get("anchor_autocast", False):
