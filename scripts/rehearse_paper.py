@@ -69,14 +69,14 @@ def parse_args(argv: list[str] | None):
     ap.add_argument("--classes", type=int, default=10,
                     help="datasets with more classes than this get one training image a class (default 10)")
     ap.add_argument("--image-size", type=int, default=32, help="input size of the model (default 32: one patch)")
-    ap.add_argument("--batch-size", type=int, default=16, help="training batch size (default 16: 2-3 steps a task)")
+    ap.add_argument("--batch-size", type=int, default=32, help="training batch size (default 32: 1-3 steps a task)")
     ap.add_argument("--iterations", type=int, default=2,
                     help="steps a task for presets that count steps, not epochs (MTIL's train.iterations; default 2)")
-    ap.add_argument("--probe-steps", type=int, default=30, help="steps of each reference probe fit (default 30)")
+    ap.add_argument("--probe-steps", type=int, default=10, help="steps of each reference probe fit (default 10)")
     ap.add_argument("--templates", type=int, default=2,
                     help="prompt templates a dataset for the zero-shot heads, the registry's first ones "
                          "(data.max_templates; default 2; 0: all)")
-    ap.add_argument("--drift", type=int, default=4, help="test images per dataset for feature drift (default 4)")
+    ap.add_argument("--drift", type=int, default=2, help="test images per dataset for feature drift (default 2; 0: none)")
     ap.add_argument("--threads", type=int, help="CPU threads (default: the preset's; 0 is all cores)")
     ap.add_argument("--profile", action="store_true", help="print where the runs' time went (cfbench --profile)")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress lines from the runs")
@@ -130,8 +130,10 @@ def model_overrides(model: dict) -> list[str]:
     return sets
 
 
-def write_data(root: Path, suite: list[str], args) -> dict[str, int]:
-    """Every dataset of the suite under `root` in its real format; {dataset: images written}."""
+def write_data(root: Path, suite: list[str], args, val: int = 1) -> dict[str, int]:
+    """Every dataset of the suite under `root` in its real format; {dataset: images written}. `val`: validation
+    images a class where the format has a validation split (0 when the preset reads none: MTIL's
+    val_fraction 0, so Caltech101's and EuroSAT's pools hold train and test images only)."""
     from benchmark.data import is_micro, writers
 
     if root.exists():
@@ -149,7 +151,7 @@ def write_data(root: Path, suite: list[str], args) -> dict[str, int]:
         # Every class gets images, as in the real data: Avalanche sizes a task's head by the labels its
         # training split holds, so a class without images would give a head smaller than the zero-shot one.
         many = writers.n_classes_written(name, writers.Tiny()) > args.classes
-        tiny = writers.Tiny(per_class={"train": 1 if many else args.images_per_class, "val": 1, "test": 1})
+        tiny = writers.Tiny(per_class={"train": 1 if many else args.images_per_class, "val": val, "test": 1})
         w = writers.write(name, root, tiny)
         counts[name] = sum(len(v) for v in w.labels.values())
     return counts
@@ -293,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as e:
             raise RehearsalError(str(e)) from None
         suite, _ = reduced(preset, args.datasets)
-        counts = write_data(args.out / "data", suite, args)
+        val = 0 if (preset.get("data") or {}).get("val_fraction", 0.1) == 0 else 1
+        counts = write_data(args.out / "data", suite, args, val)
         cli_argv = command_line(args, preset)
         refs = write_references(args.out / "data", cli_argv)
     except RehearsalError as e:
