@@ -130,12 +130,28 @@ def model_overrides(model: dict) -> list[str]:
     return sets
 
 
-def write_data(root: Path, suite: list[str], args, val: int = 1) -> dict[str, int]:
+def _last_class_kept(name: str, k: int, per_class: int, dcfg: dict) -> bool:
+    """Whether the training part of `name` still holds its highest label when the preset carves a validation
+    part out of a train split of `per_class` images for each of `k` classes (a head is sized by the highest
+    label its training split holds: CIFAR100 with one image a class loses class 99 to seed 0's 10%)."""
+    from benchmark.data import entry
+    from benchmark.data.splits import train_val_split
+
+    e = entry(name, (dcfg.get("variants") or {}).get(name))
+    fraction = dcfg.get("val_fraction", 0.1)
+    if e.get("val") != "from_train" or not fraction or "fixed_split" in e:
+        return True
+    tr, _ = train_val_split(k * per_class, fraction, dcfg.get("val_cap", 20000))
+    return bool(len(tr)) and int(tr.max()) // per_class == k - 1
+
+
+def write_data(root: Path, suite: list[str], args, val: int = 1, dcfg: dict | None = None) -> dict[str, int]:
     """Every dataset of the suite under `root` in its real format; {dataset: images written}. `val`: validation
     images a class where the format has a validation split (0 when the preset reads none: MTIL's
     val_fraction 0, so Caltech101's and EuroSAT's pools hold train and test images only)."""
     from benchmark.data import is_micro, writers
 
+    dcfg = dcfg or {}
     if root.exists():
         if not (root / MARKER).exists():
             raise RehearsalError(f"{root} exists and was not written by a rehearsal; give another --out")
@@ -150,8 +166,11 @@ def write_data(root: Path, suite: list[str], args, val: int = 1) -> dict[str, in
             raise RehearsalError(f"dataset {name} has no writer in benchmark/data/writers.py (WRITERS); add one")
         # Every class gets images, as in the real data: Avalanche sizes a task's head by the labels its
         # training split holds, so a class without images would give a head smaller than the zero-shot one.
-        many = writers.n_classes_written(name, writers.Tiny()) > args.classes
-        tiny = writers.Tiny(per_class={"train": 1 if many else args.images_per_class, "val": val, "test": 1})
+        k = writers.n_classes_written(name, writers.Tiny())
+        train = 1 if k > args.classes else args.images_per_class
+        while not _last_class_kept(name, k, train, dcfg) and train < 4:
+            train += 1  # the validation part carved from the train split took the last class's only images
+        tiny = writers.Tiny(per_class={"train": train, "val": val, "test": 1})
         w = writers.write(name, root, tiny)
         counts[name] = sum(len(v) for v in w.labels.values())
     return counts
@@ -296,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
             raise RehearsalError(str(e)) from None
         suite, _ = reduced(preset, args.datasets)
         val = 0 if (preset.get("data") or {}).get("val_fraction", 0.1) == 0 else 1
-        counts = write_data(args.out / "data", suite, args, val)
+        counts = write_data(args.out / "data", suite, args, val, preset.get("data") or {})
         cli_argv = command_line(args, preset)
         refs = write_references(args.out / "data", cli_argv)
     except RehearsalError as e:

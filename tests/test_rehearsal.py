@@ -32,6 +32,14 @@ def test_reduced_suites_keep_the_presets_orderings_within_them():
     assert rehearse.reduced(C.load_preset("paper-single"), ["SVHN", "MNIST"]) == (["MNIST", "SVHN"], [["MNIST"], ["SVHN"]])
 
 
+def test_a_train_split_keeps_its_last_class_when_a_validation_part_is_carved_from_it():
+    """seed 0's 10% of CIFAR100's 100 images (one a class) takes class 99's: its head would have 99 rows."""
+    d = C.load_preset("paper-single")["data"]
+    assert not rehearse._last_class_kept("CIFAR100", 100, 1, d) and rehearse._last_class_kept("CIFAR100", 100, 2, d)
+    assert rehearse._last_class_kept("GTSRB", 43, 1, d)
+    assert rehearse._last_class_kept("DTD", 47, 1, d)  # its own validation list (variant train: no carving)
+
+
 def test_random_weights_are_built_in_the_architecture_of_openais_weights():
     import open_clip
 
