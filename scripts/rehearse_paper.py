@@ -27,6 +27,9 @@ Hence one process (`--jobs 1`): helpers would be new processes with the checks o
 
 Exit status: 0 when everything ran and was written; 1 when a run or an output is missing; 2 on bad
 input (one line).
+
+Longer than 300 lines because it is one command's whole path (options, data and reference set, the
+cfbench command line, the checks of every output): split, each part would be a module of one caller.
 """
 from __future__ import annotations
 
