@@ -18,7 +18,7 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed browser
 	$(PY) -m pytest -q tests $(ARGS)
 
-# The headless browser that tests/test_report_html.py opens report.html in: Debian's (or Ubuntu's)
+# The headless browser that tests/evaluation/reporting/test_report_html.py opens report.html in: Debian's (or Ubuntu's)
 # Chromium package, driven by Playwright's Python package (requirements.txt; Playwright's own browser
 # download is never used). Nothing to do where a Chromium is already installed; apt-get needs root
 # (or sudo). CFBENCH_CHROMIUM=/path/to/chromium points the test at another one.
@@ -33,17 +33,15 @@ browser:
 # holds on this machine's kernels fails here. The two paths run at once, one core each, each with its
 # own empty cache (a cache never hands one path's floats to another); about 3 minutes on 2 cores.
 NUMERICS_PATHS ?= avx2 generic
-NUMERICS_TESTS ?= tests/test_strategies_methods.py tests/test_ldifs.py tests/test_evaluator.py tests/test_models.py \
-	tests/test_ldifs_blind_spots.py tests/test_strategies.py tests/test_end_to_end.py
-NUMERICS_K ?= not (vit or readme_example or registry or unknown_strategy or spec_parsing or registering \
-	or leaderboard_schema or rerun_trains or merges_into or bad_input or bad_strategy or help_documents)
+# The tests marked `numerics` (pytest.ini; the marker sits on each such test or file).
+NUMERICS_MARK ?= numerics
 
 test-numerics: $(VENV)/.installed
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; start=$$(date +%s); \
 	for path in $(NUMERICS_PATHS); do \
 	  mkdir "$$tmp/cache-$$path"; \
 	  ( CFBENCH_CACHE="$$tmp/cache-$$path" $(PY) -m benchmark.numerics --path $$path -- \
-	      $(PY) -m pytest -q -p no:cacheprovider $(NUMERICS_TESTS) -k "$(NUMERICS_K)" $(ARGS) \
+	      $(PY) -m pytest -q -p no:cacheprovider tests -m "$(NUMERICS_MARK)" $(ARGS) \
 	      > "$$tmp/$$path.log" 2>&1; echo $$? > "$$tmp/$$path.rc" ) & \
 	done; wait; status=0; \
 	for path in $(NUMERICS_PATHS); do \

@@ -10,7 +10,7 @@ run and when; the collector reads them like any other. The original run's folder
 
 Training does not depend on the suite (scoring draws no random numbers and reads nothing training
 writes), so a rescored run's records equal those of a run that scored the larger suite from the start:
-tests/test_rescore.py checks it bit for bit on the micro suite.
+tests/experiment/test_rescore.py checks it bit for bit on the micro suite.
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ constants, never typed here), whether they agree, and the function that implemen
     python scripts/protocol_table.py            # the Markdown table of docs/design.md
     python scripts/protocol_table.py --check    # exit 1 when docs/design.md holds another table
 
-tests/test_protocol_table.py runs --check, so the table in the docs cannot drift from what runs.
+tests/scripts/test_protocol_table.py runs --check, so the table in the docs cannot drift from what runs.
 """
 from __future__ import annotations
 

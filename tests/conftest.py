@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import torch
@@ -20,7 +22,7 @@ warnings.filterwarnings("ignore", message="no QP solver found")
 # A process's CPU kernels (ATen's capability level, MKL's and oneDNN's instruction sets) are chosen once,
 # at their first use, from the environment of that moment (benchmark/numerics.py). Have them chosen now,
 # from the environment the suite was started with: a test that changes those variables in-process (as
-# tests/test_numerics.py does to check describe()) would otherwise, by being first, put every later test
+# tests/benchmark/test_numerics.py does to check describe()) would otherwise, by being first, put every later test
 # of this process on a hybrid numeric path that the subprocesses they start do not run (under the
 # emulated avx2 and generic paths, the kill -9 test's in-process and resumed records then differed).
 # These two calls, not numerics.describe(): it caches which OpenBLAS builds are loaded, and at this point
@@ -35,6 +37,29 @@ SMALL = ["--seeds", "0", "--orderings", "textures,digits", "--suite", "textures"
          "--set", "data.max_train=60", "--set", "data.max_test=40", "--epochs", "1", "--set", "train.batch_size=20"]
 TINY = ["--jobs", "1", "--orderings", "textures,digits", "--suite", "textures", "digits", "--set", "data.max_train=40",
         "--set", "data.max_test=20", "--epochs", "1", "--set", "train.batch_size=20"]
+
+
+
+class MainResult(NamedTuple):
+    code: int
+    out: str
+    err: str
+    seconds: float
+
+
+def run_main(argv, capsys) -> MainResult:
+    """The command in this process (cli.main), as a user meets it: its exit status (argparse's own errors
+    exit from inside parse_args), what it printed on stdout and stderr, and how long it took."""
+    from experiment import cli
+
+    t0 = time.perf_counter()
+    try:
+        code = cli.main(argv)
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return MainResult(code, out.out, out.err, time.perf_counter() - t0)
+
 
 TINY_VIT = {
     "embed_dim": 16,

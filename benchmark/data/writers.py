@@ -1,7 +1,7 @@
 """Tiny datasets written in each dataset's real on-disk format: the files a download (or a user's
 unpacking) leaves under `data.root`, with a few small images instead of thousands.
 
-The readers (sources.py) are tested on them (tests/test_data_formats.py, tests/test_dataset_variants.py)
+The readers (sources.py) are tested on them (tests/benchmark/test_data_formats.py, tests/benchmark/test_dataset_variants.py)
 and the paper path is rehearsed on them end to end (scripts/rehearse_paper.py). `WRITERS` maps a
 dataset name to its writer; adding a dataset to the suite is one entry here (a function that writes
 its layout, as the registry's `layout` line describes it). A writer writes every layout the dataset's

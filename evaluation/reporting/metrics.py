@@ -4,7 +4,7 @@ Conventions (docs/design.md): R has shape [T+1, T]; R[i, j] is the accuracy on t
 after training on the first i tasks (row 0: before any training, with the head's initialisation).
 LP and ZS have shape [T+1, D]: one column per dataset of the evaluation suite.
 
-Where Avalanche defines the same quantity (tests/test_metrics.py compares on the same matrices):
+Where Avalanche defines the same quantity (tests/evaluation/reporting/test_metrics.py compares on the same matrices):
 - ACC: Avalanche's stream accuracy pools every test sample of the stream, so it weights tasks by
   test-set size; ACC here is the unweighted mean over tasks (GEM's ACC). Equal for equal test sets.
 - BWT: Avalanche's `Forgetting` of experience k is (accuracy just after training on k) minus

@@ -6,7 +6,7 @@
 Writes tests/data/sample_experiment/runs/<run id>/ (records.json, config.json, done) from the
 hand-written matrices below, each folder named by the real run id of its config, then runs the
 collector on a copy and stores what it wrote (CSV, Markdown, LaTeX, report; not the PNGs) in
-tests/data/sample_experiment_golden/. tests/test_collect.py checks the numbers by hand and
+tests/data/sample_experiment_golden/. tests/evaluation/reporting/test_collect.py checks the numbers by hand and
 compares the collector's output with the golden files; rerun this script only when the output
 format changes on purpose, and read the diff before committing it.
 """

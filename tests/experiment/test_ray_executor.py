@@ -1,0 +1,149 @@
+"""The Ray executor (experiment/executors/ray.py) on a local Ray instance these tests start (2 CPUs).
+
+Kept small: the same tiny plan as tests/experiment/test_end_to_end.py, trained a handful of times in all.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from experiment import cli
+from conftest import SMALL
+
+ray = pytest.importorskip("ray")
+
+PLAN = ["--strategies", "ft", "ldifs", *SMALL, "--jobs", "1"]
+TIMING_KEYS = ("steps", "wall_s", "env", "started", "finished")  # when and where, not what
+
+
+@pytest.fixture(scope="module")
+def cluster(forked):
+    """A local Ray instance with 2 CPUs; its workers' temporary folder is ours, to see runs in progress.
+    (`forked`: started first, so that its imports overlap Ray's start.)"""
+    tmp = Path(tempfile.mkdtemp(prefix="cfr", dir="/tmp"))  # short: Ray's socket paths live under it
+    old = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(tmp)
+    ray.init(num_cpus=2, num_gpus=0, log_to_driver=False, include_dashboard=False, logging_level="ERROR")
+    try:
+        yield {"address": ray.get_runtime_context().gcs_address, "tmp": tmp}
+    finally:
+        ray.shutdown()
+        if old is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = old
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _records(exp: Path) -> dict:
+    out = {}
+    for d in sorted((exp / "runs").iterdir()):
+        rec = json.loads((d / "records.json").read_text())
+        out[d.name] = {k: v for k, v in rec.items() if k not in TIMING_KEYS}
+        assert (d / "done").exists() and json.loads((d / "config.json").read_text()) == rec["config"]
+    return out
+
+
+def _leftovers(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.name == "lock" or p.name.endswith(".tmp")]
+
+
+def test_same_records_as_local_even_when_a_worker_is_killed_mid_run(cluster, small_experiment, tmp_path, capsys):
+    local = small_experiment  # the same plan on the local executor (conftest.py: trained once per session)
+
+    # the Ray plan, with one of its worker processes killed by pid once it has written step 0's records
+    result = {}
+    thread = threading.Thread(target=lambda: result.setdefault(
+        "code", cli.main([*PLAN, "--executor", "ray", "--out", str(tmp_path / "ray"), "--tensorboard"])))
+    thread.start()
+    killed = None
+    deadline = time.time() + 300
+    while killed is None and thread.is_alive() and time.time() < deadline:
+        for folder in cluster["tmp"].glob("cfbench-run-*"):
+            if (folder / "run" / "records.json").exists():
+                pid = int(folder.name.split("-")[2])
+                os.kill(pid, signal.SIGKILL)
+                killed = pid
+                break
+        time.sleep(0.05)
+    thread.join()
+    assert killed is not None, "no run was seen in progress"
+    assert result["code"] == 0
+    ray_exp = tmp_path / "ray" / "micro"
+    assert _records(ray_exp) == _records(local)
+    from test_trackers import assert_evaluation_in_tensorboard
+
+    assert_evaluation_in_tensorboard(ray_exp)  # named and tagged as under the local executor
+    pd.testing.assert_frame_equal(pd.read_csv(ray_exp / "leaderboard.csv"), pd.read_csv(local / "leaderboard.csv"))
+    assert _leftovers(tmp_path) == [] and _leftovers(local) == []
+    # the killed worker's private folder is gone too (the retry's worker removes it)
+    assert not list(cluster["tmp"].glob(f"cfbench-run-{killed}-*"))
+    err = capsys.readouterr().err
+    assert err.count("done: run") >= 2  # one Ray line per finished run
+
+
+def test_driver_killed_mid_plan_then_restarted_trains_only_the_missing_runs(cluster, tmp_path, forked):
+    out = tmp_path / "out"
+    # one run at a time (a run reserves both CPUs), so the driver dies with one run done and one out
+    argv = [*PLAN, "--executor", "ray", "--ray-address", cluster["address"], "--out", str(out),
+            "--set", "executor.cpus_per_run=2"]
+    # the drivers are processes of their own (tests/forked.py: forked after the imports)
+    driver = forked.run(argv)
+    runs = out / "micro" / "runs"
+    deadline = time.time() + 300
+    while not list(runs.glob("*/done")) and driver.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    driver.kill()
+    driver.wait()
+    first = list(runs.glob("*/done"))
+    assert len(first) == 1
+    stamp = first[0].stat().st_mtime_ns
+    again = forked.run(argv)
+    _, err = again.communicate(timeout=600)
+    assert again.returncode == 0, err
+    assert "2 runs planned, 1 already done, 1 to run" in err and err.count("done: run") == 1
+    assert first[0].stat().st_mtime_ns == stamp  # the finished run was not trained again
+    assert len(list(runs.glob("*/done"))) == 2 and _leftovers(out) == []
+
+
+@pytest.mark.parametrize("sets, says", [
+    (["--set", "executor.gpus_per_run=0.5"], "has no GPU"),
+    (["--set", "executor.cpus_per_run=16"], "no node of the Ray cluster has executor.cpus_per_run=16"),
+    (["--set", "executor.cpus_per_run=0"], "executor.cpus_per_run"),
+    (["--set", "executor.max_retries=-1"], "executor.max_retries"),
+])
+def test_resources_the_cluster_cannot_give_exit_2_in_one_line(cluster, tmp_path, capsys, sets, says):
+    assert cli.main([*PLAN, "--executor", "ray", "--out", str(tmp_path), "-q", *sets]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and says in err[0], err
+    assert not list(tmp_path.rglob("done"))
+
+
+def test_an_address_where_no_cluster_answers_exits_2_in_one_line(tmp_path, forked):
+    # a process of its own (this one is connected to the test cluster), forked after the imports
+    r = forked.run([*PLAN, "--executor", "ray", "--ray-address", "127.0.0.1:1", "--out", str(tmp_path), "-q"])
+    _, err = r.communicate(timeout=300)
+    assert r.returncode == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --ray-address 127.0.0.1:1: no Ray cluster answers"), lines
+    assert not list(tmp_path.rglob("done"))
+
+
+def test_wall_clock_estimate_schedules_longest_first():
+    from experiment.dryrun import wall_clock
+
+    # 4 runs of 3, 2, 2, 1 h on 2 GPUs: longest first gives {3, 1} and {2, 2}: 4 h
+    assert wall_clock([1, 2, 3, 2], 2, 1.0) == (4.0, 2)
+    # a quarter GPU each: 8 slots, each run 4x as long (the GPU's throughput shared)
+    assert wall_clock([1, 2, 3, 2], 2, 0.25) == (12.0, 8)
+    r = cli.main(["--config", "paper-single", "--dry-run", "--gpus", "8"])
+    assert r == 0
