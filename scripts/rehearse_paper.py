@@ -292,7 +292,12 @@ def check_outputs(argv: list[str]) -> tuple[list[str], list[str], Path]:
     mtil = _mtil_orderings(cfg["orderings"])
     if mtil:  # ZSCL's MTIL table (Transfer, Avg, Last per dataset) for every ordering of five tasks or more
         text = (exp / "mtil_tables.md").read_text(encoding="utf-8") if (exp / "mtil_tables.md").is_file() else ""
-        absent = [x for x in [*{d for o in mtil for d in o}, *methods, "Transfer", "Avg", "Last"] if x not in text]
+        # its rows: each method by the tables' name or, as the MTIL table labels them, its strategy's
+        names: dict[str, set[str]] = {}
+        for r in runs:
+            names.setdefault(method_of(r), {method_of(r)}).add(r["strategy"]["name"])
+        absent = [x for x in [*{d for o in mtil for d in o}, "Transfer", "Avg", "Last"] if x not in text]
+        absent += [m for m, ns in names.items() if not any(f"| {n} |" in text for n in ns)]
         if not text:
             problems.append(f"{exp / 'mtil_tables.md'} was not written ({len(mtil)} ordering(s) of five tasks or more)")
         elif absent:
