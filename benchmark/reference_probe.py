@@ -49,11 +49,6 @@ ProbeLR = Annotated[Any, BeforeValidator(positive_grid("learning rate", at_most=
 ProbeSteps = Annotated[PositiveInt, Field(le=100000)]  # probe: reference only
 
 
-# Keys of the train section that only the reference probe reads: left out of a run's config (hence
-# its id) when `probe` is sklearn, so the runs made before these settings existed keep their ids.
-REFERENCE_ONLY_KEYS = ("probe", "probe_lr", "probe_steps")
-
-
 def settings_of(train: dict) -> dict | None:
     """The reference probe's settings from a run's train section, or None for the sklearn probe."""
     if train.get("probe", "sklearn") != "reference":

@@ -72,7 +72,7 @@ class TrainConfig(Section):
     probe_steps: ProbeSteps = REFERENCE_STEPS
     checkpoint: Checkpoint = "end"  # the scored model of a task: end, or the reference's checkpoint 0..100
     # Throughput settings (docs/design.md, "GPU throughput"); at their defaults they are left out of a run's
-    # config (benchmark/legacy_keys.py), so older runs keep their ids.
+    # config (evaluation/storage/identity.py, LEGACY), so older runs keep their ids.
     anchor_autocast: Bool = False  # bf16 only: frozen forward passes (LDIFS's anchor) under autocast too
     compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = "off"  # torch.compile the encoder
 

@@ -18,14 +18,13 @@ import yaml
 from pydantic import Field, ValidationError, field_validator
 
 import strategies
-from evaluation.storage.records import EXECUTION_KEYS, hashed_config, run_id
+from evaluation.storage.identity import RunSpec, drop_legacy
 
 from benchmark import strict_yaml
 from benchmark.data import known_datasets
 from .orderings import OrderingError, expand_orderings
 from .presets import preset_path, presets
 from benchmark.data.settings import DataSection
-from benchmark.legacy_keys import strip_legacy
 from benchmark.schema import Bool, Float, NonNegInt, PositiveFloat, PositiveInt, Section
 from benchmark.training import TrainConfig
 
@@ -326,7 +325,8 @@ def validate(cfg: dict) -> dict:
     if c.executor.kind == "ray" and c.save_weights:
         raise ConfigError("save_weights: the Ray executor returns a run's records, not its weights, so they would be "
                           "lost; train with the local executor (--executor local, --jobs N) to keep weights")
-    out = strip_legacy(c.model_dump())  # new settings at their legacy values leave run ids as they were
+    # new settings at their legacy values leave run ids as they were (evaluation/storage/identity.LEGACY)
+    out = drop_legacy(c.model_dump(), sections_only=True)
     out["orderings"], out["strategies"] = orderings, specs
     out.pop("strategy_defaults", None)  # applied above: the specs carry them
     return out
@@ -371,22 +371,7 @@ def _label(spec: dict) -> str:
 
 
 def plan(cfg: dict) -> list[dict]:
-    """model x ordering x strategy x seed -> one run config each, with its stable id."""
-    runs = []
-    for ordering, entry, seed in itertools.product(cfg["orderings"], cfg["strategies"], cfg["seeds"]):
-        # A strategy entry's own head init (ft:head_init=zs) is the run's train.head_init: the same run, and
-        # id, as the experiment-wide setting would give; an entry without one runs the experiment's.
-        strat = {k: v for k, v in entry.items() if k != "head_init"}
-        train = cfg["train"] if entry.get("head_init", cfg["train"]["head_init"]) == cfg["train"]["head_init"] \
-            else {**cfg["train"], "head_init": entry["head_init"]}
-        run = {
-            "model": cfg["model"], "suite": cfg["suite"], "data": cfg["data"], "train": train,
-            "ordering": ordering, "strategy": strat, "seed": seed, "threads": cfg["threads"],
-        }
-        if cfg.get("numerics", "native") != "native":  # only then: the ids of native runs stay what they were
-            run["numerics"] = cfg["numerics"]
-        if cfg.get("drift", 64) != 64:  # likewise: the default keeps the ids runs had before drift existed
-            run["drift"] = cfg["drift"]
-        run.update({k: cfg[k] for k in EXECUTION_KEYS})
-        runs.append({"run_id": run_id(hashed_config(run)), **run})
-    return runs
+    """model x ordering x strategy x seed -> one run config each, with its stable id (what enters the
+    config and the id: evaluation/storage/identity.RunSpec)."""
+    return [RunSpec.of(cfg, ordering, entry, seed).config()
+            for ordering, entry, seed in itertools.product(cfg["orderings"], cfg["strategies"], cfg["seeds"])]

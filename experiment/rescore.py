@@ -15,25 +15,16 @@ tests/experiment/test_rescore.py checks it bit for bit on the micro suite.
 from __future__ import annotations
 
 import copy
-import json
 import sys
 import time
 from pathlib import Path
 from typing import TextIO
 
-from evaluation.storage.records import (CONFIG, RECORDS, RunLock, check_run, finished_runs, hashed_config,
-                                        load_records, mark_done, unmark_done)
+from evaluation.storage.identity import training_key
+from evaluation.storage.records import (CONFIG, RECORDS, RunLock, check_run, finished_runs, load_records, mark_done,
+                                        unmark_done)
 
 from .config import ConfigError, plan
-
-SCORING_ONLY = ("suite", "drift")  # config keys that change what is scored, never how a run trains
-
-
-def training_key(config: dict) -> str:
-    """What decides a run's training: its hashed config without the scoring-only keys."""
-    return json.dumps({k: v for k, v in hashed_config(config).items() if k not in SCORING_ONLY},
-                      sort_keys=True, default=str)
-
 
 def source_folder(out: Path, experiment: str, source: str | None) -> Path:
     """The experiment folder whose kept runs are scored: `source` as an experiment name under `out`, or a
@@ -58,8 +49,8 @@ def sources_for(runs: list[dict], src_dir: Path) -> tuple[dict[str, Path], list[
             rec = load_records(p)
         except (OSError, ValueError):
             continue
-        if has_weights(p, len(rec["ordering"])):
-            by_key.setdefault(training_key(rec["config"]), p)
+        if has_weights(p, len(rec.ordering)):
+            by_key.setdefault(training_key(rec.config), p)
     found, lacking = {}, []
     for r in runs:
         p = by_key.get(training_key(r))
@@ -149,9 +140,9 @@ def rescore_run(run: dict, source_dir: Path, run_dir: Path, res, log: TextIO = s
                "R": [], "LP": [], "ZS": [] if zs else None, "steps": [], "complete": False,
                **({"drift": {"sample": meter.sample, "taps": tap_names(model), "ldifs": [], "cka": []}}
                   if meter else {}),
-               "code": src.get("code"), "env": src.get("env"),
-               "rescored": {"from": src["run_id"], "from_experiment": source_dir.parent.parent.name,
-                            "source_suite": src["suite"], "env": {"numerics": numerics.describe(),
+               "code": src.code, "env": src.env,
+               "rescored": {"from": src.run_id, "from_experiment": source_dir.parent.parent.name,
+                            "source_suite": src.suite, "env": {"numerics": numerics.describe(),
                                                                   "threads": torch.get_num_threads()}}}
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run_dir / CONFIG, run)
@@ -162,14 +153,15 @@ def rescore_run(run: dict, source_dir: Path, run_dir: Path, res, log: TextIO = s
             with phase("step-0 scores" if step == 0 else "evaluation: other"):
                 row = ev.evaluate(model, ordering, n_trained=step)
             add_scores(rec, row, model, step, meter, zs)
-            trained = dict(src["steps"][step]) if step < len(src.get("steps", [])) else {"step": step}
+            # the training's entry as the source wrote it (key order and numbers unchanged)
+            trained = dict(src.as_written()["steps"][step]) if step < len(src.steps) else {"step": step}
             rec["steps"].append({**trained, "eval_s": round(time.time() - t, 2)})
             print(f"{label} step {step}: rescored R={[round(v, 3) for v in row['R']]} [eval {time.time() - t:.1f}s]",
                   file=log, flush=True)
     rec["complete"] = True
     for key in ("wall_s", "started", "finished"):  # the training's, as the source recorded them
-        if key in src:
-            rec[key] = src[key]
+        if key in src.model_fields_set:
+            rec[key] = getattr(src, key)
     rec["rescored"].update(wall_s=round(time.time() - t0, 2), started=_utc(t0), finished=_utc(time.time()))
     atomic_write_json(run_dir / RECORDS, rec)
     mark_done(run_dir)

@@ -78,8 +78,11 @@ def step_scalars(rec: dict, step: int) -> dict[str, float]:
 def final_scalars(rec: dict) -> dict[str, float]:
     """The run's headline figures as the leaderboard computes them (undefined ones left out)."""
     from evaluation.reporting.leaderboard import MAIN_COLS, run_row
+    from evaluation.storage.records import Records
 
-    row = run_row(rec, rec["run_id"])
+    # the record the runner is finishing, as the typed schema the leaderboard reads (its file is checked
+    # when it is read back; not validated again here)
+    row = run_row(Records.model_construct(**rec), rec["run_id"])
     return {f"final/{c}": float(row[c]) for c in MAIN_COLS if isinstance(row.get(c), float) and math.isfinite(row[c])}
 
 

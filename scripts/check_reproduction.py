@@ -72,14 +72,14 @@ def _number(x) -> float | None:
     return None if math.isnan(x) else x
 
 
-def run_figures(rec: dict, rid: str) -> dict:
+def run_figures(rec, rid: str) -> dict:
     """One run's identity and figures, computed from its records as the leaderboard computes them."""
     from evaluation.reporting.leaderboard import run_row
 
     row = run_row(rec, rid)
     figures = {k: _number(row.get(k)) for k in HEADLINE}
-    figures.update({f"dLP_{d}": _number(row[f"dLP_{d}"]) for d in rec["suite"]})
-    numerics = (rec.get("env") or {}).get("numerics")
+    figures.update({f"dLP_{d}": _number(row[f"dLP_{d}"]) for d in rec.suite})
+    numerics = rec.env.get("numerics") if isinstance(rec.env, dict) else None
     return {"strategy": row["strategy"], "params": row["params"] or "", "ordering": row["ordering"],
             "seed": int(row["seed"]), "run_id": rid, "figures": figures,
             "numerics": numerics if isinstance(numerics, dict) else None}

@@ -34,8 +34,8 @@ def ft_run(results: Path) -> str:
     """The run id of the finished ft run whose accuracy matrix the README shows."""
     from evaluation.reporting.leaderboard import load_runs
 
-    ft = sorted((rec["config"]["seed"], ">".join(rec["ordering"]), rid) for rid, rec in load_runs(results)
-                if rec["config"]["strategy"]["name"] == "ft")
+    ft = sorted((rec.seed, ">".join(rec.ordering), rid) for rid, rec in load_runs(results)
+                if rec.strategy_name == "ft")
     if not ft:
         raise Missing(f"{results} holds no finished ft run, whose accuracy matrix the README shows")
     return ft[0][2]

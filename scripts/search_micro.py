@@ -25,24 +25,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from evaluation.reporting.evidence import (evidence, evidence_all, format_evidence, format_per_seed, per_group,  # noqa: E402
                                  select)
+from evaluation.storage.records import Records  # noqa: E402
 
 DEFAULT_PROTECTOR = "ldifs"
 
 
-def load_records(folder: Path) -> list[dict]:
-    """Complete runs' records under folder/runs/*/records.json."""
+def load_records(folder: Path) -> list[Records]:
+    """Complete runs' records under folder/runs/*/records.json (typed; records that do not fit the schema
+    are left out, as the collector leaves them out)."""
     recs = []
     for p in sorted(Path(folder).glob("runs/*/records.json")):
-        rec = json.loads(p.read_text())
-        if rec.get("complete"):
+        try:
+            rec = Records.from_json(json.loads(p.read_text()))
+        except ValueError:
+            continue
+        if rec.complete:
             recs.append(rec)
     return recs
 
 
-def chance_levels(records: list[dict]) -> dict[str, float]:
+def chance_levels(records: list[Records]) -> dict[str, float]:
     from benchmark.data import catalog
 
-    names = {d for r in records for d in r["suite"]}
+    names = {d for r in records for d in r.suite}
     return {d: 1.0 / len(catalog()[d]["classnames"]) for d in names}
 
 
@@ -56,7 +61,7 @@ def markdown_row(name: str, ev: dict, wall: float) -> str:
             f"{c('protector_gain')} | {c('protection')} | {c('gain_gap')} | {ok} | {wall:.0f} |")
 
 
-def comparisons(recs: list[dict], chance: dict, base: str, protector: str | None, every: bool) -> tuple[list[dict], str]:
+def comparisons(recs: list[Records], chance: dict, base: str, protector: str | None, every: bool) -> tuple[list[dict], str]:
     """The evidence dicts to print, and a note line ('' for none)."""
     groups = per_group(recs, chance)
     if every:
@@ -106,7 +111,7 @@ def main(argv=None) -> int:
         except ValueError as e:
             print(f"error: {folder}: {e}", file=sys.stderr)
             return 2
-        wall = sum(r.get("wall_s", 0.0) for r in recs)
+        wall = sum(r.wall_s or 0.0 for r in recs)
         if not args.markdown:
             print(f"== {folder} ({len(recs)} runs, {wall:.0f} s of run time)")
             if note:

@@ -30,6 +30,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from .metrics import mean_ci95
+from ..storage.records import Records
 
 FIGURES = ("gain", "dLP_heldout", "dZS_heldout")
 
@@ -43,9 +44,9 @@ def task_gain(R) -> float:
     return float(np.mean([R[t, t - 1] - R[t - 1, t - 1] for t in range(1, T + 1)]))
 
 
-def heldout(rec: Mapping) -> list[str]:
+def heldout(rec: Records) -> list[str]:
     """The suite's datasets that the run's ordering never trains on."""
-    return [d for d in rec["suite"] if d not in set(rec["ordering"])]
+    return [d for d in rec.suite if d not in set(rec.ordering)]
 
 
 def final_delta(M, suite: Sequence[str], keep: Iterable[str]) -> float:
@@ -56,41 +57,30 @@ def final_delta(M, suite: Sequence[str], keep: Iterable[str]) -> float:
     return float(np.mean(M[-1, sel] - M[0, sel])) if sel else math.nan
 
 
-def run_figures(rec: Mapping, chance: Mapping[str, float] | None = None) -> dict[str, float]:
+def run_figures(rec: Records, chance: Mapping[str, float] | None = None) -> dict[str, float]:
     """gain, dLP_heldout and dZS_heldout of one run, and per held-out dataset d its `dLP[d]` (and
     `dZS[d]` for those dZS_heldout counts), so that a reader can recompute the means.
 
     chance: dataset -> chance accuracy (1 / classes); dZS then counts only held-out datasets whose
     pre-trained zero-shot accuracy lies above it (below chance a drop says nothing). Without it, all.
     """
-    suite, out = list(rec["suite"]), heldout(rec)
-    figs = {"gain": task_gain(rec["R"]), "dLP_heldout": final_delta(rec["LP"], suite, out), "dZS_heldout": math.nan}
-    figs.update({f"dLP[{d}]": final_delta(rec["LP"], suite, [d]) for d in out})
-    if rec.get("ZS"):
-        zs0 = dict(zip(suite, np.asarray(rec["ZS"], dtype=float)[0]))
+    suite, out = list(rec.suite), heldout(rec)
+    figs = {"gain": task_gain(rec.R), "dLP_heldout": final_delta(rec.LP, suite, out), "dZS_heldout": math.nan}
+    figs.update({f"dLP[{d}]": final_delta(rec.LP, suite, [d]) for d in out})
+    if rec.ZS:
+        zs0 = dict(zip(suite, np.asarray(rec.ZS, dtype=float)[0]))
         keep = [d for d in out if chance is None or zs0[d] > chance[d]]
-        figs["dZS_heldout"] = final_delta(rec["ZS"], suite, keep)
-        figs.update({f"dZS[{d}]": final_delta(rec["ZS"], suite, [d]) for d in keep})
+        figs["dZS_heldout"] = final_delta(rec.ZS, suite, keep)
+        figs.update({f"dZS[{d}]": final_delta(rec.ZS, suite, [d]) for d in keep})
     return figs
 
 
 # ---------------------------------------------------------------- groups: strategy x hyperparameters
 
-def params_of(rec: Mapping) -> dict[str, Any]:
-    """The run's hyperparameters as its config holds them (every one, defaults included)."""
-    s = rec["config"]["strategy"]
-    return {k: v for k, v in s.items() if k != "name"} if isinstance(s, Mapping) else {}
-
-
-def _strategy(rec: Mapping) -> str:
-    s = rec["config"]["strategy"]
-    return s["name"] if isinstance(s, Mapping) else str(s)
-
-
-def group_key(rec: Mapping) -> tuple[str, str]:
+def group_key(rec: Records) -> tuple[str, str]:
     """(strategy, params) with params as the leaderboard writes them (JSON, keys sorted; '' for none)."""
-    p = params_of(rec)
-    return _strategy(rec), json.dumps(p, sort_keys=True) if p else ""
+    p = rec.params  # every hyperparameter the config holds, defaults included
+    return rec.strategy_name, json.dumps(p, sort_keys=True) if p else ""
 
 
 def _value_text(v: Any) -> str:
@@ -156,16 +146,16 @@ def _average(figs: list[dict]) -> dict[str, float]:
     return out
 
 
-def per_group(records: Iterable[Mapping], chance: Mapping[str, float] | None = None
+def per_group(records: Iterable[Records], chance: Mapping[str, float] | None = None
               ) -> dict[tuple[str, str], dict[int, dict]]:
     """(strategy, params) -> seed -> figures averaged over that seed's orderings (and `n_orderings`)."""
     acc: dict = defaultdict(lambda: defaultdict(list))
     for rec in records:
-        acc[group_key(rec)][int(rec["config"]["seed"])].append(run_figures(rec, chance))
+        acc[group_key(rec)][int(rec.seed)].append(run_figures(rec, chance))
     return {g: {seed: _average(figs) for seed, figs in sorted(seeds.items())} for g, seeds in acc.items()}
 
 
-def per_seed(records: Iterable[Mapping], chance: Mapping[str, float] | None = None) -> dict[str, dict[int, dict]]:
+def per_seed(records: Iterable[Records], chance: Mapping[str, float] | None = None) -> dict[str, dict[int, dict]]:
     """group name (see group_labels: `ft`, `ldifs`, or `ldifs:lam=100.0` within a grid) -> seed ->
     figures averaged over that seed's orderings."""
     groups = per_group(records, chance)
@@ -178,7 +168,7 @@ def _ci(xs) -> dict:
     return {"mean": m, "ci95": h, "lo": m - h, "hi": m + h, "n": int(sum(not math.isnan(x) for x in xs))}
 
 
-def evidence(records: Iterable[Mapping], chance: Mapping[str, float] | None = None, base: str = "ft",
+def evidence(records: Iterable[Records], chance: Mapping[str, float] | None = None, base: str = "ft",
              protector: str | None = "ldifs", min_gain: float = 0.05, max_gain_gap: float = 0.02) -> dict:
     """The issue's three criteria, each as (mean, 95% half-width) over seeds, and whether each holds.
 
@@ -237,7 +227,7 @@ def _evidence(groups: dict, bkey: tuple[str, str], pkey: tuple[str, str] | None,
     return out
 
 
-def evidence_all(records: Iterable[Mapping], chance: Mapping[str, float] | None = None, base: str = "ft",
+def evidence_all(records: Iterable[Records], chance: Mapping[str, float] | None = None, base: str = "ft",
                  min_gain: float = 0.05, max_gain_gap: float = 0.02) -> list[dict]:
     """evidence() of every group other than the base against the base, paired by seed, in group order."""
     groups = per_group(records, chance)
@@ -263,7 +253,7 @@ def format_evidence(ev: Mapping, protector: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def format_per_seed(records: Iterable[Mapping], chance: Mapping[str, float] | None = None) -> str:
+def format_per_seed(records: Iterable[Records], chance: Mapping[str, float] | None = None) -> str:
     """Every group's figures seed by seed, in points with two decimals (averaged over the seed's
     orderings, `n` of them): the numbers the means and intervals above are computed from."""
     seeds = per_seed(records, chance)

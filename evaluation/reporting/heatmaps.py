@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from . import metrics as M
+from ..storage.records import Records
 from .optional import optional_output
 from .plots import _save, plt, safe_name
 from .tables import first_step
@@ -28,14 +29,14 @@ KINDS = ("dLP", "dZS")
 CSV_COLS = ["method", "fine_tuned_on", "evaluated_on", "metric", "mean", "ci95", "n"]
 
 
-def matrices(runs: list[tuple[str, dict]]) -> pd.DataFrame:
+def matrices(runs: list[tuple[str, Records]]) -> pd.DataFrame:
     """Long form: per method, fine-tuning dataset, evaluated dataset and metric (dLP, dZS), the mean over
     seeds of step 1's change, its 95% CI half-width (NaN with one seed) and the number of seeds."""
     df = first_step(runs)
     if not len(df):
         return pd.DataFrame(columns=CSV_COLS)
-    suite = list(dict.fromkeys(d for _, rec in runs for d in rec["suite"]))
-    has_zs = any(rec.get("ZS") for _, rec in runs)
+    suite = list(dict.fromkeys(d for _, rec in runs for d in rec.suite))
+    has_zs = any(rec.ZS for _, rec in runs)
     rows = []
     order = {d: i for i, d in enumerate(suite)}  # rows in the suite's order, so the diagonal is one
     groups = sorted(df.groupby(["label", "ft"]), key=lambda kv: (kv[0][0], order.get(kv[0][1], len(order)), kv[0][1]))

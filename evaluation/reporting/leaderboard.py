@@ -19,11 +19,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark.text import markdown as md, markdown_code as md_code
+from pydantic import ValidationError
+
+from benchmark.text import markdown as md, markdown_code as md_code, terminal
 from strategies.catalog import method_label
 
 from . import metrics as M
-from ..storage.records import finished_runs, load_records, settings_of
+from ..storage.identity import settings_of
+from ..storage.records import Records, finished_runs, load_records
 
 ID_COLS = ["strategy", "params", "ordering", "seed", "run_id"]
 # Transfer / Avg / Last are ZSCL's MTIL metrics on the zero-shot matrix (empty without a text tower);
@@ -41,50 +44,37 @@ def warn(msg: str) -> None:
 
 # ---------------------------------------------------------------- reading and checking records
 
-def _matrix(x, rows: int, cols: int, name: str) -> np.ndarray:
-    a = np.asarray(x, dtype=float)
-    if a.shape != (rows, cols):
-        raise ValueError(f"{name} has shape {list(a.shape)}, expected [{rows}, {cols}]")
-    if not np.all(np.isfinite(a)) or a.min() < 0 or a.max() > 1:
-        raise ValueError(f"{name} has entries outside [0, 1]")
-    return a
-
-
-def check_fields(rec: dict) -> None:
+def check_fields(rec: Records) -> None:
     """Raise ValueError naming the first field the tables need that `rec` lacks or gets wrong.
 
-    Runs reach this after evaluation.storage.records.finished_runs (done marker, schema and shapes, config
-    hashing to the folder's name); this adds what the collector reads beyond that schema."""
-    cfg, ordering, suite = rec["config"], rec["ordering"], rec["suite"]
-    if not isinstance(cfg, dict) or not isinstance(cfg.get("strategy"), dict) or not isinstance(
-            cfg["strategy"].get("name"), str):
+    The schema (evaluation.storage.records.Records) guarantees the types of ordering and suite, the
+    ordering within the suite, and the matrices' shapes and ranges; this adds what the collector reads
+    of the config beyond it (the typed accessors strategy_name and seed rely on it)."""
+    cfg, ordering, suite = rec.config, rec.ordering, rec.suite
+    if not isinstance(cfg.get("strategy"), dict) or not isinstance(cfg["strategy"].get("name"), str):
         raise ValueError("config.strategy.name is missing")
-    if not all(isinstance(d, str) for d in [*ordering, *suite]) or not ordering or len(set(ordering)) != len(ordering):
+    if len(set(ordering)) != len(ordering):
         raise ValueError("ordering and suite must be lists of dataset names, the ordering without repeats")
-    if any(d not in suite for d in ordering) or cfg.get("ordering") != ordering or cfg.get("suite") != suite:
+    if cfg.get("ordering") != ordering or cfg.get("suite") != suite:
         raise ValueError("ordering/suite disagree with the config, or the ordering trains outside the suite")
     if isinstance(cfg.get("seed"), bool) or not isinstance(cfg.get("seed"), int):
         raise ValueError("config.seed is not an integer")
-    T, D = len(ordering), len(suite)
-    _matrix(rec["R"], T + 1, T, "R")
-    _matrix(rec["LP"], T + 1, D, "LP")
-    if rec.get("ZS"):
-        _matrix(rec["ZS"], T + 1, D, "ZS")
 
 
-def load_runs(experiment_dir: Path) -> list[tuple[str, dict]]:
+def load_runs(experiment_dir: Path) -> list[tuple[str, Records]]:
     """(run id = folder name, records) of every finished, valid run; the others are named in one
     warning line each (by finished_runs, or here) and left out."""
     out = []
     for p in finished_runs(experiment_dir):  # names each bad run in one warning line
         try:
-            rec = load_records(p)  # read again: the run may have changed since it was checked
-            if not isinstance(rec, dict):
-                raise ValueError("not a JSON object")
+            rec = load_records(p)  # read again (and typed): the run may have changed since it was checked
             check_fields(rec)
         except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
             if isinstance(e, json.JSONDecodeError):
                 reason = f"not valid JSON: {e}"
+            elif isinstance(e, ValidationError):  # the schema's: where, and what
+                err = e.errors()[0]
+                reason = f"{terminal('.'.join(str(x) for x in err['loc'])[:120])}: {err['msg']}"
             elif isinstance(e, KeyError):
                 reason = f"missing field {e}"
             else:
@@ -97,50 +87,40 @@ def load_runs(experiment_dir: Path) -> list[tuple[str, dict]]:
 
 # ---------------------------------------------------------------- per-run rows
 
-def params_of(rec: dict) -> dict:
-    return {k: v for k, v in rec["config"]["strategy"].items() if k != "name"}
-
-
 def params_text(params: dict) -> str:
     return json.dumps(params, sort_keys=True) if params else ""
 
 
-def head_init_of(rec: dict) -> str:
-    """The run's head initialisation (train.head_init; "lp", the setting's default, where absent)."""
-    return str((rec["config"].get("train") or {}).get("head_init", "lp"))
-
-
-def reference_accuracy(rec: dict, step: int, dataset: str) -> float:
+def reference_accuracy(rec: Records, step: int, dataset: str) -> float:
     """A dataset's accuracy after `step` as the reference's evaluation measures a fine-tuned model: the
     zero-shot head on its features for a ZS-init run, a linear probe refitted on them otherwise (its
     eval_functions.py computes only these two; it never scores the trained head)."""
-    j = rec["suite"].index(dataset)
-    zs = head_init_of(rec) == "zs" and rec.get("ZS")
-    return float((rec["ZS"] if zs else rec["LP"])[step][j])
+    j = rec.suite.index(dataset)
+    zs = rec.head_init == "zs" and rec.ZS
+    return float((rec.ZS if zs else rec.LP)[step][j])
 
 
-def method_names(runs: list[tuple[str, dict]]) -> dict[str, str]:
+def method_names(runs: list[tuple[str, Records]]) -> dict[str, str]:
     """run id -> the method's name as the paper writes it ("ZS-init-CE", "LP-init-LDIFS", "FLYP";
     strategies.catalog.method_label), with the hyperparameters that vary among runs of that name and the
     other settings in which runs differ ("LP-init-LDIFS lam=30.0 [train.lr=0.01]"), as `labels` does."""
     if not runs:
         return {}
-    base = pd.Series([method_label(rec["config"]["strategy"]["name"], head_init_of(rec)) for _, rec in runs])
-    params = pd.Series([params_text(params_of(rec)) for _, rec in runs])
-    names = _labels(base, params, settings_of(runs, ignore=("train.head_init",)))
+    base = pd.Series([method_label(rec.strategy_name, rec.head_init) for _, rec in runs])
+    params = pd.Series([params_text(rec.params) for _, rec in runs])
+    names = _labels(base, params, settings_of([rec.config for _, rec in runs], ignore=("train.head_init",)))
     return {rid: name for (rid, _), name in zip(runs, names)}
 
 
-def run_row(rec: dict, rid: str) -> dict:
+def run_row(rec: Records, rid: str) -> dict:
     """One leaderboard row: the run's identity, the headline metrics, per-dataset deltas."""
-    cfg = rec["config"]
-    ordering, suite = rec["ordering"], rec["suite"]
+    ordering, suite = rec.ordering, rec.suite
     held_out = [d for d in suite if d not in ordering]
-    R = np.asarray(rec["R"], dtype=float)
-    dlp = M.deltas(rec["LP"])[-1]
+    R = np.asarray(rec.R, dtype=float)
+    dlp = M.deltas(rec.LP)[-1]
     row = {
-        "strategy": cfg["strategy"]["name"], "params": params_text(params_of(rec)),
-        "ordering": ">".join(ordering), "seed": cfg["seed"], "run_id": rid,
+        "strategy": rec.strategy_name, "params": params_text(rec.params),
+        "ordering": ">".join(ordering), "seed": rec.seed, "run_id": rid,
         "ACC": M.acc(R), "BWT": M.bwt(R), "FWT": M.fwt(R),
         # the reference's accuracy on each trained task after the last one (reference_accuracy), averaged
         "ACC_ref": float(np.mean([reference_accuracy(rec, len(ordering), d) for d in ordering])),
@@ -148,28 +128,28 @@ def run_row(rec: dict, rid: str) -> dict:
         "dLP_heldout": M.mean_over(dlp, suite, held_out), "dLP_all": M.mean_over(dlp, suite, suite),
         "dZS_heldout": math.nan, "dZS_all": math.nan,
     }
-    if rec.get("ZS"):  # only models with a text tower have zero-shot scores
-        row.update(M.mtil_zs(rec["ZS"], suite, ordering))
-        dzs = M.deltas(rec["ZS"])[-1]
+    if rec.ZS:  # only models with a text tower have zero-shot scores
+        row.update(M.mtil_zs(rec.ZS, suite, ordering))
+        dzs = M.deltas(rec.ZS)[-1]
         row["dZS_heldout"] = M.mean_over(dzs, suite, held_out)
         row["dZS_all"] = M.mean_over(dzs, suite, suite)
         row.update({f"dZS_{d}": v for d, v in zip(suite, dzs)})
     row.update({f"dLP_{d}": v for d, v in zip(suite, dlp)})
-    row.update({f"LP0_{d}": v for d, v in zip(suite, rec["LP"][0])})
-    if isinstance(rec.get("rescored"), dict):  # scored from another run's kept weights (experiment/rescore.py)
-        row["rescored_from"] = rec["rescored"].get("from")
+    row.update({f"LP0_{d}": v for d, v in zip(suite, rec.LP[0])})
+    if isinstance(rec.rescored, dict):  # scored from another run's kept weights (experiment/rescore.py)
+        row["rescored_from"] = rec.rescored.get("from")
     return row
 
 
-def long_rows(rec: dict, rid: str) -> list[dict]:
+def long_rows(rec: Records, rid: str) -> list[dict]:
     """Every number of one run's records, one row each, plus the deltas dLP and dZS per step."""
-    cfg, ordering, suite = rec["config"], rec["ordering"], rec["suite"]
-    ident = {"run_id": rid, "strategy": cfg["strategy"]["name"], "params": params_text(params_of(rec)),
-             "ordering": ">".join(ordering), "seed": cfg["seed"],
-             **{f"hp_{k}": (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in params_of(rec).items()}}
-    mats = [("R", np.asarray(rec["R"], dtype=float), ordering), ("LP", np.asarray(rec["LP"], dtype=float), suite)]
-    if rec.get("ZS"):
-        mats.append(("ZS", np.asarray(rec["ZS"], dtype=float), suite))
+    ordering, suite = rec.ordering, rec.suite
+    ident = {"run_id": rid, "strategy": rec.strategy_name, "params": params_text(rec.params),
+             "ordering": ">".join(ordering), "seed": rec.seed,
+             **{f"hp_{k}": (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in rec.params.items()}}
+    mats = [("R", np.asarray(rec.R, dtype=float), ordering), ("LP", np.asarray(rec.LP, dtype=float), suite)]
+    if rec.ZS:
+        mats.append(("ZS", np.asarray(rec.ZS, dtype=float), suite))
     mats += [(f"d{name}", M.deltas(m), cols) for name, m, cols in mats[1:]]
     rows = []
     for step in range(len(ordering) + 1):
@@ -182,7 +162,7 @@ def long_rows(rec: dict, rid: str) -> list[dict]:
 
 # ---------------------------------------------------------------- tables over runs
 
-def leaderboard_from(runs: list[tuple[str, dict]]) -> pd.DataFrame:
+def leaderboard_from(runs: list[tuple[str, Records]]) -> pd.DataFrame:
     """One row per run; the last column, `stale`, is True for a run trained by other code than this
     checkout's (evaluation/storage/code_version.py; False also where the run recorded no fingerprint)."""
     from ..storage.code_version import stale_runs
@@ -190,7 +170,7 @@ def leaderboard_from(runs: list[tuple[str, dict]]) -> pd.DataFrame:
     stale = {rid for rid, _ in stale_runs(runs)[0]} if runs else set()
     names = method_names(runs)
     rows = [{**run_row(rec, rid), "method": names[rid], "settings": st}
-            for (rid, rec), st in zip(runs, settings_of(runs))]
+            for (rid, rec), st in zip(runs, settings_of([rec.config for _, rec in runs]))]
     if not rows:
         return pd.DataFrame(columns=ID_COLS + ["method"] + MAIN_COLS + ["stale"])
     df = pd.DataFrame(rows)
@@ -204,7 +184,7 @@ def leaderboard(experiment_dir: Path) -> pd.DataFrame:
     return leaderboard_from(load_runs(experiment_dir))
 
 
-def records_long(runs: list[tuple[str, dict]]) -> pd.DataFrame:
+def records_long(runs: list[tuple[str, Records]]) -> pd.DataFrame:
     rows = [r for rid, rec in runs for r in long_rows(rec, rid)]
     ident = ["run_id", "strategy", "params", "ordering", "seed"]
     tail = ["step", "after", "dataset", "metric", "value"]

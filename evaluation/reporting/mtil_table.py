@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics as M
+from ..storage.records import Records
 from .tables import Table, tex_escape
 from benchmark.files import atomic_write_text
 
@@ -45,11 +46,11 @@ def per_dataset(A) -> dict[str, list[float]]:
             "Last": last + [summary["Last"]]}
 
 
-def mtil_shaped(rec: dict) -> bool:
-    return len(rec.get("ordering") or []) >= MIN_TASKS and bool(rec.get("ZS"))
+def mtil_shaped(rec: Records) -> bool:
+    return len(rec.ordering) >= MIN_TASKS and bool(rec.ZS)
 
 
-def mtil_tables(runs: list[tuple[str, dict]]) -> list[Table]:
+def mtil_tables(runs: list[tuple[str, Records]]) -> list[Table]:
     """One Table per MTIL-shaped ordering of `runs` ((run id, records) of finished runs)."""
     from .leaderboard import labels, leaderboard_from
 
@@ -61,10 +62,10 @@ def mtil_tables(runs: list[tuple[str, dict]]) -> list[Table]:
     by_ordering: dict[tuple, dict[str, list[dict]]] = {}
     seeds: dict[tuple, set] = {}
     for rid, rec in sorted(shaped, key=lambda r: r[0]):
-        ordering = tuple(rec["ordering"])
-        A = M.zs_task_matrix(rec["ZS"], rec["suite"], ordering)
+        ordering = tuple(rec.ordering)
+        A = M.zs_task_matrix(rec.ZS, rec.suite, ordering)
         by_ordering.setdefault(ordering, {}).setdefault(label_of[rid], []).append(per_dataset(A))
-        seeds.setdefault(ordering, set()).add(rec["config"]["seed"])
+        seeds.setdefault(ordering, set()).add(rec.seed)
     out = []
     for ordering, methods in sorted(by_ordering.items()):
         cols = [*ordering, MEAN]
@@ -133,7 +134,7 @@ def to_latex(t: Table) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(runs: list[tuple[str, dict]]) -> tuple[str, str]:
+def render(runs: list[tuple[str, Records]]) -> tuple[str, str]:
     """(Markdown, LaTeX) of every MTIL table; ("", "") when no ordering is MTIL-shaped."""
     tables = mtil_tables(runs)
     if not tables:
@@ -144,7 +145,7 @@ def render(runs: list[tuple[str, dict]]) -> tuple[str, str]:
     return md, tex
 
 
-def write_mtil_tables(experiment_dir: Path, runs: list[tuple[str, dict]]) -> list[Path]:
+def write_mtil_tables(experiment_dir: Path, runs: list[tuple[str, Records]]) -> list[Path]:
     """mtil_tables.md and .tex where the experiment has MTIL-shaped orderings; [] (and no files) otherwise."""
     md, tex = render(runs)
     if not md:
@@ -155,7 +156,7 @@ def write_mtil_tables(experiment_dir: Path, runs: list[tuple[str, dict]]) -> lis
     return [experiment_dir / "mtil_tables.md", experiment_dir / "mtil_tables.tex"]
 
 
-def mtil_section(runs: list[tuple[str, dict]]) -> list[str]:
+def mtil_section(runs: list[tuple[str, Records]]) -> list[str]:
     """report.md's MTIL section: the tables, or nothing when no ordering is MTIL-shaped."""
     md, _ = render(runs)
     if not md:

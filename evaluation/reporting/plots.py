@@ -22,6 +22,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from . import compare as C  # noqa: E402
+from ..storage.records import Records  # noqa: E402
 from benchmark.files import atomic_write_bytes  # noqa: E402
 
 from .noise import natural_key  # noqa: E402
@@ -36,13 +37,12 @@ def safe_name(text: str, limit: int = 60) -> str:
     return s or "x"
 
 
-def run_file_name(rec: dict, rid: str) -> str:
+def run_file_name(rec: Records, rid: str) -> str:
     """What one run's plot shows, for its file name: `<strategy>[_<params>]__<ordering>__seed<N>__<run id>`
     (the run id last: unique, and what scripts look files up by)."""
-    s = rec["config"]["strategy"]
-    params = ",".join(f"{k}={v}" for k, v in s.items() if k != "name")
-    return "__".join([safe_name(s["name"] + (f"_{params}" if params else ""), 60),
-                      safe_name("-".join(rec["ordering"]), 80), f"seed{int(rec['config']['seed'])}", safe_name(rid)])
+    params = ",".join(f"{k}={v}" for k, v in rec.params.items())
+    return "__".join([safe_name(rec.strategy_name + (f"_{params}" if params else ""), 60),
+                      safe_name("-".join(rec.ordering), 80), f"seed{int(rec.seed)}", safe_name(rid)])
 
 
 def _save(fig, path: Path) -> None:
@@ -56,16 +56,15 @@ def _save(fig, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _run_title(rec: dict, rid: str) -> str:
-    s = rec["config"]["strategy"]
-    params = ",".join(f"{k}={v}" for k, v in s.items() if k != "name")
-    return f"{s['name']}{' ' + params if params else ''}, {' > '.join(rec['ordering'])}, seed {rec['config']['seed']} [{rid}]"
+def _run_title(rec: Records, rid: str) -> str:
+    params = ",".join(f"{k}={v}" for k, v in rec.params.items())
+    return f"{rec.strategy_name}{' ' + params if params else ''}, {' > '.join(rec.ordering)}, seed {rec.seed} [{rid}]"
 
 
-def accuracy_matrix(rec: dict, rid: str, path: Path) -> None:
+def accuracy_matrix(rec: Records, rid: str, path: Path) -> None:
     """Heatmap of R: rows = after each step, columns = the ordering's tasks."""
-    R = np.asarray(rec["R"], dtype=float) * 100
-    ordering = rec["ordering"]
+    R = np.asarray(rec.R, dtype=float) * 100
+    ordering = rec.ordering
     fig, ax = plt.subplots(figsize=(2.4 + 1.2 * len(ordering), 1.6 + 0.6 * len(R)))
     im = ax.imshow(R, vmin=0, vmax=100, cmap="viridis", aspect="auto")
     for i in range(R.shape[0]):
@@ -80,10 +79,10 @@ def accuracy_matrix(rec: dict, rid: str, path: Path) -> None:
     _save(fig, path)
 
 
-def task_curves(rec: dict, rid: str, path: Path) -> None:
+def task_curves(rec: Records, rid: str, path: Path) -> None:
     """Accuracy on each task across the sequence: one line per task, x = training step."""
-    R = np.asarray(rec["R"], dtype=float) * 100
-    ordering = rec["ordering"]
+    R = np.asarray(rec.R, dtype=float) * 100
+    ordering = rec.ordering
     fig, ax = plt.subplots(figsize=(2.8 + 0.9 * len(ordering), 3.4))
     steps = np.arange(len(R))
     for j, d in enumerate(ordering):
@@ -204,7 +203,7 @@ def accuracy_vs_forgetting(df: pd.DataFrame, path: Path) -> bool:
     return True
 
 
-def heldout_probe_steps(runs: list[tuple[str, dict]], df: pd.DataFrame, path: Path) -> bool:
+def heldout_probe_steps(runs: list[tuple[str, Records]], df: pd.DataFrame, path: Path) -> bool:
     """Linear-probe accuracy on the held-out datasets (mean over them) after every step, one panel
     per ordering shared by the strategies, one line per strategy: mean over seeds, a 95% band where n >= 2."""
     g, excluded = C.shared_coverage(df)
@@ -212,10 +211,10 @@ def heldout_probe_steps(runs: list[tuple[str, dict]], df: pd.DataFrame, path: Pa
     curves = {}
     for _, r in g.iterrows():
         rec = recs[r["run_id"]]
-        held = [j for j, d in enumerate(rec["suite"]) if d not in rec["ordering"]]
+        held = [j for j, d in enumerate(rec.suite) if d not in rec.ordering]
         if held:
             curves.setdefault(r["ordering"], {}).setdefault(r["label"], []).append(
-                np.asarray(rec["LP"], dtype=float)[:, held].mean(axis=1))
+                np.asarray(rec.LP, dtype=float)[:, held].mean(axis=1))
     if not curves:
         return False
     orders = sorted(curves)
@@ -287,7 +286,7 @@ def ordering_sensitivity(df: pd.DataFrame, path: Path) -> bool:
     return True
 
 
-def write_plots(experiment_dir: Path, runs: list[tuple[str, dict]], df: pd.DataFrame) -> list[Path]:
+def write_plots(experiment_dir: Path, runs: list[tuple[str, Records]], df: pd.DataFrame) -> list[Path]:
     """Every plot of an experiment into plots/; returns the files written. A plot that fails is
     skipped with one warning line naming it."""
     from .leaderboard import labels

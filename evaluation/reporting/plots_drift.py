@@ -25,6 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from . import metrics as M  # noqa: E402
+from ..storage.records import Records  # noqa: E402
 from .noise import MIN_CORRELATION_POINTS, fmt_diff, natural_key, seeds_needed  # noqa: E402
 from .optional import optional_output  # noqa: E402
 from .plots import _save, safe_name  # noqa: E402
@@ -33,57 +34,63 @@ from benchmark.text import markdown as md  # noqa: E402
 EMBEDDING = "embedding"  # evaluation/scoring/drift.py's name for the encoder's output
 
 
-def strategy_label(rec: dict) -> str:
+class DriftRecords(Records):
+    """A run's records with the settings that vary among the collected runs of its strategy (`with_drift`
+    sets them): what its label names."""
+
+    varying: frozenset[str] = frozenset()
+
+
+def strategy_label(rec: Records) -> str:
     """'ldifs', or 'ldifs:lam=10' where the runs collected differ in it: only the varying hyperparameters
     (`with_drift` sets them), as the leaderboard labels strategies; ' (ZS-init)' where runs of the strategy
     differ in their head init."""
-    s = rec["config"]["strategy"]
-    varying = rec.get("_varying", ())
+    s = rec.config_strategy
+    varying = rec.varying if isinstance(rec, DriftRecords) else frozenset()
     params = ",".join(f"{k}={s[k]}" for k in sorted(s) if k != "name" and k in varying)
-    init = (rec["config"].get("train") or {}).get("head_init", "lp") if "head_init" in varying else None
+    init = rec.head_init if "head_init" in varying else None
     return s["name"] + (f":{params}" if params else "") + (f" ({init.upper()}-init)" if init else "")
 
 
-def with_drift(runs: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+def with_drift(runs: list[tuple[str, Records]]) -> list[tuple[str, DriftRecords]]:
     """The runs that recorded drift, each a shallow copy that knows which of its strategy's
     hyperparameters vary across them (for its label)."""
-    runs = [(rid, rec) for rid, rec in runs if isinstance(rec.get("drift"), dict) and rec["drift"].get("ldifs")]
+    runs = [(rid, rec) for rid, rec in runs if rec.drift is not None and rec.drift.get("ldifs")]
     out = []
     for rid, rec in runs:
-        s = rec["config"]["strategy"]
-        peers = [r["config"]["strategy"] for _, r in runs if r["config"]["strategy"]["name"] == s["name"]]
+        s = rec.config_strategy
+        peers = [r.config_strategy for _, r in runs if r.strategy_name == s["name"]]
         varying = {k for k in s if k != "name" and len({repr(p.get(k)) for p in peers}) > 1}
-        inits = {(r["config"].get("train") or {}).get("head_init", "lp") for _, r in runs
-                 if r["config"]["strategy"]["name"] == s["name"]}
+        inits = {r.head_init for _, r in runs if r.strategy_name == s["name"]}
         if len(inits) > 1:  # ft under LP and ZS init (the paper presets): two methods, never pooled
             varying.add("head_init")
-        out.append((rid, {**rec, "_varying": varying}))
+        out.append((rid, DriftRecords.model_construct(**dict(rec), varying=frozenset(varying))))  # checked already
     return out
 
 
-def groups(rec: dict, step: int) -> dict[str, list[int]]:
+def groups(rec: Records, step: int) -> dict[str, list[int]]:
     """Suite indices of the datasets trained by `step` and of the held-out ones (never trained)."""
-    suite, ordering = rec["suite"], rec["ordering"]
+    suite, ordering = rec.suite, rec.ordering
     return {"trained": [suite.index(n) for n in ordering[:step]],
             "held-out": [i for i, n in enumerate(suite) if n not in ordering]}
 
 
-def group_drift(rec: dict, step: int, group: str, kind: str = "ldifs") -> np.ndarray:
+def group_drift(rec: Records, step: int, group: str, kind: str = "ldifs") -> np.ndarray:
     """[L]: the mean over the group's datasets of drift[kind][step][d][:] (NaN where the group is empty)."""
-    m = np.asarray([[np.nan if v is None else v for v in row] for row in rec["drift"][kind][step]], dtype=float)
+    m = np.asarray([[np.nan if v is None else v for v in row] for row in rec.drift[kind][step]], dtype=float)
     idx = groups(rec, step)[group]
     return np.nanmean(m[idx], axis=0) if idx else np.full(m.shape[1], np.nan)
 
 
-def heldout_dlp(rec: dict) -> float:
+def heldout_dlp(rec: Records) -> float:
     idx = groups(rec, 0)["held-out"]
-    lp = np.asarray(rec["LP"], dtype=float)
+    lp = np.asarray(rec.LP, dtype=float)
     return float(np.mean(lp[-1, idx] - lp[0, idx])) if idx else math.nan
 
 
-def last_tap(rec: dict) -> int:
+def last_tap(rec: Records) -> int:
     """Index of the last feature tap (the one before the output embedding)."""
-    taps = rec["drift"]["taps"]
+    taps = rec.drift["taps"]
     return len(taps) - 2 if taps[-1] == EMBEDDING and len(taps) > 1 else len(taps) - 1
 
 
@@ -104,20 +111,20 @@ def pearson_ci(x, y, level: float = 0.95) -> tuple[float, float, float, int]:
     return r, math.tanh(z - half), math.tanh(z + half), n
 
 
-def drift_by_layer(runs: list[tuple[str, dict]], label: str, path: Path) -> bool:
+def drift_by_layer(runs: list[tuple[str, Records]], label: str, path: Path) -> bool:
     mine = [rec for _, rec in runs if strategy_label(rec) == label]
     if not mine:
         return False
-    taps = mine[0]["drift"]["taps"]
-    T = max(len(r["ordering"]) for r in mine)
+    taps = mine[0].drift["taps"]
+    T = max(len(r.ordering) for r in mine)
     fig, axes = plt.subplots(2, 2, figsize=(11, 6.5), sharex=True)
     colors = plt.cm.viridis(np.linspace(0, 0.85, max(T, 1)))
     for row, kind in enumerate(("ldifs", "cka")):
         for col, group in enumerate(("trained", "held-out")):
             ax = axes[row, col]
             for step in range(1, T + 1):
-                vals = [group_drift(r, step, group, kind) for r in mine if len(r["ordering"]) >= step
-                        and r["drift"]["taps"] == taps]
+                vals = [group_drift(r, step, group, kind) for r in mine if len(r.ordering) >= step
+                        and r.drift["taps"] == taps]
                 if not vals:
                     continue
                 with np.errstate(all="ignore"), warnings.catch_warnings():
@@ -139,14 +146,14 @@ def drift_by_layer(runs: list[tuple[str, dict]], label: str, path: Path) -> bool
         ax.set_ylabel(ax.get_ylabel() or ("distance from pre-trained" if ax is axes[0, 1] else "CKA with pre-trained"))
     if axes[0, 1].get_legend_handles_labels()[0]:
         axes[0, 1].legend(fontsize=8, title="step", title_fontsize=8)
-    orders = sorted({" > ".join(r["ordering"]) for r in mine})
-    n = len({(tuple(r["ordering"]), r["config"]["seed"]) for r in mine})
+    orders = sorted({" > ".join(r.ordering) for r in mine})
+    n = len({(tuple(r.ordering), r.seed) for r in mine})
     fig.suptitle(f"Feature drift by layer: {label} (mean over {n} run(s); orderings {'; '.join(orders)})", fontsize=10)
     _save(fig, path)
     return True
 
 
-def drift_vs_dlp(runs: list[tuple[str, dict]], path: Path) -> bool:
+def drift_vs_dlp(runs: list[tuple[str, Records]], path: Path) -> bool:
     if len(runs) < 2:
         return False
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
@@ -165,19 +172,19 @@ def drift_vs_dlp(runs: list[tuple[str, dict]], path: Path) -> bool:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("held-out dLP (points)")
     axes[0].legend(fontsize=8, title="strategy", title_fontsize=8)
-    orders = sorted({" > ".join(rec["ordering"]) for _, rec in runs})
+    orders = sorted({" > ".join(rec.ordering) for _, rec in runs})
     fig.suptitle(f"Held-out dLP against held-out drift, one point per run (orderings {'; '.join(orders)})", fontsize=10)
     _save(fig, path)
     return True
 
 
-def _heldout_at(rec: dict, where: str) -> float:
-    T = len(rec["ordering"])
-    j = last_tap(rec) if where == "last tap" else len(rec["drift"]["taps"]) - 1
+def _heldout_at(rec: Records, where: str) -> float:
+    T = len(rec.ordering)
+    j = last_tap(rec) if where == "last tap" else len(rec.drift["taps"]) - 1
     return float(group_drift(rec, T, "held-out")[j])
 
 
-def write_drift_plots(experiment_dir: Path, runs: list[tuple[str, dict]]) -> list[Path]:
+def write_drift_plots(experiment_dir: Path, runs: list[tuple[str, Records]]) -> list[Path]:
     """The drift plots into plots/ (each optional: a failure is one warning line)."""
     runs = with_drift(runs)
     out, folder = [], Path(experiment_dir) / "plots"
@@ -200,22 +207,22 @@ def _fmt(v: float, ci: float, scale: float = 1.0, digits: int = 4) -> str:
     return f"{v * scale:.{digits}g}" + ("" if math.isnan(ci) else f" ± {ci * scale:.{digits}g}")
 
 
-def drift_section(experiment_dir: Path, runs: list[tuple[str, dict]], plots: list[Path] | None = None) -> list[str]:
+def drift_section(experiment_dir: Path, runs: list[tuple[str, Records]], plots: list[Path] | None = None) -> list[str]:
     """report.md's "Feature drift" section (empty when no run recorded drift)."""
     runs = with_drift(runs)
     if not runs:
         return []
-    taps = runs[0][1]["drift"]["taps"]
+    taps = runs[0][1].drift["taps"]
     lines = ["## Feature drift", "",
-             f"Distance of each layer's features from the pre-trained encoder's on {runs[0][1]['drift']['sample']} "
+             f"Distance of each layer's features from the pre-trained encoder's on {runs[0][1].drift['sample']} "
              "fixed test images per dataset (docs/design.md, \"Feature drift\"): the LDIFS distance (x 1e3 here) "
              "after the last task, mean over the held-out datasets, mean ± 95% t-interval over runs.", ""]
     labels = sorted({strategy_label(r) for _, r in runs}, key=natural_key)
-    per = {lab: {(tuple(r["ordering"]), r["config"]["seed"]): r for _, r in runs if strategy_label(r) == lab
-                 and r["drift"]["taps"] == taps} for lab in labels}
+    per = {lab: {(tuple(r.ordering), r.seed): r for _, r in runs if strategy_label(r) == lab
+                 and r.drift["taps"] == taps} for lab in labels}
     lines += ["| strategy | n | " + " | ".join(md(t) for t in taps) + " |", "|---|---|" + "---|" * len(taps)]
     for lab in labels:
-        vals = np.vstack([group_drift(r, len(r["ordering"]), "held-out") for r in per[lab].values()]) \
+        vals = np.vstack([group_drift(r, len(r.ordering), "held-out") for r in per[lab].values()]) \
             if per[lab] else np.empty((0, len(taps)))
         cells = [_fmt(*M.mean_ci95(vals[:, j].tolist()), scale=1e3, digits=3) for j in range(len(taps))]
         lines.append(f"| {md(lab)} | {len(per[lab])} | " + " | ".join(cells) + " |")

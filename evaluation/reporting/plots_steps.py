@@ -30,12 +30,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from . import compare as C  # noqa: E402
+from ..storage.records import Records  # noqa: E402
 from .noise import natural_key  # noqa: E402
 from .optional import optional_output  # noqa: E402
 from .plots import _n_label, _save, safe_name  # noqa: E402
 
 
-def _groups(runs: list[tuple[str, dict]], df: pd.DataFrame) -> dict[tuple[str, str], list[dict]]:
+def _groups(runs: list[tuple[str, Records]], df: pd.DataFrame) -> dict[tuple[str, str], list[Records]]:
     """{(label, ordering): [records of its seeds]}, labels as in the leaderboard."""
     recs = dict(runs)
     out: dict = {}
@@ -51,13 +52,13 @@ def _cell_text(values: list[float]) -> str:
     return f"{m * 100:.1f}\n[{lo * 100:.0f}, {hi * 100:.0f}]"
 
 
-def mean_matrix(recs: list[dict], kind: str, label: str, path: Path) -> bool:
+def mean_matrix(recs: list[Records], kind: str, label: str, path: Path) -> bool:
     """Heatmap of the seed-mean of R or ZS, values (and clipped 95% intervals where n >= 2) in the cells."""
-    if kind == "ZS" and not all(r.get("ZS") for r in recs):
+    if kind == "ZS" and not all(r.ZS for r in recs):
         return False
     rec0 = recs[0]
-    ordering, suite = rec0["ordering"], rec0["suite"]
-    stack = np.asarray([r[kind] for r in recs], dtype=float)  # [n, T+1, cols]
+    ordering, suite = rec0.ordering, rec0.suite
+    stack = np.asarray([getattr(r, kind) for r in recs], dtype=float)  # [n, T+1, cols]
     mean = stack.mean(axis=0) * 100
     cols = ordering if kind == "R" else suite
     held = [d not in ordering for d in cols]
@@ -93,11 +94,11 @@ def _band(ax, x, ys: list, color, label: str, clip=(0.0, 1.0), scale: float = 10
 
 def step_curves(groups: dict, ordering: str, kind: str, path: Path) -> bool:
     """`kind` (LP or ZS) of every dataset after every step: one panel per dataset, a line per strategy."""
-    mine = {lab: recs for (lab, o), recs in groups.items() if o == ordering and all(r.get(kind) for r in recs)}
+    mine = {lab: recs for (lab, o), recs in groups.items() if o == ordering and all(getattr(r, kind) for r in recs)}
     if not mine:
         return False
     rec0 = next(iter(mine.values()))[0]
-    order, suite = rec0["ordering"], rec0["suite"]
+    order, suite = rec0.ordering, rec0.suite
     datasets = [d for d in order] + [d for d in suite if d not in order]
     cols = min(len(datasets), 4)
     rows = -(-len(datasets) // cols)
@@ -109,7 +110,7 @@ def step_curves(groups: dict, ordering: str, kind: str, path: Path) -> bool:
         ax = axes[k // cols][k % cols]
         j = suite.index(d)
         for c, lab in enumerate(labels):
-            _band(ax, x, [[row[j] for row in r[kind]] for r in mine[lab]], f"C{c}", lab)
+            _band(ax, x, [[row[j] for row in getattr(r, kind)] for r in mine[lab]], f"C{c}", lab)
         trained = d in order
         ax.set_title(f"trained: {d} (task {order.index(d) + 1})" if trained else f"held out: {d}", fontsize=9)
         if not trained:
@@ -135,21 +136,21 @@ def step_curves(groups: dict, ordering: str, kind: str, path: Path) -> bool:
 def loss_curves(groups: dict, ordering: str, path: Path) -> bool:
     """Training loss per epoch and penalty terms per task, a line per strategy (mean over seeds)."""
     mine = {lab: recs for (lab, o), recs in groups.items() if o == ordering
-            and all(any(s.get("loss") for s in r.get("steps", [])) for r in recs)}
+            and all(any(s.loss for s in r.steps) for r in recs)}
     if not mine:
         return False
     labels = sorted(mine, key=natural_key)
-    order = next(iter(mine.values()))[0]["ordering"]
-    has_pen = any(s.get("penalties") for recs in mine.values() for r in recs for s in r.get("steps", []))
+    order = next(iter(mine.values()))[0].ordering
+    has_pen = any(s.penalties for recs in mine.values() for r in recs for s in r.steps)
     fig, axes = plt.subplots(1, 2 if has_pen else 1, figsize=(11 if has_pen else 6.5, 3.8), squeeze=False)
     ax = axes[0][0]
     bounds = []
     for c, lab in enumerate(labels):
-        curves = [[v for s in r["steps"][1:] for v in (s.get("loss") or [])] for r in mine[lab]]
+        curves = [[v for s in r.steps[1:] for v in (s.loss or [])] for r in mine[lab]]
         n = max(len(y) for y in curves)
         _band(ax, list(range(1, n + 1)), curves, f"C{c}", lab, clip=None, scale=1.0)
         if not bounds:
-            per_task = [len(s.get("loss") or []) for s in mine[lab][0]["steps"][1:]]
+            per_task = [len(s.loss or []) for s in mine[lab][0].steps[1:]]
             bounds = list(np.cumsum(per_task))[:-1]
     for b, d in zip(bounds, order[1:]):
         ax.axvline(b + 0.5, color="0.7", lw=0.8, ls="--")
@@ -164,9 +165,9 @@ def loss_curves(groups: dict, ordering: str, path: Path) -> bool:
         x = list(range(1, len(order) + 1))
         c = 0
         for k, lab in enumerate(labels):
-            terms = sorted({t for r in mine[lab] for s in r["steps"] for t in (s.get("penalties") or {})})
+            terms = sorted({t for r in mine[lab] for s in r.steps for t in (s.penalties or {})})
             for t in terms:
-                ys = [[(s.get("penalties") or {}).get(t, {}).get("weighted_mean") for s in r["steps"][1:]]
+                ys = [[p.weighted_mean if (p := (s.penalties or {}).get(t)) else None for s in r.steps[1:]]
                       for r in mine[lab]]
                 _band(ax, x, ys, f"C{k}", f"{lab}: {t}", clip=None, scale=1.0)
                 c += 1
@@ -184,7 +185,7 @@ def loss_curves(groups: dict, ordering: str, path: Path) -> bool:
     return True
 
 
-def write_step_plots(experiment_dir: Path, runs: list[tuple[str, dict]], df: pd.DataFrame) -> list[Path]:
+def write_step_plots(experiment_dir: Path, runs: list[tuple[str, Records]], df: pd.DataFrame) -> list[Path]:
     """Every figure of this module into plots/; returns the files written."""
     from .leaderboard import labels
 

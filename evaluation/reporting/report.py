@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..storage.records import Records
 from .leaderboard import ORDERING_COLS, PRIMARY_METRIC, fmt_clipped, markdown, ordering_sensitivity, ordering_table, summary
 from benchmark.files import atomic_write_text
 from .plots_steps import is_step_plot, steps_section
@@ -46,29 +47,27 @@ def _js(v) -> str:
     return json.dumps(v, sort_keys=True)
 
 
-def setup_section(experiment_dir: Path, runs: list[tuple[str, dict]]) -> list[str]:
-    cfgs = [rec["config"] for _, rec in runs]
+def setup_section(experiment_dir: Path, runs: list[tuple[str, Records]]) -> list[str]:
     run_dirs = [p for p in (experiment_dir / "runs").iterdir() if p.is_dir()] if (experiment_dir / "runs").is_dir() else []
     left_out = len(run_dirs) - len(runs)
     lines = ["## Setup", ""]
     lines.append(f"- Runs: {len(runs)} finished and valid" +
                  (f"; {left_out} other run folder(s) left out (unfinished, or records that failed the checks)" if left_out else ""))
-    lines.append("- Model: " + "; ".join(md_code(_js(m)) for m in _values(runs, lambda r: r["config"].get("model"))))
-    suites = _values(runs, lambda r: r["suite"])
+    lines.append("- Model: " + "; ".join(md_code(_js(m)) for m in _values(runs, lambda r: r.config.get("model"))))
+    suites = _values(runs, lambda r: r.suite)
     lines.append("- Datasets scored (suite): " + "; ".join(md(", ".join(s)) for s in suites))
-    lines.append("- Orderings: " + "; ".join(md(" > ".join(o)) for o in sorted(_values(runs, lambda r: r["ordering"]))))
-    strat = pd.DataFrame([{"strategy": c["strategy"]["name"],
-                           "params": _js({k: v for k, v in c["strategy"].items() if k != "name"})} for c in cfgs])
+    lines.append("- Orderings: " + "; ".join(md(" > ".join(o)) for o in sorted(_values(runs, lambda r: r.ordering))))
+    strat = pd.DataFrame([{"strategy": rec.strategy_name, "params": _js(rec.params)} for _, rec in runs])
     if len(strat):
         strat = strat.drop_duplicates().sort_values(["strategy", "params"])
         lines.append("- Strategies and hyperparameters: " + "; ".join(
             f"{md(s)} {md_code(p)}" for s, p in zip(strat["strategy"], strat["params"])))
-    lines.append("- Seeds: " + ", ".join(map(str, sorted({c["seed"] for c in cfgs}))))
+    lines.append("- Seeds: " + ", ".join(map(str, sorted({rec.seed for _, rec in runs}))))
     for key, what in (("train", "Training settings"), ("data", "Data settings")):
-        vals = _values(runs, lambda r: r["config"].get(key))
+        vals = _values(runs, lambda r: r.config.get(key))
         if vals:
             lines.append(f"- {what}: " + "; ".join(md_code(_js(v)) for v in vals))
-    envs = [rec.get("env") or {} for _, rec in runs]
+    envs = [rec.env if isinstance(rec.env, dict) else {} for _, rec in runs]
     soft = {}
     for e in envs:
         packages = e.get("packages") if isinstance(e.get("packages"), dict) else {}  # older records lack it
@@ -90,17 +89,17 @@ def _utc(text) -> datetime.datetime | None:
         return None
 
 
-def time_lines(runs: list[tuple[str, dict]]) -> list[str]:
+def time_lines(runs: list[tuple[str, Records]]) -> list[str]:
     """Compute time (the runs' own times summed) apart from wall time (the span from the first
     run's start to the last run's end, from the records' UTC `started`/`finished`): runs trained in
     parallel (--jobs) overlap, so the sum can exceed the wall time; runs trained in several
     invocations leave gaps, so the span can exceed it."""
-    walls = [float(rec["wall_s"]) for _, rec in runs if isinstance(rec.get("wall_s"), (int, float))]
+    walls = [rec.wall_s for _, rec in runs if rec.wall_s is not None]
     if not walls:
         return ["- Compute time: not recorded", "- Wall time: not recorded"]
     lines = [f"- Compute time: {sum(walls):.0f} s, the sum over {len(walls)} runs "
              f"(per run {min(walls):.0f} to {max(walls):.0f} s)"]
-    spans = [(_utc(rec.get("started")), _utc(rec.get("finished"))) for _, rec in runs]
+    spans = [(_utc(rec.started), _utc(rec.finished)) for _, rec in runs]
     spans = [(a, b) for a, b in spans if a and b]
     if spans:
         wall = (max(b for _, b in spans) - min(a for a, _ in spans)).total_seconds()
@@ -113,7 +112,7 @@ def time_lines(runs: list[tuple[str, dict]]) -> list[str]:
     return lines
 
 
-def code_lines(runs: list[tuple[str, dict]]) -> list[str]:
+def code_lines(runs: list[tuple[str, Records]]) -> list[str]:
     """Which runs were trained by other code than this checkout's (evaluation/storage/code_version.py)."""
     from ..storage.code_version import stale_runs
 
@@ -127,7 +126,7 @@ def code_lines(runs: list[tuple[str, dict]]) -> list[str]:
         lines.append(f"- Code: the {len(runs) - unknown} run(s) with a code fingerprint match this checkout")
     if unknown:
         lines.append(f"- Code: {unknown} run(s) recorded no code fingerprint (trained before runs recorded one)")
-    rescored = [(rid, rec["rescored"]) for rid, rec in runs if isinstance(rec.get("rescored"), dict)]
+    rescored = [(rid, rec.rescored) for rid, rec in runs if isinstance(rec.rescored, dict)]
     if rescored:  # experiment/rescore.py: scored from another run's kept weights, not trained
         lines.append(f"- Rescored: {len(rescored)} run(s) were scored from the kept weights of a run that trained the "
                      "same way on another suite (`--rescore`), not trained: "
@@ -209,7 +208,7 @@ def plots_section(experiment_dir: Path, plots: list[Path]) -> list[str]:
     return lines
 
 
-def build_report(experiment_dir: Path, runs: list[tuple[str, dict]], df: pd.DataFrame,
+def build_report(experiment_dir: Path, runs: list[tuple[str, Records]], df: pd.DataFrame,
                  plots: list[Path] | None = None) -> str:
     from .tables import render
 
@@ -257,7 +256,7 @@ def with_contents(lines: list[str]) -> list[str]:
     return lines[:first] + toc + lines[first:]
 
 
-def write_report(experiment_dir: Path, runs: list[tuple[str, dict]], df: pd.DataFrame,
+def write_report(experiment_dir: Path, runs: list[tuple[str, Records]], df: pd.DataFrame,
                  plots: list[Path] | None = None) -> Path:
     path = Path(experiment_dir) / "report.md"
     atomic_write_text(path, build_report(experiment_dir, runs, df, plots))

@@ -30,6 +30,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from . import metrics as M  # noqa: E402
+from ..storage.records import Records  # noqa: E402
 from .evidence import run_figures  # noqa: E402
 from .noise import MIN_SEEDS_PER_GROUP, fmt_diff, natural_key, seeds_needed, seeds_needed_unpaired  # noqa: E402
 from .optional import optional_output  # noqa: E402
@@ -38,17 +39,17 @@ from .plots import _save  # noqa: E402
 from .plots_drift import group_drift, last_tap  # noqa: E402
 
 
-def _figs(rec: dict) -> dict:
+def _figs(rec: Records) -> dict:
     f = run_figures(rec)
-    R = np.asarray(rec["R"], dtype=float)
+    R = np.asarray(rec.R, dtype=float)
     f["FWT"], f["BWT"] = M.fwt(R), M.bwt(R)
-    f["drift_last"] = (float(group_drift(rec, len(rec["ordering"]), "held-out")[last_tap(rec)])
-                       if isinstance(rec.get("drift"), dict) and rec["drift"].get("ldifs") else math.nan)
+    f["drift_last"] = (float(group_drift(rec, len(rec.ordering), "held-out")[last_tap(rec)])
+                       if rec.drift is not None and rec.drift.get("ldifs") else math.nan)
     return f
 
 
-def _key(rec: dict) -> tuple:
-    return tuple(rec["ordering"]), rec["config"]["seed"]
+def _key(rec: Records) -> tuple:
+    return tuple(rec.ordering), rec.seed
 
 
 def _ci_text(xs, scale: float = 100.0, digits: int = 1) -> str:
@@ -76,7 +77,7 @@ def _groups(runs, name: str, param: str) -> dict:
     """{value of `param` (JSON text): {(ordering, seed): figures}} over the runs of strategy `name`."""
     out: dict = {}
     for _, rec in runs:
-        s = rec["config"]["strategy"]
+        s = rec.config_strategy
         if s["name"] == name and param in s:
             value = s[param] if isinstance(s[param], str) else json.dumps(s[param])  # "last", [0, 1, 2], 30.0
             out.setdefault(value, {})[_key(rec)] = _figs(rec)
@@ -84,7 +85,7 @@ def _groups(runs, name: str, param: str) -> dict:
 
 
 def _base(runs, name: str = "ft") -> dict:
-    return {_key(rec): _figs(rec) for _, rec in runs if rec["config"]["strategy"]["name"] == name}
+    return {_key(rec): _figs(rec) for _, rec in runs if rec.strategy_name == name}
 
 
 def _paired(a: dict, b: dict, fig: str) -> list[float]:
@@ -221,9 +222,9 @@ def layers_section(runs, folder: Path) -> list[str]:
 def orderings_section(runs, folder: Path) -> list[str]:
     by: dict = {}
     for _, rec in runs:
-        s = rec["config"]["strategy"]
+        s = rec.config_strategy
         label = s["name"] + "".join(f" {k}={v}" for k, v in sorted(s.items()) if k == "lam")
-        by.setdefault(label, {}).setdefault(">".join(rec["ordering"]), []).append(_figs(rec))
+        by.setdefault(label, {}).setdefault(">".join(rec.ordering), []).append(_figs(rec))
     by = {k: v for k, v in by.items() if len(v) >= 2}
     if not by:
         return []
@@ -292,7 +293,7 @@ def _ordering_verdict(k: str, samples: list[list[float]], names: list[str], sd: 
     return head + f"; ANOVA p = {p:.3f}: within noise" + hint + "."
 
 
-def study_sections(experiment_dir: Path, runs: list[tuple[str, dict]]) -> list[str]:
+def study_sections(experiment_dir: Path, runs: list[tuple[str, Records]]) -> list[str]:
     """The sections of the studies the runs make (each optional: a failure is one warning line)."""
     folder = Path(experiment_dir) / "plots"
     folder.mkdir(parents=True, exist_ok=True)
@@ -303,7 +304,7 @@ def study_sections(experiment_dir: Path, runs: list[tuple[str, dict]]) -> list[s
     return lines
 
 
-def analysis_sections(experiment_dir: Path, runs: list[tuple[str, dict]], plots: list[Path] | None = None) -> list[str]:
+def analysis_sections(experiment_dir: Path, runs: list[tuple[str, Records]], plots: list[Path] | None = None) -> list[str]:
     """report.md's analysis sections: feature drift (evaluation/reporting/plots_drift.py), then the studies."""
     from .plots_drift import drift_section
 

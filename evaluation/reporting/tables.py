@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from . import metrics as M
+from ..storage.records import Records
 from benchmark.files import atomic_write_text
 from benchmark.text import markdown, terminal
 
@@ -170,24 +171,24 @@ def to_latex(t: Table) -> str:
 
 # ---------------------------------------------------------------- building the tables from runs
 
-def first_step(runs: list[tuple[str, dict]]) -> pd.DataFrame:
+def first_step(runs: list[tuple[str, Records]]) -> pd.DataFrame:
     """One row per (fine-tuning dataset, method, seed) with step 1's accuracies and deltas: `acc` the trained
     head's, `acc_ref` the reference's (leaderboard.reference_accuracy) and `ref` which that is (LP or ZS).
 
     Runs that share the first task, method and seed did the same first fine-tuning; the first of
     them (by run id) stands for all, so that a seed is counted once."""
-    from .leaderboard import head_init_of, method_names, params_of, params_text, reference_accuracy
+    from .leaderboard import method_names, params_text, reference_accuracy
 
     names = method_names(runs)
     rows = []
     for rid, rec in sorted(runs, key=lambda r: r[0]):
-        suite, ZS, ft = rec["suite"], rec.get("ZS"), rec["ordering"][0]
-        dlp = M.deltas(rec["LP"])[1]
+        suite, ZS, ft = rec.suite, rec.ZS, rec.ordering[0]
+        dlp = M.deltas(rec.LP)[1]
         dzs = M.deltas(ZS)[1] if ZS else [math.nan] * len(suite)
-        row = {"ft": ft, "strategy": rec["config"]["strategy"]["name"], "label": names[rid],
-               "params": params_text(params_of(rec)), "seed": rec["config"]["seed"], "run_id": rid,
-               "acc": float(rec["R"][1][0]), "acc_ref": reference_accuracy(rec, 1, ft),
-               "ref": "ZS" if head_init_of(rec) == "zs" and ZS else "LP"}
+        row = {"ft": ft, "strategy": rec.strategy_name, "label": names[rid],
+               "params": params_text(rec.params), "seed": rec.seed, "run_id": rid,
+               "acc": float(rec.R[1][0]), "acc_ref": reference_accuracy(rec, 1, ft),
+               "ref": "ZS" if rec.head_init == "zs" and ZS else "LP"}
         row.update({f"dLP|{d}": float(v) for d, v in zip(suite, dlp)})
         row.update({f"dZS|{d}": float(v) for d, v in zip(suite, dzs)})
         rows.append(row)
@@ -211,13 +212,13 @@ def ref_note(df: pd.DataFrame, escape=str) -> str:
     return REF_NOTE.format(lp=", ".join(by["LP"]) or "none here", zs=", ".join(by["ZS"]) or "none here")
 
 
-def single_task_tables(runs: list[tuple[str, dict]]) -> list[Table]:
+def single_task_tables(runs: list[tuple[str, Records]]) -> list[Table]:
     df = first_step(runs)
     if not len(df):
         return []
-    suite = list(dict.fromkeys(d for _, rec in runs for d in rec["suite"]))
+    suite = list(dict.fromkeys(d for _, rec in runs for d in rec.suite))
     methods = list(dict.fromkeys(sorted(df["label"])))
-    has_zs = any(rec.get("ZS") for _, rec in runs)
+    has_zs = any(rec.ZS for _, rec in runs)
     cols = SINGLE_COLS if has_zs else SINGLE_COLS[:3]
     main, details = [], []
     for ft in sorted(df["ft"].unique()):
@@ -270,14 +271,14 @@ def continual_tables(df: pd.DataFrame) -> list[Table]:
     return out
 
 
-def all_tables(runs: list[tuple[str, dict]], df: pd.DataFrame | None = None) -> tuple[list[Table], list[Table]]:
+def all_tables(runs: list[tuple[str, Records]], df: pd.DataFrame | None = None) -> tuple[list[Table], list[Table]]:
     from .leaderboard import leaderboard_from
 
     df = leaderboard_from(runs) if df is None else df
     return single_task_tables(runs), continual_tables(df)
 
 
-def render(runs: list[tuple[str, dict]], df: pd.DataFrame | None = None) -> tuple[str, str]:
+def render(runs: list[tuple[str, Records]], df: pd.DataFrame | None = None) -> tuple[str, str]:
     """(Markdown, LaTeX) of every paper table."""
     single, continual = all_tables(runs, df)
     md, tex = [], ["% Paper tables (booktabs). Regenerate: python -m evaluation.reporting.tables <experiment dir>", ""]
@@ -295,7 +296,7 @@ def render(runs: list[tuple[str, dict]], df: pd.DataFrame | None = None) -> tupl
     return "\n".join(md), "\n".join(tex)
 
 
-def write_tables(experiment_dir: Path, runs: list[tuple[str, dict]] | None = None) -> tuple[Path, Path]:
+def write_tables(experiment_dir: Path, runs: list[tuple[str, Records]] | None = None) -> tuple[Path, Path]:
     from .leaderboard import load_runs
 
     experiment_dir = Path(experiment_dir)

@@ -20,6 +20,7 @@ import functools
 import hashlib
 import re
 from pathlib import Path
+from .records import Records
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_SOURCES = ("benchmark", "strategies/base.py", "strategies/__init__.py", "evaluation/scoring/evaluator.py",
@@ -73,16 +74,16 @@ def what_changed(recorded, current: dict[str, str]) -> str:
     return " and ".join(out)
 
 
-def stale_runs(runs: list[tuple[str, dict]], root: Path = ROOT) -> tuple[list[tuple[str, str]], int]:
+def stale_runs(runs: list[tuple[str, Records]], root: Path = ROOT) -> tuple[list[tuple[str, str]], int]:
     """([(run id, what changed)] of runs trained by code that differs from the checkout's, number of
     runs that recorded no fingerprint)."""
     stale, unknown, current = [], 0, {}
     for rid, rec in runs:
-        code = rec.get("code")
-        if not isinstance(code, dict):
+        code = rec.code
+        if code is None:
             unknown += 1
             continue
-        name = rec["config"]["strategy"]["name"]
+        name = rec.strategy_name
         if name not in current:  # each strategy's file read once
             current[name] = fingerprint(name, root)
         changed = what_changed(code, current[name])

@@ -23,57 +23,16 @@ from typing import Any
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from benchmark import strict_yaml
 from benchmark.text import VALUE_RULE_TEXT, terminal, value_problem
 from benchmark.files import FILE_MODE, atomic_write_text, stranded_temp_files
 
+from .identity import id_of
+
 RECORDS, CONFIG, DONE, LOCK = "records.json", "config.json", "done", "lock"
-# Keys of a run's config that change how it executes but not what it computes: kept in config.json,
-# left out of the run id. (`threads` is not here: on the CPU the thread count changes the floating-point
-# reductions and so the records; it is part of a run's identity.)
-EXECUTION_KEYS = ("device",)
-# Settings of the `data` section that say where files are, not what is computed: moving the data
-# folder or the cache must not rename (and so retrain) every run.
-DATA_LOCATION_KEYS = ("root", "download", "cache_dir")
-
-
-def hashed_config(config: dict[str, Any]) -> dict[str, Any]:
-    """The part of a run's config that determines its results (what its id hashes)."""
-    out = {k: v for k, v in config.items() if k != "run_id" and k not in EXECUTION_KEYS}
-    if isinstance(out.get("data"), dict):
-        out["data"] = {k: v for k, v in out["data"].items() if k not in DATA_LOCATION_KEYS}
-    return out
-
-
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = json.dumps(v, sort_keys=True, default=str)
-    return out
-
-
-def settings_of(runs: list[tuple[str, dict]], ignore: tuple[str, ...] = ()) -> list[str]:
-    """Per run, the result-determining settings outside strategy, ordering and seed (train, data, model,
-    suite, threads, ...) in which the runs of this collection differ: 'train.lr=0.01', or '' where all
-    agree. Runs that differ in any of them are never pooled as seeds of one row. `ignore`: flattened keys
-    left out (train.head_init, which a method's label already says)."""
-    flat = [{k: v for k, v in _flat({k: v for k, v in hashed_config(rec["config"]).items()
-                                     if k not in ("strategy", "ordering", "seed")}).items() if k not in ignore}
-            for _, rec in runs]
-    keys = sorted({k for f in flat for k in f})
-    varying = [k for k in keys if len({f.get(k) for f in flat}) > 1]
-    return [",".join(f"{k}={f.get(k, 'unset')}" for k in varying) for f in flat]
-
-
-def run_id(hashed: dict[str, Any]) -> str:
-    """A stable id: the hash of the run's result-determining config, keys sorted."""
-    blob = json.dumps(hashed, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+# A run's identity (what its id hashes, execution-only keys, legacy values): evaluation/storage/identity.py.
 
 
 def clean_stale(experiment_dir: Path) -> list[Path]:
@@ -174,10 +133,10 @@ class RunLock:
 
 
 # ----------------------------------------------------------------------------------------------
-# The record file's schema, and what makes a run done.
+# The record file's schema (what readers get: `load_records` returns a `Records`), and what makes a run done.
 
 
-class _Penalty(BaseModel):
+class Penalty(BaseModel):
     """One penalty term over one task's mini-batches (strategies.base.PenaltyReporter); a diverged
     term (nan, inf) is kept as it is: it says what happened, and must not make the run unreadable."""
     model_config = ConfigDict(extra="allow", allow_inf_nan=True, strict=True)
@@ -192,23 +151,27 @@ class _Penalty(BaseModel):
 _Seconds = Annotated[float, Field(ge=0)]  # a time: finite and never negative
 
 
-class _Step(BaseModel):
+class Step(BaseModel):
+    """One step of a run: step 0 is the pre-trained model, step k the model after the k-th task."""
     model_config = ConfigDict(extra="allow", allow_inf_nan=False, strict=True)
 
     step: Annotated[int, Field(ge=0)] | None = None
     after: str | None = None
     train_s: _Seconds | None = None
     eval_s: _Seconds | None = None
-    penalties: dict[str, _Penalty] | None = None  # optional: strategies with penalty terms
+    penalties: dict[str, Penalty] | None = None  # optional: strategies with penalty terms
+    loss: Any = None  # the mean training loss of each epoch of the task (a diverged one is kept as it is)
 
 
 _UTC = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
 
 
-class _Records(BaseModel):
-    """Types are strict ("complete": "yes" is not true, "0.5" is not a number), times are never negative,
-    string hyperparameters are plain (benchmark.text.VALUE_RULE); every string of the file is printable
-    (checked in check_records). Names may hold any printable text: every output escapes them."""
+class Records(BaseModel):
+    """A run's records file, as readers use it (`load_records`). Types are strict ("complete": "yes" is not
+    true, "0.5" is not a number), times are never negative, string hyperparameters are plain
+    (benchmark.text.VALUE_RULE); every string of the file is printable (checked in check_records). Names
+    may hold any printable text: every output escapes them. The config stays the mapping the run was
+    planned with (evaluation/storage/identity.py; its id is the hash of it); the properties below read it."""
     model_config = ConfigDict(extra="allow", allow_inf_nan=False, strict=True)
 
     run_id: Annotated[str, Field(pattern=r"^[0-9a-f]{12}$")]
@@ -225,8 +188,53 @@ class _Records(BaseModel):
     # {"sample": n, "taps": [L names], "ldifs": [T+1][D][L], "cka": [T+1][D][L] (null where undefined)}
     drift: dict[str, Any] | None = None
     complete: bool
-    steps: list[_Step] = []
+    steps: list[Step] = []
     code: dict[str, str] | None = None  # evaluation/storage/code_version.py: optional (older runs lack it)
+    env: Any = None  # the machine and library versions a run was made with (experiment/runner.py)
+    rescored: Any = None  # {"from": run id, ...}: scored from another run's kept weights (experiment/rescore.py)
+    _as_written: dict[str, Any] | None = PrivateAttr(default=None)
+
+    # What readers of a run need from its config (check_fields in evaluation/reporting/leaderboard.py makes
+    # sure that strategy.name and seed are there before a record reaches them).
+    @property
+    def config_strategy(self) -> dict[str, Any]:
+        """The strategy section of the config: {"name": ..., **hyperparameters}."""
+        return self.config["strategy"]
+
+    @property
+    def strategy_name(self) -> str:
+        return self.config["strategy"]["name"]
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The strategy's hyperparameters (its config section without the name)."""
+        return {k: v for k, v in self.config["strategy"].items() if k != "name"}
+
+    @property
+    def seed(self) -> int:
+        return self.config["seed"]
+
+    @property
+    def train(self) -> dict[str, Any]:
+        """The config's train section ({} where absent)."""
+        return self.config.get("train") or {}
+
+    @property
+    def head_init(self) -> str:
+        """The run's head initialisation (train.head_init; "lp", the setting's default, where absent)."""
+        return str(self.train.get("head_init", "lp"))
+
+    def as_written(self) -> dict[str, Any]:
+        """The record file as parsed JSON (numbers and key order as written), for copying parts of it
+        unchanged into another record (a rescored run's steps); {} for records not read from a file."""
+        return self._as_written or {}
+
+    @classmethod
+    def from_json(cls, parsed: Any) -> "Records":
+        """Records from a parsed record file, validated; ValueError (pydantic's) when they do not fit."""
+        rec = cls.model_validate(parsed)
+        rec._as_written = parsed
+        return rec
 
     @model_validator(mode="after")
     def _shapes(self):
@@ -296,14 +304,14 @@ def check_records(rec: Any, folder_name: str | None = None) -> str | None:
     if unprintable is not None:
         return f"records do not match the schema ({unprintable}: a string with control characters)"
     try:
-        r = _Records.model_validate(rec)
+        r = Records.model_validate(rec)
     except ValidationError as e:
         err = e.errors()[0]
         where = terminal(".".join(str(x) for x in err["loc"])[:120])  # keys come from the file: shown, not obeyed
         return f"records do not match the schema ({where + ': ' if where else ''}{err['msg']})"
     if not r.complete:
         return "records are marked incomplete"
-    expected = run_id(hashed_config(r.config))
+    expected = id_of(r.config)
     if r.run_id != expected:
         return f"its config hashes to {expected}, not to the run id {r.run_id} it claims"
     if folder_name is not None and folder_name != r.run_id:
@@ -361,8 +369,10 @@ def unmark_done(run_dir: Path) -> None:
     (Path(run_dir) / DONE).unlink(missing_ok=True)
 
 
-def load_records(run_dir: Path) -> dict[str, Any]:
-    return strict_yaml.load_json_file(Path(run_dir) / RECORDS)
+def load_records(run_dir: Path) -> Records:
+    """A run's records, read and validated (ValueError when they do not fit the schema, OSError when the
+    file cannot be read): readers use the typed fields from here on."""
+    return Records.from_json(strict_yaml.load_json_file(Path(run_dir) / RECORDS))
 
 
 def run_dirs(experiment_dir: Path) -> list[Path]:

@@ -23,7 +23,7 @@ ROOT = HERE.parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from evaluation.storage.records import EXECUTION_KEYS, hashed_config, run_id  # noqa: E402
+from evaluation.storage.identity import EXECUTION_KEYS, hashed_config, run_id  # noqa: E402
 
 SAMPLE = HERE / "sample_experiment"
 GOLDEN = HERE / "sample_experiment_golden"

@@ -59,7 +59,7 @@ def test_kill_9_at_several_points_then_resume_gives_the_uninterrupted_records(fi
     want, got = _runs(finished), _runs(exp)
     assert sorted(got) == ["ft"]
     a, b = load_records(want["ft"]), load_records(got["ft"])
-    assert a["run_id"] == b["run_id"] and (a["R"], a["LP"], a["ZS"]) == (b["R"], b["LP"], b["ZS"])
+    assert a.run_id == b.run_id and (a.R, a.LP, a.ZS) == (b.R, b.LP, b.ZS)
     assert _stray(exp) == []
     lb_a = pd.read_csv(finished / "leaderboard.csv", keep_default_na=False)
     pd.testing.assert_frame_equal(lb_a[lb_a["strategy"] == "ft"].reset_index(drop=True),

@@ -12,7 +12,7 @@ import pytest
 
 from experiment import cli
 import strategies
-from evaluation.storage.records import run_id
+from evaluation.storage.identity import run_id
 
 
 def test_a_list_on_a_scalar_hyperparameter_is_a_grid_of_runs():

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from evaluation.reporting.collect import collect, main as collect_main
-from evaluation.storage.records import hashed_config, run_id
+from evaluation.storage.identity import hashed_config, run_id
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 SAMPLE = DATA / "sample_experiment"

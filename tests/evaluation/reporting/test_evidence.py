@@ -5,11 +5,12 @@ import pytest
 
 from evaluation.reporting.evidence import (evidence, evidence_all, format_evidence, group_labels, heldout, per_group, per_seed,
                                  run_figures, select, task_gain)
+from evaluation.storage.records import Records
 
 
 def rec(strategy, seed, R, LP, ZS=None, ordering=("a", "b"), suite=("a", "b", "c", "d")):
-    return {"R": R, "LP": LP, "ZS": ZS, "ordering": list(ordering), "suite": list(suite),
-            "config": {"strategy": {"name": strategy}, "seed": seed}}
+    return Records.model_construct(R=R, LP=LP, ZS=ZS, ordering=list(ordering), suite=list(suite),
+                                   config={"strategy": {"name": strategy}, "seed": seed})
 
 
 def test_task_gain_is_the_mean_diagonal_step_over_the_head_init():
@@ -122,7 +123,7 @@ def _grid_runs():
         for seed, (g, d) in enumerate(zip(gains, dlps)):
             r = rec(name, seed, [[0.5], [0.5 + g]], [[0.5, 0.8], [0.5 + g, 0.8 + d]], ordering=("a",), suite=("a", "c"))
             if lam is not None:  # every hyperparameter, as a run config holds them; only lam varies
-                r["config"]["strategy"].update(lam=lam, anchor="previous", layers="reference")
+                r.config_strategy.update(lam=lam, anchor="previous", layers="reference")
             out.append(r)
     return out
 
@@ -165,7 +166,7 @@ def test_every_group_against_the_base_paired_by_seed():
     assert [e["protector"] for e in evs] == ["ldifs:lam=10.0", "ldifs:lam=100.0"]
     assert [e["protection"]["mean"] for e in evs] == pytest.approx([0.01, 0.05])
     # pairing: a seed the base lacks is left out of the differences
-    runs = [r for r in _grid_runs() if not (r["config"]["strategy"]["name"] == "ft" and r["config"]["seed"] == 2)]
+    runs = [r for r in _grid_runs() if not (r.strategy_name == "ft" and r.seed == 2)]
     ev = evidence(runs, protector="ldifs:lam=100")
     assert ev["paired_seeds"] == [0, 1] and ev["protection"]["mean"] == pytest.approx(0.04)
 
@@ -173,8 +174,8 @@ def test_every_group_against_the_base_paired_by_seed():
 def test_single_ldifs_setting_keeps_the_plain_name_and_old_keys():
     runs = _runs([0.10, 0.12, 0.14], [-0.05, -0.04, -0.06], [0.11, 0.12, 0.13], [-0.01, -0.01, -0.01])
     for r in runs:
-        if r["config"]["strategy"]["name"] == "ldifs":
-            r["config"]["strategy"]["lam"] = 100.0
+        if r.strategy_name == "ldifs":
+            r.config_strategy["lam"] = 100.0
     ev = evidence(runs)
     assert ev["protector"] == "ldifs" and ev["ldifs_gain"] == ev["protector_gain"]
     assert ev["protection"]["mean"] == pytest.approx(0.04)
@@ -185,8 +186,8 @@ def _write_experiment(folder, runs):
 
     suite = {"a": "mnist", "c": "textures"}  # real names: the CLI reads chance levels from the catalog
     for k, r in enumerate(runs):
-        r = {**r, "suite": [suite[d] for d in r["suite"]], "ordering": [suite[d] for d in r["ordering"]],
-             "complete": True, "wall_s": 1.0}
+        r = {**r.model_dump(exclude_unset=True), "suite": [suite[d] for d in r.suite],
+             "ordering": [suite[d] for d in r.ordering], "complete": True, "wall_s": 1.0, "run_id": f"{k:012x}"}
         d = folder / "runs" / f"run{k:02d}"
         d.mkdir(parents=True)
         (d / "records.json").write_text(json.dumps(r))

@@ -8,6 +8,8 @@ import math
 import pandas as pd
 import pytest
 
+from evaluation.storage.records import Records
+
 from conftest import TINY
 
 
@@ -83,9 +85,9 @@ def test_matrices_average_seeds_with_their_interval():
     from evaluation.reporting.heatmaps import colour_scale, grid, matrices
 
     def rec(seed, lp1):
-        return {"config": {"strategy": {"name": "ft"}, "train": {"head_init": "zs"}, "seed": seed},
-                "ordering": ["a"], "suite": ["a", "b"], "R": [[0.5], [0.9]],
-                "LP": [[0.5, 0.6], lp1], "ZS": [[0.4, 0.4], [0.6, 0.2]]}
+        return Records.model_construct(config={"strategy": {"name": "ft"}, "train": {"head_init": "zs"}, "seed": seed},
+                                       ordering=["a"], suite=["a", "b"], R=[[0.5], [0.9]],
+                                       LP=[[0.5, 0.6], lp1], ZS=[[0.4, 0.4], [0.6, 0.2]])
 
     m = matrices([("r0", rec(0, [0.9, 0.5])), ("r1", rec(1, [0.7, 0.3]))])
     rows, cols, a = grid(m, "ZS-init-CE", "dLP")
@@ -101,7 +103,8 @@ def test_drift_plots_keep_the_two_head_inits_of_a_strategy_apart():
     from evaluation.reporting.plots_drift import strategy_label, with_drift
 
     def rec(init):
-        return {"config": {"strategy": {"name": "ft"}, "train": {"head_init": init}}, "drift": {"ldifs": [[[0.0]]]}}
+        return Records.model_construct(config={"strategy": {"name": "ft"}, "train": {"head_init": init}},
+                                       drift={"ldifs": [[[0.0]]]})
 
     both = with_drift([("r0", rec("lp")), ("r1", rec("zs"))])
     assert [strategy_label(r) for _, r in both] == ["ft (LP-init)", "ft (ZS-init)"]
@@ -112,9 +115,9 @@ def test_matrix_rows_follow_the_suite_so_the_diagonal_is_one():
     from evaluation.reporting.heatmaps import grid, matrices
 
     def rec(first):  # suite [b, a], not alphabetical: rows and columns keep its order
-        return {"config": {"strategy": {"name": "ft"}, "train": {"head_init": "lp"}, "seed": 0},
-                "ordering": [first], "suite": ["b", "a"], "R": [[0.5], [0.9]],
-                "LP": [[0.5, 0.5], [0.6, 0.4] if first == "b" else [0.3, 0.7]]}
+        return Records.model_construct(config={"strategy": {"name": "ft"}, "train": {"head_init": "lp"}, "seed": 0},
+                                       ordering=[first], suite=["b", "a"], R=[[0.5], [0.9]],
+                                       LP=[[0.5, 0.5], [0.6, 0.4] if first == "b" else [0.3, 0.7]])
 
     rows, cols, a = grid(matrices([("r0", rec("a")), ("r1", rec("b"))]), "LP-init-CE", "dLP")
     assert rows == cols == ["b", "a"] and a.ravel().tolist() == pytest.approx([0.1, -0.1, -0.2, 0.2])

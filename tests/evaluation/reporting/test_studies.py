@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from evaluation.reporting.studies import analysis_sections, lambda_section, layers_section, orderings_section
+from evaluation.storage.records import Records
 
 
 def _rec(strategy, seed, gain, dlp, ordering=("a", "b")):
@@ -17,7 +18,7 @@ def _rec(strategy, seed, gain, dlp, ordering=("a", "b")):
     suite = ordering + ["h"]
     LP = [[0.5] * len(suite) for _ in range(len(ordering) + 1)]
     LP[-1][-1] = 0.5 + dlp
-    return {"config": {"strategy": strategy, "seed": seed}, "ordering": ordering, "suite": suite, "R": R, "LP": LP}
+    return Records.model_construct(config={"strategy": strategy, "seed": seed}, ordering=ordering, suite=suite, R=R, LP=LP)
 
 
 def test_lambda_section_by_hand(tmp_path):

@@ -11,7 +11,8 @@ from torch import nn
 
 from benchmark.models import ldifs_distance, ldifs_layer_distance
 from evaluation.scoring.drift import DriftMeter, layer_drift, linear_cka, sample_indices, tap_features
-from evaluation.storage.records import check_records, hashed_config, run_id
+from evaluation.storage.identity import hashed_config, run_id
+from evaluation.storage.records import Records, check_records
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -176,12 +177,13 @@ def test_pearson_ci_by_hand():
 def _run(strategy, seed, held_last, dlp):
     """A two-task run on suite [a, b, h] (h held out), taps [stem, blocks.0, embedding]."""
     z = [[0.0, 0.0, 0.0]] * 3
-    return {"config": {"strategy": strategy, "seed": seed}, "ordering": ["a", "b"], "suite": ["a", "b", "h"],
-            "LP": [[0.5, 0.5, 0.6], [0.6, 0.5, 0.6], [0.6, 0.7, 0.6 + dlp]],
-            "drift": {"sample": 4, "taps": ["stem", "blocks.0", "embedding"],
-                      "ldifs": [z, [[0.1, 0.2, 0.3], [0.0, 0.1, 0.1], [0.0, held_last / 2, 0.5]],
-                                [[0.2, 0.4, 0.6], [0.1, 0.3, 0.5], [0.0, held_last, 0.7]]],
-                      "cka": [[[1.0] * 3] * 3] * 3}}
+    return Records.model_construct(
+        config={"strategy": strategy, "seed": seed}, ordering=["a", "b"], suite=["a", "b", "h"],
+        LP=[[0.5, 0.5, 0.6], [0.6, 0.5, 0.6], [0.6, 0.7, 0.6 + dlp]],
+        drift={"sample": 4, "taps": ["stem", "blocks.0", "embedding"],
+               "ldifs": [z, [[0.1, 0.2, 0.3], [0.0, 0.1, 0.1], [0.0, held_last / 2, 0.5]],
+                         [[0.2, 0.4, 0.6], [0.1, 0.3, 0.5], [0.0, held_last, 0.7]]],
+               "cka": [[[1.0] * 3] * 3] * 3})
 
 
 def test_group_drift_and_heldout_dlp_by_hand():
@@ -210,7 +212,7 @@ def test_drift_section_and_plots(tmp_path):
     # ldifs - ft at blocks.0, paired by seed: -0.04 - 0.009 * seed -> mean -0.0535, x 1e3 = -53.5, beyond noise
     assert "| ldifs | 4 | 0 ± 0 | **-53.5 ± 18.5** | 0 ± 0 |" in text
     assert "Pearson's r = -" in text and "excludes 0: beyond noise" in text
-    assert drift_section(tmp_path, [("x", {k: v for k, v in runs[0][1].items() if k != "drift"})]) == []
+    assert drift_section(tmp_path, [("x", runs[0][1].model_copy(update={"drift": None}))]) == []
 
 
 def test_drift_memory_script_counts_every_feature_map(capsys):

@@ -72,7 +72,7 @@ def test_a_damaged_record_is_redone_and_equal_to_the_original(finished, tmp_path
     code, _, err, _ = run_main(["--strategies", "ft", "ldifs", "--out", str(tmp_path), *TINY], capsys)
     assert code == 0 and f"run {run.name}: " in err and "training it again" in err
     again = load_records(run)
-    assert (again["R"], again["LP"], again["ZS"]) == (original["R"], original["LP"], original["ZS"])
+    assert (again.R, again.LP, again.ZS) == (original.R, original.LP, original.ZS)
     assert sorted(pd.read_csv(exp / "leaderboard.csv")["strategy"]) == ["ft", "ldifs"]
 
 
@@ -100,7 +100,7 @@ def test_a_record_edited_after_its_done_marker_is_left_out_then_retrained_by_the
     assert code == 0 and "Traceback" not in err and f"run {run.name}: {why}; training it again" in err, err[-2000:]
     assert "is left out" not in err and check_run(run) is None  # (a plan warning about the tiny warm-up may stand)
     again = load_records(run)
-    assert (again["R"], again["LP"], again["ZS"]) == (original["R"], original["LP"], original["ZS"])
+    assert (again.R, again.LP, again.ZS) == (original.R, original.LP, original.ZS)
     assert sorted(pd.read_csv(exp / "leaderboard.csv")["strategy"]) == ["ft", "ldifs"]
 
 
@@ -241,11 +241,14 @@ def test_a_lock_that_is_a_link_is_never_written_or_deleted(tmp_path):
     assert (outside / "lock").read_text() == "precious\n" and (run / "lock").is_symlink()
 
 
-def _rec(lr: float, seed: int) -> dict:
+def _rec(lr: float, seed: int):
+    from evaluation.storage.records import Records
+
     cfg = {"strategy": {"name": "ft"}, "ordering": ["a", "b"], "seed": seed, "suite": ["a", "b"],
            "train": {"lr": lr, "epochs": 1}, "model": {"name": "m"}}
-    return {"config": cfg, "ordering": ["a", "b"], "suite": ["a", "b"], "R": [[0.1, 0.1], [0.5, 0.1], [0.4, 0.6]],
-            "LP": [[0.5, 0.5], [0.6, 0.5], [0.55, 0.6]], "ZS": None, "complete": True}
+    return Records.model_construct(config=cfg, ordering=["a", "b"], suite=["a", "b"],
+                                   R=[[0.1, 0.1], [0.5, 0.1], [0.4, 0.6]], LP=[[0.5, 0.5], [0.6, 0.5], [0.55, 0.6]],
+                                   ZS=None, complete=True)
 
 
 def test_runs_differing_in_a_setting_outside_the_strategy_are_not_pooled_as_seeds():

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from benchmark.text import latex, markdown, markdown_code, terminal
-from evaluation.storage.records import (CONFIG, DONE, RECORDS, check_records, check_run, hashed_config,
-                                        records_digest, run_id)
+from evaluation.storage.identity import hashed_config, run_id
+from evaluation.storage.records import CONFIG, DONE, RECORDS, check_records, check_run, records_digest
 from experiment import cli
 
 ROOT = Path(__file__).resolve().parents[3]
