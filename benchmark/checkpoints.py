@@ -16,26 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from typing import Annotated, Any
 
 import torch
 from avalanche.core import SupervisedPlugin
-from pydantic import BeforeValidator
 
-N_CHECKPOINTS = 100  # the reference saves every floor(S / 100) steps; its last index is 100
-
-
-def _checkpoint(v):
-    what = "'end', or the index 0..100 of the reference's checkpoints of each task (100: the last, near the end)"
-    if v == "end":
-        return v
-    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= N_CHECKPOINTS:
-        raise ValueError(f"input should be {what}")
-    return v
-
-
-# The `train` section's choice of the scored model (declared in training.TrainConfig with this type)
-Checkpoint = Annotated[Any, BeforeValidator(_checkpoint)]
+from .train_settings import N_CHECKPOINTS, Checkpoint  # noqa: F401 - declared with the train section
 
 
 def checkpoint_step(index: int, total_steps: int) -> int:

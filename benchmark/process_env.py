@@ -6,11 +6,16 @@ tests call these functions; a program that imports the packages as a library kee
   for a user whose home is not writable, and a file outside --out and the cache for everyone else). We
   read no Avalanche dataset, so `import_avalanche_quietly` imports that one module while HOME points at
   a packaged folder that already holds the file (benchmark/assets/avalanche_home/), then restores HOME.
+- The packaged text tower and its tokenizer (and an open_clip model whose text tower is a Hugging Face
+  one) load from disk, never from a hub: `hub_offline` turns Hugging Face's offline mode on while they
+  are built (the environment variables and huggingface_hub's own flag, which it reads at import), then
+  puts both back.
 - Matplotlib (imported by Avalanche and the plots) keeps its font cache under ~/.cache and ~/.config;
   `matplotlib_in_cache` points MPLCONFIGDIR at the cache's matplotlib/ folder, unless the user chose one.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
@@ -97,3 +102,29 @@ def prepare_command() -> None:
     """Both, in the order the command needs them (matplotlib's folder before anything imports it)."""
     matplotlib_in_cache()
     import_avalanche_quietly()
+
+
+_OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+@contextlib.contextmanager
+def hub_offline():
+    """Hugging Face's offline mode for the duration (unless the user set the variables: theirs stand),
+    then the environment and huggingface_hub's flag as they were."""
+    old_env = {k: os.environ.get(k) for k in _OFFLINE_VARIABLES}
+    for k in _OFFLINE_VARIABLES:
+        os.environ.setdefault(k, "1")
+    constants = sys.modules.get("huggingface_hub.constants")  # read once at its import: set it too
+    old_flag = getattr(constants, "HF_HUB_OFFLINE", None)
+    if constants is not None and old_env["HF_HUB_OFFLINE"] is None and old_env["TRANSFORMERS_OFFLINE"] is None:
+        constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        if constants is not None:
+            constants.HF_HUB_OFFLINE = old_flag
+        for k, v in old_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

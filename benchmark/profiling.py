@@ -87,3 +87,9 @@ def table(wall: float) -> str:
     lines.append(f"{'wall':<30} {wall:8.1f} 100.0%")
     lines.append(f"peak memory (resident) of this process: {peak_memory_bytes() / 2 ** 30:.2f} GiB")
     return "\n".join(lines)
+
+
+def duration(seconds: float) -> str:
+    """'2 min 05 s', or '42 s' under a minute."""
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m} min {s:02d} s" if m else f"{s} s"

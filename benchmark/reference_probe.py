@@ -25,28 +25,18 @@ with 500 images per dataset, it is faster and its records are what docs/expected
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BeforeValidator, Field
 
 from .probe import accuracy
-from .schema import PositiveInt, positive_grid
+from .train_settings import REFERENCE_LRS, REFERENCE_STEPS, ProbeKind, ProbeLR, ProbeSteps  # noqa: F401
 
-REFERENCE_LRS = (0.01, 0.05, 0.1, 0.5, 1.0)  # the reference's grid of AdamW learning rates
-REFERENCE_STEPS = 1000  # full-batch AdamW steps per fit
 REFERENCE_WEIGHT_DECAY = 0.01  # torch.optim.AdamW's default, which the reference keeps
 HEAD_VAL_FRACTION = 0.1  # the 90/10 split of a task's training split that chooses its head's rate
 PROBE_SEED = 0  # seeds each fit's initialisation (a private generator)
 
 
-# The probe's settings of the `train` section (declared in training.TrainConfig with these types):
-# probe: sklearn = L-BFGS on standardised features, C from probe_C (benchmark/probe.py; the micro
-# presets); reference = full-batch AdamW on L2-normalised features, lr from probe_lr, refitted (here).
-ProbeKind = Literal["sklearn", "reference"]
-ProbeLR = Annotated[Any, BeforeValidator(positive_grid("learning rate", at_most=100))]  # probe: reference only
-ProbeSteps = Annotated[PositiveInt, Field(le=100000)]  # probe: reference only
 
 
 def settings_of(train: dict) -> dict | None:

@@ -1,8 +1,8 @@
 """Building blocks of the validated configuration (pydantic): every section refuses unknown keys,
 non-finite numbers and values outside their range; `experiment.config` turns errors into one line.
 
-Sections live beside the code that uses them (`training.TrainConfig`; the top-level sections in
-`config.py`), so a layer declares its own settings and the config on top only assembles them.
+Sections live beside the code that uses them (`train_settings.TrainConfig`, `data/settings.py`; the
+top-level sections in experiment/schema.py), so a layer declares its own settings and the config on top only assembles them.
 """
 from __future__ import annotations
 

@@ -102,3 +102,15 @@ def mathtext(text: object) -> str:
     """`text` as a matplotlib label: `$` escaped so that it is never parsed as mathtext (an unbalanced
     or malformed formula stops the figure)."""
     return terminal(text).replace("$", r"\$")
+
+
+def did_you_mean(name: object, known: list[str]) -> str:
+    """'; did you mean X?' for the known name closest to `name` (difflib, then ignoring case), or ''."""
+    import difflib
+
+    text = str(name)
+    close = difflib.get_close_matches(text, known, n=1, cutoff=0.6)
+    if not close:
+        lower = {k.lower(): k for k in known}
+        close = [lower[c] for c in difflib.get_close_matches(text.lower(), list(lower), n=1, cutoff=0.6)]
+    return f"; did you mean {close[0]!r}?" if close and close[0] != text else ""

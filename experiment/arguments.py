@@ -1,6 +1,6 @@
 """run_benchmark.py's command line: its options, and how they map onto the configuration (a preset, then
-the options, then every --set, validated by experiment.config). Imports only argparse until a
-configuration is resolved, so that --help and option errors answer at once."""
+the options, then every --set: experiment.settings.merged; validated by experiment.config). Imports only
+argparse until a configuration is resolved, so that --help and option errors answer at once."""
 from __future__ import annotations
 
 import argparse
@@ -125,41 +125,9 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
 
 
 def resolve_config(args) -> dict:
-    from experiment import config as C
+    """The validated configuration: experiment.settings.merged (the preset, the options, every --set),
+    checked by experiment.config.validate."""
+    from experiment.config import validate
+    from experiment.settings import merged
 
-    cfg = C.load_preset(args.config)
-    if args.strategies:
-        cfg["strategies"] = args.strategies
-    if args.orderings:
-        cfg["orderings"] = args.orderings
-    if args.seeds is not None:
-        cfg["seeds"] = args.seeds
-    if args.suite:
-        cfg["suite"] = args.suite
-    if args.experiment is not None:
-        cfg["experiment"] = args.experiment
-    if args.epochs is not None:
-        cfg.setdefault("train", {})["epochs"] = args.epochs
-    if args.device:
-        cfg["device"] = args.device
-    if args.data_root:
-        cfg.setdefault("data", {})["root"] = args.data_root
-    if args.download:
-        cfg.setdefault("data", {})["download"] = True
-    if args.tensorboard:
-        cfg["tensorboard"] = True
-    if args.wandb:
-        cfg["wandb"] = True
-    if args.jobs is not None:
-        cfg["jobs"] = args.jobs
-    if args.numerics is not None:
-        cfg["numerics"] = args.numerics
-    if args.executor is not None:
-        cfg.setdefault("executor", {})["kind"] = args.executor
-    if args.ray_address is not None:
-        cfg.setdefault("executor", {})["address"] = args.ray_address
-    for s in args.set:
-        C.set_dotted(cfg, s)
-    if args.gpus is not None and args.gpus < 1:
-        raise C.ConfigError(f"--gpus {args.gpus}: give at least 1 GPU")
-    return C.validate(cfg)
+    return validate(merged(args))

@@ -13,20 +13,9 @@ import os
 import signal
 import sys
 import time
-import warnings
 from pathlib import Path
 
 T_START = time.perf_counter()  # the profile's start-up phase counts from here (reset by main())
-
-
-def _interrupted(signum, frame):
-    """The command's Ctrl-C: the first one stops it (KeyboardInterrupt: one line, exit 130); from then
-    on SIGINT is ignored, so that a second one, in the clean-up or while the interpreter exits, neither
-    kills the process by the signal nor prints a traceback."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    raise KeyboardInterrupt
-
-
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,154 +36,100 @@ def main(argv: list[str] | None = None) -> int:
             pass
         return 1
     except (MemoryError, ImportError, OSError) as e:
-        line = _memory_problem(e)
-        if line is None:
+        from experiment.startup import memory_problem
+
+        if memory_problem(e) is None:
             raise
-        print(f"error: {line}", file=sys.stderr)
+        print(f"error: {memory_problem(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: still this line and 130
         try:
-            if "--worker" not in (sys.argv if argv is None else argv):  # a helper's parent says it once
-                phase = getattr(sys.modules.get("experiment.interrupts"), "phase", None)  # None: Ctrl-C before
-                print(f"interrupted during {phase() if phase else 'start-up: nothing was written'}", file=sys.stderr)
+            phase = getattr(sys.modules.get("experiment.interrupts"), "phase", None)  # None: Ctrl-C before
+            print(f"interrupted during {phase() if phase else 'start-up: nothing was written'}", file=sys.stderr)
         finally:
             signal.signal(signal.SIGINT, previous)
         return 130
 
 
-def _memory_problem(e: BaseException) -> str | None:
-    """One line for memory that ran out (a MemoryError, or a library that could not be mapped under an
-    address-space limit, `ulimit -v`); None for any other error."""
-    import errno
-
-    text = " ".join(str(e).split())
-    if not (isinstance(e, MemoryError) or getattr(e, "errno", None) == errno.ENOMEM
-            or "failed to map segment" in text or "cannot allocate memory" in text.lower()):
-        return None
-    try:
-        import resource
-
-        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
-        limit = (f"the address-space limit (ulimit -v) is {soft / 2**30:.1f} GiB"
-                 if soft != resource.RLIM_INFINITY else "no address-space limit is set")
-    except (ImportError, OSError, ValueError):
-        limit = "the address-space limit is unknown"
-    what = f"loading a library ({text[:160]})" if isinstance(e, ImportError) else f"{type(e).__name__} {text[:160]}".strip()
-    return (f"out of memory: {what}; {limit}, and torch with its libraries maps several GiB: raise the limit "
-            "(ulimit -v unlimited) or free memory, then run again; nothing was written by this step")
-
-
 def _main(argv: list[str] | None) -> int:
     from experiment.arguments import build_parser  # argparse only: --help answers at once
-
-    command = argv is None  # this process is the command (not main() called inside another program)
 
     args = build_parser(__doc__).parse_args(argv)
     if args.study:
         args.config = f"study-{args.study}"
+    from experiment.checks import check_input
+    from experiment.listing import list_command
+    from experiment.settings import ConfigError, merged
+
     if args.list:  # before any heavy import: reads files only (no torch), answers in well under a second
-        return _list(args.config)
-    trains = not (args.worker or args.dry_run or args.collect_only or args.list)
+        return list_command(args.config)
+
+    try:  # every key, value and name on the command line and in the preset, before torch (experiment/checks.py)
+        settings = merged(args)
+        check_input(settings)
+    except ConfigError as e:
+        from benchmark.text import terminal
+
+        print(f"error: {terminal(e)}", file=sys.stderr)
+        return 2
+    trains = not (args.dry_run or args.collect_only)
     if trains:
         from experiment.numerics_reexec import numerics_hint, pin_numerics
 
-        # re-executes this process, or says why not
-        problem = pin_numerics(numerics_hint(args.numerics, args.set, args.config), as_command=argv is None)
+        problem = pin_numerics(numerics_hint(settings), as_command=argv is None)  # re-executes, or says why not
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             return 2
-    from experiment import interrupts
+    from experiment.startup import heavy_imports
 
-    # Avalanche imports qpsolvers for GEM-style strategies, which warns that no QP solver is installed.
-    warnings.filterwarnings("ignore", message="no QP solver found")
-    with interrupts.held(say=not args.worker, at_once=command):  # torch, Avalanche, numpy: not safe to interrupt
-        from benchmark.process_env import prepare_command
+    heavy_imports(at_once=argv is None)
+    args.argv = sys.argv[1:] if argv is None else list(argv)
+    from experiment.executors import for_command
 
-        prepare_command()  # nothing written outside --out and the cache (benchmark/process_env.py)
-        import experiment.executors.local  # noqa: F401
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args.argv = argv
-    executor = _executor(args, argv, trains)
+    executor = for_command(settings, args.argv, trains, rescore=args.rescore is not None)
     try:  # --jobs helpers start once the configuration is validated (in _checked_main)
         return _checked_main(args, executor)
     finally:
         executor.close()
 
 
-def _executor(args, argv: list[str], trains: bool):
-    """The executor this command trains with: a --jobs helper's side, the process executor, or local."""
-    from experiment.executors.local import LocalExecutor
-    from experiment.executors.processes import (HelperExecutor, ProcessExecutor, executor_hint, jobs_hint,
-                                               ray_address_hint, this_command)
-
-    if args.worker:
-        return HelperExecutor(args.worker)
-    if args.rescore is not None:  # scores in this process; no helper, no cluster
-        return LocalExecutor()
-    if trains and executor_hint(args.executor, args.set, args.config) == "ray":
-        from experiment.executors.ray import RayExecutor
-
-        # joined at once (overlapping our imports and pre-flight) at the address asked for; a validated
-        # address that differs from this early reading is reported by the executor
-        return RayExecutor(ray_address_hint(args.ray_address, args.set, args.config), early=True)
-    if trains:
-        hint = jobs_hint(args.jobs, args.set, args.config)
-        if hint > 1:
-            return ProcessExecutor(this_command(argv), hint)
-    return LocalExecutor()
-
-
 def _checked_main(args, executor) -> int:
-    # Scores come from evaluation/, after every task; Avalanche's own evaluator is left empty on purpose.
-    warnings.filterwarnings("ignore", message="No loggers specified")
-    # Imports are deferred so that --help and input errors answer at once.
     from benchmark.data.registry import DataError
+    from experiment.arguments import resolve_config
     from experiment.config import ConfigError
+    from experiment.guards import check_cache_writable, check_collectable, check_size, check_writable
     from strategies import SpecError
 
+    trains = not (args.dry_run or args.collect_only)
     try:
-        if args.list:
-            return _list(args.config)
-        from experiment.arguments import resolve_config
-
         try:
             cfg = resolve_config(args)
         except (ConfigError, SpecError, DataError) as e:
-            _say_skipped(args, str(e))
+            _say_skipped(str(e))
             raise
-        _say_skipped(args)
-        exp_dir = Path(args.out) / cfg["experiment"]
-        if args.collect_only and not (exp_dir / "runs").is_dir():
-            raise ConfigError(f"--collect-only: no experiment {cfg['experiment']!r} under {args.out} "
-                              f"(there: {', '.join(_experiments(args.out)) or 'none'}); run it first")
-        from experiment.guards import check_cache_writable, check_size, check_writable
-
+        _say_skipped()
+        if args.collect_only:
+            check_collectable(args.out, cfg["experiment"])
         if args.gpus is not None:
             cfg["gpus"] = args.gpus  # the wall-clock estimate of --dry-run and of the plan-size refusal
-        if trains_here(args):
+        if trains:
             check_size(cfg, args.yes)
         if not args.dry_run:
-            check_writable(args.out, cfg["experiment"], tensorboard=cfg["tensorboard"] and trains_here(args),
-                           wandb=cfg.get("wandb", False) and trains_here(args))
-        if trains_here(args):
+            check_writable(args.out, cfg["experiment"], tensorboard=cfg["tensorboard"] and trains,
+                           wandb=cfg.get("wandb", False) and trains)
+        if trains:
             check_cache_writable(cfg)
     except (ConfigError, SpecError, DataError) as e:
-        if not args.worker:  # a helper's inputs are its parent's, which reports them
-            from benchmark.text import terminal
+        from benchmark.text import terminal
 
-            print(f"error: {terminal(e)}", file=sys.stderr)  # one line, whatever the input held
+        print(f"error: {terminal(e)}", file=sys.stderr)  # one line, whatever the input held
         return 2
     executor.start(cfg["jobs"])  # --jobs helpers: only for a validated configuration, never more than it says
-    if args.quiet or args.worker:
-        log, bars = _DEVNULL, False
-    elif sys.stderr.isatty() and not args.verbose:
-        log, bars = _BarSafeStream(), True
-    else:
-        log, bars = sys.stderr, False
-    from experiment.driver import run_experiment
+    from experiment.driver import progress_log, run_experiment
     from experiment.dryrun import download_command
 
+    log, bars = progress_log(bool(args.quiet), args.verbose)
     try:
         if args.rescore is not None and not (args.dry_run or args.collect_only):
             from experiment.rescore import rescore_experiment
@@ -205,84 +140,44 @@ def _checked_main(args, executor) -> int:
                 print(f"error: {e}", file=sys.stderr)
                 return 2
         code = run_experiment(cfg, args.out, executor, dry_run=args.dry_run, collect_only=args.collect_only, log=log,
-                              bars=bars, worker=bool(args.worker), quiet=bool(args.quiet or args.worker),
-                              started=T_START, retrain_stale=args.retrain_stale, command=download_command(args.argv))
+                              bars=bars, quiet=bool(args.quiet), started=T_START, retrain_stale=args.retrain_stale,
+                              command=download_command(args.argv))
     except OSError as e:
+        from experiment import interrupts
         from experiment.guards import file_problem
 
         line = file_problem(e)
         if line is None:
             raise
-        from experiment import interrupts
-
         print(f"error: {line}; during {interrupts.phase()}", file=sys.stderr)  # what it means for the results
         return 2
-    if code == 0 and not args.dry_run and not args.worker:
+    if code == 0 and not args.dry_run:
         from benchmark import profiling
 
         wall = time.perf_counter() - T_START
         if args.profile:
             print(profiling.table(wall), file=sys.stderr)
-        print(f"finished in {_duration(wall)} (peak memory {profiling.peak_memory_line(executor.processes)}): "
+        print(f"finished in {profiling.duration(wall)} (peak memory {profiling.peak_memory_line(executor.processes)}): "
               f"{Path(args.out) / cfg['experiment'] / 'report.md'}", file=sys.stderr)
     return code
 
 
-_DEVNULL = open(os.devnull, "w")  # where --quiet sends the progress log
-
-
-class _BarSafeStream:
-    """A stderr for log lines that writes above the progress bars instead of through them."""
-
-    def write(self, s: str) -> None:
-        from tqdm import tqdm
-
-        if s.strip():
-            tqdm.write(s.rstrip("\n"), file=sys.stderr)
-
-    def flush(self) -> None:
-        sys.stderr.flush()
-
-
-def _duration(seconds: float) -> str:
-    m, s = divmod(int(round(seconds)), 60)
-    return f"{m} min {s:02d} s" if m else f"{s} s"
-
-
-def _experiments(out: Path) -> list[str]:
-    out = Path(out)
-    return sorted(p.name for p in out.iterdir() if (p / "runs").is_dir()) if out.is_dir() else []
-
-
-def _say_skipped(args, error: str = "") -> None:
-    """Once per command (not in --jobs helpers): the strategy files the registry skipped, one line each
-    (but the one an error line already names). Said only where the registry was read (validating the
-    strategies reads it)."""
+def _say_skipped(error: str = "") -> None:
+    """Once per command: the strategy files the registry skipped, one line each (but the one an error line
+    already names). Said only where the registry was read (validating the strategies reads it)."""
     import strategies
-
-    if args.worker or not strategies._loaded:
-        return
     from benchmark.text import terminal
 
-    for line in strategies.skipped():
+    for line in strategies.skipped() if strategies._loaded else []:
         if line.split(" ", 1)[0] not in error:
             print(f"warning: {terminal(line)}", file=sys.stderr)
 
 
-def trains_here(args) -> bool:
-    return not (args.worker or args.dry_run or args.collect_only)
-
-
-def _list(config: str) -> int:
-    from experiment.listing import list_command  # reads files only: no torch
-
-    return list_command(config)
-
-
 def entry() -> None:
     """The `cfbench` console command (and `python run_benchmark.py`, `python -m experiment.cli`)."""
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where SIGINT was ignored
-        signal.signal(signal.SIGINT, _interrupted)                      # (nohup, a background job)
+    from experiment import interrupts
+
+    interrupts.install_sigint()  # not where SIGINT was ignored (nohup, a background job)
     try:
         sys.exit(main())
     except KeyboardInterrupt:  # a Ctrl-C between main()'s return and here (main's handler said the line)

@@ -5,6 +5,7 @@ results folder happens here and in the executors.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -171,3 +172,29 @@ def _count_start_up(started: float | None) -> None:
         return
     timed = sum(s for s, _ in profiling.snapshot().values())
     profiling.add("start-up (imports, config)", time.perf_counter() - started - timed)
+
+
+def progress_log(quiet: bool, verbose: bool) -> tuple[TextIO, bool]:
+    """Where the progress log goes and whether progress bars are drawn: nowhere (--quiet, a helper);
+    above the bars on a terminal; plain lines on stderr with -v, on a pipe or in CI."""
+    if quiet:
+        return _DEVNULL, False
+    if sys.stderr.isatty() and not verbose:
+        return _BarSafeStream(), True
+    return sys.stderr, False
+
+
+_DEVNULL = open(os.devnull, "w")  # where --quiet sends the progress log
+
+
+class _BarSafeStream:
+    """A stderr for log lines that writes above the progress bars instead of through them."""
+
+    def write(self, s: str) -> None:
+        from tqdm import tqdm
+
+        if s.strip():
+            tqdm.write(s.rstrip("\n"), file=sys.stderr)
+
+    def flush(self) -> None:
+        sys.stderr.flush()

@@ -55,6 +55,17 @@ def check_writable(out: Path, experiment: str | None = None, tensorboard: bool =
                                  "make it writable (or a folder), or choose another --out"))
 
 
+def check_collectable(out: Path, experiment: str) -> None:
+    """--collect-only: the experiment must have been run under `out` (its runs/ folder exists)."""
+    from .config import ConfigError
+
+    if (Path(out) / experiment / "runs").is_dir():
+        return
+    there = sorted(p.name for p in Path(out).iterdir() if (p / "runs").is_dir()) if Path(out).is_dir() else []
+    raise ConfigError(f"--collect-only: no experiment {experiment!r} under {out} "
+                      f"(there: {', '.join(there) or 'none'}); run it first")
+
+
 def check_cache_writable(cfg: dict) -> None:
     """Fail before any training if the caches cannot be written: the cache folder (CFBENCH_CACHE, else
     XDG_CACHE_HOME/cfbench, else ~/.cache/cfbench; made if missing), and data.cache_dir where set.

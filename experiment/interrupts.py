@@ -15,6 +15,22 @@ START_UP = "start-up: nothing was written"
 _phase = START_UP
 
 
+def on_sigint(signum, frame):
+    """The command's Ctrl-C (installed by experiment.cli.entry and experiment.helper.entry): the first one
+    stops it (KeyboardInterrupt: one line, exit 130); from then on SIGINT is ignored, so that a second
+    one, in the clean-up or while the interpreter exits, neither kills the process by the signal nor
+    prints a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def install_sigint() -> None:
+    """`on_sigint` as the SIGINT handler, unless SIGINT was ignored when the process started (nohup, a
+    background job)."""
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, on_sigint)
+
+
 def set_phase(text: str) -> None:
     global _phase
     _phase = text

@@ -11,15 +11,13 @@ def list_command(config: str) -> int:
     and the strategy specs the preset `config` runs (its model-dependent choices, e.g. ldifs's lam).
     A strategy file that cannot be used is named in one warning line; a preset whose strategy sections
     have the wrong shape is refused in one line (exit 2), as every other command refuses it."""
-    import json
-
     from benchmark import strict_yaml
     from benchmark.text import terminal
+    from benchmark.data.registry import known_datasets
     from experiment.presets import preset_path, presets
     from strategies.catalog import catalog, describe
 
-    root = Path(__file__).resolve().parents[1]
-    datasets = sorted(json.loads((root / "benchmark" / "assets" / "datasets.json").read_text(encoding="utf-8")))
+    datasets = known_datasets()
     path = preset_path(config)
     try:
         cfg = strict_yaml.load_file(path) or {}

@@ -8,7 +8,7 @@ import sys
 
 from benchmark import numerics
 
-from .presets import early_setting
+from .settings import lookup
 
 
 def numerics_problem(setting: str) -> str | None:
@@ -20,11 +20,11 @@ def numerics_problem(setting: str) -> str | None:
             "a command (it re-executes itself with them), or set them beforehand")
 
 
-def numerics_hint(option: str | None, sets: list[str], config: str) -> str:
-    """The `numerics` setting asked for, read as the configuration will be (the last --set numerics=,
-    else --numerics, else the config's), before it is validated and before torch is imported. Validation
-    checks the value; the pre-flight refuses to train if the environment does not match it."""
-    return str(early_setting("numerics", option, sets, config, "native"))
+def numerics_hint(settings: dict) -> str:
+    """The `numerics` setting asked for, looked up in experiment.settings.early (the configuration the
+    command line gives, before it is validated and before torch is imported). Validation checks the
+    value; the pre-flight refuses to train if the environment does not match it."""
+    return str(lookup(settings, "numerics", "native"))
 
 
 def pin_numerics(setting: str, as_command: bool) -> str | None:

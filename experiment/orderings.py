@@ -19,6 +19,8 @@ import math
 import random
 from typing import Any, Sequence
 
+from benchmark.text import did_you_mean
+
 # Every ordering is one run per strategy and seed; 120 = all orderings of 5 datasets.
 MAX_ORDERINGS = 120
 SYNTAX = "a,b,c | perm:a,b,c | random:K | random:K:a,b,c | reverse"
@@ -34,7 +36,7 @@ def _names(text_or_list: Any, known: Sequence[str], where: str) -> list[str]:
     bad = [d for d in o if d not in known]
     if bad:
         raise OrderingError(f"unknown dataset {', '.join(map(repr, bad))} in ordering {where}; "
-                            f"available: {', '.join(known)}")
+                            f"available: {', '.join(known)}" + did_you_mean(bad[0], known))
     if not o or len(set(o)) != len(o):
         raise OrderingError(f"ordering {where!r} must name at least one dataset, each at most once")
     return o
@@ -101,7 +103,8 @@ def expand_orderings(items: Sequence[Any], known: Sequence[str], seed: int = 0) 
             elif kind == "random":
                 produced = _random(spec, known, seed)
             else:
-                raise OrderingError(f"unknown ordering expression {item!r}; allowed: {SYNTAX}")
+                raise OrderingError(f"unknown ordering expression {item!r}; allowed: {SYNTAX}"
+                                    + did_you_mean(kind, ["perm", "random"]))
         else:
             produced = [_names(item, known, item if isinstance(item, str) else ",".join(map(str, item)))]
         for o in produced:

