@@ -100,7 +100,8 @@ class Resources:
         return self._data[key]
 
     def zero_shot(self, name: str, fm: FoundationModel, d: TaskData) -> torch.Tensor:
-        key = repr((id(fm), name, torch.get_num_threads()))  # the thread count can change the floats
+        # the thread count can change the floats; data.max_templates the prompts
+        key = repr((id(fm), name, torch.get_num_threads(), tuple(d.templates)))
         if key not in self._zs:
             with phase("zero-shot text embeddings"):
                 self._zs[key] = fm.class_embeddings(d.classnames, d.templates).cpu()

@@ -27,6 +27,9 @@ Hence one process (`--jobs 1`): helpers would be new processes with the checks o
 
 Exit status: 0 when everything ran and was written; 1 when a run or an output is missing; 2 on bad
 input (one line).
+
+Longer than 300 lines because it is one command's whole path (options, data and reference set, the
+cfbench command line, the checks of every output): split, each part would be a module of one caller.
 """
 from __future__ import annotations
 
@@ -69,15 +72,24 @@ def parse_args(argv: list[str] | None):
     ap.add_argument("--classes", type=int, default=10,
                     help="datasets with more classes than this get one training image a class (default 10)")
     ap.add_argument("--image-size", type=int, default=32, help="input size of the model (default 32: one patch)")
-    ap.add_argument("--batch-size", type=int, default=16, help="training batch size (default 16: 2-3 steps a task)")
-    ap.add_argument("--probe-steps", type=int, default=30, help="steps of each reference probe fit (default 30)")
-    ap.add_argument("--drift", type=int, default=4, help="test images per dataset for feature drift (default 4)")
+    ap.add_argument("--batch-size", type=int, default=32, help="training batch size (default 32: 1-3 steps a task)")
+    ap.add_argument("--iterations", type=int, default=2,
+                    help="steps a task for presets that count steps, not epochs (MTIL's train.iterations; default 2)")
+    ap.add_argument("--probe-steps", type=int, default=10, help="steps of each reference probe fit (default 10)")
+    ap.add_argument("--templates", type=int, default=2,
+                    help="prompt templates a dataset for the zero-shot heads, the registry's first ones "
+                         "(data.max_templates; default 2; 0: all)")
+    ap.add_argument("--drift", type=int, default=2, help="test images per dataset for feature drift (default 2; 0: none)")
     ap.add_argument("--threads", type=int, help="CPU threads (default: the preset's; 0 is all cores)")
+    ap.add_argument("--profile", action="store_true", help="print where the runs' time went (cfbench --profile)")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress lines from the runs")
     args = ap.parse_args(argv)
-    for key in ("images_per_class", "classes", "image_size", "batch_size", "probe_steps"):
+    for key in ("images_per_class", "classes", "image_size", "batch_size", "iterations", "probe_steps"):
         if getattr(args, key) < 1:
             raise RehearsalError(f"--{key.replace('_', '-')} {getattr(args, key)}: give a positive number")
+    for key in ("templates", "drift"):
+        if getattr(args, key) < 0:
+            raise RehearsalError(f"--{key} {getattr(args, key)}: give 0 or a positive number")
     return args
 
 
@@ -121,10 +133,28 @@ def model_overrides(model: dict) -> list[str]:
     return sets
 
 
-def write_data(root: Path, suite: list[str], args) -> dict[str, int]:
-    """Every dataset of the suite under `root` in its real format; {dataset: images written}."""
+def _last_class_kept(name: str, k: int, per_class: int, dcfg: dict) -> bool:
+    """Whether the training part of `name` still holds its highest label when the preset carves a validation
+    part out of a train split of `per_class` images for each of `k` classes (a head is sized by the highest
+    label its training split holds: CIFAR100 with one image a class loses class 99 to seed 0's 10%)."""
+    from benchmark.data import entry
+    from benchmark.data.splits import train_val_split
+
+    e = entry(name, (dcfg.get("variants") or {}).get(name))
+    fraction = dcfg.get("val_fraction", 0.1)
+    if e.get("val") != "from_train" or not fraction or "fixed_split" in e:
+        return True
+    tr, _ = train_val_split(k * per_class, fraction, dcfg.get("val_cap", 20000))
+    return bool(len(tr)) and int(tr.max()) // per_class == k - 1
+
+
+def write_data(root: Path, suite: list[str], args, val: int = 1, dcfg: dict | None = None) -> dict[str, int]:
+    """Every dataset of the suite under `root` in its real format; {dataset: images written}. `val`: validation
+    images a class where the format has a validation split (0 when the preset reads none: MTIL's
+    val_fraction 0, so Caltech101's and EuroSAT's pools hold train and test images only)."""
     from benchmark.data import is_micro, writers
 
+    dcfg = dcfg or {}
     if root.exists():
         if not (root / MARKER).exists():
             raise RehearsalError(f"{root} exists and was not written by a rehearsal; give another --out")
@@ -139,11 +169,41 @@ def write_data(root: Path, suite: list[str], args) -> dict[str, int]:
             raise RehearsalError(f"dataset {name} has no writer in benchmark/data/writers.py (WRITERS); add one")
         # Every class gets images, as in the real data: Avalanche sizes a task's head by the labels its
         # training split holds, so a class without images would give a head smaller than the zero-shot one.
-        many = writers.n_classes_written(name, writers.Tiny()) > args.classes
-        tiny = writers.Tiny(per_class={"train": 1 if many else args.images_per_class, "val": 1, "test": 1})
+        k = writers.n_classes_written(name, writers.Tiny())
+        train = 1 if k > args.classes else args.images_per_class
+        while not _last_class_kept(name, k, train, dcfg) and train < 4:
+            train += 1  # the validation part carved from the train split took the last class's only images
+        tiny = writers.Tiny(per_class={"train": train, "val": val, "test": 1})
         w = writers.write(name, root, tiny)
         counts[name] = sum(len(v) for v in w.labels.values())
     return counts
+
+
+def write_references(root: Path, argv: list[str]) -> list[str]:
+    """The reference sets that the planned strategies read from files (zscl's ImageNet folder and captions
+    file), under `root`, and any on-disk dataset they name that the suite does not hold; what was written."""
+    from benchmark.data import is_micro, writers
+    from experiment.arguments import build_parser, resolve_config
+    from experiment.config import ConfigError
+
+    try:
+        cfg = resolve_config(build_parser().parse_args(argv))
+    except ConfigError as e:
+        raise RehearsalError(str(e)) from None
+    wrote: list[str] = []
+    for s in cfg["strategies"]:
+        if "ref_images" not in s or "ref_texts" not in s:
+            continue
+        wrote += [w for w in writers.write_reference_set(root, s["ref_images"], s["ref_texts"]) if w not in wrote]
+        for spec in (s["ref_images"], s["ref_texts"]):
+            name = spec.partition(":")[2] if spec.startswith("prompts:") else spec
+            if ":" in name or is_micro(name) or name in cfg["suite"] or name in wrote:
+                continue
+            if name not in writers.WRITERS:
+                raise RehearsalError(f"reference dataset {name} has no writer in benchmark/data/writers.py (WRITERS)")
+            writers.write(name, root, writers.Tiny(per_class={"train": 1, "val": 0, "test": 1}))
+            wrote.append(name)
+    return wrote
 
 
 def command_line(args, preset: dict) -> list[str]:
@@ -156,10 +216,16 @@ def command_line(args, preset: dict) -> list[str]:
         argv += ["--strategies", *args.strategies]
     if args.quiet:
         argv.append("--quiet")
+    if args.profile:
+        argv.append("--profile")
     sets = model_overrides(preset["model"]) + [
         f"model.image_size={args.image_size}", "train.epochs=1", f"train.batch_size={args.batch_size}",
         f"train.probe_steps={args.probe_steps}", "data.num_workers=0",
         f"data.cache_dir={args.out / 'cache'}", f"drift={args.drift}"]
+    if args.templates:
+        sets.append(f"data.max_templates={args.templates}")
+    if (preset.get("train") or {}).get("iterations") is not None:  # MTIL: a number of steps a task
+        sets.append(f"train.iterations={args.iterations}")
     if args.threads is not None:
         sets.append(f"threads={args.threads}")
     for s in sets:
@@ -183,9 +249,19 @@ def _has_heat_maps() -> bool:
     return importlib.util.find_spec("evaluation.reporting.heatmaps") is not None
 
 
+def _mtil_orderings(orderings: list) -> list[list[str]]:
+    """The orderings for which the collection writes ZSCL's MTIL table (mtil_tables.md)."""
+    try:
+        from evaluation.reporting.mtil_table import MIN_TASKS
+    except ImportError:  # a checkout without the MTIL table
+        return []
+    return [list(o) for o in orderings if len(o) >= MIN_TASKS]
+
+
 def check_outputs(argv: list[str]) -> tuple[list[str], list[str], Path]:
     """(problems, what was found, the experiment folder) for the plan of `argv`: every run done, the
-    collection's files written, every dataset and method of the plan in tables.md, a heat map per method."""
+    collection's files written, every dataset and method of the plan in tables.md, a heat map per method,
+    and ZSCL's MTIL table naming them for an ordering of five tasks or more."""
     from evaluation.storage.records import check_run
     from experiment.arguments import build_parser, resolve_config
     from experiment.config import plan
@@ -213,10 +289,25 @@ def check_outputs(argv: list[str]) -> tuple[list[str], list[str], Path]:
     heat = [p for p in plots if p.startswith("heatmap_")]
     if _has_heat_maps() and len(heat) != len(methods):
         problems.append(f"{len(heat)} heat maps (plots/heatmap_*.png) for {len(methods)} methods")
+    mtil = _mtil_orderings(cfg["orderings"])
+    if mtil:  # ZSCL's MTIL table (Transfer, Avg, Last per dataset) for every ordering of five tasks or more
+        text = (exp / "mtil_tables.md").read_text(encoding="utf-8") if (exp / "mtil_tables.md").is_file() else ""
+        # its rows: each method by the tables' name or, as the MTIL table labels them, its strategy's
+        names: dict[str, set[str]] = {}
+        for r in runs:
+            names.setdefault(method_of(r), {method_of(r)}).add(r["strategy"]["name"])
+        absent = [x for x in [*{d for o in mtil for d in o}, "Transfer", "Avg", "Last"] if x not in text]
+        absent += [m for m, ns in names.items() if not any(f"| {n} |" in text for n in ns)]
+        if not text:
+            problems.append(f"{exp / 'mtil_tables.md'} was not written ({len(mtil)} ordering(s) of five tasks or more)")
+        elif absent:
+            problems.append(f"mtil_tables.md names no {', '.join(sorted(absent))}")
     done = len(runs) - sum(1 for p in problems if p.startswith("run "))
     found = [f"{len(runs)} runs planned ({len(methods)} methods x {len(cfg['orderings'])} orderings, seed "
              f"{cfg['seeds'][0]}), {done} done", "methods: " + ", ".join(methods),
              f"{len(plots)} plots in {exp / 'plots'}, {len(heat)} of them heat maps"]
+    if mtil:
+        found.append(f"MTIL table of {len(mtil)} ordering(s) in {exp / 'mtil_tables.md'}")
     return problems, found, exp
 
 
@@ -231,13 +322,16 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as e:
             raise RehearsalError(str(e)) from None
         suite, _ = reduced(preset, args.datasets)
-        counts = write_data(args.out / "data", suite, args)
+        val = 0 if (preset.get("data") or {}).get("val_fraction", 0.1) == 0 else 1
+        counts = write_data(args.out / "data", suite, args, val, preset.get("data") or {})
         cli_argv = command_line(args, preset)
+        refs = write_references(args.out / "data", cli_argv)
     except RehearsalError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"rehearsal of {args.config}: wrote {sum(counts.values())} images of {len(counts)} datasets under "
-          f"{args.out / 'data'} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+          f"{args.out / 'data'}{' and the reference set ' + ', '.join(refs) if refs else ''} in "
+          f"{time.perf_counter() - t0:.1f} s", file=sys.stderr)
     print("cfbench " + " ".join(cli_argv), file=sys.stderr)
     from benchmark.data import writers
     from experiment.cli import main as cfbench

@@ -25,6 +25,9 @@ class DataSection(Section):
     # dataset -> one of its registry variants (other splits or class names; benchmark/data/variants.py),
     # e.g. {DTD: train, EuroSAT: folders}; a dataset not named keeps its default
     variants: Annotated[dict[str, str], AfterValidator(check_variants)] = {}
+    # at most this many prompt templates per dataset for the zero-shot heads, the registry's first ones
+    # (None: all of them). A cut for CPU rehearsals (scripts/rehearse_paper.py), not for results.
+    max_templates: PositiveInt | None = None
 
 
 def data_settings(dcfg: dict | None) -> dict:

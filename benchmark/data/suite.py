@@ -127,7 +127,7 @@ def load_task_data(name: str, size: int, mean, std, dcfg: dict | None = None) ->
         val=None if src["val"] is None else ImageSet(src["val"], eval_tf, fp("val")),
         test=ImageSet(src["test"], eval_tf, fp("test")),
         classnames=classnames_of(name, src["train"], variant),
-        templates=list(e["templates"]),
+        templates=list(e["templates"])[:d.get("max_templates")],
     )
 
 

@@ -15,7 +15,8 @@ split by split, and the class names it wrote, for tests to compare with what a r
 Nothing here is random unless the image maker is: the default one draws from a generator seeded
 with each image's number.
 
-Longer than 300 lines because it holds one writer per dataset format (ten of them, each short); split
+Longer than 300 lines because it holds one writer per dataset format (fifteen of them: the paper's ten and
+the five MTIL datasets it lacked, each short); split
 by format, every file would repeat the shared counter and image helpers for one function.
 """
 from __future__ import annotations
@@ -41,6 +42,11 @@ ImageMaker = Callable[[int, int], Image.Image]
 CARS_NAMES = ("AM General Hummer SUV 2000", "Acura RL Sedan 2012", "Audi R8 Coupe 2012",
               "Ram C/V Cargo Van Minivan 2012", "BMW M3 Coupe 2012")
 SUN397_NAMES = ("/a/abbey", "/b/bakery/shop", "/c/campus", "/b/beach", "/k/kitchen")
+# and of the MTIL datasets whose files name their classes: FGVC-Aircraft's variants.txt (with a '/' and a
+# space), Food-101's meta keys, Oxford-IIIT Pet's breeds (upper case: cats, species 1; lower case: dogs)
+AIRCRAFT_NAMES = ("707-320", "A300B4", "F-16A/B", "Cessna 172", "DHC-8-100")
+FOOD_NAMES = ("apple_pie", "baby_back_ribs", "baklava", "beef_carpaccio", "beignets")
+PET_NAMES = ("Abyssinian", "american_bulldog", "american_pit_bull_terrier", "basset_hound", "Bengal")
 
 
 def class_colour_image(size: tuple[int, int] = (20, 16)) -> ImageMaker:
@@ -280,6 +286,106 @@ def _sun397(root: Path, tiny: Tiny, out: _Counter) -> None:
     (base / "Partitions" / "Testing_01.txt").write_text("".join(f"{x}\n" for x in lists["test"]))
 
 
+# ---- the five MTIL datasets the paper suite lacked (ZSCL's benchmark), torchvision's readers ----------
+
+
+def _aircraft(root: Path, tiny: Tiny, out: _Counter) -> None:
+    """fgvc-aircraft-2013b/data/{variants.txt, images_variant_{train,test}.txt, images/<id>.jpg}: a list
+    line is '<7-digit image id> <variant name>' (names may hold spaces and '/')."""
+    names = list(tiny.names)[:_n_classes(tiny, len(tiny.names))]
+    out.written.classnames = names  # as torchvision reads variants.txt: one name a line
+    data = root / "fgvc-aircraft-2013b" / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "variants.txt").write_text("".join(f"{v}\n" for v in names))
+    for split in ("train", "test"):
+        lines = []
+        for y in _labels(split, tiny, len(names)):
+            image_id = f"{1_000_000 + out.n:07d}"
+            _save(out.image(split, y), data / "images" / f"{image_id}.jpg")
+            lines.append(f"{image_id} {names[y]}\n")
+        (data / f"images_variant_{split}.txt").write_text("".join(lines))
+
+
+# Caltech-101's 101 category folders (torchvision sorts them, uppercase first, and leaves out BACKGROUND_Google)
+CALTECH101_FOLDERS = tuple(sorted(
+    "accordion airplanes anchor ant barrel bass beaver binocular bonsai brain brontosaurus buddha butterfly camera "
+    "cannon car_side ceiling_fan cellphone chair chandelier cougar_body cougar_face crab crayfish crocodile "
+    "crocodile_head cup dalmatian dollar_bill dolphin dragonfly electric_guitar elephant emu euphonium ewer Faces "
+    "Faces_easy ferry flamingo flamingo_head garfield gerenuk gramophone grand_piano hawksbill headphone hedgehog "
+    "helicopter ibis inline_skate joshua_tree kangaroo ketch lamp laptop Leopards llama lobster lotus mandolin mayfly "
+    "menorah metronome minaret Motorbikes nautilus octopus okapi pagoda panda pigeon pizza platypus pyramid revolver "
+    "rhino rooster saxophone schooner scissors scorpion sea_horse snoopy soccer_ball stapler starfish stegosaurus "
+    "stop_sign strawberry sunflower tick trilobite umbrella watch water_lilly wheelchair wild_cat windsor_chair "
+    "wrench yin_yang".split()))
+
+
+def _caltech101(root: Path, tiny: Tiny, out: _Counter) -> None:
+    """caltech101/101_ObjectCategories/<folder>/image_NNNN.jpg for all 101 folders, plus BACKGROUND_Google
+    (never read). One pool (split `all`: the images of every split of `tiny`, class by class), which the
+    registry splits 80/20 as ZSCL does."""
+    base = root / "caltech101" / "101_ObjectCategories"
+    n = sum(tiny.per_class.values())
+    for label, c in enumerate(CALTECH101_FOLDERS):
+        for i in range(1, n + 1):
+            _save(out.image("all", label), base / c / f"image_{i:04d}.jpg")
+    _save(tiny.image(10**6, 0).convert("RGB"), base / "BACKGROUND_Google" / "image_0001.jpg")
+
+
+def _flowers(root: Path, tiny: Tiny, out: _Counter) -> None:
+    """flowers-102/{jpg/image_NNNNN.jpg, imagelabels.mat (labels 1..102, one per image), setid.mat (trnid,
+    valid, tstid: image numbers from 1)}."""
+    import scipy.io as sio
+
+    base = root / "flowers-102"
+    k = _n_classes(tiny, len(entry("Flowers")["classnames"]))
+    labels: list[int] = []
+    ids: dict[str, list[int]] = {}
+    for split, key in (("train", "trnid"), ("val", "valid"), ("test", "tstid")):
+        for y in _labels(split, tiny, k):
+            labels.append(y + 1)
+            ids.setdefault(key, []).append(len(labels))
+            _save(out.image(split, y), base / "jpg" / f"image_{len(labels):05d}.jpg")
+    sio.savemat(base / "imagelabels.mat", {"labels": np.array(labels, dtype=np.uint8).reshape(1, -1)})
+    sio.savemat(base / "setid.mat", {key: np.array(ids.get(key, []), dtype=np.uint16).reshape(1, -1)
+                                     for key in ("trnid", "valid", "tstid")})
+
+
+def _food(root: Path, tiny: Tiny, out: _Counter) -> None:
+    """food-101/{meta/train.json, meta/test.json: {class: ["class/id", ...]}, images/<class>/<id>.jpg}."""
+    import json
+
+    names = sorted(tiny.names)[:_n_classes(tiny, len(tiny.names))]  # torchvision sorts the classes
+    out.written.classnames = names
+    base = root / "food-101"
+    (base / "meta").mkdir(parents=True, exist_ok=True)
+    for split in ("train", "test"):
+        meta: dict[str, list[str]] = {c: [] for c in names}
+        for y in _labels(split, tiny, len(names)):
+            ident = f"{100_000 + out.n}"
+            _save(out.image(split, y), base / "images" / names[y] / f"{ident}.jpg")
+            meta[names[y]].append(f"{names[y]}/{ident}")
+        (base / "meta" / f"{split}.json").write_text(json.dumps(meta))
+
+
+def _oxford_pet(root: Path, tiny: Tiny, out: _Counter) -> None:
+    """oxford-iiit-pet/{images/<Breed>_<n>.jpg, annotations/{trainval,test}.txt}: a list line is
+    '<image id> <class id from 1> <species: 1 cat, 2 dog> <breed id>'; torchvision names a class by its
+    image ids' breed, title-cased, '_' as spaces."""
+    breeds = list(tiny.names)[:_n_classes(tiny, len(tiny.names))]
+    out.written.classnames = [" ".join(w.title() for w in b.split("_")) for b in breeds]
+    base = root / "oxford-iiit-pet"
+    (base / "annotations").mkdir(parents=True, exist_ok=True)
+    count = dict.fromkeys(breeds, 0)
+    for split, fname in (("train", "trainval"), ("test", "test")):
+        lines = []
+        for y in _labels(split, tiny, len(breeds)):
+            b = breeds[y]
+            count[b] += 1
+            _save(out.image(split, y), base / "images" / f"{b}_{count[b]}.jpg")
+            lines.append(f"{b}_{count[b]} {y + 1} {1 if b[0].isupper() else 2} {count[b]}\n")
+        (base / "annotations" / f"{fname}.txt").write_text("".join(lines))
+
+
 @dataclass(frozen=True)
 class Writer:
     """A dataset's writer. `every_class`: its reader finds the classes from folders or list files, so
@@ -293,13 +399,18 @@ class Writer:
 
 # dataset name -> its writer: one entry per dataset of the registry that lives on disk
 WRITERS: dict[str, Writer] = {
+    "Aircraft": Writer(_aircraft, names=AIRCRAFT_NAMES),
+    "Caltech101": Writer(_caltech101, every_class=True),
     "Cars": Writer(_cars, names=CARS_NAMES),
     "CIFAR10": Writer(lambda root, tiny, out: _cifar("CIFAR10", root, tiny, out)),
     "CIFAR100": Writer(lambda root, tiny, out: _cifar("CIFAR100", root, tiny, out)),
     "DTD": Writer(_dtd, every_class=True),
     "EuroSAT": Writer(_eurosat, every_class=True),
+    "Flowers": Writer(_flowers),
+    "Food": Writer(_food, names=FOOD_NAMES),
     "GTSRB": Writer(_gtsrb),
     "MNIST": Writer(_mnist),
+    "OxfordPet": Writer(_oxford_pet, names=PET_NAMES),
     "RESISC45": Writer(_resisc45, every_class=True),
     "SUN397": Writer(_sun397, names=SUN397_NAMES),
     "SVHN": Writer(_svhn),
@@ -324,16 +435,44 @@ def write(name: str, root: Path | str, tiny: Tiny | None = None) -> Written:
     return written
 
 
+def write_reference_set(root: Path | str, images: str, texts: str, tiny: Tiny | None = None) -> list[str]:
+    """The files of a distillation strategy's reference set (ZSCL's ImageNet images and Conceptual Captions;
+    benchmark/reference_set.py reads them), where its specs name files under `root`: `folder:<path>` gets
+    an ImageFolder of three classes (`tiny.per_class["train"]` JPEG images each), `captions:<file>` a
+    tab-separated file with a header and a `title` column, as ZSCL's gather_cc.py writes it. A spec naming
+    a registered dataset writes nothing here (write the dataset). Returns what it wrote, relative to root."""
+    root, tiny = Path(root), tiny or Tiny()
+    wrote = []
+    kind, _, rest = images.partition(":")
+    if kind == "folder" and rest:
+        folder = Path(rest) if Path(rest).is_absolute() else root / rest
+        for label, c in enumerate(("n01440764", "n01443537", "n01484850")):  # ImageNet's first synsets
+            for i in range(max(1, tiny.per_class.get("train", 1))):
+                _save(tiny.image(2 * 10**6 + 10 * label + i, label).convert("RGB"),
+                      folder / c / f"{c}_{i}.JPEG", "JPEG")
+        wrote.append(rest)
+    kind, _, rest = texts.partition(":")
+    if kind == "captions" and rest:
+        path = Path(rest) if Path(rest).is_absolute() else root / rest
+        path.parent.mkdir(parents=True, exist_ok=True)
+        captions = ["a dog runs along the beach", "the old town square at night", "a plate of pasta with basil",
+                    "aerial view of farmland", "a red car parked by the road", "a child reads a book"]
+        path.write_text("title\tfilepath\n" + "".join(f"{t}\t{i}.jpg\n" for i, t in enumerate(captions)),
+                        encoding="utf-8")
+        wrote.append(rest)
+    return wrote
+
+
 @contextlib.contextmanager
 def unchecked_torchvision_files() -> Iterator[None]:
-    """torchvision checks the MD5 of the real CIFAR and SVHN files; written files have other checksums,
+    """torchvision checks the MD5 of the real CIFAR, SVHN and Flowers102 files; written files have other checksums,
     so within this context the expected checksums are None (torchvision then checks that the files
     exist). Restored afterwards. For the written datasets only: never around real data."""
     import torchvision.datasets as tvd
 
     saved = [(tvd.CIFAR10, "train_list"), (tvd.CIFAR10, "test_list"), (tvd.CIFAR10, "meta"),
              (tvd.CIFAR100, "train_list"), (tvd.CIFAR100, "test_list"), (tvd.CIFAR100, "meta"),
-             (tvd.SVHN, "split_list")]
+             (tvd.SVHN, "split_list"), (tvd.Flowers102, "_file_dict")]
     before = [(cls, attr, cls.__dict__.get(attr, getattr(cls, attr)), attr in cls.__dict__) for cls, attr in saved]
     try:
         for cls in (tvd.CIFAR10, tvd.CIFAR100):
@@ -341,6 +480,7 @@ def unchecked_torchvision_files() -> Iterator[None]:
             cls.test_list = [[f, None] for f, _ in cls.test_list]
             cls.meta = {**cls.meta, "md5": None}
         tvd.SVHN.split_list = {k: [u, f, None] for k, (u, f, _) in tvd.SVHN.split_list.items()}
+        tvd.Flowers102._file_dict = {k: (f, None) for k, (f, _) in tvd.Flowers102._file_dict.items()}
         yield
     finally:
         for cls, attr, value, own in reversed(before):

@@ -63,6 +63,8 @@ LEGACY: tuple[LegacyRule, ...] = (
                "the sklearn probe was the only probe; its runs never read the reference probe's lr grid or steps"),
     LegacyRule("data", ("variants",), lambda s: not s.get("variants"),
                "no dataset variants: the suite's datasets as they were"),
+    LegacyRule("data", ("max_templates",), lambda s: s.get("max_templates") is None,
+               "every prompt template of the registry in the zero-shot heads"),
     LegacyRule("train", ("checkpoint",), lambda s: s.get("checkpoint", "end") == "end",
                "the model at the end of a task is the one scored"),
     LegacyRule("train", ("anchor_autocast",), lambda s: not s.get("anchor_autocast", False),

@@ -19,7 +19,7 @@ TINY = writers.Tiny(per_class={"train": 2, "val": 1, "test": 1}, classes=4)
 
 
 def test_every_paper_dataset_has_a_writer():
-    assert sorted(writers.WRITERS) == sorted(PAPER)
+    assert set(PAPER) <= set(writers.WRITERS)  # and the five MTIL datasets (tests/test_mtil_datasets.py)
 
 
 @pytest.fixture

@@ -32,6 +32,14 @@ def test_reduced_suites_keep_the_presets_orderings_within_them():
     assert rehearse.reduced(C.load_preset("paper-single"), ["SVHN", "MNIST"]) == (["MNIST", "SVHN"], [["MNIST"], ["SVHN"]])
 
 
+def test_a_train_split_keeps_its_last_class_when_a_validation_part_is_carved_from_it():
+    """seed 0's 10% of CIFAR100's 100 images (one a class) takes class 99's: its head would have 99 rows."""
+    d = C.load_preset("paper-single")["data"]
+    assert not rehearse._last_class_kept("CIFAR100", 100, 1, d) and rehearse._last_class_kept("CIFAR100", 100, 2, d)
+    assert rehearse._last_class_kept("GTSRB", 43, 1, d)
+    assert rehearse._last_class_kept("DTD", 47, 1, d)  # its own validation list (variant train: no carving)
+
+
 def test_random_weights_are_built_in_the_architecture_of_openais_weights():
     import open_clip
 
@@ -91,3 +99,30 @@ def test_a_reduced_rehearsal_runs_the_preset_end_to_end(tmp_path, capsys):
     assert (exp / "report.md").is_file() and list((exp / "plots").glob("*.png"))
     assert (tmp_path / "data" / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file()
     assert (tmp_path / "data" / "svhn" / "test_32x32.mat").is_file()
+
+
+def test_the_mtil_rehearsal_runs_zscl_on_five_tasks_and_writes_the_mtil_table(tmp_path, capsys):
+    """mtil-order1 reduced to five of its datasets (an MTIL-shaped ordering: the collection writes ZSCL's table)
+    with zscl, whose reference images and captions the rehearsal writes where the preset reads them."""
+    five = ["Aircraft", "Food", "OxfordPet", "Cars", "SUN397"]  # mtil-order1's order kept: Aircraft ... SUN397
+    code = rehearse.main(["--config", "mtil-order1", "--out", str(tmp_path), "--datasets", *five,
+                          "--strategies", "zscl", "--threads", "1", "--probe-steps", "5", "--templates", "1", "-q"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "1 runs planned (1 methods x 1 orderings, seed 0), 1 done" in err and "MTIL table of 1 ordering(s)" in err
+    exp = tmp_path / "mtil-order1"
+    (rec,) = [json.loads(p.read_text()) for p in (exp / "runs").glob("*/records.json")]
+    cfg, preset = rec["config"], C.validate(C.load_preset("mtil-order1"))
+    assert rec["complete"] and rec["ordering"] == five and len(rec["ZS"]) == 6  # step 0, then after each task
+    assert cfg["model"]["name"] == "ViT-B-16-quickgelu" and cfg["model"]["pretrained"] is None
+    assert cfg["strategy"]["name"] == "zscl" and cfg["strategy"]["ref_images"] == "folder:ImageNet/train"
+    assert cfg["train"]["iterations"] == 2 and cfg["data"]["max_templates"] == 1
+    assert {k: cfg["train"][k] for k in ("label_smoothing", "lr", "head_init", "weight_decay")} == \
+        {k: preset["train"][k] for k in ("label_smoothing", "lr", "head_init", "weight_decay")}
+    assert cfg["data"]["variants"] == preset["data"]["variants"]
+    table = (exp / "mtil_tables.md").read_text()
+    assert all(w in table for w in [*five, "Transfer", "Avg", "Last"])
+    assert table.count("| zscl |") == 3  # its row in each block (the MTIL table labels methods by strategy)
+    data = tmp_path / "data"
+    assert (data / "ImageNet" / "train").is_dir() and (data / "Validation_GCC-1.1.0-Validation_output.csv").is_file()
+    assert (data / "fgvc-aircraft-2013b" / "data" / "variants.txt").is_file()
