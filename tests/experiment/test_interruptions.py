@@ -207,8 +207,14 @@ def test_two_ctrl_c_during_start_up_exit_130_with_one_line(tmp_path):
     import signal
 
     out, cache = tmp_path / "out", tmp_path / "cache"
-    p = _start(["--out", str(out), "--strategies", "ft", *TINY], {"CFBENCH_CACHE": str(cache)})
-    time.sleep(1.0)  # inside the imports or the config check: start-up takes seconds
+    p = subprocess.Popen([sys.executable, "-c", _GATED, str(ROOT), "--out", str(out), "--strategies", "ft", *TINY],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                         start_new_session=True, env={**os.environ, "CFBENCH_CACHE": str(cache)})
+    seen = []
+    for line in p.stderr:  # inside the imports: wait for the event, not for a delay
+        seen.append(line)
+        if line.startswith("gate: importing torch"):
+            break
     t0 = time.perf_counter()
     os.killpg(p.pid, signal.SIGINT)
     time.sleep(0.3)
@@ -218,7 +224,7 @@ def test_two_ctrl_c_during_start_up_exit_130_with_one_line(tmp_path):
         pass
     _, err = p.communicate(timeout=120)
     assert p.returncode == 130, (p.returncode, err[-2000:])
-    assert err.strip().splitlines() == ["interrupted during start-up: nothing was written"], err[-2000:]
+    assert err.strip().splitlines() == ["interrupted during start-up: nothing was written"], "".join(seen) + err[-2000:]
     # nothing under --out; in the cache, at most whole entries (a model load the Ctrl-C came after)
     assert _no_traces(out) == [] and not [q for q in _no_traces(cache) if q.name.endswith(".tmp")]
     assert time.perf_counter() - t0 < 60  # generous: a no-hang bound on a loaded 2-core machine
