@@ -116,6 +116,24 @@ def run_main(argv, capsys) -> MainResult:
     return MainResult(code, out.out, out.err, time.perf_counter() - t0)
 
 
+def paths_under(folder: Path) -> list[Path]:
+    """Every path under `folder` (files and folders), sorted; [] where it does not exist."""
+    return sorted(folder.rglob("*")) if folder.exists() else []
+
+
+def files_under(*folders: Path) -> list[Path]:
+    """The files under the folders (temporary files, markers, records): a refused command leaves none."""
+    return [p for f in folders for p in paths_under(f) if p.is_file()]
+
+
+def stray_files(exp: Path) -> list[Path]:
+    """What an interrupted or finished process must not leave in an experiment: temporary files, run locks."""
+    from benchmark.files import TMP_SUFFIX
+    from evaluation.storage.records import LOCK
+
+    return [p for p in exp.rglob("*") if p.name.endswith(TMP_SUFFIX) or p.name == LOCK]
+
+
 TINY_VIT = {
     "embed_dim": 16,
     "vision_cfg": {"image_size": 32, "layers": 12, "width": 32, "head_width": 16, "patch_size": 8},

@@ -2,17 +2,12 @@
 traceback, nothing left on disk; the catalogue covers every class of mistake."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import yaml
 
 
-from conftest import ROOT, run_main
-
-
-def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+from conftest import ROOT, files_under, run_main
 
 
 # Whole files broken ("raw"), or the micro preset with one part broken ("patch").
@@ -139,5 +134,5 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(kind, argv, words, tmp_
     assert code == 2, err
     assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], err
     assert "Traceback" not in err
-    assert _files(out) == []  # nothing written, not even an empty experiment folder's files
+    assert files_under(out) == []  # nothing written, not even an empty experiment folder's files
     assert not (out / "micro").exists() and not (tmp_path.parent / "escape").exists()

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import pytest
 
 from benchmark import strict_yaml
-from conftest import run_main
+from conftest import paths_under, run_main
 
 BOUND_S = 20  # every case here answers within this (in-process: no interpreter start-up)
 
@@ -19,10 +18,6 @@ def _imported():
     """The heavy imports (torch, open_clip, Avalanche) once, so that the bounds time the cases themselves."""
     import benchmark.models  # noqa: F401
     import experiment.config  # noqa: F401
-
-
-def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*")) if folder.exists() else []
 
 
 def _alias_bomb() -> bytes:
@@ -101,7 +96,7 @@ def test_hostile_input_is_one_line_exit_2_quick_and_leaves_nothing(argv, words, 
     assert code == 2, err[-2000:]
     assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], err[-2000:]
     assert "Traceback" not in err and len(lines[0]) < 600
-    assert _files(out) == [] and took < BOUND_S
+    assert paths_under(out) == [] and took < BOUND_S
 
 
 def test_yaml_1_1_surprises_are_read_as_written():
@@ -145,7 +140,7 @@ def test_jobs_with_an_invalid_config_starts_no_helper(tmp_path, capsys, monkeypa
     monkeypatch.setattr(processes.subprocess, "Popen", lambda *a, **k: started.append(a) or 1 / 0)
     code, _, err, took = run_main(["--out", str(tmp_path / "o"), "--jobs", "12", "--set", "train.lr=-1"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and started == [] and took < BOUND_S
-    assert _files(tmp_path / "o") == []
+    assert paths_under(tmp_path / "o") == []
 
 
 def test_a_plan_too_large_to_start_says_its_size_and_estimated_time(tmp_path, capsys):
@@ -155,7 +150,7 @@ def test_a_plan_too_large_to_start_says_its_size_and_estimated_time(tmp_path, ca
     assert code == 2 and len(lines) == 1 and "Traceback" not in err, err[-2000:]
     assert lines[0].startswith("error: the plan has 600 runs (10 orderings x 10 strategies x 6 seeds), an estimated ")
     assert " h of wall time on 4 GPUs (" in lines[0] and " GPU-hours at 1320 training images/s)" in lines[0]
-    assert lines[0].endswith("add --yes to train them all") and _files(tmp_path) == [] and took < BOUND_S
+    assert lines[0].endswith("add --yes to train them all") and paths_under(tmp_path) == [] and took < BOUND_S
     # the figure is the dry run's
     from experiment import config as C
     from experiment.dryrun import estimate_phrase

@@ -15,9 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark.files import TMP_SUFFIX
-from evaluation.storage.records import LOCK, check_run, load_records
-from conftest import TINY, ROOT, run_main
+from evaluation.storage.records import check_run, load_records
+from conftest import TINY, ROOT, files_under, run_main, stray_files
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -33,10 +32,6 @@ def finished(tiny_experiment):
 
 def _runs(exp: Path) -> dict[str, Path]:
     return {json.loads((p / "config.json").read_text())["strategy"]["name"]: p for p in (exp / "runs").iterdir()}
-
-
-def _stray(exp: Path) -> list[Path]:
-    return [p for p in exp.rglob("*") if p.name.endswith(TMP_SUFFIX) or p.name == LOCK]
 
 
 def _forked(forked, args, out, env_extra=None):
@@ -60,7 +55,7 @@ def test_kill_9_at_several_points_then_resume_gives_the_uninterrupted_records(fi
     assert sorted(got) == ["ft"]
     a, b = load_records(want["ft"]), load_records(got["ft"])
     assert a.run_id == b.run_id and (a.R, a.LP, a.ZS) == (b.R, b.LP, b.ZS)
-    assert _stray(exp) == []
+    assert stray_files(exp) == []
     lb_a = pd.read_csv(finished / "leaderboard.csv", keep_default_na=False)
     pd.testing.assert_frame_equal(lb_a[lb_a["strategy"] == "ft"].reset_index(drop=True),
                                   pd.read_csv(exp / "leaderboard.csv", keep_default_na=False))
@@ -111,7 +106,7 @@ def test_two_processes_on_one_experiment_train_each_run_once(finished, tmp_path,
     trained = re.findall(r"done: run ([0-9a-f]{12}) \(", ea + eb)
     assert len(trained) == 2 and len(set(trained)) == 2, ea + eb  # two runs, each trained once
     exp = tmp_path / "micro"
-    assert len(pd.read_csv(exp / "leaderboard.csv")) == 2 and _stray(exp) == []
+    assert len(pd.read_csv(exp / "leaderboard.csv")) == 2 and stray_files(exp) == []
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -119,10 +114,6 @@ def _imported():
     """The heavy imports (torch, open_clip, Avalanche) once, so that the bounds time the cases themselves."""
     import benchmark.models  # noqa: F401
     import experiment.config  # noqa: F401
-
-
-def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*")) if folder.exists() else []
 
 
 def test_a_nan_run_is_named_recorded_failed_and_the_plan_goes_on(tmp_path, capsys, monkeypatch):
@@ -180,25 +171,6 @@ def test_a_helper_dies_with_its_parent(tmp_path):
     raise AssertionError("the helper outlived its parent")
 
 
-def _start(argv, env=None, preexec=None, cwd=ROOT, unset=(), python=sys.executable):
-    import signal
-    import subprocess
-
-    def child():
-        signal.signal(signal.SIGINT, signal.SIG_DFL)  # as in a terminal: a background job of bash ignores it
-        if preexec:
-            preexec()
-
-    return subprocess.Popen([python, str(ROOT / "run_benchmark.py"), *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=cwd, preexec_fn=child, start_new_session=True,
-                            env={k: v for k, v in {**os.environ, **(env or {})}.items() if k not in unset})
-
-
-def _no_traces(*folders: Path) -> list[Path]:
-    """Files under the folders (temporary files, markers, records): none may be left by a refused command."""
-    return [p for f in folders for p in _files(f) if p.is_file()]
-
-
 def test_two_ctrl_c_during_start_up_exit_130_with_one_line(tmp_path):
     """Ctrl-C twice (a terminal sends SIGINT to the whole process group), the second while the first is
     being handled: exit status 130 (not killed by the signal), the one line, nothing written. (Two sent
@@ -226,5 +198,5 @@ def test_two_ctrl_c_during_start_up_exit_130_with_one_line(tmp_path):
     assert p.returncode == 130, (p.returncode, err[-2000:])
     assert err.strip().splitlines() == ["interrupted during start-up: nothing was written"], "".join(seen) + err[-2000:]
     # nothing under --out; in the cache, at most whole entries (a model load the Ctrl-C came after)
-    assert _no_traces(out) == [] and not [q for q in _no_traces(cache) if q.name.endswith(".tmp")]
+    assert files_under(out) == [] and not [q for q in files_under(cache) if q.name.endswith(".tmp")]
     assert time.perf_counter() - t0 < 60  # generous: a no-hang bound on a loaded 2-core machine

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 
-from conftest import TINY, ROOT, run_main
+from conftest import TINY, ROOT, files_under, paths_under, run_main
 
 BOUND_S = 20  # every case here answers within this (in-process: no interpreter start-up)
 
@@ -21,10 +21,6 @@ def _imported():
     """The heavy imports (torch, open_clip, Avalanche) once, so that the bounds time the cases themselves."""
     import benchmark.models  # noqa: F401
     import experiment.config  # noqa: F401
-
-
-def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*")) if folder.exists() else []
 
 
 def test_a_file_where_the_experiment_folder_belongs_is_one_line(tmp_path, capsys):
@@ -68,11 +64,6 @@ def _start(argv, env=None, preexec=None, cwd=ROOT, unset=(), python=sys.executab
                             env={k: v for k, v in {**os.environ, **(env or {})}.items() if k not in unset})
 
 
-def _no_traces(*folders: Path) -> list[Path]:
-    """Files under the folders (temporary files, markers, records): none may be left by a refused command."""
-    return [p for f in folders for p in _files(f) if p.is_file()]
-
-
 def test_a_file_where_the_tensorboard_folder_belongs_is_one_line_before_training(tmp_path, capsys):
     (tmp_path / "micro").mkdir()
     (tmp_path / "micro" / "tensorboard").write_text("not a folder")
@@ -81,7 +72,7 @@ def test_a_file_where_the_tensorboard_folder_belongs_is_one_line_before_training
     assert code == 2 and len(lines) == 1 and "Traceback" not in err, err[-2000:]
     assert lines[0] == (f"error: {tmp_path / 'micro' / 'tensorboard'}: cannot write results there (not a folder); "
                         "make it writable (or a folder), or choose another --out")
-    assert _files(tmp_path) == [tmp_path / "micro", tmp_path / "micro" / "tensorboard"] and took < BOUND_S
+    assert paths_under(tmp_path) == [tmp_path / "micro", tmp_path / "micro" / "tensorboard"] and took < BOUND_S
 
 
 @pytest.mark.parametrize("where", ["CFBENCH_CACHE", "data.cache_dir"])
@@ -103,7 +94,7 @@ def test_a_cache_folder_that_cannot_be_written_is_one_line_before_training(tmp_p
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and "Traceback" not in err, err[-2000:]
     assert lines[0].startswith(words) and lines[0].endswith(fix), lines[0]
-    assert _no_traces(tmp_path / "out") == [] and took < BOUND_S
+    assert files_under(tmp_path / "out") == [] and took < BOUND_S
 
 
 def _demote(uid: int):
@@ -198,8 +189,8 @@ def test_a_non_root_user_gets_one_line_for_a_folder_it_cannot_write(shared_tmp, 
                             "(Permission denied); set CFBENCH_CACHE to a writable folder")
     # the cache may hold matplotlib's font cache (imported with Avalanche, before the checks): a cache
     # file like any other, written where the cache is writable; nothing else is written anywhere
-    assert _no_traces(out, shared_tmp / "home") == [] and time.perf_counter() - t0 < 120
-    assert all(p.parent == cache / "matplotlib" for p in _no_traces(cache)) if locked is out else _no_traces(cache) == []
+    assert files_under(out, shared_tmp / "home") == [] and time.perf_counter() - t0 < 120
+    assert all(p.parent == cache / "matplotlib" for p in files_under(cache)) if locked is out else files_under(cache) == []
     assert sorted(Path(tempfile.gettempdir()).glob("cfbench-matplotlib-*")) == before  # its stand-in, removed at exit
 
 
@@ -223,8 +214,8 @@ def test_a_file_size_limit_is_one_line_exit_2_and_leaves_no_partial_file(tmp_pat
     assert p.returncode == 2 and len(lines) == 1 and "Traceback" not in err, (p.returncode, err[-2000:])
     assert lines[0].startswith(("error: " + str(out), "error: " + str(cache_dir()))), lines[0]
     assert ": File too large: the file is larger than this process may write (ulimit -f)" in lines[0]
-    left = [q for q in _no_traces(out) if q.name.endswith(".tmp") or q.name in ("done", "records.json")]
+    left = [q for q in files_under(out) if q.name.endswith(".tmp") or q.name in ("done", "records.json")]
     stray = [q for q in cache_dir().rglob(f".*.{p.pid}.*.tmp")]
     assert left == [] and stray == [] and time.perf_counter() - t0 < 120
-    for q in _no_traces(out):  # what was written is whole
+    for q in files_under(out):  # what was written is whole
         json.loads(q.read_text())

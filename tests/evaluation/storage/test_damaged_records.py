@@ -13,9 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark.files import TMP_SUFFIX
-from evaluation.storage.records import LOCK, check_run, load_records
-from conftest import TINY, run_main
+from evaluation.storage.records import check_run, load_records
+from conftest import TINY, run_main, stray_files
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +121,7 @@ def test_a_full_disk_while_plotting_stops_the_collector_in_one_line(finished, tm
     assert lines[0].startswith(f"error: {exp / 'plots'}/") and lines[0].endswith(
         ".png: No space left on device: the file system is full; free space, or choose another --out (or CFBENCH_CACHE "
         "for the cache); during collection: every finished run is kept; rebuild the tables with --collect-only")
-    assert all(check_run(r) is None for r in _runs(exp).values()) and _stray(exp) == []
+    assert all(check_run(r) is None for r in _runs(exp).values()) and stray_files(exp) == []
 
 
 def test_records_copied_into_another_run_folder_are_not_counted_twice(finished, tmp_path, capsys):
@@ -140,10 +139,6 @@ def test_result_files_have_normal_permissions(finished):
     os.umask(umask)
     for p in [finished / "leaderboard.csv", *(finished / "runs").rglob("*.json")]:
         assert p.stat().st_mode & 0o777 == 0o666 & ~umask, p
-
-
-def _stray(exp: Path) -> list[Path]:
-    return [p for p in exp.rglob("*") if p.name.endswith(TMP_SUFFIX) or p.name == LOCK]
 
 
 @pytest.fixture(scope="module", autouse=True)
