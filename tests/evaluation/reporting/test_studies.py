@@ -21,12 +21,19 @@ def _rec(strategy, seed, gain, dlp, ordering=("a", "b")):
     return Records.model_construct(config={"strategy": strategy, "seed": seed}, ordering=ordering, suite=suite, R=R, LP=LP)
 
 
-def test_lambda_section_by_hand(tmp_path):
+def _lambda_runs() -> list:
+    """ft, ldifs lam 10 and lam 100 at three seeds: (gain, dLP) in points per seed are ft (10, -8 -9 -10),
+    lam 10 (10, -8 -8.9 -9.8), lam 100 (5, -2 -3 -4)."""
     runs = []
     for s in range(3):
         runs.append((f"f{s}", _rec({"name": "ft"}, s, 0.10, -0.08 - 0.01 * s)))
         runs.append((f"a{s}", _rec({"name": "ldifs", "lam": 10.0}, s, 0.10, -0.08 - 0.01 * s + 0.001 * s)))
         runs.append((f"b{s}", _rec({"name": "ldifs", "lam": 100.0}, s, 0.05, -0.02 - 0.01 * s)))
+    return runs
+
+
+def test_lambda_section_by_hand(tmp_path):
+    runs = _lambda_runs()
     text = "\n".join(lambda_section(runs, tmp_path))
     # ft: dLP -8, -9, -10 -> -9.0 ± t(0.975, 2) * 1 / sqrt 3 = 4.303 * 0.577 = 2.5
     assert "| ft | 3 | +10.0 ± 0.0 | -9.0 ± 2.5 |" in text
@@ -59,11 +66,7 @@ def test_orderings_section_anova(tmp_path):
 
 
 def test_within_noise_says_how_many_seeds_would_resolve_it(tmp_path):
-    runs = []
-    for s in range(3):
-        runs.append((f"f{s}", _rec({"name": "ft"}, s, 0.10, -0.08 - 0.01 * s)))
-        runs.append((f"a{s}", _rec({"name": "ldifs", "lam": 10.0}, s, 0.10, -0.08 - 0.01 * s + 0.001 * s)))
-        runs.append((f"b{s}", _rec({"name": "ldifs", "lam": 100.0}, s, 0.05, -0.02 - 0.01 * s)))
+    runs = _lambda_runs()
     text = "\n".join(lambda_section(runs, tmp_path))
     # lam 10 - ft: gain differences 0, 0, 0 (no difference to resolve); dLP +0.0, +0.1, +0.2 points: mean 0.1,
     # SD 0.1, so n >= (t_.975,n-1 + t_.8,n-1)^2: at n = 10, (2.2622 + 0.8834)^2 = 9.89 -> 10 (fixed point)
