@@ -64,7 +64,7 @@ def _catalog() -> tuple[dict, dict[str, str]]:
 
 
 def _check_strategies(specs: list, defaults: dict) -> None:
-    from strategies.spec import RUN_KEYS, SpecError, parse_spec
+    from strategies.spec import RUN_KEYS, SpecError, entry_parts
 
     entries, problems = _catalog()
     names = list(entries)
@@ -75,14 +75,12 @@ def _check_strategies(specs: list, defaults: dict) -> None:
                               f"{', '.join(unknown)}; available: {', '.join(names)}" + did_you_mean(unknown[0], names))
     for spec in specs:
         try:
-            if isinstance(spec, str):
-                name, params = parse_spec(spec)
-            elif isinstance(spec, dict) and isinstance(spec.get("name"), str):
-                name, params = spec["name"], {k: v for k, v in spec.items() if k != "name"}
-            else:
-                continue  # validation names what is wrong with it
+            parts = entry_parts(spec)
         except SpecError as e:
             raise ConfigError(str(e)) from None
+        if parts is None:
+            continue  # validation names what is wrong with it
+        name, params = parts
         if name not in entries:
             if problems:  # a skipped file may hold it: the registry says why
                 continue

@@ -134,14 +134,12 @@ def split_run_keys(spec) -> tuple[Any, dict[str, Any]]:
     """A strategy entry -> (the entry without its run settings, those settings: {"head_init": "zs"} for
     "ft:head_init=zs"), the settings checked (strategies.spec.RUN_KEYS). An entry without them is returned
     as it is."""
-    from strategies.spec import RUN_KEYS, check_run_keys, parse_spec
+    from strategies.spec import RUN_KEYS, check_run_keys, entry_parts
 
-    if isinstance(spec, str):
-        name, params = parse_spec(spec)
-    elif isinstance(spec, dict) and isinstance(spec.get("name"), str):
-        name, params = spec["name"], {k: v for k, v in spec.items() if k != "name"}
-    else:
+    parts = entry_parts(spec)
+    if parts is None:
         return spec, {}  # strategies.expand names what is wrong with it
+    name, params = parts
     settings = {k: params.pop(k) for k in RUN_KEYS if k in params}
     if not settings:
         return spec, {}

@@ -36,7 +36,7 @@ from typing import Any, Callable
 from benchmark.coerce import coerce
 
 from .spec import (NAME_RULE, RESERVED_FIELDS, RUN_KEYS, SpecError, StrategyFileError,  # noqa: F401
-                   clash_problem, parse_spec, registration_problem)
+                   clash_problem, entry_parts, parse_spec, registration_problem)
 
 if typing.TYPE_CHECKING:
     from .base import Strategy
@@ -272,12 +272,10 @@ def expand(spec: str | dict[str, Any]) -> list[dict[str, Any]]:
     list whose items include lists, each item one value (`layers=[[0,4,7],[11],last]`: three configs).
     Duplicates (lam=[1,1.0]) are dropped. An empty grid is an error.
     """
-    if isinstance(spec, str):
-        name, params = parse_spec(spec)
-    elif isinstance(spec, dict) and isinstance(spec.get("name"), str):
-        name, params = spec["name"], {k: v for k, v in spec.items() if k != "name"}
-    else:
+    parts = entry_parts(spec)
+    if parts is None:
         raise SpecError(f"a strategy in a config is a name, a spec string or a mapping with `name`, got {spec!r}")
+    name, params = parts
     cls = _get_or_explain(name)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(params) - set(fields))

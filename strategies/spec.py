@@ -34,6 +34,17 @@ def check_run_keys(name: str, settings: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
+def entry_parts(spec: Any) -> tuple[str, dict[str, Any]] | None:
+    """A strategy entry as a config or the command line writes it ("ldifs:lam=1" or {"name": "ldifs",
+    "lam": 1}) -> (name, parameters as written); None for an entry of neither form. SpecError for a
+    spec string that cannot be parsed."""
+    if isinstance(spec, str):
+        return parse_spec(spec)
+    if isinstance(spec, dict) and isinstance(spec.get("name"), str):
+        return spec["name"], {k: v for k, v in spec.items() if k != "name"}
+    return None
+
+
 def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     """'ldifs' or 'ldifs:lam=1,layers=[0,4,7]' -> ('ldifs', {'lam': 1, 'layers': [0, 4, 7]})."""
     name, _, rest = spec.partition(":")
