@@ -348,10 +348,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.out / 'data'}{' and the reference set ' + ', '.join(refs) if refs else ''} in "
           f"{time.perf_counter() - t0:.1f} s", file=sys.stderr)
     print("cfbench " + " ".join(cli_argv), file=sys.stderr)
-    if args.workers > 1:
-        print(f"{args.workers} processes share out the runs; the lines of the others start with 'worker K:'",
-              file=sys.stderr)
-    workers = [Worker(k, worker_command(k, cli_argv)) for k in range(1, args.workers)]  # they import while this one does
+    n = min(args.workers, pending_runs(cli_argv))  # a worker without a run of its own would only start up
+    if n > 1:
+        print(f"{n} processes share out the runs; the lines of the others start with 'worker K:'", file=sys.stderr)
+    workers = [Worker(k, worker_command(k, cli_argv)) for k in range(1, n)]  # they import while this one does
     code = None  # None: an exception (a Ctrl-C outside the command's own handler) stops the workers
     try:
         code = _run_command(cli_argv)
@@ -395,6 +395,22 @@ def _run_command(cli_argv: list[str]) -> int:
             print(f"error: the paper path failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
                   "the traceback above says where", file=sys.stderr)
             return 1
+
+
+def pending_runs(cli_argv: list[str]) -> int:
+    """How many runs of the plan of `cli_argv` are not done (0 when its configuration is wrong: the command
+    says so, and no worker is started)."""
+    from evaluation.storage.records import check_run
+    from experiment.arguments import build_parser, resolve_config
+    from experiment.config import plan
+
+    args = build_parser().parse_args(cli_argv)
+    try:
+        cfg = resolve_config(args)
+    except ValueError:  # ConfigError, SpecError, DataError
+        return 0
+    exp = Path(args.out) / cfg["experiment"]
+    return sum(1 for r in plan(cfg) if check_run(exp / "runs" / r["run_id"]) is not None)
 
 
 def worker_command(k: int, cli_argv: list[str]) -> list[str]:
