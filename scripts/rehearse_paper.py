@@ -34,7 +34,8 @@ Exit status: 0 when everything ran and was written; 1 when a run or an output is
 input (one line).
 
 Longer than 300 lines because it is one command's whole path (options, data and reference set, the
-cfbench command line, the checks of every output): split, each part would be a module of one caller.
+cfbench command line, its workers, the checks of every output): split, each part would be a module of
+one caller.
 """
 from __future__ import annotations
 
