@@ -3,6 +3,8 @@ next run and equal to the original; records that cannot be followed (links, FIFO
 runs that differ in a setting are not pooled as seeds; result files are whole and have normal permissions."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -52,14 +54,57 @@ def _damage(run: Path, how: str) -> None:
     (run / "records.json").write_text(json.dumps(rec))
 
 
-@pytest.mark.parametrize("how", ["truncate", "ill_typed", "out_of_range", "wrong_shape", "edited_config", "incomplete"])
-def test_a_damaged_record_is_named_and_left_out_by_the_collector(finished, tmp_path, how, capsys):
-    exp = _copy(finished, tmp_path)
-    run = _runs(exp)["ft"]
-    _damage(run, how)
+DAMAGES = ["truncate", "ill_typed", "out_of_range", "wrong_shape", "edited_config", "incomplete"]
+
+
+def _under_seed(exp: Path, run: Path, seed: int) -> Path:
+    """A finished copy of `run` under another seed, so another run id, written as a run writes itself:
+    its config, its records, then the done marker with the records' checksum."""
+    from evaluation.storage.identity import id_of
+    from evaluation.storage.records import mark_done
+
+    rec = json.loads((run / "records.json").read_text())
+    rec["config"]["seed"] = seed
+    rec["run_id"] = rec["config"]["run_id"] = id_of(rec["config"])
+    folder = exp / "runs" / rec["run_id"]
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(rec["config"]))
+    (folder / "records.json").write_text(json.dumps(rec))
+    mark_done(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def damaged(finished, tmp_path_factory):
+    """One copy of the finished experiment where each kind of damage has a run of its own (ft's run for the
+    first, finished copies of it under other seeds for the others), each damaged after its done marker
+    was written, then collected once, in this process: (experiment, {kind: run}, exit status, stderr)."""
+    from experiment import cli
+
+    out = tmp_path_factory.mktemp("damaged")
+    exp = _copy(finished, out)
+    ft = _runs(exp)["ft"]
+    runs = {DAMAGES[0]: ft, **{how: _under_seed(exp, ft, 100 + i) for i, how in enumerate(DAMAGES) if i}}
+    for how, run in runs.items():
+        assert check_run(run) is None, how  # finished, until damaged
+        _damage(run, how)
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        try:
+            code = cli.main(["--collect-only", "--out", str(out), *TINY, "--strategies", "ft", "ldifs"])
+        except SystemExit as e:
+            code = e.code
+    return exp, runs, code, err.getvalue()
+
+
+@pytest.mark.xdist_group("test_damaged_records")  # all six cases on one worker: one collection
+@pytest.mark.parametrize("how", DAMAGES)
+def test_a_damaged_record_is_named_and_left_out_by_the_collector(damaged, how):
+    exp, runs, code, err = damaged
+    run = runs[how]
     assert check_run(run) is not None
-    code, _, err, _ = run_main(["--collect-only", "--out", str(tmp_path), *TINY, "--strategies", "ft", "ldifs"], capsys)
     assert code == 0 and f"run {run.name} is left out" in err and "Traceback" not in err
+    assert sum(f"run {run.name} is left out" in line for line in err.splitlines()) == 1, err
     assert list(pd.read_csv(exp / "leaderboard.csv")["strategy"]) == ["ldifs"]
 
 
