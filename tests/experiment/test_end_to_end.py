@@ -21,11 +21,6 @@ ROOT = Path(__file__).resolve().parents[2]
 # experiment folder that another test of the file copies
 pytestmark = pytest.mark.xdist_group("test_end_to_end")
 
-# SMALL in this process alone, as the session fixture trained it: the micro preset's `jobs: 2` would start
-# a helper interpreter (seconds of imports) for commands that train one run or none, and send it away
-# unused. No run id holds `jobs`, so these are SMALL's runs.
-ALONE = [*SMALL, "--jobs", "1"]
-
 
 @pytest.fixture(scope="module")
 def experiment(small_experiment):
@@ -97,13 +92,13 @@ def test_rerun_trains_nothing_and_rebuilds_the_same_leaderboard(experiment, monk
         raise AssertionError("a finished run was trained again")
 
     monkeypatch.setattr(runner, "execute_run", no_training)
-    assert cli.main(["--strategies", "ft", "ldifs", "--out", str(experiment.parent), *ALONE]) == 0
+    assert cli.main(["--strategies", "ft", "ldifs", "--out", str(experiment.parent), *SMALL]) == 0
     assert (experiment / "leaderboard.csv").read_text() == before
 
 
 @pytest.mark.numerics
 def test_same_config_and_seed_give_the_same_records(experiment, tmp_path):
-    assert cli.main(["--strategies", "ft", "--out", str(tmp_path), *ALONE]) == 0
+    assert cli.main(["--strategies", "ft", "--out", str(tmp_path), *SMALL]) == 0
     again = _records(tmp_path / "micro")["ft"]
     first = _records(experiment)["ft"]
     assert again["run_id"] == first["run_id"]
@@ -115,7 +110,7 @@ def test_a_new_strategy_merges_into_the_existing_leaderboard(experiment, tmp_pat
 
     exp = tmp_path / "micro"
     shutil.copytree(experiment, exp)
-    argv = ["--strategies", "ldifs:lam=1,layers=last", "--out", str(tmp_path), *ALONE]
+    argv = ["--strategies", "ldifs:lam=1,layers=last", "--out", str(tmp_path), *SMALL]
     assert cli.main(argv) == 0
     df = pd.read_csv(exp / "leaderboard.csv")
     assert len(df) == 3 and sorted(df["strategy"]) == ["ft", "ldifs", "ldifs"]
