@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import io
 import json
 import sys
 import textwrap
@@ -16,6 +17,7 @@ import pytest
 
 import strategies
 from conftest import TINY, run_main
+from experiment import cli
 from evaluation.storage.records import check_run
 
 FOLDER = Path(strategies.__file__).parent
@@ -159,14 +161,42 @@ class Mine(Strategy):
 '''
 
 
-def test_a_plugin_that_raises_fails_its_run_alone(tmp_path, capsys, tiny_experiment):
-    with strategy_file(RAISES) as stem:
-        code, _, err, _ = run_main(["--out", str(tmp_path), *TINY, "--strategies", stem, "ft"], capsys)
-    assert code == 1 and "Traceback" not in err, err[-3000:]
+@pytest.fixture(scope="module")
+def misbehaving(tmp_path_factory):
+    """One command in this process with ft after two strategy files whose plugins misbehave, RAISES (raises
+    in a callback) and SCALES (changes the encoder plugins() is given): one ft training serves the tests of
+    both. (raises' stem, scales' stem, exit status, stderr, the experiment's run folders)."""
+    out = tmp_path_factory.mktemp("misbehaving")
+    err = io.StringIO()
+    with strategy_file(RAISES) as raises, strategy_file(SCALES) as scales:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+            try:
+                code = cli.main(["--out", str(out), *TINY, "--strategies", raises, scales, "ft"])
+            except SystemExit as e:
+                code = e.code
+    return raises, scales, code, err.getvalue(), sorted((out / "micro" / "runs").iterdir())
+
+
+def _by_strategy(folders: list[Path]) -> dict[str, Path]:
+    """The run folders that have a config (a run whose plugins() failed the check has none), by strategy."""
+    return {json.loads((p / "config.json").read_text())["strategy"]["name"]: p for p in folders
+            if (p / "config.json").exists()}
+
+
+def _errors(err: str, stem: str) -> tuple[list[str], list[str]]:
+    """The command's `error: run ...` lines, and those of them about strategy `stem`."""
     bad = [x for x in err.splitlines() if x.startswith("error: run ")]
-    assert len(bad) == 1 and f"({stem} textures>digits seed " in bad[0]
-    assert f"the strategy raised ValueError: the researcher's bug at strategies/{stem}.py line 8" in bad[0]
-    runs = {json.loads((p / "config.json").read_text())["strategy"]["name"]: p for p in (tmp_path / "micro" / "runs").iterdir()}
+    return bad, [x for x in bad if stem in x]
+
+
+@pytest.mark.xdist_group("test_user_strategies_misbehaving")  # one worker: one command for both tests
+def test_a_plugin_that_raises_fails_its_run_alone(misbehaving, tiny_experiment):
+    stem, _, code, err, folders = misbehaving
+    runs = _by_strategy(folders)
+    assert code == 1 and "Traceback" not in err, err[-3000:]
+    bad, own = _errors(err, stem)
+    assert len(bad) == 2 and len(own) == 1 and f"({stem} textures>digits seed " in own[0]  # the other: SCALES
+    assert f"the strategy raised ValueError: the researcher's bug at strategies/{stem}.py line 8" in own[0]
     assert check_run(runs["ft"]) is None and check_run(runs[stem]) is not None
     failed = (runs[stem] / "failed").read_text()
     assert failed.startswith(f"run {runs[stem].name} ") and "Traceback (most recent call last)" in failed
@@ -176,16 +206,18 @@ def test_a_plugin_that_raises_fails_its_run_alone(tmp_path, capsys, tiny_experim
     assert json.loads((runs["ft"] / "records.json").read_text())["R"] == clean["R"]
 
 
-def test_plugins_that_change_their_model_cannot_change_another_run(tmp_path, capsys, tiny_experiment):
-    with strategy_file(SCALES) as stem:
-        code, _, err, _ = run_main(["--out", str(tmp_path), *TINY, "--strategies", stem, "ft"], capsys)
+@pytest.mark.xdist_group("test_user_strategies_misbehaving")
+def test_plugins_that_change_their_model_cannot_change_another_run(misbehaving, tiny_experiment):
+    raises, stem, code, err, folders = misbehaving
     assert code == 1 and "Traceback" not in err, err[-3000:]
-    bad = [x for x in err.splitlines() if x.startswith("error: run ")]
-    assert len(bad) == 1 and f"strategy {stem} (strategies/{stem}.py): plugins() changed the encoder" in bad[0]
-    folders = list((tmp_path / "micro" / "runs").iterdir())
-    (failed,) = [p for p in folders if (p / "failed").exists()]
-    assert bad[0].startswith(f"error: run {failed.name} ({stem} ") and check_run(failed) is not None
-    runs = {json.loads((p / "config.json").read_text())["strategy"]["name"]: p for p in folders if p != failed}
+    bad, own = _errors(err, stem)
+    assert len(bad) == 2 and len(own) == 1  # the other: RAISES
+    assert f"strategy {stem} (strategies/{stem}.py): plugins() changed the encoder" in own[0]
+    other = _by_strategy(folders)[raises]
+    (failed,) = [p for p in folders if (p / "failed").exists() and p != other]
+    assert own[0].startswith(f"error: run {failed.name} ({stem} ") and check_run(failed) is not None
+    runs = {json.loads((p / "config.json").read_text())["strategy"]["name"]: p for p in folders
+            if p not in (failed, other)}
     assert list(runs) == ["ft"] and check_run(runs["ft"]) is None
     clean = json.loads((tiny_experiment / "runs" / runs["ft"].name / "records.json").read_text())
     mine = json.loads((runs["ft"] / "records.json").read_text())

@@ -3,6 +3,8 @@ next run and equal to the original; records that cannot be followed (links, FIFO
 runs that differ in a setting are not pooled as seeds; result files are whole and have normal permissions."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -52,55 +54,124 @@ def _damage(run: Path, how: str) -> None:
     (run / "records.json").write_text(json.dumps(rec))
 
 
-@pytest.mark.parametrize("how", ["truncate", "ill_typed", "out_of_range", "wrong_shape", "edited_config", "incomplete"])
-def test_a_damaged_record_is_named_and_left_out_by_the_collector(finished, tmp_path, how, capsys):
-    exp = _copy(finished, tmp_path)
-    run = _runs(exp)["ft"]
-    _damage(run, how)
+DAMAGES = ["truncate", "ill_typed", "out_of_range", "wrong_shape", "edited_config", "incomplete"]
+
+
+def _under_seed(exp: Path, run: Path, seed: int) -> Path:
+    """A finished copy of `run` under another seed, so another run id, written as a run writes itself:
+    its config, its records, then the done marker with the records' checksum."""
+    from evaluation.storage.identity import id_of
+    from evaluation.storage.records import mark_done
+
+    rec = json.loads((run / "records.json").read_text())
+    rec["config"]["seed"] = seed
+    rec["run_id"] = rec["config"]["run_id"] = id_of(rec["config"])
+    folder = exp / "runs" / rec["run_id"]
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(rec["config"]))
+    (folder / "records.json").write_text(json.dumps(rec))
+    mark_done(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def damaged(finished, tmp_path_factory):
+    """One copy of the finished experiment where each kind of damage has a run of its own (ft's run for the
+    first, finished copies of it under other seeds for the others), each damaged after its done marker
+    was written, then collected once, in this process: (experiment, {kind: run}, exit status, stderr)."""
+    out = tmp_path_factory.mktemp("damaged")
+    exp = _copy(finished, out)
+    ft = _runs(exp)["ft"]
+    runs = {DAMAGES[0]: ft, **{how: _under_seed(exp, ft, 100 + i) for i, how in enumerate(DAMAGES) if i}}
+    for how, run in runs.items():
+        assert check_run(run) is None, how  # finished, until damaged
+        _damage(run, how)
+    code, err = _in_process(["--collect-only", "--out", str(out), *TINY, "--strategies", "ft", "ldifs"])
+    return exp, runs, code, err
+
+
+@pytest.mark.xdist_group("test_damaged_records")  # all six cases on one worker: one collection
+@pytest.mark.parametrize("how", DAMAGES)
+def test_a_damaged_record_is_named_and_left_out_by_the_collector(damaged, how):
+    exp, runs, code, err = damaged
+    run = runs[how]
     assert check_run(run) is not None
-    code, _, err, _ = run_main(["--collect-only", "--out", str(tmp_path), *TINY, "--strategies", "ft", "ldifs"], capsys)
     assert code == 0 and f"run {run.name} is left out" in err and "Traceback" not in err
+    assert sum(f"run {run.name} is left out" in line for line in err.splitlines()) == 1, err
     assert list(pd.read_csv(exp / "leaderboard.csv")["strategy"]) == ["ldifs"]
 
 
-def test_a_damaged_record_is_redone_and_equal_to_the_original(finished, tmp_path, capsys):
-    exp = _copy(finished, tmp_path)
-    run = _runs(exp)["ft"]
-    original = load_records(run)
-    _damage(run, "truncate")
-    code, _, err, _ = run_main(["--strategies", "ft", "ldifs", "--out", str(tmp_path), *TINY], capsys)
+EDITED_WHY = "records.json no longer matches the checksum in its done marker (edited after the run finished?)"
+
+
+@pytest.fixture(scope="module")
+def rerun(finished, tmp_path_factory):
+    """What the next commands make of damaged runs, in one copy of the finished experiment and one training
+    of each run: ldifs's records edited by hand after its done marker (one accuracy changed; still valid
+    as records), collected (--collect-only); then ft's records truncated, and the plan run again. Both in
+    this process; a dict of the runs, their original records, and each command's status, stderr and
+    leaderboard strategies."""
+    from evaluation.storage.records import check_records
+
+    out = tmp_path_factory.mktemp("rerun")
+    exp = _copy(finished, out)
+    runs = _runs(exp)
+    original = {name: load_records(run) for name, run in runs.items()}
+    rec = json.loads((runs["ldifs"] / "records.json").read_text())
+    rec["R"][1][0] = 0.123
+    (runs["ldifs"] / "records.json").write_text(json.dumps(rec))
+    assert check_records(rec, runs["ldifs"].name) is None  # only the done marker's checksum tells
+    got = {"exp": exp, "runs": runs, "original": original}
+    got["collect"] = _in_process(["--collect-only", "--out", str(out), *TINY, "--strategies", "ft", "ldifs"])
+    got["collect_board"] = list(pd.read_csv(exp / "leaderboard.csv")["strategy"])
+    _damage(runs["ft"], "truncate")
+    got["run"] = _in_process(["--strategies", "ft", "ldifs", "--out", str(out), *TINY])
+    got["run_board"] = sorted(pd.read_csv(exp / "leaderboard.csv")["strategy"])
+    return got
+
+
+def _in_process(argv: list[str]) -> tuple[int, str]:
+    """cli.main(argv) in this process: its exit status and what it wrote on stderr."""
+    from experiment import cli
+
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        try:
+            code = cli.main(argv)
+        except SystemExit as e:
+            code = e.code
+    return code, err.getvalue()
+
+
+@pytest.mark.xdist_group("test_damaged_records_rerun")  # one worker: one command for both tests
+def test_a_damaged_record_is_redone_and_equal_to_the_original(rerun):
+    run = rerun["runs"]["ft"]
+    code, err = rerun["run"]
     assert code == 0 and f"run {run.name}: " in err and "training it again" in err
-    again = load_records(run)
+    assert any(f"run {run.name}: " in line and "training it again" in line for line in err.splitlines()), err
+    again, original = load_records(run), rerun["original"]["ft"]
     assert (again.R, again.LP, again.ZS) == (original.R, original.LP, original.ZS)
-    assert sorted(pd.read_csv(exp / "leaderboard.csv")["strategy"]) == ["ft", "ldifs"]
+    assert rerun["run_board"] == ["ft", "ldifs"]
 
 
-def test_a_record_edited_after_its_done_marker_is_left_out_then_retrained_by_the_next_run(finished, tmp_path, capsys):
+@pytest.mark.xdist_group("test_damaged_records_rerun")
+def test_a_record_edited_after_its_done_marker_is_left_out_then_retrained_by_the_next_run(rerun):
     """Records still valid as records (one accuracy changed by hand) but not the ones their done marker
     vouches for: the collector names the run in one line that says what happens next and leaves it out
     of the leaderboard; the next command that plans it trains it again, to the original records."""
-    from evaluation.storage.records import check_records
-
-    exp = _copy(finished, tmp_path)
-    run = _runs(exp)["ft"]
-    original = load_records(run)
-    rec = json.loads((run / "records.json").read_text())
-    rec["R"][1][0] = 0.123
-    (run / "records.json").write_text(json.dumps(rec))
-    assert check_records(rec, run.name) is None  # only the done marker's checksum tells
-    why = "records.json no longer matches the checksum in its done marker (edited after the run finished?)"
-    code, _, err, _ = run_main(["--collect-only", "--out", str(tmp_path), *TINY, "--strategies", "ft", "ldifs"], capsys)
+    run = rerun["runs"]["ldifs"]
+    code, err = rerun["collect"]
     warnings = [line for line in err.splitlines() if line.startswith("warning: ")]
     assert code == 0 and "Traceback" not in err and warnings == [
-        f"warning: run {run.name} is left out of the leaderboard: {why}; the next command whose plan has this run "
-        "(not --collect-only or --dry-run) trains it again"], err
-    assert list(pd.read_csv(exp / "leaderboard.csv")["strategy"]) == ["ldifs"]
-    code, _, err, _ = run_main(["--strategies", "ft", "ldifs", "--out", str(tmp_path), *TINY], capsys)
-    assert code == 0 and "Traceback" not in err and f"run {run.name}: {why}; training it again" in err, err[-2000:]
+        f"warning: run {run.name} is left out of the leaderboard: {EDITED_WHY}; the next command whose plan has "
+        "this run (not --collect-only or --dry-run) trains it again"], err
+    assert rerun["collect_board"] == ["ft"]
+    code, err = rerun["run"]
+    assert code == 0 and "Traceback" not in err and f"run {run.name}: {EDITED_WHY}; training it again" in err, err[-2000:]
     assert "is left out" not in err and check_run(run) is None  # (a plan warning about the tiny warm-up may stand)
-    again = load_records(run)
+    again, original = load_records(run), rerun["original"]["ldifs"]
     assert (again.R, again.LP, again.ZS) == (original.R, original.LP, original.ZS)
-    assert sorted(pd.read_csv(exp / "leaderboard.csv")["strategy"]) == ["ft", "ldifs"]
+    assert rerun["run_board"] == ["ft", "ldifs"]
 
 
 def test_a_full_disk_while_plotting_stops_the_collector_in_one_line(finished, tmp_path, capsys, monkeypatch):
