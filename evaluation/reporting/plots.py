@@ -50,7 +50,11 @@ def _save(fig, path: Path) -> None:
     up by the next start)."""
     buf = io.BytesIO()
     try:
-        fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+        # the tight box of what is drawn, computed here so that savefig does not draw the figure a first
+        # time only to measure it (bbox_inches="tight" does): the same box, one draw instead of two
+        fig.set_dpi(DPI)  # text is measured at the resolution it is drawn at
+        box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(plt.rcParams["savefig.pad_inches"])
+        fig.savefig(buf, format="png", dpi=DPI, bbox_inches=box)
     finally:
         plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
