@@ -10,17 +10,20 @@ import conftest
 from experiment import cli
 
 TINY = [*conftest.TINY, "--strategies", "ft"]
+# What is printed while a run goes does not depend on its size: the printing tests train TINY's two tasks
+# on half its images (2 mini-batches of 10 per task, 10 test images a dataset).
+PRINTING = [*TINY, "--set", "data.max_train=20", "--set", "data.max_test=10", "--set", "train.batch_size=10"]
 
 
 def test_quiet_prints_only_where_the_results_went(tmp_path, capsys):
-    assert cli.main(["--out", str(tmp_path), "-q", *TINY]) == 0
+    assert cli.main(["--out", str(tmp_path), "-q", *PRINTING]) == 0
     out, err = capsys.readouterr()
     assert out == "" and err.strip().splitlines() == [err.strip().splitlines()[-1]]
     assert err.startswith("finished in ") and err.strip().endswith("micro/report.md")
 
 
 def test_a_log_gets_one_line_per_epoch_and_step_and_no_bars(tmp_path, capsys):
-    assert cli.main(["--out", str(tmp_path), *TINY]) == 0
+    assert cli.main(["--out", str(tmp_path), *PRINTING]) == 0
     out, err = capsys.readouterr()
     # the terminal leaderboard: fixed-point numbers, never scientific notation (-9.920e-04)
     assert "ACC" in out and re.search(r"\d\.\d{4}", out) and not re.search(r"\de[-+]\d", out), out
@@ -30,7 +33,7 @@ def test_a_log_gets_one_line_per_epoch_and_step_and_no_bars(tmp_path, capsys):
 
 def test_a_terminal_gets_progress_bars_with_rate_and_eta(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
-    assert cli.main(["--out", str(tmp_path), *TINY]) == 0
+    assert cli.main(["--out", str(tmp_path), *PRINTING]) == 0
     err = capsys.readouterr().err
     assert "runs: 100%" in err and ("run/s]" in err or "s/run]" in err)  # the runs bar, with its rate
     assert "task 2 epoch 1/1" in err and ("it/s" in err or "s/it" in err)  # the epoch bar, with its rate
@@ -39,7 +42,7 @@ def test_a_terminal_gets_progress_bars_with_rate_and_eta(tmp_path, capsys, monke
 
 
 def test_profile_prints_a_breakdown_that_adds_up_to_the_wall_time(tmp_path, capsys):
-    assert cli.main(["--out", str(tmp_path), "-q", "--profile", *TINY]) == 0
+    assert cli.main(["--out", str(tmp_path), "-q", "--profile", *PRINTING]) == 0
     err = capsys.readouterr().err
     rows = {m.group(1): float(m.group(2)) for m in re.finditer(r"^(\S.*?) +([0-9.]+) +[0-9.]+%", err, re.M)}
     wall = rows.pop("wall")
@@ -59,17 +62,38 @@ def test_profile_prints_a_breakdown_that_adds_up_to_the_wall_time(tmp_path, caps
     assert err.strip().splitlines()[-1].startswith("finished in ") and "peak memory" in err.strip().splitlines()[-1]
 
 
-def test_tensorboard_logs_loss_curves_and_penalties_without_changing_the_run(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def jobs2(tmp_path_factory):
+    """ft and ldifs (lam 30, the preset's) on TINY with --jobs 2 and --tensorboard, trained once for the
+    two tests below: the helper process's records, and each run's TensorBoard logs.
+    (out, exit status, what it printed on stderr)"""
+    import contextlib
+    import io
+
+    out, err = tmp_path_factory.mktemp("jobs2"), io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = cli.main(["--out", str(out), "-q", *JOBS2, "--jobs", "2", "--tensorboard"])
+    return out, code, err.getvalue()
+
+
+JOBS2 = [*TINY[:-1], "ft", "ldifs", "--set", "threads=1"]
+
+
+@pytest.mark.xdist_group("test_cli_jobs2")  # one worker: the module fixture `jobs2` is trained once
+def test_tensorboard_logs_loss_curves_and_penalties_without_changing_the_run(jobs2, capsys):
     import json
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    # the ldifs:lam=30 run of the --jobs 2 --tensorboard plan (its ldifs is the preset's, lam 30)
+    tmp_path, code, _ = jobs2
     args = [*TINY[:-1], "ldifs:lam=30"]
-    assert cli.main(["--out", str(tmp_path), "-q", "--tensorboard", *args]) == 0
-    runs = list((tmp_path / "micro" / "runs").iterdir())
+    assert code == 0
+    runs = [p for p in (tmp_path / "micro" / "runs").iterdir()
+            if json.loads((p / "config.json").read_text())["strategy"]["name"] == "ldifs"]
     assert len(runs) == 1
     # a readable run name in TensorBoard's list: strategy and parameters, ordering, seed, run id
-    (logs,) = (tmp_path / "micro" / "tensorboard").iterdir()
+    (logs,) = [p for p in (tmp_path / "micro" / "tensorboard").iterdir() if p.name.startswith("ldifs")]
     assert logs.name.startswith("ldifs_lam=30.0,anchor=previous,layers=reference,norm_axis=1__textures-digits__seed")
     assert logs.name.endswith(runs[0].name)
     acc = EventAccumulator(str(logs))
@@ -107,15 +131,17 @@ def test_tensorboard_logs_loss_curves_and_penalties_without_changing_the_run(tmp
     assert "1 already done" in capsys.readouterr().err
 
 
-def test_jobs_share_the_runs_out_and_give_the_records_of_one_process(tiny_experiment, tmp_path, capsys):
+@pytest.mark.xdist_group("test_cli_jobs2")  # one worker: the module fixture `jobs2` is trained once
+def test_jobs_share_the_runs_out_and_give_the_records_of_one_process(tiny_experiment, jobs2, capsys):
     import json
 
-    two = [*TINY[:-1], "ft", "ldifs", "--set", "threads=1"]
-    assert cli.main(["--out", str(tmp_path / "jobs2"), "-q", *two, "--jobs", "2", "--tensorboard"]) == 0
-    assert "GiB per process x 2" in capsys.readouterr().err  # the helper trained: two processes' memory
+    two = JOBS2
+    root, code, err = jobs2
+    assert code == 0
+    assert "GiB per process x 2" in err  # the helper trained: two processes' memory
     from test_trackers import assert_evaluation_in_tensorboard
 
-    assert_evaluation_in_tensorboard(tmp_path / "jobs2" / "micro")  # the helper's run logged its evaluation too
+    assert_evaluation_in_tensorboard(root / "micro")  # the helper's run logged its evaluation too
     # one process: the same plan (threads 1 is the preset's) trained with --jobs 1, once per session (conftest.py)
     assert cli.main(["--out", str(tiny_experiment.parent), "--dry-run", *two]) == 0
     assert "2 runs planned, 2 already done, 0 to run" in capsys.readouterr().err  # the same two runs
@@ -128,9 +154,9 @@ def test_jobs_share_the_runs_out_and_give_the_records_of_one_process(tiny_experi
             out[p.parent.name] = (r["R"], r["LP"], r["ZS"])
         return out
 
-    a, b = records(tmp_path / "jobs2"), records(jobs1)
+    a, b = records(root), records(jobs1)
     assert len(a) == 2 and a == b
-    assert (tmp_path / "jobs2" / "micro" / "leaderboard.csv").read_text() == \
+    assert (root / "micro" / "leaderboard.csv").read_text() == \
         (jobs1 / "micro" / "leaderboard.csv").read_text()
 
 
