@@ -104,7 +104,9 @@ def test_portable_reexecutes_the_command_with_its_environment(portable_command, 
     DEFAULT kernels. The portable command is conftest's `portable_command` (the committed portable run,
     which test_layers compares bit for bit), reporting what it finds as it starts and where the checked
     command begins; the native one a stub of the rest of the command that reports the same: seconds."""
-    code = ("import os, sys\nfrom experiment import cli\n"
+    # (the re-execution is decided before the training side's imports, which the stub skips: no torch, 1 s)
+    code = ("import os, sys\nfrom experiment import cli, startup\n"
+            "startup.heavy_imports = lambda *args, **kwargs: None\n"
             "print('start', os.getpid(), os.environ.get('ATEN_CPU_CAPABILITY'), flush=True)\n"
             "def checked(args, children):\n"
             "    torch = None\n"
