@@ -117,7 +117,6 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
 
     ap.add_argument("--yes", action="store_true",
                     help=f"train a plan of more than {MAX_UNASKED_RUNS} runs (without it such a plan prints its size and stops)")
-    ap.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)  # k > 0: the k-th --jobs child
     ap.add_argument("--profile", action="store_true",
                     help="print where the wall time went (start-up, model load, step-0 scores, training, "
                          "evaluation, writes, collection) and the peak memory")

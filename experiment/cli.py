@@ -125,7 +125,10 @@ def _checked_main(args, executor) -> int:
 
         print(f"error: {terminal(e)}", file=sys.stderr)  # one line, whatever the input held
         return 2
-    executor.start(cfg["jobs"])  # --jobs helpers: only for a validated configuration, never more than it says
+    # --jobs helpers: only for a validated configuration, never more than it says nor than the runs left
+    from experiment.executors.processes import processes_needed
+
+    executor.start(processes_needed(cfg, args.out, args.retrain_stale))
     from experiment.driver import progress_log, run_experiment
     from experiment.dryrun import download_command
 

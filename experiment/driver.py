@@ -5,7 +5,6 @@ results folder happens here and in the executors.
 """
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -184,7 +183,18 @@ def progress_log(quiet: bool, verbose: bool) -> tuple[TextIO, bool]:
     return sys.stderr, False
 
 
-_DEVNULL = open(os.devnull, "w")  # where --quiet sends the progress log
+class _Nowhere:
+    """Where --quiet sends the progress log: a writer that drops what it is given (no file handle held
+    open for the life of the process)."""
+
+    def write(self, s: str) -> int:
+        return len(s)
+
+    def flush(self) -> None:
+        pass
+
+
+_DEVNULL = _Nowhere()
 
 
 class _BarSafeStream:

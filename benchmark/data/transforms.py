@@ -11,7 +11,10 @@ TRAIN_TRANSFORMS = ("none", "openclip")  # data.train_transform: eval preprocess
 
 def to_model_input(x: np.ndarray, size: int, mean, std) -> torch.Tensor:
     """uint8 [N, H, W] (grayscale) or [N, H, W, 3] -> normalised float [N, 3, size, size]."""
-    t = torch.from_numpy(np.ascontiguousarray(x)).float().div_(255.0)
+    x = np.ascontiguousarray(x)
+    if not x.flags.writeable:  # a memory-mapped cache: torch warns about tensors over read-only memory
+        x = x.copy()
+    t = torch.from_numpy(x).float().div_(255.0)
     t = t.unsqueeze(1) if t.dim() == 3 else t.permute(0, 3, 1, 2)
     if t.shape[-1] != size or t.shape[-2] != size:
         t = F.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)

@@ -71,6 +71,21 @@ class HelperExecutor(Executor):
         return LocalExecutor(offset=self.k).execute(todo, job)
 
 
+def processes_needed(cfg: dict, out, retrain_stale: bool = False) -> int:
+    """How many processes the plan can use: `jobs`, or fewer when fewer runs are left to train (a run
+    without its done marker; with --retrain-stale any run may be left, so `jobs`). Each helper is an
+    interpreter that imports torch: a rerun with nothing or one run left starts none."""
+    if retrain_stale or cfg["jobs"] <= 1:
+        return cfg["jobs"]
+    from evaluation.storage.records import DONE
+
+    from ..config import plan
+
+    runs = Path(out) / cfg["experiment"] / "runs"
+    left = sum(1 for r in plan(cfg) if not (runs / r["run_id"] / DONE).exists())
+    return max(1, min(cfg["jobs"], left))
+
+
 def _die_with_parent() -> None:
     """In a helper, before it runs: the kernel kills it when its parent dies (kill -9 included), so that
     no orphan trains on alone. SIGKILL is what a helper already survives without losing a run (its
