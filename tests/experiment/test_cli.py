@@ -86,14 +86,14 @@ def test_tensorboard_logs_loss_curves_and_penalties_without_changing_the_run(job
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     # the ldifs:lam=30 run of the --jobs 2 --tensorboard plan (its ldifs is the preset's, lam 30)
-    tmp_path, code, _ = jobs2
+    root, code, _ = jobs2
     args = [*TINY[:-1], "ldifs:lam=30"]
     assert code == 0
-    runs = [p for p in (tmp_path / "micro" / "runs").iterdir()
+    runs = [p for p in (root / "micro" / "runs").iterdir()
             if json.loads((p / "config.json").read_text())["strategy"]["name"] == "ldifs"]
     assert len(runs) == 1
     # a readable run name in TensorBoard's list: strategy and parameters, ordering, seed, run id
-    (logs,) = [p for p in (tmp_path / "micro" / "tensorboard").iterdir() if p.name.startswith("ldifs")]
+    (logs,) = [p for p in (root / "micro" / "tensorboard").iterdir() if p.name.startswith("ldifs")]
     assert logs.name.startswith("ldifs_lam=30.0,anchor=previous,layers=reference,norm_axis=1__textures-digits__seed")
     assert logs.name.endswith(runs[0].name)
     acc = EventAccumulator(str(logs))
@@ -127,7 +127,7 @@ def test_tensorboard_logs_loss_curves_and_penalties_without_changing_the_run(job
     assert [e.value for e in acc.Scalars("train/loss_epoch")] == pytest.approx([s["loss"][0] for s in steps[1:]], rel=1e-6)
     assert {"final/ACC", "final/BWT", "final/dLP_all"} <= set(tags)
     # Logging is not part of the run's identity: the same run without it is already done.
-    assert cli.main(["--out", str(tmp_path), "--dry-run", *args]) == 0
+    assert cli.main(["--out", str(root), "--dry-run", *args]) == 0
     assert "1 already done" in capsys.readouterr().err
 
 
