@@ -10,20 +10,17 @@ import conftest
 from experiment import cli
 
 TINY = [*conftest.TINY, "--strategies", "ft"]
-# What is printed while a run goes does not depend on its size: the printing tests train TINY's two tasks
-# on half its images (2 mini-batches of 10 per task, 10 test images a dataset).
-PRINTING = [*TINY, "--set", "data.max_train=20", "--set", "data.max_test=10", "--set", "train.batch_size=10"]
 
 
 def test_quiet_prints_only_where_the_results_went(tmp_path, capsys):
-    assert cli.main(["--out", str(tmp_path), "-q", *PRINTING]) == 0
+    assert cli.main(["--out", str(tmp_path), "-q", *TINY]) == 0
     out, err = capsys.readouterr()
     assert out == "" and err.strip().splitlines() == [err.strip().splitlines()[-1]]
     assert err.startswith("finished in ") and err.strip().endswith("micro/report.md")
 
 
 def test_a_log_gets_one_line_per_epoch_and_step_and_no_bars(tmp_path, capsys):
-    assert cli.main(["--out", str(tmp_path), *PRINTING]) == 0
+    assert cli.main(["--out", str(tmp_path), *TINY]) == 0
     out, err = capsys.readouterr()
     # the terminal leaderboard: fixed-point numbers, never scientific notation (-9.920e-04)
     assert "ACC" in out and re.search(r"\d\.\d{4}", out) and not re.search(r"\de[-+]\d", out), out
@@ -33,7 +30,7 @@ def test_a_log_gets_one_line_per_epoch_and_step_and_no_bars(tmp_path, capsys):
 
 def test_a_terminal_gets_progress_bars_with_rate_and_eta(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
-    assert cli.main(["--out", str(tmp_path), *PRINTING]) == 0
+    assert cli.main(["--out", str(tmp_path), *TINY]) == 0
     err = capsys.readouterr().err
     assert "runs: 100%" in err and ("run/s]" in err or "s/run]" in err)  # the runs bar, with its rate
     assert "task 2 epoch 1/1" in err and ("it/s" in err or "s/it" in err)  # the epoch bar, with its rate
@@ -42,7 +39,7 @@ def test_a_terminal_gets_progress_bars_with_rate_and_eta(tmp_path, capsys, monke
 
 
 def test_profile_prints_a_breakdown_that_adds_up_to_the_wall_time(tmp_path, capsys):
-    assert cli.main(["--out", str(tmp_path), "-q", "--profile", *PRINTING]) == 0
+    assert cli.main(["--out", str(tmp_path), "-q", "--profile", *TINY]) == 0
     err = capsys.readouterr().err
     rows = {m.group(1): float(m.group(2)) for m in re.finditer(r"^(\S.*?) +([0-9.]+) +[0-9.]+%", err, re.M)}
     wall = rows.pop("wall")
