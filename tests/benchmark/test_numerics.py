@@ -97,7 +97,6 @@ def test_an_unknown_path_is_one_line_and_exit_2(capsys):
     assert err.count("\n") == 1 and "unknown numeric path 'avx3'" in err and "native, avx2, generic" in err
 
 
-@pytest.mark.xdist_group("test_layers")  # where test_layers' bit-for-bit test runs the same command
 def test_portable_reexecutes_the_command_with_its_environment(portable_command, tmp_path):
     """run_benchmark.py as a command re-executes itself (same pid) with the portable variables before
     torch starts, once (OpenBLAS's core type included, over the machine's own); torch then runs its

@@ -62,21 +62,25 @@ def test_profile_prints_a_breakdown_that_adds_up_to_the_wall_time(tmp_path, caps
 @pytest.fixture(scope="module")
 def jobs2(tmp_path_factory):
     """ft and ldifs (lam 30, the preset's) on TINY with --jobs 2 and --tensorboard, trained once for the
-    two tests below: the helper process's records, and each run's TensorBoard logs.
-    (out, exit status, what it printed on stderr)"""
+    two tests below (once per session for all xdist workers, wherever the two tests run): the helper
+    process's records, and each run's TensorBoard logs. (out, exit status, what it printed on stderr)"""
     import contextlib
     import io
+    import json
 
-    out, err = tmp_path_factory.mktemp("jobs2"), io.StringIO()
-    with contextlib.redirect_stderr(err):
-        code = cli.main(["--out", str(out), "-q", *JOBS2, "--jobs", "2", "--tensorboard"])
-    return out, code, err.getvalue()
+    def make(folder):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            code = cli.main(["--out", str(folder), "-q", *JOBS2, "--jobs", "2", "--tensorboard"])
+        (folder / "result.json").write_text(json.dumps([code, err.getvalue()]))
+    folder = conftest._once_for_all_workers(tmp_path_factory, "test_cli_jobs2", make)
+    code, err = json.loads((folder / "result.json").read_text())
+    return folder, code, err
 
 
 JOBS2 = [*TINY[:-1], "ft", "ldifs", "--set", "threads=1"]
 
 
-@pytest.mark.xdist_group("test_cli_jobs2")  # one worker: the module fixture `jobs2` is trained once
 def test_tensorboard_logs_loss_curves_and_penalties_without_changing_the_run(jobs2, capsys):
     import json
 
@@ -128,7 +132,6 @@ def test_tensorboard_logs_loss_curves_and_penalties_without_changing_the_run(job
     assert "1 already done" in capsys.readouterr().err
 
 
-@pytest.mark.xdist_group("test_cli_jobs2")  # one worker: the module fixture `jobs2` is trained once
 def test_jobs_share_the_runs_out_and_give_the_records_of_one_process(tiny_experiment, jobs2, capsys):
     import json
 
