@@ -21,15 +21,21 @@ For CI and for a user checking a new machine before spending GPU hours. It
 3. checks that every planned run is done and that the collection wrote its files, and prints the
    wall and CPU time.
 
-torchvision checks the MD5 of the real CIFAR and SVHN files; the written ones differ, so the
-checksums are switched off in this process while it runs (`writers.unchecked_torchvision_files`).
-Hence one process (`--jobs 1`): helpers would be new processes with the checks on.
+torchvision checks the MD5 of the real CIFAR, SVHN and Flowers-102 files; the written ones differ, so the
+checksums are switched off while the command runs (`writers.unchecked_torchvision_files`), which holds in
+one process only: cfbench's own `--jobs` helpers would be new interpreters with the checks on. So the
+rehearsal runs the plan in `--workers` processes of its own (default 2): this one runs the command as
+usual (`--jobs 1`: its progress, the collection), each other one is this script started again as a
+worker that switches the checks off and then does what cfbench's `--jobs` helper does
+(experiment/helper.py) on the same experiment; a run's lock gives each run to one process. A worker's lines are printed with
+the prefix `worker K:`; a worker that fails makes the rehearsal fail; Ctrl-C stops them all.
 
 Exit status: 0 when everything ran and was written; 1 when a run or an output is missing; 2 on bad
 input (one line).
 
 Longer than 300 lines because it is one command's whole path (options, data and reference set, the
-cfbench command line, the checks of every output): split, each part would be a module of one caller.
+cfbench command line, its workers, the checks of every output): split, each part would be a module of
+one caller.
 """
 from __future__ import annotations
 
@@ -37,7 +43,10 @@ import argparse
 import os
 import resource
 import shutil
+import signal
+import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -50,6 +59,7 @@ if str(ROOT) not in sys.path:
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 MARKER = ".rehearsal"  # in DIR/data: the folder is the rehearsal's own and may be rewritten
+WORKER = "--worker"  # argv[1] of a worker process: `rehearse_paper.py --worker K CFBENCH-ARGS...`
 
 
 class RehearsalError(ValueError):
@@ -80,11 +90,14 @@ def parse_args(argv: list[str] | None):
                     help="prompt templates a dataset for the zero-shot heads, the registry's first ones "
                          "(data.max_templates; default 2; 0: all)")
     ap.add_argument("--drift", type=int, default=2, help="test images per dataset for feature drift (default 2; 0: none)")
-    ap.add_argument("--threads", type=int, help="CPU threads (default: the preset's; 0 is all cores)")
+    ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                    help="processes that share out the runs (default: 2, or 1 on one core)")
+    ap.add_argument("--threads", type=int,
+                    help="CPU threads of each process (default: the cores shared out among the workers; 0 is all cores)")
     ap.add_argument("--profile", action="store_true", help="print where the runs' time went (cfbench --profile)")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress lines from the runs")
     args = ap.parse_args(argv)
-    for key in ("images_per_class", "classes", "image_size", "batch_size", "iterations", "probe_steps"):
+    for key in ("images_per_class", "classes", "image_size", "batch_size", "iterations", "probe_steps", "workers"):
         if getattr(args, key) < 1:
             raise RehearsalError(f"--{key.replace('_', '-')} {getattr(args, key)}: give a positive number")
     for key in ("templates", "drift"):
@@ -226,8 +239,11 @@ def command_line(args, preset: dict) -> list[str]:
         sets.append(f"data.max_templates={args.templates}")
     if (preset.get("train") or {}).get("iterations") is not None:  # MTIL: a number of steps a task
         sets.append(f"train.iterations={args.iterations}")
-    if args.threads is not None:
-        sets.append(f"threads={args.threads}")
+    threads = args.threads
+    if threads is None and args.workers > 1:  # one worker a core, not every worker on every core
+        threads = max(1, (os.cpu_count() or 1) // args.workers)
+    if threads is not None:
+        sets.append(f"threads={threads}")
     for s in sets:
         argv += ["--set", s]
     return argv
@@ -333,19 +349,22 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.out / 'data'}{' and the reference set ' + ', '.join(refs) if refs else ''} in "
           f"{time.perf_counter() - t0:.1f} s", file=sys.stderr)
     print("cfbench " + " ".join(cli_argv), file=sys.stderr)
-    from benchmark.data import writers
-    from experiment.cli import main as cfbench
-
-    with writers.unchecked_torchvision_files():
-        try:
-            code = cfbench(cli_argv)
-        except Exception as e:  # noqa: BLE001 - what the rehearsal is for: a failure of the paper path
-            import traceback
-
-            traceback.print_exc()
-            print(f"error: the paper path failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
-                  "the traceback above says where", file=sys.stderr)
-            return 1
+    n = min(args.workers, pending_runs(cli_argv))  # a worker without a run of its own would only start up
+    if n > 1:
+        print(f"{n} processes share out the runs; the lines of the others start with 'worker K:'", file=sys.stderr)
+    workers = [Worker(k, worker_command(k, cli_argv)) for k in range(1, n)]  # they import while this one does
+    code = None  # None: an exception (a Ctrl-C outside the command's own handler) stops the workers
+    try:
+        code = _run_command(cli_argv)
+    finally:
+        # 0 or 1: every run was finished or failed here or in a worker, and they have nothing left but to
+        # leave; otherwise (bad input, Ctrl-C, a crash) they are stopped
+        failed = [w for w in workers if w.finish(stop=code not in (0, 1))]
+    if code == 130:
+        return 130
+    for w in failed:
+        print(f"error: worker {w.k} exited with {w.code} (its lines above, 'worker {w.k}:'; a run it left "
+              "unfinished was trained by this process)", file=sys.stderr)
     if code != 0:
         print(f"error: the rehearsal's command exited with {code} (its error is above)", file=sys.stderr)
         return 1
@@ -355,9 +374,131 @@ def main(argv: list[str] | None = None) -> int:
         print(line, file=sys.stderr)
     for p in problems:
         print(f"error: {p}", file=sys.stderr)
-    print(f"rehearsal of {args.config} {'failed' if problems else 'passed'} in {wall / 60:.1f} min wall, "
-          f"{cpu / 60:.1f} min CPU: {exp}", file=sys.stderr)
-    return 1 if problems else 0
+    failing = problems or failed
+    print(f"rehearsal of {args.config} {'failed' if failing else 'passed'} in {wall / 60:.1f} min wall, "
+          f"{cpu / 60:.1f} min CPU ({len(workers) + 1} process{'es' if workers else ''}): {exp}", file=sys.stderr)
+    return 1 if failing else 0
+
+
+def _run_command(cli_argv: list[str]) -> int:
+    """cfbench with `cli_argv` in this process, the checksums of the written files switched off; its exit
+    status (1 after a traceback when the paper path raised)."""
+    from benchmark.data import writers
+    from experiment.cli import main as cfbench
+
+    with writers.unchecked_torchvision_files():
+        try:
+            return cfbench(cli_argv)
+        except Exception as e:  # noqa: BLE001 - what the rehearsal is for: a failure of the paper path
+            import traceback
+
+            traceback.print_exc()
+            print(f"error: the paper path failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                  "the traceback above says where", file=sys.stderr)
+            return 1
+
+
+def pending_runs(cli_argv: list[str]) -> int:
+    """How many runs of the plan of `cli_argv` are not done (0 when its configuration is wrong: the command
+    says so, and no worker is started)."""
+    from evaluation.storage.records import check_run
+    from experiment.arguments import build_parser, resolve_config
+    from experiment.config import plan
+
+    args = build_parser().parse_args(cli_argv)
+    try:
+        cfg = resolve_config(args)
+    except ValueError:  # ConfigError, SpecError, DataError
+        return 0
+    exp = Path(args.out) / cfg["experiment"]
+    return sum(1 for r in plan(cfg) if check_run(exp / "runs" / r["run_id"]) is not None)
+
+
+def worker_command(k: int, cli_argv: list[str]) -> list[str]:
+    """The k-th worker: this script again, as `--worker k` (`worker_main`)."""
+    return [sys.executable, str(Path(__file__).resolve()), WORKER, str(k), *cli_argv]
+
+
+class Worker:
+    """The k-th other process of the rehearsal, started with `command`, its output read line by line and
+    printed with the prefix `worker k:`."""
+
+    def __init__(self, k: int, command: list[str]):
+        self.k, self.code = k, None
+        self.proc = subprocess.Popen(command,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, bufsize=1, preexec_fn=_die_with_parent)
+        self.reader = threading.Thread(target=self._relay, daemon=True)
+        self.reader.start()
+
+    def _relay(self) -> None:
+        for line in self.proc.stdout:
+            sys.stderr.write(f"worker {self.k}: {line}")
+            sys.stderr.flush()
+
+    def finish(self, stop: bool) -> bool:
+        """Wait for the worker to leave (after a Ctrl-C first, `stop`: it gets SIGINT, then SIGKILL if it
+        has not left within a minute); whether it failed."""
+        if stop and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.code = self.proc.wait()
+        self.reader.join()
+        if stop:  # the rehearsal fails already: only a failure of the worker's own is worth a line
+            return self.code not in (0, 2, 130, -signal.SIGINT, -signal.SIGKILL)
+        return self.code != 0
+
+
+def worker_main(k: int, cli_argv: list[str]) -> int:
+    """A worker: what cfbench's k-th `--jobs` helper does (experiment/helper.py: the same plan from its k-th
+    pending run, each run taken under its lock, no tables), with the written files' checksums switched off
+    in this process too, and its progress lines unless -q. Its inputs were checked by the rehearsal's
+    command, which reports them: a worker that finds them wrong leaves with 2 and says nothing."""
+    started = time.perf_counter()
+    from experiment import interrupts
+
+    interrupts.install_sigint()
+    interrupts.reset()
+    try:
+        from experiment.arguments import build_parser, resolve_config
+        from experiment.startup import heavy_imports
+
+        args = build_parser().parse_args(cli_argv)
+        heavy_imports(say=False, at_once=True)
+        from benchmark.data import writers
+        from experiment.driver import progress_log, run_experiment
+        from experiment.executors.local import LocalExecutor
+
+        try:
+            cfg = resolve_config(args)
+        except ValueError:  # ConfigError, SpecError, DataError: the rehearsal's command says it
+            return 2
+        log, _ = progress_log(quiet=bool(args.quiet), verbose=True)
+        with writers.unchecked_torchvision_files():
+            return run_experiment(cfg, args.out, LocalExecutor(offset=k), log=log, worker=True, quiet=True,
+                                  started=started)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # noqa: BLE001 - a failure of the paper path: where, and in which run
+        import traceback
+
+        traceback.print_exc()
+        print(f"error: the paper path failed ({type(e).__name__}) during {interrupts.phase()}", file=sys.stderr)
+        return 1
+
+
+def _die_with_parent() -> None:
+    """In a worker, before it runs: the kernel kills it when the rehearsal dies (Linux; a run's lock and
+    temporary files survive a kill, as they do for cfbench's helpers)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _cpu() -> float:
@@ -367,4 +508,6 @@ def _cpu() -> float:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == [WORKER]:
+        sys.exit(worker_main(int(sys.argv[2]), sys.argv[3:]))
     sys.exit(main())

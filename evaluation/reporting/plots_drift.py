@@ -15,7 +15,6 @@ Definitions: docs/design.md ("Feature drift").
 from __future__ import annotations
 
 import math
-import warnings
 from pathlib import Path
 
 import matplotlib
@@ -79,7 +78,17 @@ def group_drift(rec: Records, step: int, group: str, kind: str = "ldifs") -> np.
     """[L]: the mean over the group's datasets of drift[kind][step][d][:] (NaN where the group is empty)."""
     m = np.asarray([[np.nan if v is None else v for v in row] for row in rec.drift[kind][step]], dtype=float)
     idx = groups(rec, step)[group]
-    return np.nanmean(m[idx], axis=0) if idx else np.full(m.shape[1], np.nan)
+    return mean_defined(m[idx]) if idx else np.full(m.shape[1], np.nan)
+
+
+def mean_defined(m: np.ndarray) -> np.ndarray:
+    """The column means of `m` over its defined (non-NaN) values; NaN for a column with none. A tap can be
+    undefined on every dataset (a prompt-tuned ViT's token count changes the tap's shape; CKA of constant
+    features): numpy's nanmean gives the same NaN, with a warning that would reach the user."""
+    defined = ~np.isnan(m)
+    n = defined.sum(axis=0)
+    total = np.where(defined, m, 0.0).sum(axis=0)
+    return np.where(n > 0, total / np.maximum(n, 1), np.nan)
 
 
 def heldout_dlp(rec: Records) -> float:
@@ -127,9 +136,7 @@ def drift_by_layer(runs: list[tuple[str, Records]], label: str, path: Path) -> b
                         and r.drift["taps"] == taps]
                 if not vals:
                     continue
-                with np.errstate(all="ignore"), warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)  # a group with no dataset (no held-out set): all NaN
-                    mean = np.nanmean(np.vstack(vals), axis=0)
+                mean = mean_defined(np.vstack(vals))  # all NaN for a group with no dataset (no held-out set)
                 if np.all(np.isnan(mean)):
                     continue
                 ax.plot(range(len(taps)), mean, marker="o", color=colors[step - 1], label=f"after task {step}")

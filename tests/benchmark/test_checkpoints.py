@@ -72,16 +72,22 @@ def test_end_is_the_default_and_leaves_run_ids_alone():
     assert not set(ids) & {r["run_id"] for r in C.plan(C.validate(cfg))}
 
 
-def test_a_run_scores_its_checkpoint(tmp_path):
+def test_a_run_scores_its_checkpoint(tmp_path, tiny_experiment):
     # Two tiny tasks of 2 steps each (40 images, batch 20, one epoch): checkpoint 0 is after one step.
+    # The run scored at the end is tiny_experiment's ft run (conftest.py: the same plan, trained once per
+    # session); only the checkpoint-0 run is trained here.
     argv = ["--jobs", "1", "--orderings", "textures,digits", "--suite", "textures", "digits", "--strategies", "ft",
             "--set", "data.max_train=40", "--set", "data.max_test=20", "--epochs", "1", "--set",
             "train.batch_size=20", "--set", "threads=1", "-q"]
-    assert cli.main([*argv, "--out", str(tmp_path / "end")]) == 0
     assert cli.main([*argv, "--out", str(tmp_path / "k0"), "--set", "train.checkpoint=0"]) == 0
-    end, = (tmp_path / "end").glob("*/runs/*/records.json")
+    ends = [json.loads(p.read_text()) for p in sorted((tiny_experiment / "runs").glob("*/records.json"))]
+    end, = [r for r in ends if r["config"]["strategy"]["name"] == "ft"]
     k0, = (tmp_path / "k0").glob("*/runs/*/records.json")
-    end, k0 = json.loads(end.read_text()), json.loads(k0.read_text())
+    k0 = json.loads(k0.read_text())
     assert k0["complete"] and k0["config"]["train"]["checkpoint"] == 0
+    # the end run is this plan without the checkpoint: every other key of the config the same
+    same = copy.deepcopy(k0["config"])
+    del same["train"]["checkpoint"], same["run_id"]
+    assert same == {k: v for k, v in end["config"].items() if k != "run_id"} and "checkpoint" not in end["config"]["train"]
     assert end["LP"][0] == k0["LP"][0] and end["R"][0] == k0["R"][0]  # step 0: nothing trained yet
     assert end["LP"][1:] != k0["LP"][1:] or end["R"][1:] != k0["R"][1:]  # one step in is not the end

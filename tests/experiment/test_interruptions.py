@@ -80,9 +80,17 @@ entry()
 """
 
 
+def _as_in_a_terminal():
+    """Ctrl-C's default action in the child, as in a terminal: where the suite itself was started as a
+    background job (`make test &`, nohup), SIGINT is ignored and a child would inherit that, so Python
+    would install no KeyboardInterrupt handler and these tests would wait out their timeouts."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path):
     p = subprocess.Popen([sys.executable, "-c", _GATED, str(ROOT), "--out", str(tmp_path), "--strategies", "ft", *TINY],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                         preexec_fn=_as_in_a_terminal)
     seen = []
     for line in p.stderr:  # wait for the event, not for a delay
         seen.append(line)
@@ -181,7 +189,8 @@ def test_two_ctrl_c_during_start_up_exit_130_with_one_line(tmp_path):
     out, cache = tmp_path / "out", tmp_path / "cache"
     p = subprocess.Popen([sys.executable, "-c", _GATED, str(ROOT), "--out", str(out), "--strategies", "ft", *TINY],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-                         start_new_session=True, env={**os.environ, "CFBENCH_CACHE": str(cache)})
+                         start_new_session=True, env={**os.environ, "CFBENCH_CACHE": str(cache)},
+                         preexec_fn=_as_in_a_terminal)
     seen = []
     for line in p.stderr:  # inside the imports: wait for the event, not for a delay
         seen.append(line)

@@ -1,6 +1,9 @@
-"""The Ray executor (experiment/executors/ray.py) on a local Ray instance these tests start (2 CPUs).
+"""The Ray executor (experiment/executors/ray.py) on a local Ray instance these tests start (1 CPU).
 
 Kept small: the plan of conftest.py's tiny_experiment (its local records), trained a handful of times in all.
+Every Ray worker process that trains imports torch, Avalanche and open_clip (several CPU-seconds each),
+and a driver has one worker per CPU of the cluster import them before its first run (executors/ray.py,
+`start`): with one CPU, a driver starts one such worker, which then trains its runs one after another.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ import pandas as pd
 import pytest
 
 from experiment import cli
-from conftest import TINY
+from conftest import TINY, run_main
 
 # one xdist worker runs the whole file (`make test`: --dist loadgroup): its module fixture (one Ray
 # instance) is made once
@@ -31,12 +34,18 @@ TIMING_KEYS = ("steps", "wall_s", "env", "started", "finished")  # when and wher
 
 @pytest.fixture(scope="module")
 def cluster(forked):
-    """A local Ray instance with 2 CPUs; its workers' temporary folder is ours, to see runs in progress.
-    (`forked`: started first, so that its imports overlap Ray's start.)"""
+    """A local Ray instance with 1 CPU; its workers' temporary folder is ours, to see runs in progress.
+    (`forked`: started first, so that its imports overlap Ray's start.) No worker processes are started
+    ahead of a driver's tasks (Ray's prestart): they would belong to no job and carry none of the
+    executor's runtime environment, so Ray would start others for the runs and stop these unused. Two
+    idle workers may stay (Ray stops idle ones beyond a soft limit, by default the CPU count): this
+    process's, kept for its next Ray plan, while a forked driver's job has one of its own."""
     tmp = Path(tempfile.mkdtemp(prefix="cfr", dir="/tmp"))  # short: Ray's socket paths live under it
     old = os.environ.get("TMPDIR")
     os.environ["TMPDIR"] = str(tmp)
-    ray.init(num_cpus=2, num_gpus=0, log_to_driver=False, include_dashboard=False, logging_level="ERROR")
+    ray.init(num_cpus=1, num_gpus=0, log_to_driver=False, include_dashboard=False, logging_level="ERROR",
+             _system_config={"enable_worker_prestart": False, "prestart_worker_first_driver": False,
+                             "num_workers_soft_limit": 2})
     try:
         yield {"address": ray.get_runtime_context().gcs_address, "tmp": tmp}
     finally:
@@ -64,7 +73,8 @@ def _leftovers(root: Path) -> list[Path]:
 def test_same_records_as_local_even_when_a_worker_is_killed_mid_run(cluster, tiny_experiment, tmp_path, capsys):
     local = tiny_experiment  # the same plan on the local executor (conftest.py: trained once per session)
 
-    # the Ray plan, with one of its worker processes killed by pid once it has written step 0's records
+    # the Ray plan, with its worker process killed by pid once it has written step 0's records (the run
+    # goes again on a new worker, which then trains the other run too)
     result = {}
     thread = threading.Thread(target=lambda: result.setdefault(
         "code", cli.main([*PLAN, "--executor", "ray", "--out", str(tmp_path / "ray"), "--tensorboard"])))
@@ -95,12 +105,13 @@ def test_same_records_as_local_even_when_a_worker_is_killed_mid_run(cluster, tin
     assert err.count("done: run") >= 2  # one Ray line per finished run
 
 
-def test_driver_killed_mid_plan_then_restarted_trains_only_the_missing_runs(cluster, tmp_path, forked):
+def test_driver_killed_mid_plan_then_restarted_trains_only_the_missing_runs(cluster, tmp_path, forked, capsys):
     out = tmp_path / "out"
-    # one run at a time (a run reserves both CPUs), so the driver dies with one run done and one out
+    # one run at a time (a run reserves the cluster's one CPU), so the driver dies with one run done and one out
     argv = [*PLAN, "--executor", "ray", "--ray-address", cluster["address"], "--out", str(out),
-            "--set", "executor.cpus_per_run=2"]
-    # the drivers are processes of their own (tests/forked.py: forked after the imports)
+            "--set", "executor.cpus_per_run=1"]
+    # the killed driver is a process of its own (tests/forked.py: forked after the imports), a Ray job
+    # whose workers Ray stops with it
     driver = forked.run(argv)
     runs = out / "micro" / "runs"
     deadline = time.time() + 300
@@ -111,9 +122,10 @@ def test_driver_killed_mid_plan_then_restarted_trains_only_the_missing_runs(clus
     first = list(runs.glob("*/done"))
     assert len(first) == 1
     stamp = first[0].stat().st_mtime_ns
-    again = forked.run(argv)
-    _, err = again.communicate(timeout=600)
-    assert again.returncode == 0, err
+    # the restart is the command in this process (joined to the same cluster): what is checked is what it
+    # trains, and its runs may go to a worker this process's Ray job already has (the other test's)
+    code, _, err, _ = run_main(argv, capsys)
+    assert code == 0, err
     assert "2 runs planned, 1 already done, 1 to run" in err and err.count("done: run") == 1
     assert first[0].stat().st_mtime_ns == stamp  # the finished run was not trained again
     assert len(list(runs.glob("*/done"))) == 2 and _leftovers(out) == []

@@ -13,10 +13,12 @@ from experiment import cli as run_benchmark
 # with their weights kept) is made once
 pytestmark = pytest.mark.xdist_group("test_rescore")
 
-PLAN = ["--strategies", "ldifs", "--jobs", "1", "--orderings", "textures,digits", "--set", "data.max_train=40",
-        "--set", "data.max_test=20", "--epochs", "1", "--set", "train.batch_size=20"]
+# conftest.SMALL's training (ldifs only), so that the larger suite's run scored from the start is
+# small_experiment's ldifs run, trained once per session
+PLAN = ["--strategies", "ldifs", "--jobs", "1", "--seeds", "0", "--orderings", "textures,digits", "--set",
+        "data.max_train=60", "--set", "data.max_test=40", "--epochs", "1", "--set", "train.batch_size=20"]
 SUITE = ["--suite", "textures", "digits"]
-LARGER = ["--suite", "textures", "digits", "mnist"]
+LARGER = ["--suite", "textures", "digits", "mnist"]  # SMALL's suite
 
 
 def _files(folder):
@@ -31,7 +33,10 @@ def kept(tmp_path_factory):
     return out
 
 
-def test_weights_are_kept_after_each_task_and_stay_out_of_the_run_id(kept, tiny_experiment):
+def test_weights_are_kept_after_each_task_and_stay_out_of_the_run_id(kept):
+    from experiment.arguments import build_parser, resolve_config
+    from experiment.config import plan
+
     runs = sorted((kept / "micro" / "runs").iterdir())
     assert len(runs) == 1
     for run in runs:
@@ -39,18 +44,19 @@ def test_weights_are_kept_after_each_task_and_stay_out_of_the_run_id(kept, tiny_
         saved = torch.load(run / "weights" / "step2.pt", weights_only=True)
         assert saved["run_id"] == run.name and saved["after"] == "digits" and sorted(saved["heads"]) == [0, 1]
         assert "save_weights" not in json.loads((run / "config.json").read_text())
-    # tiny_experiment trained the same run (and ft) without keeping weights: the same run id
-    assert {p.name for p in runs} < {p.name for p in (tiny_experiment / "runs").iterdir()}
+    # the same plan without keeping weights: the same run id (the folder a run is trained into is its planned id)
+    assert {p.name for p in runs} == {r["run_id"] for r in plan(resolve_config(build_parser().parse_args([*PLAN, *SUITE])))}
 
 
-def test_rescoring_a_larger_suite_equals_scoring_it_from_the_start(kept, tmp_path):
+def test_rescoring_a_larger_suite_equals_scoring_it_from_the_start(kept, small_experiment):
     before = _files(kept / "micro" / "runs")
     args = [*PLAN, *LARGER, "--out", str(kept), "--experiment", "larger", "-q"]
     assert run_benchmark.main([*args, "--rescore", "micro"]) == 0
     assert _files(kept / "micro" / "runs") == before  # the originals untouched
-    assert run_benchmark.main([*PLAN, *LARGER, "--out", str(tmp_path), "--experiment", "larger", "-q"]) == 0
+    # small_experiment (conftest.py) scored the larger suite from the start with this plan's training: its ldifs run
     rescored = sorted((kept / "larger" / "runs").iterdir())
-    trained = sorted((tmp_path / "larger" / "runs").iterdir())
+    trained = [p for p in sorted((small_experiment / "runs").iterdir())
+               if json.loads((p / "records.json").read_text())["config"]["strategy"]["name"] == "ldifs"]
     assert [p.name for p in rescored] == [p.name for p in trained] and len(trained) == 1
     for a, b in zip(rescored, trained):
         ra, rb = (json.loads((p / "records.json").read_text()) for p in (a, b))

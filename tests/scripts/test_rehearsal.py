@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -71,17 +73,23 @@ def test_a_data_folder_it_did_not_write_is_left_alone(tmp_path, capsys):
 
 def test_a_reduced_rehearsal_runs_the_preset_end_to_end(tmp_path, capsys):
     """paper-single on MNIST and SVHN with a ZS-init and an LP-init method: 4 runs on the preset's own
-    protocol (reference probe, variants, checkpoint), then the collection."""
+    protocol (reference probe, variants, checkpoint), shared out by two processes (this one and a worker,
+    each with the written files' checksums off), then the collection."""
     methods = ["ft:head_init=zs", "ldifs:head_init=lp"]
     code = rehearse.main(["--config", "paper-single", "--out", str(tmp_path), "--datasets", "MNIST", "SVHN",
-                          "--strategies", *methods, "--threads", "1", "--probe-steps", "10", "-q"])
+                          "--strategies", *methods, "--threads", "1", "--probe-steps", "10", "--workers", "2"])
     err = capsys.readouterr().err
     assert code == 0, err
-    assert "4 runs planned (2 methods x 2 orderings, seed 0), 4 done" in err and "rehearsal of paper-single passed" in err
+    assert "4 runs planned (2 methods x 2 orderings, seed 0), 4 done" in err
+    assert "rehearsal of paper-single passed" in err and "(2 processes)" in err
     exp = tmp_path / "paper-single"
     preset = C.validate(C.load_preset("paper-single"))
     records = [json.loads(p.read_text()) for p in sorted((exp / "runs").glob("*/records.json"))]
     assert len(records) == 4
+    # each run trained once, by one of the two processes (the worker's lines are prefixed: its share
+    # depends on the machine's speed, the sum does not)
+    done = re.findall(r"^(worker 1: )?\[\d+/\d+ [^]]*\] done: run (\w+)", err, re.M)
+    assert sorted(rid for _, rid in done) == sorted(r["run_id"] for r in records)
     for rec in records:
         cfg = rec["config"]
         assert cfg["model"]["name"] == "ViT-B-32-quickgelu" and cfg["model"]["pretrained"] is None
@@ -126,3 +134,14 @@ def test_the_mtil_rehearsal_runs_zscl_on_five_tasks_and_writes_the_mtil_table(tm
     data = tmp_path / "data"
     assert (data / "ImageNet" / "train").is_dir() and (data / "Validation_GCC-1.1.0-Validation_output.csv").is_file()
     assert (data / "fgvc-aircraft-2013b" / "data" / "variants.txt").is_file()
+
+
+def test_a_failing_worker_is_named_and_fails_the_rehearsal(capsys):
+    """A worker's lines reach the user prefixed with its number, and its exit status counts: a run that
+    failed there (exit 1) fails the rehearsal even when this process finished the rest."""
+    line = "error: run 0a1b2c3d4e5f (ft SVHN seed 0): the strategy raised ValueError"
+    w = rehearse.Worker(1, [sys.executable, "-c", f"import sys; print({line!r}, file=sys.stderr); sys.exit(1)"])
+    assert w.finish(stop=False) is True and w.code == 1
+    assert f"worker 1: {line}\n" in capsys.readouterr().err
+    ok = rehearse.Worker(2, [sys.executable, "-c", "print('experiment x: 4 runs planned')"])
+    assert ok.finish(stop=False) is False and capsys.readouterr().err == "worker 2: experiment x: 4 runs planned\n"

@@ -35,6 +35,19 @@ def exp(tmp_path):
     return dst
 
 
+def _some_runs(tmp_path, runs):
+    """A copy of the sample with only `runs` (run ids): the tests that collect with plots and check no
+    numbers of the whole sample draw a few runs' plots, not all nine's."""
+    dst = tmp_path / "sample_experiment"
+    for r in runs:
+        shutil.copytree(SAMPLE / "runs" / r, dst / "runs" / r)
+    return dst
+
+
+# the sample's finished runs on a>b: ft seeds 0 and 1, ldifs seed 0
+A_B = [rid(FT, ["a", "b"], 0), rid(FT, ["a", "b"], 1), rid(LDIFS, ["a", "b"], 0)]
+
+
 @pytest.fixture(scope="module")
 def collected(sample_collected):
     """One full collection (plots included) shared by the read-only tests (conftest.py: once per session)."""
@@ -191,7 +204,8 @@ def test_report_without_env_or_packages(exp):
     assert "- Wall time: not recorded" in report and "- Compute time: not recorded" in report
 
 
-def test_runs_without_zero_shot_leave_zscl_metrics_empty(exp):
+def test_runs_without_zero_shot_leave_zscl_metrics_empty(tmp_path):
+    exp = _some_runs(tmp_path, A_B)
     for p in (exp / "runs").glob("*/records.json"):
         rec = json.loads(p.read_text())
         rec["ZS"] = None  # a model without a text tower
@@ -210,7 +224,8 @@ def _bad(exp, name, content):
     (run_dir / "done").write_text("")
 
 
-def test_bad_records_are_skipped_with_one_warning_line_each(exp, capsys):
+def test_bad_records_are_skipped_with_one_warning_line_each(tmp_path, capsys):
+    exp = _some_runs(tmp_path, [*A_B, rid(FT, ["b", "a"], 0)])  # four good runs, two of them overwritten below
     good = json.loads((exp / "runs" / rid(FT, ["a", "b"], 0) / "records.json").read_text())
     _bad(exp, "0000000000aa", "{not json")
     _bad(exp, "0000000000bb", json.dumps([1, 2]))
@@ -221,7 +236,8 @@ def test_bad_records_are_skipped_with_one_warning_line_each(exp, capsys):
     out_of_range["LP"][1][0] = 7.0
     _bad(exp, rid(FT, ["b", "a"], 0), json.dumps(out_of_range))
     df = collect(exp, plots=True)
-    assert len(df) == 6 and good["run_id"] not in set(df["run_id"])
+    assert len(df) == 2 and good["run_id"] not in set(df["run_id"])  # the two good runs left
+    assert set(df["run_id"]) == set(A_B[1:])
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
     assert len(err) == 5
     for name, why in (("0000000000aa", "cannot be read"), ("0000000000bb", "do not match the schema"),

@@ -74,7 +74,7 @@ def test_micro_mtil_runs_ft_ldifs_zscl_and_writes_the_mtil_table(tmp_path):
 
     out = tmp_path / "out"
     code = main(["--config", "micro-mtil", "--out", str(out), "--jobs", "1", "-q",
-                               "--set", "data.max_train=30", "--set", "data.max_test=20", "--set", "train.iterations=2",
+                               "--set", "data.max_train=20", "--set", "data.max_test=10", "--set", "train.iterations=2",
                                "--set", "train.batch_size=10", "--set", "drift=0",
                                "--set", "strategy_defaults.zscl.ref_batch=8", "--set", "strategy_defaults.zscl.we_freq=1"])
     assert code == 0

@@ -197,6 +197,25 @@ def test_group_drift_and_heldout_dlp_by_hand():
     assert last_tap(rec) == 1
 
 
+def test_group_drift_of_a_tap_undefined_on_every_dataset_is_nan_without_a_warning():
+    """prompt tuning's taps after the stem have another shape: null drift on every dataset. The mean over
+    the defined values, by hand: trained [a, b] at step 2, stem (0.2 + 0.1) / 2, the others undefined."""
+    import warnings
+
+    from evaluation.reporting.plots_drift import group_drift
+
+    rec = _run({"name": "prompt_tuning"}, 0, 0.04, -0.1)
+    for step in (1, 2):
+        rec.drift["ldifs"][step] = [[row[0], None, None] for row in rec.drift["ldifs"][step]]
+    rec.drift["ldifs"][2][1][0] = None  # b's stem too: a alone is defined there
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "Mean of empty slice" would fail here
+        trained = group_drift(rec, 2, "trained")
+    assert trained[0] == pytest.approx(0.2) and math.isnan(trained[1]) and math.isnan(trained[2])
+    rec.drift["ldifs"][2][1][0] = 0.1
+    assert group_drift(rec, 2, "trained")[0] == pytest.approx(0.15)
+
+
 def test_drift_section_and_plots(tmp_path):
     from evaluation.reporting.plots_drift import drift_section, write_drift_plots
 
