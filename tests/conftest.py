@@ -217,3 +217,55 @@ def sample_collected(tmp_path_factory):
         shutil.copytree(ROOT / "tests" / "data" / "sample_experiment", folder / "sample_experiment")
         collect(folder / "sample_experiment", plots=True)
     return _once_for_all_workers(tmp_path_factory, "sample_collected", make) / "sample_experiment"
+
+
+# The command that made tests/data/portable_run: a run of LDIFS on the micro model, small enough for a
+# test, on the portable numeric path (benchmark/numerics.py; docs/numerics.md says what it makes identical
+# and where that was checked). tests/project/test_layers.py compares its records bit for bit.
+PORTABLE_ARGS = ["--numerics", "portable", "--strategies", "ldifs:lam=30", "--seeds", "0", "--orderings", "textures,digits",
+                 "--suite", "textures", "digits", "--set", "data.max_train=60", "--set", "data.max_test=40",
+                 "--epochs", "1", "--set", "train.batch_size=20", "--experiment", "portable-sample", "-q", "--jobs", "1"]
+# The command as run_benchmark.py runs it (cli.entry), with two lines on stdout that
+# tests/benchmark/test_numerics.py reads: `start PID ATEN_CPU_CAPABILITY` as each execution of the
+# interpreter begins (the re-execution keeps the pid), and `end PID CAPABILITY MKL_CBWR OPENBLAS_CORETYPE
+# NUMERICS` where the checked command begins (torch imported).
+_PORTABLE_REPORTING = (
+    "import os, sys\nfrom experiment import cli\n"
+    "print('start', os.getpid(), os.environ.get('ATEN_CPU_CAPABILITY'), flush=True)\n"
+    "checked_main = cli._checked_main\n"
+    "def checked(args, executor):\n"
+    "    import torch\n"
+    "    print('end', os.getpid(), torch.backends.cpu.get_cpu_capability(), os.environ.get('MKL_CBWR'),\n"
+    "          os.environ.get('OPENBLAS_CORETYPE'), args.numerics, flush=True)\n"
+    "    return checked_main(args, executor)\n"
+    "cli._checked_main = checked\n"
+    "cli.entry()\n")
+
+
+class PortableCommand(NamedTuple):
+    out: Path  # the --out folder
+    code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture(scope="session")
+def portable_command(tmp_path_factory) -> PortableCommand:
+    """PORTABLE_ARGS run once per session as a command (a fresh interpreter, which re-executes itself with the
+    portable variables), for all xdist workers: the records of test_layers' bit-for-bit test and the lines
+    of test_numerics' re-execution test come from this one process. Started without any numeric-path
+    variable and with OPENBLAS_CORETYPE=Haswell, a core type of the machine's that the path must override."""
+    import subprocess
+
+    from benchmark import numerics
+
+    env = {k: v for k, v in os.environ.items() if k not in numerics.VARIABLES and k != numerics.REEXEC_MARKER}
+    env["OPENBLAS_CORETYPE"] = "Haswell"
+
+    def make(folder):
+        out = subprocess.run([sys.executable, "-c", _PORTABLE_REPORTING, *PORTABLE_ARGS, "--out", str(folder / "out")],
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        (folder / "result.json").write_text(json.dumps([out.returncode, out.stdout, out.stderr]))
+    folder = _once_for_all_workers(tmp_path_factory, "portable_command", make)
+    code, stdout, stderr = json.loads((folder / "result.json").read_text())
+    return PortableCommand(folder / "out", code, stdout, stderr)

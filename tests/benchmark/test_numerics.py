@@ -97,27 +97,29 @@ def test_an_unknown_path_is_one_line_and_exit_2(capsys):
     assert err.count("\n") == 1 and "unknown numeric path 'avx3'" in err and "native, avx2, generic" in err
 
 
-def test_portable_reexecutes_the_command_with_its_environment(tmp_path):
+def test_portable_reexecutes_the_command_with_its_environment(portable_command, tmp_path):
     """run_benchmark.py as a command re-executes itself (same pid) with the portable variables before
     torch starts, once (OpenBLAS's core type included, over the machine's own); torch then runs its
-    DEFAULT kernels. The rest of the command is a stub that reports what it finds: seconds."""
-    code = ("import os, sys\nfrom experiment import cli\n"
+    DEFAULT kernels. The portable command is conftest's `portable_command` (the committed portable run,
+    which test_layers compares bit for bit), reporting what it finds as it starts and where the checked
+    command begins; the native one a stub of the rest of the command that reports the same: seconds."""
+    # (the re-execution is decided before the training side's imports, which the stub skips: no torch, 1 s)
+    code = ("import os, sys\nfrom experiment import cli, startup\n"
+            "startup.heavy_imports = lambda *args, **kwargs: None\n"
             "print('start', os.getpid(), os.environ.get('ATEN_CPU_CAPABILITY'), flush=True)\n"
             "def checked(args, children):\n"
-            "    import torch\n"
-            "    print('end', os.getpid(), torch.backends.cpu.get_cpu_capability(), os.environ.get('MKL_CBWR'),\n"
+            "    torch = None\n"
+            "    print('end', os.getpid(), '-', os.environ.get('MKL_CBWR'),\n"
             "          os.environ.get('OPENBLAS_CORETYPE'), args.numerics, flush=True)\n"
             "    return 0\n"
             "cli._checked_main = checked\n"
             "sys.exit(cli.main())\n")
-    # native: nothing to pin, no re-execution (started beside the portable command: two cores)
-    native = code.replace("import torch", "torch = None").replace("torch.backends.cpu.get_cpu_capability()", "'-'")
-    procs = [subprocess.Popen([sys.executable, "-c", c, "--out", str(tmp_path), "--jobs", "1", *more], cwd=ROOT,
-                              env=_clean_env(OPENBLAS_CORETYPE="Haswell"), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
-             for c, more in ((code, ["--numerics", "portable"]), (native, []))]
-    (out, err), (native_out, native_err) = [p.communicate(timeout=120) for p in procs]
-    assert procs[0].returncode == 0 and out.count("start") == 2 and out.count("end") == 1, (out, err)
+    # native: nothing to pin, no re-execution
+    native = subprocess.run([sys.executable, "-c", code, "--out", str(tmp_path), "--jobs", "1"], cwd=ROOT,
+                            env=_clean_env(OPENBLAS_CORETYPE="Haswell"), capture_output=True, text=True, timeout=120)
+    out, err, native_out, native_err = (portable_command.stdout, portable_command.stderr, native.stdout,
+                                        native.stderr)
+    assert portable_command.code == 0 and out.count("start") == 2 and out.count("end") == 1, (out, err)
     lines = out.split()
     pid = lines[1]
     assert lines[:3] == ["start", pid, "None"] and lines[3:6] == ["start", pid, "default"]

@@ -59,17 +59,42 @@ def test_profile_prints_a_breakdown_that_adds_up_to_the_wall_time(tmp_path, caps
     assert err.strip().splitlines()[-1].startswith("finished in ") and "peak memory" in err.strip().splitlines()[-1]
 
 
-def test_tensorboard_logs_loss_curves_and_penalties_without_changing_the_run(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def jobs2(tmp_path_factory):
+    """ft and ldifs (lam 30, the preset's) on TINY with --jobs 2 and --tensorboard, trained once for the
+    two tests below (once per session for all xdist workers, wherever the two tests run): the helper
+    process's records, and each run's TensorBoard logs. (out, exit status, what it printed on stderr)"""
+    import contextlib
+    import io
+    import json
+
+    def make(folder):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            code = cli.main(["--out", str(folder), "-q", *JOBS2, "--jobs", "2", "--tensorboard"])
+        (folder / "result.json").write_text(json.dumps([code, err.getvalue()]))
+    folder = conftest._once_for_all_workers(tmp_path_factory, "test_cli_jobs2", make)
+    code, err = json.loads((folder / "result.json").read_text())
+    return folder, code, err
+
+
+JOBS2 = [*TINY[:-1], "ft", "ldifs", "--set", "threads=1"]
+
+
+def test_tensorboard_logs_loss_curves_and_penalties_without_changing_the_run(jobs2, capsys):
     import json
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    # the ldifs:lam=30 run of the --jobs 2 --tensorboard plan (its ldifs is the preset's, lam 30)
+    root, code, _ = jobs2
     args = [*TINY[:-1], "ldifs:lam=30"]
-    assert cli.main(["--out", str(tmp_path), "-q", "--tensorboard", *args]) == 0
-    runs = list((tmp_path / "micro" / "runs").iterdir())
+    assert code == 0
+    runs = [p for p in (root / "micro" / "runs").iterdir()
+            if json.loads((p / "config.json").read_text())["strategy"]["name"] == "ldifs"]
     assert len(runs) == 1
     # a readable run name in TensorBoard's list: strategy and parameters, ordering, seed, run id
-    (logs,) = (tmp_path / "micro" / "tensorboard").iterdir()
+    (logs,) = [p for p in (root / "micro" / "tensorboard").iterdir() if p.name.startswith("ldifs")]
     assert logs.name.startswith("ldifs_lam=30.0,anchor=previous,layers=reference,norm_axis=1__textures-digits__seed")
     assert logs.name.endswith(runs[0].name)
     acc = EventAccumulator(str(logs))
@@ -103,19 +128,20 @@ def test_tensorboard_logs_loss_curves_and_penalties_without_changing_the_run(tmp
     assert [e.value for e in acc.Scalars("train/loss_epoch")] == pytest.approx([s["loss"][0] for s in steps[1:]], rel=1e-6)
     assert {"final/ACC", "final/BWT", "final/dLP_all"} <= set(tags)
     # Logging is not part of the run's identity: the same run without it is already done.
-    assert cli.main(["--out", str(tmp_path), "--dry-run", *args]) == 0
+    assert cli.main(["--out", str(root), "--dry-run", *args]) == 0
     assert "1 already done" in capsys.readouterr().err
 
 
-def test_jobs_share_the_runs_out_and_give_the_records_of_one_process(tiny_experiment, tmp_path, capsys):
+def test_jobs_share_the_runs_out_and_give_the_records_of_one_process(tiny_experiment, jobs2, capsys):
     import json
 
-    two = [*TINY[:-1], "ft", "ldifs", "--set", "threads=1"]
-    assert cli.main(["--out", str(tmp_path / "jobs2"), "-q", *two, "--jobs", "2", "--tensorboard"]) == 0
-    assert "GiB per process x 2" in capsys.readouterr().err  # the helper trained: two processes' memory
+    two = JOBS2
+    root, code, err = jobs2
+    assert code == 0
+    assert "GiB per process x 2" in err  # the helper trained: two processes' memory
     from test_trackers import assert_evaluation_in_tensorboard
 
-    assert_evaluation_in_tensorboard(tmp_path / "jobs2" / "micro")  # the helper's run logged its evaluation too
+    assert_evaluation_in_tensorboard(root / "micro")  # the helper's run logged its evaluation too
     # one process: the same plan (threads 1 is the preset's) trained with --jobs 1, once per session (conftest.py)
     assert cli.main(["--out", str(tiny_experiment.parent), "--dry-run", *two]) == 0
     assert "2 runs planned, 2 already done, 0 to run" in capsys.readouterr().err  # the same two runs
@@ -128,9 +154,9 @@ def test_jobs_share_the_runs_out_and_give_the_records_of_one_process(tiny_experi
             out[p.parent.name] = (r["R"], r["LP"], r["ZS"])
         return out
 
-    a, b = records(tmp_path / "jobs2"), records(jobs1)
+    a, b = records(root), records(jobs1)
     assert len(a) == 2 and a == b
-    assert (tmp_path / "jobs2" / "micro" / "leaderboard.csv").read_text() == \
+    assert (root / "micro" / "leaderboard.csv").read_text() == \
         (jobs1 / "micro" / "leaderboard.csv").read_text()
 
 

@@ -137,24 +137,22 @@ def test_no_module_over_300_lines_without_a_reason():
 
 
 SAMPLE = ROOT / "tests" / "data" / "portable_run"
-# The command that made tests/data/portable_run: a run of LDIFS on the micro model, small enough for a
-# test, on the portable numeric path (benchmark/numerics.py; docs/numerics.md says what it makes identical
-# and where that was checked). Remade on an AMD EPYC once numpy's own SIMD dispatch was pinned too: the
-# run made earlier on an Intel Xeon with AVX-512 differed here in one probe accuracy (0.8 against 0.775).
-PORTABLE_ARGS = ["--numerics", "portable", "--strategies", "ldifs:lam=30", "--seeds", "0", "--orderings", "textures,digits",
-                 "--suite", "textures", "digits", "--set", "data.max_train=60", "--set", "data.max_test=40",
-                 "--epochs", "1", "--set", "train.batch_size=20", "--experiment", "portable-sample", "-q"]
+# The command that made tests/data/portable_run is conftest.PORTABLE_ARGS (a small LDIFS run of the micro
+# model on the portable numeric path, benchmark/numerics.py; docs/numerics.md says what it makes identical
+# and where that was checked); the session fixture `portable_command` runs it once as a command, for this
+# test and test_numerics' re-execution test. Remade on an AMD EPYC once numpy's own SIMD dispatch was
+# pinned too: the run made earlier on an Intel Xeon with AVX-512 differed here in one probe accuracy
+# (0.8 against 0.775).
 
 
 @pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
                     reason="the portable numeric path pins x86-64 kernels; other architectures round otherwise")
-def test_a_committed_run_is_reproduced_bit_for_bit(tmp_path):
+def test_a_committed_run_is_reproduced_bit_for_bit(portable_command):
     (expected_dir,) = (SAMPLE / "runs").iterdir()
-    out = subprocess.run([sys.executable, str(ROOT / "run_benchmark.py"), *PORTABLE_ARGS, "--out", str(tmp_path)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-2000:]
-    got_dir = tmp_path / "portable-sample" / "runs" / expected_dir.name
-    assert got_dir.is_dir(), f"the run id changed: {sorted(p.name for p in (tmp_path / 'portable-sample' / 'runs').iterdir())}"
+    assert portable_command.code == 0, portable_command.stderr[-2000:]
+    runs = portable_command.out / "portable-sample" / "runs"
+    got_dir = runs / expected_dir.name
+    assert got_dir.is_dir(), f"the run id changed: {sorted(p.name for p in runs.iterdir())}"
     expected = json.loads((expected_dir / "records.json").read_text())
     got = json.loads((got_dir / "records.json").read_text())
     assert got["config"] == expected["config"]
