@@ -16,10 +16,11 @@ demo: $(VENV)/.installed
 	$(PY) run_benchmark.py $(ARGS)
 
 # Two pytest-xdist workers, one per core (tests/conftest.py: one torch thread each); --dist loadgroup keeps
-# each file marked with an xdist_group on one worker, so its module fixture is made once.
+# each file marked with an xdist_group on one worker, so its module fixture is made once;
+# --no-loadscope-reorder hands the tests out in collection order, costliest files first (conftest.py).
 TEST_WORKERS ?= 2
 test: $(VENV)/.installed browser
-	$(PY) -m pytest -q tests -n $(TEST_WORKERS) --dist loadgroup $(ARGS)
+	$(PY) -m pytest -q tests -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(ARGS)
 
 # The headless browser that tests/evaluation/reporting/test_report_html.py opens report.html in: Debian's (or Ubuntu's)
 # Chromium package, driven by Playwright's Python package (requirements.txt; Playwright's own browser
