@@ -349,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.out / 'data'}{' and the reference set ' + ', '.join(refs) if refs else ''} in "
           f"{time.perf_counter() - t0:.1f} s", file=sys.stderr)
     print("cfbench " + " ".join(cli_argv), file=sys.stderr)
-    n = min(args.workers, pending_runs(cli_argv))  # a worker without a run of its own would only start up
+    n = processes_for(cli_argv, args.workers)  # a worker without a run of its own would only start up
     if n > 1:
         print(f"{n} processes share out the runs; the lines of the others start with 'worker K:'", file=sys.stderr)
     workers = [Worker(k, worker_command(k, cli_argv)) for k in range(1, n)]  # they import while this one does
@@ -398,20 +398,19 @@ def _run_command(cli_argv: list[str]) -> int:
             return 1
 
 
-def pending_runs(cli_argv: list[str]) -> int:
-    """How many runs of the plan of `cli_argv` are not done (0 when its configuration is wrong: the command
+def processes_for(cli_argv: list[str], workers: int) -> int:
+    """How many processes the plan of `cli_argv` can use, at most `workers`: no more than its runs left
+    (cfbench's own rule for --jobs, `processes_needed`); 1 when its configuration is wrong (the command
     says so, and no worker is started)."""
-    from evaluation.storage.records import check_run
     from experiment.arguments import build_parser, resolve_config
-    from experiment.config import plan
+    from experiment.executors.processes import processes_needed
 
     args = build_parser().parse_args(cli_argv)
     try:
         cfg = resolve_config(args)
     except ValueError:  # ConfigError, SpecError, DataError
-        return 0
-    exp = Path(args.out) / cfg["experiment"]
-    return sum(1 for r in plan(cfg) if check_run(exp / "runs" / r["run_id"]) is not None)
+        return 1
+    return processes_needed({**cfg, "jobs": workers}, args.out)
 
 
 def worker_command(k: int, cli_argv: list[str]) -> list[str]:
@@ -424,10 +423,12 @@ class Worker:
     printed with the prefix `worker k:`."""
 
     def __init__(self, k: int, command: list[str]):
+        from experiment.executors.processes import die_with_parent  # killed with the rehearsal (Linux)
+
         self.k, self.code = k, None
         self.proc = subprocess.Popen(command,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, bufsize=1, preexec_fn=_die_with_parent)
+                                     text=True, bufsize=1, preexec_fn=die_with_parent)
         self.reader = threading.Thread(target=self._relay, daemon=True)
         self.reader.start()
 
@@ -488,17 +489,6 @@ def worker_main(k: int, cli_argv: list[str]) -> int:
         traceback.print_exc()
         print(f"error: the paper path failed ({type(e).__name__}) during {interrupts.phase()}", file=sys.stderr)
         return 1
-
-
-def _die_with_parent() -> None:
-    """In a worker, before it runs: the kernel kills it when the rehearsal dies (Linux; a run's lock and
-    temporary files survive a kill, as they do for cfbench's helpers)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def _cpu() -> float:

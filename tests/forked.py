@@ -22,6 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from experiment.executors.processes import die_with_parent
+
 ROOT = Path(__file__).resolve().parents[1]
 
 _ZYGOTE = r"""
@@ -32,14 +34,7 @@ from experiment import cli
 from experiment import config, driver, preflight, runner
 from experiment.executors import local, processes
 from evaluation.reporting import collect
-
-
-def die_with_parent():
-    try:
-        import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+from experiment.executors.processes import die_with_parent
 
 
 def child(req):
@@ -105,7 +100,7 @@ class Zygote:
         with open(self.folder / "zygote.log", "w") as log:
             self.proc = subprocess.Popen([sys.executable, "-c", _ZYGOTE, str(ROOT), str(write)], cwd=ROOT,
                                          stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log, text=True,
-                                         pass_fds=(write,), preexec_fn=_die_with_parent)
+                                         pass_fds=(write,), preexec_fn=die_with_parent)
         os.close(write)
         self.replies = os.fdopen(read, "r")
         self.n = 0
@@ -173,12 +168,3 @@ class Forked:
     def kill(self) -> None:
         if self.returncode is None:
             os.kill(self.pid, signal.SIGKILL)
-
-
-def _die_with_parent() -> None:
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass

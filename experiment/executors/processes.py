@@ -31,7 +31,7 @@ class ProcessExecutor(Executor):
         self.hint = min(self.hint, int(jobs))  # the validated number; the hint only chose this executor
         if self.hint > 1:
             self.helpers = [subprocess.Popen([*helper_command(k), *self.argv, "--jobs", str(self.hint)],
-                                             stdin=subprocess.PIPE, text=True, preexec_fn=_die_with_parent)
+                                             stdin=subprocess.PIPE, text=True, preexec_fn=die_with_parent)
                             for k in range(1, self.hint)]
 
     def execute(self, todo: list[dict], job: Job) -> int:
@@ -86,9 +86,9 @@ def processes_needed(cfg: dict, out, retrain_stale: bool = False) -> int:
     return max(1, min(cfg["jobs"], left))
 
 
-def _die_with_parent() -> None:
-    """In a helper, before it runs: the kernel kills it when its parent dies (kill -9 included), so that
-    no orphan trains on alone. SIGKILL is what a helper already survives without losing a run (its
+def die_with_parent() -> None:
+    """In a child process, before it runs (a `preexec_fn`): the kernel kills it when its parent dies (kill -9
+    included), so that no orphan trains on alone: cfbench's --jobs helpers, the rehearsal's workers. SIGKILL is what a helper already survives without losing a run (its
     lock is dropped by the kernel, its temporary files are removed by the next start). Linux only;
     elsewhere a helper whose parent died stops at its next read of the parent's pipe."""
     try:
