@@ -29,6 +29,16 @@ def main(k: int, argv: list[str]) -> int:
 
 
 def _main(k: int, argv: list[str], started: float) -> int:
+    from experiment.executors.processes import HelperExecutor
+
+    return train_share(argv, HelperExecutor(k), started)
+
+
+def train_share(argv: list[str], executor, started: float, progress: bool = False) -> int:
+    """Train this process's share of the plan of `cfbench argv` with `executor` (e.g. from the plan's k-th
+    pending run), as a helper: no tables, nothing said about its inputs (2 when they are wrong: the parent
+    reports them); progress lines only with `progress` and no --quiet. Also the rehearsal's workers
+    (scripts/rehearse_paper.py)."""
     from experiment import interrupts
     from experiment.arguments import build_parser
     from experiment.startup import heavy_imports
@@ -46,15 +56,14 @@ def _main(k: int, argv: list[str], started: float) -> int:
     from experiment.config import ConfigError
     from experiment.driver import progress_log, run_experiment
     from experiment.dryrun import download_command
-    from experiment.executors.processes import HelperExecutor
     from strategies import SpecError
 
     try:
         cfg = resolve_config(args)
     except (ConfigError, SpecError, DataError):
         return 2  # a helper's inputs are its parent's, which reports them
-    log, _ = progress_log(quiet=True, verbose=False)
-    return run_experiment(cfg, args.out, HelperExecutor(k), log=log, bars=False, worker=True, quiet=True,
+    log, _ = progress_log(quiet=not progress or bool(args.quiet), verbose=True)
+    return run_experiment(cfg, args.out, executor, log=log, bars=False, worker=True, quiet=True,
                           started=started, retrain_stale=args.retrain_stale, command=download_command(argv))
 
 

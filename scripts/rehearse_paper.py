@@ -454,33 +454,21 @@ class Worker:
 
 
 def worker_main(k: int, cli_argv: list[str]) -> int:
-    """A worker: what cfbench's k-th `--jobs` helper does (experiment/helper.py: the same plan from its k-th
-    pending run, each run taken under its lock, no tables), with the written files' checksums switched off
+    """A worker: what cfbench's k-th `--jobs` helper does (experiment/helper.train_share: the same plan from its
+    k-th pending run, each run taken under its lock, no tables), with the written files' checksums switched off
     in this process too, and its progress lines unless -q. Its inputs were checked by the rehearsal's
     command, which reports them: a worker that finds them wrong leaves with 2 and says nothing."""
     started = time.perf_counter()
     from experiment import interrupts
 
     interrupts.install_sigint()
-    interrupts.reset()
     try:
-        from experiment.arguments import build_parser, resolve_config
-        from experiment.startup import heavy_imports
-
-        args = build_parser().parse_args(cli_argv)
-        heavy_imports(say=False, at_once=True)
         from benchmark.data import writers
-        from experiment.driver import progress_log, run_experiment
         from experiment.executors.local import LocalExecutor
+        from experiment.helper import train_share
 
-        try:
-            cfg = resolve_config(args)
-        except ValueError:  # ConfigError, SpecError, DataError: the rehearsal's command says it
-            return 2
-        log, _ = progress_log(quiet=bool(args.quiet), verbose=True)
         with writers.unchecked_torchvision_files():
-            return run_experiment(cfg, args.out, LocalExecutor(offset=k), log=log, worker=True, quiet=True,
-                                  started=started)
+            return train_share(cli_argv, LocalExecutor(offset=k), started, progress=True)
     except KeyboardInterrupt:
         return 130
     except Exception as e:  # noqa: BLE001 - a failure of the paper path: where, and in which run
