@@ -83,6 +83,9 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
                          "experiment), e.g. after adding a dataset with --suite; writes new runs marked rescored, "
                          "the originals untouched")
     ap.add_argument("--collect-only", action="store_true", help="only rebuild leaderboard and plots from records")
+    ap.add_argument("--no-plots", action="store_true",
+                    help="write the tables and report.md without drawing plots (a collection's slowest part, about "
+                         "0.3 s a plot); plots/ is left as it is: draw them later with --collect-only")
     ap.add_argument("--list", action="store_true", help="list strategies, datasets and presets, then exit")
     ap.add_argument("-q", "--quiet", action="store_true", help="print only errors, warnings and where results went")
     ap.add_argument("-v", "--verbose", action="store_true",

@@ -138,13 +138,14 @@ def _checked_main(args, executor) -> int:
             from experiment.rescore import rescore_experiment
 
             try:
-                return rescore_experiment(cfg, args.out, args.rescore or None, log, quiet=bool(args.quiet))
+                return rescore_experiment(cfg, args.out, args.rescore or None, log, quiet=bool(args.quiet),
+                                          plots=not args.no_plots)
             except ConfigError as e:
                 print(f"error: {e}", file=sys.stderr)
                 return 2
         code = run_experiment(cfg, args.out, executor, dry_run=args.dry_run, collect_only=args.collect_only, log=log,
                               bars=bars, quiet=bool(args.quiet), started=T_START, retrain_stale=args.retrain_stale,
-                              command=download_command(args.argv))
+                              command=download_command(args.argv), plots=not args.no_plots)
     except OSError as e:
         from experiment import interrupts
         from experiment.guards import file_problem

@@ -18,13 +18,15 @@ from .executors import Executor, Job
 
 def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = False, collect_only: bool = False,
                    log: TextIO | None = None, bars: bool = False, worker: bool = False, quiet: bool = False,
-                   started: float | None = None, retrain_stale: bool = False, command: str | None = None) -> int:
+                   started: float | None = None, retrain_stale: bool = False, command: str | None = None,
+                   plots: bool = True) -> int:
     """Plan `cfg`, train the runs that are not done with `executor`, rebuild the tables. `worker`: this
     process is a --jobs helper (it trains and leaves printing and the tables to its parent); `quiet`:
     no leaderboard on stdout; `started`: perf_counter at the process's start (the profile's start-up);
     `retrain_stale`: retrain the done runs whose recorded code fingerprint differs from the checkout's
     (otherwise they are reused, with one warning line naming them); `command`: this command with
-    --download, the exact command that the hints for missing data and weights name."""
+    --download, the exact command that the hints for missing data and weights name; `plots`: draw the
+    plots when collecting (--no-plots: tables and report only)."""
     from evaluation.storage.records import check_run, clean_stale
 
     from .config import plan
@@ -107,21 +109,21 @@ def run_experiment(cfg: dict, out: Path, executor: Executor, dry_run: bool = Fal
             return 0
         print(summary, file=log)
         _count_start_up(started)
-    collect_and_print(exp_dir, log, quiet)
+    collect_and_print(exp_dir, log, quiet, plots)
     if code:  # some runs failed (named above); the finished ones are in the tables
         print("error: some runs failed (named above); the others are in the leaderboard", file=sys.stderr)
     return code
 
 
-def collect_and_print(exp_dir: Path, log: TextIO, quiet: bool = False) -> int:
-    """Rebuild the experiment's leaderboard, tables, plots and report; print the leaderboard's main
-    columns unless `quiet`. Returns 0."""
+def collect_and_print(exp_dir: Path, log: TextIO, quiet: bool = False, plots: bool = True) -> int:
+    """Rebuild the experiment's leaderboard, tables, report and (if `plots`) plots; print the
+    leaderboard's main columns unless `quiet`. Returns 0."""
     from evaluation.reporting.collect import collect
     from evaluation.reporting.leaderboard import MAIN_COLS
 
     interrupts.set_phase("collection: every finished run is kept; rebuild the tables with --collect-only")
     with profiling.phase("collection (tables, plots)"):
-        df = collect(exp_dir)
+        df = collect(exp_dir, plots=plots)
     if len(df) and not quiet:
         import pandas as pd
 
@@ -136,7 +138,8 @@ def collect_and_print(exp_dir: Path, log: TextIO, quiet: bool = False) -> int:
                 if col in shown:
                     shown[col] = shown[col].map(terminal)
             print(shown.to_string(index=False, float_format="{:.4f}".format))
-    print(f"leaderboard: {exp_dir / 'leaderboard.csv'}  plots: {exp_dir / 'plots'}", file=log)
+    drawn = exp_dir / "plots" if plots else "not drawn (--no-plots)"
+    print(f"leaderboard: {exp_dir / 'leaderboard.csv'}  plots: {drawn}", file=log)
     return 0
 
 

@@ -61,7 +61,8 @@ def sources_for(runs: list[dict], src_dir: Path) -> tuple[dict[str, Path], list[
     return found, lacking
 
 
-def rescore_experiment(cfg: dict, out: Path, source: str | None, log: TextIO, quiet: bool = False) -> int:
+def rescore_experiment(cfg: dict, out: Path, source: str | None, log: TextIO, quiet: bool = False,
+                       plots: bool = True) -> int:
     """Score every run of `cfg`'s plan that is not done from the kept weights of a run of `source` that
     trained the same way; then collect. Exit code 2 (one line) when a run has no such source."""
     from .driver import collect_and_print
@@ -108,7 +109,7 @@ def rescore_experiment(cfg: dict, out: Path, source: str | None, log: TextIO, qu
                             label=f"[{k}/{len(todo)} {r['strategy']['name']} {'>'.join(r['ordering'])} s{r['seed']}]")
             finally:
                 lock.release()
-    return collect_and_print(exp_dir, log, quiet)
+    return collect_and_print(exp_dir, log, quiet, plots)
 
 
 def rescore_run(run: dict, source_dir: Path, run_dir: Path, res, log: TextIO = sys.stderr, label: str = "") -> dict:

@@ -83,22 +83,30 @@ def test_leaderboard_schema_and_plots(experiment):
     assert (experiment / "summary.csv").exists()
 
 
-def test_rerun_trains_nothing_and_rebuilds_the_same_leaderboard(experiment, monkeypatch):
+def test_rerun_trains_nothing_and_rebuilds_the_same_leaderboard(experiment, monkeypatch, capsys):
+    """A rerun of a finished plan, with --no-plots: the same leaderboard from the records, the report
+    without plots, and plots/ as the first collection left it."""
     from experiment import runner
 
     before = (experiment / "leaderboard.csv").read_text()
+    plots = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (experiment / "plots").iterdir()}
+    assert len(plots) > 10
 
     def no_training(*a, **k):
         raise AssertionError("a finished run was trained again")
 
     monkeypatch.setattr(runner, "execute_run", no_training)
-    assert cli.main(["--strategies", "ft", "ldifs", "--out", str(experiment.parent), *SMALL]) == 0
+    assert cli.main(["--strategies", "ft", "ldifs", "--out", str(experiment.parent), *SMALL, "--no-plots"]) == 0
     assert (experiment / "leaderboard.csv").read_text() == before
+    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (experiment / "plots").iterdir()} == plots
+    report = (experiment / "report.md").read_text()
+    assert "No plots (collected without plots" in report and "](plots/" not in report
+    assert "plots: not drawn (--no-plots)" in capsys.readouterr().err
 
 
 @pytest.mark.numerics
 def test_same_config_and_seed_give_the_same_records(experiment, tmp_path):
-    assert cli.main(["--strategies", "ft", "--out", str(tmp_path), *SMALL]) == 0
+    assert cli.main(["--strategies", "ft", "--out", str(tmp_path), *SMALL, "--no-plots"]) == 0
     again = _records(tmp_path / "micro")["ft"]
     first = _records(experiment)["ft"]
     assert again["run_id"] == first["run_id"]
@@ -110,7 +118,7 @@ def test_a_new_strategy_merges_into_the_existing_leaderboard(experiment, tmp_pat
 
     exp = tmp_path / "micro"
     shutil.copytree(experiment, exp)
-    argv = ["--strategies", "ldifs:lam=1,layers=last", "--out", str(tmp_path), *SMALL]
+    argv = ["--strategies", "ldifs:lam=1,layers=last", "--out", str(tmp_path), *SMALL, "--no-plots"]
     assert cli.main(argv) == 0
     df = pd.read_csv(exp / "leaderboard.csv")
     assert len(df) == 3 and sorted(df["strategy"]) == ["ft", "ldifs", "ldifs"]
