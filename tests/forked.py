@@ -42,8 +42,11 @@ def child(req):
     try:
         die_with_parent()
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+        opened = {}  # one path for both (stderr to stdout): opened once
         for fd, path in ((1, req["stdout"]), (2, req["stderr"])):
-            os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), fd)
+            if path not in opened:
+                opened[path] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.dup2(opened[path], fd)
         replies.close()
         os.environ.clear()
         os.environ.update(req["env"])
@@ -53,9 +56,16 @@ def child(req):
             import resource
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
             resource.setrlimit(resource.RLIMIT_FSIZE, (req["fsize"], req["fsize"]))
-        code = cli.main(req["argv"])
-    except SystemExit as e:  # argparse's own errors
-        code = e.code if isinstance(e.code, int) else 1
+        if req.get("script"):  # as `python SCRIPT ARGV...` runs it: its folder first on sys.path, its __main__ block
+            import runpy
+            sys.argv = [req["script"], *req["argv"]]
+            sys.path.insert(0, os.path.dirname(req["script"]))
+            runpy.run_path(req["script"], run_name="__main__")
+            code = 0
+        else:
+            code = cli.main(req["argv"])
+    except SystemExit as e:  # argparse's own errors; a script's sys.exit
+        code = 0 if e.code is None else e.code if isinstance(e.code, int) else 1
     except BaseException:
         traceback.print_exc()
     finally:
@@ -125,12 +135,18 @@ class Zygote:
         self.proc.stdin.flush()
         return json.loads(self._reply(timeout))
 
-    def run(self, argv: list[str], env: dict | None = None, cwd: Path = ROOT, fsize: int | None = None) -> "Forked":
-        """`fsize`: the largest file the command may write, in bytes (RLIMIT_FSIZE, SIGXFSZ ignored)."""
+    def run(self, argv: list[str], env: dict | None = None, cwd: Path = ROOT, fsize: int | None = None,
+            script: Path | None = None, output: Path | None = None) -> "Forked":
+        """`fsize`: the largest file the command may write, in bytes (RLIMIT_FSIZE, SIGXFSZ ignored).
+        `script`: a Python file to run with `argv` (its `__main__` block, as `python SCRIPT ARGV...`) instead of
+        run_benchmark.py's command. `output`: one path for stdout and stderr both (a FIFO: read as it comes)."""
         self.n += 1
-        out, err = self.folder / f"{self.n}.out", self.folder / f"{self.n}.err"
-        pid = self._ask({"op": "run", "argv": [str(a) for a in argv], "env": dict(os.environ if env is None else env),
-                         "cwd": str(cwd), "stdout": str(out), "stderr": str(err), "fsize": fsize}, 60)["pid"]
+        out, err = (output, output) if output else (self.folder / f"{self.n}.out", self.folder / f"{self.n}.err")
+        req = {"op": "run", "argv": [str(a) for a in argv], "env": dict(os.environ if env is None else env),
+               "cwd": str(cwd), "stdout": str(out), "stderr": str(err), "fsize": fsize}
+        if script is not None:
+            req["script"] = str(Path(script).resolve())
+        pid = self._ask(req, 60)["pid"]
         return Forked(self, pid, out, err)
 
     def close(self) -> None:

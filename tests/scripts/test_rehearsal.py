@@ -3,10 +3,14 @@ methods of paper-single), and the rehearsal's own choices (reduced orderings, th
 refusals)."""
 from __future__ import annotations
 
+import fcntl
+import functools
 import importlib.util
 import json
+import os
 import re
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -18,6 +22,60 @@ ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("rehearse_paper", ROOT / "scripts" / "rehearse_paper.py")
 rehearse = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(rehearse)
+
+
+class _ForkedProcess:
+    """What rehearse.Worker uses of a Popen (stdout=PIPE, stderr=STDOUT), for a process forked by the tests'
+    zygote (tests/forked.py) whose stdout and stderr go to a FIFO: `stdout` gives its lines as they come and
+    ends when the process has ended (a writer end held here until then, so that no read ends early)."""
+
+    def __init__(self, forked, fifo: Path, script: str, argv: list[str]):
+        os.mkfifo(fifo)
+        read = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # opens without a writer; the reads block below
+        self._held = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        fcntl.fcntl(read, fcntl.F_SETFL, fcntl.fcntl(read, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        self.stdout = open(read, encoding="utf-8", errors="replace")
+        self.handle = forked.run(argv, script=script, output=fifo)
+
+    def _ended(self, code):
+        if code is not None and self._held is not None:
+            os.close(self._held)
+            self._held = None
+        return code
+
+    def poll(self):
+        return self._ended(self.handle.poll())
+
+    def wait(self, timeout=None):
+        return self._ended(self.handle.wait(timeout))
+
+    def send_signal(self, sig):
+        if self.handle.returncode is None:
+            os.kill(self.handle.pid, sig)
+
+    def kill(self):
+        self.handle.kill()
+
+
+class _ForkedWorker(rehearse.Worker):
+    """rehearse.Worker, its process started from the zygote of tests/forked.py instead of a fresh interpreter:
+    worker_command's script and arguments (`rehearse_paper.py --worker K ...`, its __main__ block), in a process
+    of its own, its lines relayed by Worker's own code. Only the interpreter's start-up and imports (12-15
+    CPU-s) are not done again; a fresh Popen of a worker is test_a_failing_worker_is_named_and_fails_the_rehearsal's."""
+
+    def __init__(self, forked, folder: Path, k: int, command: list[str]):
+        python, script, *argv = command
+        assert python == sys.executable and script == str(ROOT / "scripts" / "rehearse_paper.py"), command
+        self.k, self.code = k, None
+        self.proc = _ForkedProcess(forked, folder / f"worker{k}.fifo", script, argv)
+        self.reader = threading.Thread(target=self._relay, daemon=True)
+        self.reader.start()
+
+    def finish(self, stop: bool) -> bool:
+        try:
+            return super().finish(stop)
+        finally:
+            self.proc.stdout.close()
 
 
 @pytest.mark.parametrize("preset", ["paper-single", "paper-continual"])
@@ -71,10 +129,12 @@ def test_a_data_folder_it_did_not_write_is_left_alone(tmp_path, capsys):
     assert "was not written by a rehearsal" in capsys.readouterr().err and mine.read_text() == "a user's file"
 
 
-def test_a_reduced_rehearsal_runs_the_preset_end_to_end(tmp_path, capsys):
+def test_a_reduced_rehearsal_runs_the_preset_end_to_end(tmp_path, capsys, monkeypatch, forked):
     """paper-single on MNIST and SVHN with a ZS-init and an LP-init method: 4 runs on the preset's own
     protocol (reference probe, variants, checkpoint), shared out by two processes (this one and a worker,
-    each with the written files' checksums off), then the collection."""
+    each with the written files' checksums off; the worker forked from the tests' pre-imported interpreter),
+    then the collection."""
+    monkeypatch.setattr(rehearse, "Worker", functools.partial(_ForkedWorker, forked, tmp_path))
     methods = ["ft:head_init=zs", "ldifs:head_init=lp"]
     code = rehearse.main(["--config", "paper-single", "--out", str(tmp_path), "--datasets", "MNIST", "SVHN",
                           "--strategies", *methods, "--threads", "1", "--probe-steps", "10", "--workers", "2"])
@@ -113,8 +173,11 @@ def test_the_mtil_rehearsal_runs_zscl_on_five_tasks_and_writes_the_mtil_table(tm
     """mtil-order1 reduced to five of its datasets (an MTIL-shaped ordering: the collection writes ZSCL's table)
     with zscl, whose reference images and captions the rehearsal writes where the preset reads them."""
     five = ["Aircraft", "Food", "OxfordPet", "Cars", "SUN397"]  # mtil-order1's order kept: Aircraft ... SUN397
+    # ViT-B/16 on one patch of 16 pixels, as the default 32 is one patch of ViT-B/32; no feature drift (the
+    # reduced paper-single rehearsal measures it): a third less CPU, the same path and files
     code = rehearse.main(["--config", "mtil-order1", "--out", str(tmp_path), "--datasets", *five,
-                          "--strategies", "zscl", "--threads", "1", "--probe-steps", "5", "--templates", "1", "-q"])
+                          "--strategies", "zscl", "--threads", "1", "--probe-steps", "5", "--templates", "1", "-q",
+                          "--image-size", "16", "--drift", "0"])
     err = capsys.readouterr().err
     assert code == 0, err
     assert "1 runs planned (1 methods x 1 orderings, seed 0), 1 done" in err and "MTIL table of 1 ordering(s)" in err

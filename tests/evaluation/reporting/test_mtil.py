@@ -70,13 +70,16 @@ def test_a_per_dataset_rate_must_cover_every_task():
 
 
 def test_micro_mtil_runs_ft_ldifs_zscl_and_writes_the_mtil_table(tmp_path):
+    """The MTIL table, the zero-shot matrix and zscl's terms of a micro MTIL plan, shrunk to what they need:
+    a few images (10 a task to train on, 5 to test), one template, batches of 5, two steps a task; no
+    plots (nothing here is about them; the MTIL rehearsal's collection draws them)."""
     from experiment.cli import main
 
     out = tmp_path / "out"
-    code = main(["--config", "micro-mtil", "--out", str(out), "--jobs", "1", "-q",
-                               "--set", "data.max_train=20", "--set", "data.max_test=10", "--set", "train.iterations=2",
-                               "--set", "train.batch_size=10", "--set", "drift=0",
-                               "--set", "strategy_defaults.zscl.ref_batch=8", "--set", "strategy_defaults.zscl.we_freq=1"])
+    code = main(["--config", "micro-mtil", "--out", str(out), "--jobs", "1", "-q", "--no-plots",
+                 "--set", "data.max_train=10", "--set", "data.max_test=5", "--set", "data.max_templates=1",
+                 "--set", "train.iterations=2", "--set", "train.batch_size=5", "--set", "drift=0",
+                 "--set", "strategy_defaults.zscl.ref_batch=4", "--set", "strategy_defaults.zscl.we_freq=1"])
     assert code == 0
     exp = out / "micro-mtil"
     md = (exp / "mtil_tables.md").read_text()
