@@ -40,7 +40,7 @@ def _forked(forked, args, out, env_extra=None):
 
 
 def test_kill_9_at_several_points_then_resume_gives_the_uninterrupted_records(finished, tmp_path, forked):
-    args = ["--strategies", "ft", *TINY]
+    args = ["--strategies", "ft", *TINY, "--no-plots"]  # the leaderboard is checked, not plots
     # each crash happens in the process that resumes the previous one: between two steps, inside an
     # atomic write of the records, inside the collector's write of the leaderboard
     for fault in ("after-step-1", "mid-write:records.json", "mid-write:leaderboard.csv"):
@@ -105,7 +105,7 @@ def test_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path):
 
 
 def test_two_processes_on_one_experiment_train_each_run_once(finished, tmp_path, forked):
-    args = ["--strategies", "ft", "ldifs", *TINY]
+    args = ["--strategies", "ft", "ldifs", *TINY, "--no-plots"]  # runs and the leaderboard are checked, not plots
     a = _forked(forked, args, tmp_path)
     time.sleep(0.5)
     b = _forked(forked, args, tmp_path)
