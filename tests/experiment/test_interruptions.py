@@ -124,15 +124,22 @@ def _imported():
     import experiment.config  # noqa: F401
 
 
-def test_a_nan_run_is_named_recorded_failed_and_the_plan_goes_on(tmp_path, capsys, monkeypatch):
+def test_a_nan_run_is_named_recorded_failed_and_the_plan_goes_on(finished, tmp_path, capsys, monkeypatch):
+    import shutil
+
     import torch
 
     import strategies.lwf as lwf
 
+    # the plan's ft run is the session's (the same config, so the same id): copied finished, it is
+    # skipped, and lwf, the run that goes NaN, is the one trained; collected with plots, failed run and all
+    ft = _runs(finished)["ft"]
+    shutil.copytree(ft, tmp_path / "micro" / "runs" / ft.name)
     monkeypatch.setattr(lwf, "lwf_distillation", lambda s, t, temp: torch.tensor(float("nan")))
     t0 = time.perf_counter()
     code, _, err, _ = run_main(["--out", str(tmp_path), *TINY, "--strategies", "ft", "lwf"], capsys)
     assert code == 1 and "Traceback" not in err, err[-3000:]
+    assert "2 runs planned, 1 already done, 1 to run" in err
     bad = [line for line in err.splitlines() if "the training loss became nan" in line]
     assert len(bad) == 1 and bad[0].startswith("error: run ") and "lwf textures>digits seed " in bad[0]
     assert "task 2, epoch 1, iteration 1" in bad[0] and "likely cause" in bad[0]
