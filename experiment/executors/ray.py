@@ -44,22 +44,18 @@ class RayExecutor(Executor):
         self.problem: str | None = None
 
     def start(self, jobs: int = 1, left: list[dict] | None = None, settings: dict | None = None) -> None:
-        """With `early`, join (or start) the cluster now and have as many workers import the training code
-        as will train at once (`warm_count`), so that Ray's start and the workers' imports overlap this
-        process's pre-flight (`jobs`: unused here). Nothing is trained or written; a failure is reported by
-        `execute`."""
+        """With `early`, join (or start) the cluster now and have the workers that will train (`warm_count`)
+        import the training code, overlapping this process's pre-flight. Nothing is trained or written."""
         if self.early:
-            self.problem = self._connect(self.address)
+            self.problem = self._connect(self.address)  # a failure is reported by `execute`
             if self.problem is None:
                 import ray
 
                 s = settings or {}
                 cpus, gpus = float(s.get("cpus_per_run", 1)), float(s.get("gpus_per_run", 0))
-                # reserved as a run reserves, in the runs' runtime environment: on the nodes where runs go,
-                # Ray's workers that the runs then reuse
-                numerics = left[0].get("numerics", "native") if left else "native"
-                warm = ray.remote(warm_up).options(num_cpus=cpus, num_gpus=gpus,
-                                                   runtime_env={"env_vars": worker_env(numerics)})
+                # reserved as a run, in the runs' runtime environment: workers on the runs' nodes, reused by them
+                env = worker_env(left[0].get("numerics", "native") if left else "native")
+                warm = ray.remote(warm_up).options(num_cpus=cpus, num_gpus=gpus, runtime_env={"env_vars": env})
                 self.warming = [warm.remote() for _ in range(warm_count(cpus, gpus, left))]
 
     def refusal(self, settings: dict) -> str | None:
@@ -132,14 +128,10 @@ def _resource_problem(cpus: float, gpus: float) -> str | int:
 
 
 def warm_count(cpus: float, gpus: float, left: list[dict] | None) -> int:
-    """How many workers to warm: the runs the cluster can train at once with `cpus` CPUs and `gpus` GPUs
-    each, and no more than the runs left (`left`; None: not known); none where no run fits (the command
-    refuses the plan in one line, see `refusal`). One per CPU of the cluster, as before, started workers
-    that imported torch and were never used wherever a run reserves several CPUs or a GPU."""
+    """The runs the cluster trains at once, at most the runs left (`left`; None: not known); 0 where no run
+    fits. (One per cluster CPU left unused workers wherever a run reserves several CPUs or a GPU.)"""
     slots = _resource_problem(cpus, gpus) if cpus > 0 and gpus >= 0 else 0
-    if isinstance(slots, str):
-        return 0
-    return slots if left is None else min(slots, len(left))
+    return 0 if isinstance(slots, str) else slots if left is None else min(slots, len(left))
 
 
 def worker_env(numerics_setting: str) -> dict[str, str]:

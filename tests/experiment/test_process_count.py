@@ -17,9 +17,9 @@ def _started(monkeypatch) -> list[int]:
     seen: list[int] = []
     start = processes.ProcessExecutor.start
 
-    def recording(self, jobs: int = 1) -> None:
+    def recording(self, jobs: int = 1, *rest) -> None:  # rest: the runs left and the executor settings
         seen.append(jobs)
-        start(self, jobs)
+        start(self, jobs, *rest)
     monkeypatch.setattr(processes.ProcessExecutor, "start", recording)
     return seen
 
