@@ -28,7 +28,7 @@ def test_a_plan_with_nothing_left_starts_no_helper(tiny_experiment, tmp_path, mo
     out = tmp_path / "out"
     shutil.copytree(tiny_experiment, out / "micro")
     seen = _started(monkeypatch)
-    assert cli.main([*PLAN, "--jobs", "2", "--out", str(out)]) == 0  # both runs done: collects only
+    assert cli.main([*PLAN, "--jobs", "2", "--out", str(out), "--no-plots"]) == 0  # both runs done: collects only
     assert "2 runs planned, 2 already done, 0 to run" in capsys.readouterr().err
     assert seen == [1]
 
