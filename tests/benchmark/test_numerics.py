@@ -205,22 +205,24 @@ def test_the_fingerprint_covers_openblas_kernels(generic_described):
     assert same["fingerprint"] != other["fingerprint"]  # another OpenBLAS kernel family: another fingerprint
 
 
-def test_portable_leaves_numpy_at_its_baseline_and_the_fingerprint_says_so(monkeypatch):
+def test_portable_leaves_numpy_at_its_baseline_and_the_fingerprint_says_so(monkeypatch, portable_command):
     """numpy dispatches its own SIMD kernels by CPU (an AVX-512 machine's float64 exp and log round otherwise
     than an AVX2 machine's). Under the portable variables none of the pinned numpy's dispatch groups may
     remain on: a numpy whose groups are named otherwise fails here instead of silently dispatching again.
-    The group in use enters the fingerprint."""
-    import subprocess
+    The group in use enters the fingerprint. The process under the portable variables is conftest's
+    `portable_command` (the committed portable run's command, re-executed with them): its records say
+    which groups its numpy had on, its stderr what numpy said about the variables at its import."""
+    from numpy._core._multiarray_umath import __cpu_dispatch__  # the groups this numpy build dispatches
 
-    code = ("from numpy._core._multiarray_umath import __cpu_dispatch__ as d\n"
-            "from benchmark import numerics\n"
-            "x = numerics.describe(); print(len(d), x['numpy_simd'], x['fingerprint'])")
-    env = {**os.environ, **numerics.SETTINGS["portable"]}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "cannot disable" not in out.stderr.lower() and "warning" not in out.stderr.lower(), out.stderr
-    n_groups, simd, _ = out.stdout.split(maxsplit=2)
-    assert int(n_groups) > 0 and simd == "[]", out.stdout  # numpy dispatches groups, and none is left on
+    err = portable_command.stderr
+    assert portable_command.code == 0, err[-2000:]
+    assert "cannot disable" not in err.lower() and "warning" not in err.lower(), err
+    records = sorted((portable_command.out / "portable-sample" / "runs").glob("*/records.json"))
+    assert len(records) == 1
+    described = json.loads(records[0].read_text())["env"]["numerics"]
+    assert described["variables"] == {k: numerics.SETTINGS["portable"].get(k) for k in numerics.VARIABLES}
+    simd = described["numpy_simd"]
+    assert len(__cpu_dispatch__) > 0 and simd == [], described  # numpy dispatches groups, and none is left on
     # another numpy group in use is another fingerprint
     monkeypatch.setattr(numerics, "numpy_simd", lambda: [])
     baseline = numerics.describe()["fingerprint"]
