@@ -126,9 +126,10 @@ def _checked_main(args, executor) -> int:
         print(f"error: {terminal(e)}", file=sys.stderr)  # one line, whatever the input held
         return 2
     # --jobs helpers: only for a validated configuration, never more than it says nor than the runs left
-    from experiment.executors.processes import processes_needed
+    from experiment.executors.processes import processes_needed, runs_left
 
-    executor.start(processes_needed(cfg, args.out, args.retrain_stale))
+    executor.start(processes_needed(cfg, args.out, args.retrain_stale),
+                   runs_left(cfg, args.out, args.retrain_stale) if trains else [], cfg["executor"])
     from experiment.driver import progress_log, run_experiment
     from experiment.dryrun import download_command
 

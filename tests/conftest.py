@@ -240,7 +240,8 @@ def sample_collected(tmp_path_factory):
 # and where that was checked). tests/project/test_layers.py compares its records bit for bit.
 PORTABLE_ARGS = ["--numerics", "portable", "--strategies", "ldifs:lam=30", "--seeds", "0", "--orderings", "textures,digits",
                  "--suite", "textures", "digits", "--set", "data.max_train=60", "--set", "data.max_test=40",
-                 "--epochs", "1", "--set", "train.batch_size=20", "--experiment", "portable-sample", "-q", "--jobs", "1"]
+                 "--epochs", "1", "--set", "train.batch_size=20", "--experiment", "portable-sample", "-q", "--jobs", "1",
+                 "--no-plots"]  # the test compares records: no plots to draw
 # The command as run_benchmark.py runs it (cli.entry), with two lines on stdout that
 # tests/benchmark/test_numerics.py reads: `start PID ATEN_CPU_CAPABILITY` as each execution of the
 # interpreter begins (the re-execution keeps the pid), and `end PID CAPABILITY MKL_CBWR OPENBLAS_CORETYPE

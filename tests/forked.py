@@ -27,7 +27,7 @@ from experiment.executors.processes import die_with_parent
 ROOT = Path(__file__).resolve().parents[1]
 
 _ZYGOTE = r"""
-import json, os, signal, sys, tempfile, time, traceback
+import atexit, json, os, signal, sys, tempfile, time, traceback
 sys.path.insert(0, sys.argv[1])
 replies = os.fdopen(int(sys.argv[2]), "w")
 from experiment import cli
@@ -40,13 +40,12 @@ from experiment.executors.processes import die_with_parent
 def child(req):
     code = 1
     try:
+        if req.get("exit_handlers"):  # the command's own atexit handlers run at its exit, not the zygote's
+            atexit._clear()
         die_with_parent()
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-        opened = {}  # one path for both (stderr to stdout): opened once
         for fd, path in ((1, req["stdout"]), (2, req["stderr"])):
-            if path not in opened:
-                opened[path] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            os.dup2(opened[path], fd)
+            os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), fd)
         replies.close()
         os.environ.clear()
         os.environ.update(req["env"])
@@ -56,19 +55,25 @@ def child(req):
             import resource
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
             resource.setrlimit(resource.RLIMIT_FSIZE, (req["fsize"], req["fsize"]))
-        if req.get("script"):  # as `python SCRIPT ARGV...` runs it: its folder first on sys.path, its __main__ block
+        if req.get("user") is not None:  # a non-root user's process: its groups, gid and uid, for good
+            os.setgroups([])
+            os.setgid(req["user"])
+            os.setuid(req["user"])
+            die_with_parent()  # the kernel clears the parent-death signal when the credentials change
+        if req.get("script"):  # `python SCRIPT ARGV...`: the script run as __main__ with its arguments
             import runpy
             sys.argv = [req["script"], *req["argv"]]
-            sys.path.insert(0, os.path.dirname(req["script"]))
             runpy.run_path(req["script"], run_name="__main__")
             code = 0
         else:
             code = cli.main(req["argv"])
-    except SystemExit as e:  # argparse's own errors; a script's sys.exit
-        code = 0 if e.code is None else e.code if isinstance(e.code, int) else 1
+    except SystemExit as e:  # argparse's own errors
+        code = e.code if isinstance(e.code, int) else 1
     except BaseException:
         traceback.print_exc()
     finally:
+        if req.get("exit_handlers"):
+            atexit._run_exitfuncs()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
@@ -136,17 +141,19 @@ class Zygote:
         return json.loads(self._reply(timeout))
 
     def run(self, argv: list[str], env: dict | None = None, cwd: Path = ROOT, fsize: int | None = None,
-            script: Path | None = None, output: Path | None = None) -> "Forked":
-        """`fsize`: the largest file the command may write, in bytes (RLIMIT_FSIZE, SIGXFSZ ignored).
-        `script`: a Python file to run with `argv` (its `__main__` block, as `python SCRIPT ARGV...`) instead of
-        run_benchmark.py's command. `output`: one path for stdout and stderr both (a FIFO: read as it comes)."""
+            user: int | None = None, exit_handlers: bool = False, script: Path | None = None) -> "Forked":
+        """`fsize`: the largest file the command may write, in bytes (RLIMIT_FSIZE, SIGXFSZ ignored); `user`:
+        the uid (and gid, without supplementary groups) the command runs as, when the zygote runs as root;
+        `exit_handlers`: the atexit handlers that the command registers run when it ends, as at the exit of
+        a fresh interpreter (the zygote's own are not run); `script`: a Python file that the process runs
+        with `argv` instead of the command, as `python SCRIPT ARGV...` runs it (as __main__), after the
+        same imports (a script of scripts/ that imports the project's modules)."""
         self.n += 1
-        out, err = (output, output) if output else (self.folder / f"{self.n}.out", self.folder / f"{self.n}.err")
-        req = {"op": "run", "argv": [str(a) for a in argv], "env": dict(os.environ if env is None else env),
-               "cwd": str(cwd), "stdout": str(out), "stderr": str(err), "fsize": fsize}
-        if script is not None:
-            req["script"] = str(Path(script).resolve())
-        pid = self._ask(req, 60)["pid"]
+        out, err = self.folder / f"{self.n}.out", self.folder / f"{self.n}.err"
+        pid = self._ask({"op": "run", "argv": [str(a) for a in argv], "env": dict(os.environ if env is None else env),
+                         "cwd": str(cwd), "stdout": str(out), "stderr": str(err), "fsize": fsize,
+                         "user": user, "exit_handlers": exit_handlers, "script": script and str(script)},
+                        60)["pid"]
         return Forked(self, pid, out, err)
 
     def close(self) -> None:

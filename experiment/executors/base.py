@@ -37,9 +37,10 @@ class Executor(ABC):
     #: processes that trained (for the peak-memory line), known after `execute`
     processes: int = 1
 
-    def start(self, jobs: int = 1) -> None:
-        """Called once, after the configuration is validated (`jobs`: its number of processes) and before
-        the plan is trained; must not train or write anything."""
+    def start(self, jobs: int = 1, left: list[dict] | None = None, settings: dict | None = None) -> None:
+        """Called once, after the configuration is validated (`jobs`: its number of processes; `left`: the
+        runs of the plan left to train, None where not known; `settings`: the config's `executor` section)
+        and before the plan is trained; must not train or write anything."""
 
     def refusal(self, settings: dict) -> str | None:
         """Why this executor can train no run of the plan (`settings`: the config's `executor` section),

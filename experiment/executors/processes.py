@@ -27,7 +27,7 @@ class ProcessExecutor(Executor):
         self.argv, self.hint = list(argv), min(int(hint), MAX_JOBS)
         self.helpers: list[subprocess.Popen] = []
 
-    def start(self, jobs: int = 1) -> None:
+    def start(self, jobs: int = 1, left: list[dict] | None = None, settings: dict | None = None) -> None:
         self.hint = min(self.hint, int(jobs))  # the validated number; the hint only chose this executor
         if self.hint > 1:
             self.helpers = [subprocess.Popen([*helper_command(k), *self.argv, "--jobs", str(self.hint)],
@@ -77,13 +77,17 @@ def processes_needed(cfg: dict, out, retrain_stale: bool = False) -> int:
     interpreter that imports torch: a rerun with nothing or one run left starts none."""
     if retrain_stale or cfg["jobs"] <= 1:
         return cfg["jobs"]
+    return max(1, min(cfg["jobs"], len(runs_left(cfg, out))))
+
+
+def runs_left(cfg: dict, out, retrain_stale: bool = False) -> list[dict]:
+    """The plan's runs without their done marker (with --retrain-stale every run of the plan may be left)."""
     from evaluation.storage.records import DONE
 
     from ..config import plan
 
     runs = Path(out) / cfg["experiment"] / "runs"
-    left = sum(1 for r in plan(cfg) if not (runs / r["run_id"] / DONE).exists())
-    return max(1, min(cfg["jobs"], left))
+    return [r for r in plan(cfg) if retrain_stale or not (runs / r["run_id"] / DONE).exists()]
 
 
 def die_with_parent() -> None:

@@ -43,18 +43,20 @@ class RayExecutor(Executor):
         self.address, self.early = address, early  # the address asked for, read before validation
         self.problem: str | None = None
 
-    def start(self, jobs: int = 1) -> None:
-        """With `early`, join (or start) the cluster now and have one worker per CPU import the training
-        code, so that Ray's start and the workers' imports overlap this process's pre-flight (`jobs`: unused here).
-        Nothing is trained or written; a failure is reported by `execute`."""
+    def start(self, jobs: int = 1, left: list[dict] | None = None, settings: dict | None = None) -> None:
+        """With `early`, join (or start) the cluster now and have the workers that will train (`warm_count`)
+        import the training code, overlapping this process's pre-flight. Nothing is trained or written."""
         if self.early:
-            self.problem = self._connect(self.address)
+            self.problem = self._connect(self.address)  # a failure is reported by `execute`
             if self.problem is None:
                 import ray
 
-                warm = ray.remote(warm_up).options(num_cpus=1, runtime_env={"env_vars": worker_env("native")})
-                cpus = int(sum(n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")))
-                self.warming = [warm.remote() for _ in range(max(1, cpus))]
+                s = settings or {}
+                cpus, gpus = float(s.get("cpus_per_run", 1)), float(s.get("gpus_per_run", 0))
+                # reserved as a run, in the runs' runtime environment: workers on the runs' nodes, reused by them
+                env = worker_env(left[0].get("numerics", "native") if left else "native")
+                warm = ray.remote(warm_up).options(num_cpus=cpus, num_gpus=gpus, runtime_env={"env_vars": env})
+                self.warming = [warm.remote() for _ in range(warm_count(cpus, gpus, left))]
 
     def refusal(self, settings: dict) -> str | None:
         problem = self._problem(settings)
@@ -123,6 +125,13 @@ def _resource_problem(cpus: float, gpus: float) -> str | int:
         return (f"no node of the Ray cluster has executor.cpus_per_run={cpus:g} CPUs and gpus_per_run={gpus:g} GPUs "
                 f"for one run (the largest has {most[0]:g} CPUs, {most[1]:g} GPUs); lower them")
     return slots
+
+
+def warm_count(cpus: float, gpus: float, left: list[dict] | None) -> int:
+    """The runs the cluster trains at once, at most the runs left (`left`; None: not known); 0 where no run
+    fits. (One per cluster CPU left unused workers wherever a run reserves several CPUs or a GPU.)"""
+    slots = _resource_problem(cpus, gpus) if cpus > 0 and gpus >= 0 else 0
+    return 0 if isinstance(slots, str) else slots if left is None else min(slots, len(left))
 
 
 def worker_env(numerics_setting: str) -> dict[str, str]:

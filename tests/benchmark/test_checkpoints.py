@@ -78,7 +78,7 @@ def test_a_run_scores_its_checkpoint(tmp_path, tiny_experiment):
     # session); only the checkpoint-0 run is trained here.
     argv = ["--jobs", "1", "--orderings", "textures,digits", "--suite", "textures", "digits", "--strategies", "ft",
             "--set", "data.max_train=40", "--set", "data.max_test=20", "--epochs", "1", "--set",
-            "train.batch_size=20", "--set", "threads=1", "-q"]
+            "train.batch_size=20", "--set", "threads=1", "-q", "--no-plots"]
     assert cli.main([*argv, "--out", str(tmp_path / "k0"), "--set", "train.checkpoint=0"]) == 0
     ends = [json.loads(p.read_text()) for p in sorted((tiny_experiment / "runs").glob("*/records.json"))]
     end, = [r for r in ends if r["config"]["strategy"]["name"] == "ft"]

@@ -26,11 +26,23 @@ def _clean_env(**changes) -> dict:
     return env
 
 
-def _describe_in(env: dict) -> dict:
-    out = subprocess.run([sys.executable, "-c", DESCRIBE], cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=120)
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
+# Another OpenBLAS kernel family than the one this suite runs (under `--path generic` it already runs Prescott's).
+OTHER_CORETYPE = "Haswell" if os.environ.get("OPENBLAS_CORETYPE", "").lower() == "prescott" else "Prescott"
+
+
+@pytest.fixture(scope="module")
+def generic_described() -> dict:
+    """describe() in two fresh interpreters started at once (two cores), both with ATEN_CPU_CAPABILITY=default
+    and no other numeric-path variable, one of them with the other OpenBLAS kernel family as well: the
+    capability test reads the first; the OpenBLAS test compares the two, which differ in that alone."""
+    procs = {name: subprocess.Popen([sys.executable, "-c", DESCRIBE], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+             for name, env in (("generic", _clean_env(ATEN_CPU_CAPABILITY="default")),
+                               ("other_openblas", _clean_env(ATEN_CPU_CAPABILITY="default",
+                                                             OPENBLAS_CORETYPE=OTHER_CORETYPE)))}
+    done = {name: p.communicate(timeout=120) for name, p in procs.items()}
+    assert all(p.returncode == 0 for p in procs.values()), [err for _, err in done.values()]
+    return {name: json.loads(out) for name, (out, _) in done.items()}
 
 
 def test_importing_the_module_does_not_start_torch():
@@ -67,11 +79,12 @@ def test_the_fingerprint_hashes_the_kernels_not_the_cpu_name(monkeypatch):
     assert numerics.fingerprint() != base
 
 
-def test_a_variable_in_the_environment_changes_the_capability_and_the_fingerprint(monkeypatch):
+@pytest.mark.xdist_group("test_numerics_generic_described")  # one worker: one pair of processes for both tests
+def test_a_variable_in_the_environment_changes_the_capability_and_the_fingerprint(monkeypatch, generic_described):
     for k in numerics.VARIABLES:
         monkeypatch.delenv(k, raising=False)
     here = numerics.describe()
-    generic = _describe_in(_clean_env(ATEN_CPU_CAPABILITY="default"))  # set before torch starts: honoured
+    generic = generic_described["generic"]  # ATEN_CPU_CAPABILITY=default set before torch starts: honoured
     assert generic["capability"] == "DEFAULT" and generic["variables"]["ATEN_CPU_CAPABILITY"] == "default"
     assert generic["fingerprint"] != here["fingerprint"]
     monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")  # every variable is part of the hash
@@ -183,39 +196,33 @@ def test_emulation_sets_openblas_core_type_only_where_the_machine_has_not():
     assert numerics.emulation_env("avx2", {**base, "OPENBLAS_CORETYPE": "Zen"})["OPENBLAS_CORETYPE"] == "Zen"
 
 
-def test_the_fingerprint_covers_openblas_kernels():
-    """The probes run in float64 through numpy's OpenBLAS, which picks kernels by CPU too."""
-    import subprocess
-
-    code = "from benchmark import numerics; d = numerics.describe(); print(d['openblas'], d['fingerprint'])"
-    # another kernel family than the one this suite runs (under `--path generic` it already runs Prescott's)
-    other = "Haswell" if os.environ.get("OPENBLAS_CORETYPE", "").lower() == "prescott" else "Prescott"
-    # the two processes at once (two cores)
-    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              cwd=ROOT, env={**os.environ, **extra}) for extra in ({}, {"OPENBLAS_CORETYPE": other})]
-    done = [p.communicate(timeout=120) for p in procs]
-    assert all(p.returncode == 0 for p in procs), [err for _, err in done]
-    outs = [out.split() for out, _ in done]
-    assert outs[0][0] and outs[0][0] != "None"
-    assert outs[0][-1] != outs[1][-1]  # another OpenBLAS kernel family: another fingerprint
+@pytest.mark.xdist_group("test_numerics_generic_described")
+def test_the_fingerprint_covers_openblas_kernels(generic_described):
+    """The probes run in float64 through numpy's OpenBLAS, which picks kernels by CPU too: two processes
+    whose environments differ only in OPENBLAS_CORETYPE (another kernel family than this suite's)."""
+    same, other = generic_described["generic"], generic_described["other_openblas"]
+    assert same["openblas"] and same["openblas"] != "None"
+    assert same["fingerprint"] != other["fingerprint"]  # another OpenBLAS kernel family: another fingerprint
 
 
-def test_portable_leaves_numpy_at_its_baseline_and_the_fingerprint_says_so(monkeypatch):
+def test_portable_leaves_numpy_at_its_baseline_and_the_fingerprint_says_so(monkeypatch, portable_command):
     """numpy dispatches its own SIMD kernels by CPU (an AVX-512 machine's float64 exp and log round otherwise
     than an AVX2 machine's). Under the portable variables none of the pinned numpy's dispatch groups may
     remain on: a numpy whose groups are named otherwise fails here instead of silently dispatching again.
-    The group in use enters the fingerprint."""
-    import subprocess
+    The group in use enters the fingerprint. The process under the portable variables is conftest's
+    `portable_command` (the committed portable run's command, re-executed with them): its records say
+    which groups its numpy had on, its stderr what numpy said about the variables at its import."""
+    from numpy._core._multiarray_umath import __cpu_dispatch__  # the groups this numpy build dispatches
 
-    code = ("from numpy._core._multiarray_umath import __cpu_dispatch__ as d\n"
-            "from benchmark import numerics\n"
-            "x = numerics.describe(); print(len(d), x['numpy_simd'], x['fingerprint'])")
-    env = {**os.environ, **numerics.SETTINGS["portable"]}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "cannot disable" not in out.stderr.lower() and "warning" not in out.stderr.lower(), out.stderr
-    n_groups, simd, _ = out.stdout.split(maxsplit=2)
-    assert int(n_groups) > 0 and simd == "[]", out.stdout  # numpy dispatches groups, and none is left on
+    err = portable_command.stderr
+    assert portable_command.code == 0, err[-2000:]
+    assert "cannot disable" not in err.lower() and "warning" not in err.lower(), err
+    records = sorted((portable_command.out / "portable-sample" / "runs").glob("*/records.json"))
+    assert len(records) == 1
+    described = json.loads(records[0].read_text())["env"]["numerics"]
+    assert described["variables"] == {k: numerics.SETTINGS["portable"].get(k) for k in numerics.VARIABLES}
+    simd = described["numpy_simd"]
+    assert len(__cpu_dispatch__) > 0 and simd == [], described  # numpy dispatches groups, and none is left on
     # another numpy group in use is another fingerprint
     monkeypatch.setattr(numerics, "numpy_simd", lambda: [])
     baseline = numerics.describe()["fingerprint"]

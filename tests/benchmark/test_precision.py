@@ -100,14 +100,29 @@ def test_compile_wraps_the_encoder_in_place_and_computes_the_same(tiny_vit, monk
     assert all(p.grad is not None for p in model.encoder.parameters() if p.requires_grad)
 
 
-def test_the_throughput_script_prints_ceiling_real_path_evaluation_and_concurrency(tmp_path):
+def test_the_throughput_script_prints_ceiling_real_path_evaluation_and_concurrency(tmp_path, forked, monkeypatch):
+    import subprocess
+    import sys
+    import types
+
     from conftest import TINY_VIT
 
     (tmp_path / "tp-tiny-vit.json").write_text(json.dumps(TINY_VIT))
     out = tmp_path / "figures.json"
+    import scripts.gpu_throughput as script
     from scripts.gpu_throughput import main
 
-    # in this process (its imports are done); the concurrency figure still starts a process of its own
+    started = []
+
+    def popen(cmd, **kwargs):  # the command line the script starts, as a process forked after the imports
+        assert cmd[:2] == [sys.executable, script.__file__] and kwargs == {"stdout": subprocess.PIPE, "text": True}
+        started.append(cmd[2:])
+        return forked.run(cmd[2:], script=cmd[1])
+
+    monkeypatch.setattr(script, "subprocess", types.SimpleNamespace(Popen=popen, PIPE=subprocess.PIPE))
+    # in this process (its imports are done); the concurrency figure still starts a process of its own,
+    # `python scripts/gpu_throughput.py --one-ceiling ...`, forked from an interpreter that has imported
+    # the project (tests/forked.py) instead of a fresh one (12 CPU-s of imports)
     argv = ["--device", "cpu", "--model", "tp-tiny-vit", "--model-config", str(tmp_path / "tp-tiny-vit.json"),
             "--batch", "4", "--eval-batch", "8", "--steps", "2", "--warmup", "1", "--workers", "0",
             "--variants", "ft:tf32", "ldifs:bf16:anchor", "--concurrent", "1", "--peak-tflops", "1", "1", "1",
@@ -122,3 +137,4 @@ def test_the_throughput_script_prints_ceiling_real_path_evaluation_and_concurren
     ft, ldifs = fig["rows"]
     assert ldifs["gflop_per_image"] > ft["gflop_per_image"]  # the anchor's forward pass is counted
     assert fig["concurrent"][0]["processes"] == 1 and fig["concurrent"][0]["images_per_s"] > 0
+    assert len(started) == 1 and started[0][0] == "--one-ceiling"

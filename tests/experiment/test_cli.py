@@ -9,7 +9,7 @@ import pytest
 import conftest
 from experiment import cli
 
-TINY = [*conftest.TINY, "--strategies", "ft"]
+TINY = [*conftest.TINY, "--no-plots", "--strategies", "ft"]  # these tests are about what is printed, not plots
 
 
 def test_quiet_prints_only_where_the_results_went(tmp_path, capsys):

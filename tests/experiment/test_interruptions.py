@@ -40,7 +40,7 @@ def _forked(forked, args, out, env_extra=None):
 
 
 def test_kill_9_at_several_points_then_resume_gives_the_uninterrupted_records(finished, tmp_path, forked):
-    args = ["--strategies", "ft", *TINY]
+    args = ["--strategies", "ft", *TINY, "--no-plots"]  # the leaderboard is checked, not plots
     # each crash happens in the process that resumes the previous one: between two steps, inside an
     # atomic write of the records, inside the collector's write of the leaderboard
     for fault in ("after-step-1", "mid-write:records.json", "mid-write:leaderboard.csv"):
@@ -105,7 +105,7 @@ def test_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path):
 
 
 def test_two_processes_on_one_experiment_train_each_run_once(finished, tmp_path, forked):
-    args = ["--strategies", "ft", "ldifs", *TINY]
+    args = ["--strategies", "ft", "ldifs", *TINY, "--no-plots"]  # runs and the leaderboard are checked, not plots
     a = _forked(forked, args, tmp_path)
     time.sleep(0.5)
     b = _forked(forked, args, tmp_path)
@@ -124,15 +124,22 @@ def _imported():
     import experiment.config  # noqa: F401
 
 
-def test_a_nan_run_is_named_recorded_failed_and_the_plan_goes_on(tmp_path, capsys, monkeypatch):
+def test_a_nan_run_is_named_recorded_failed_and_the_plan_goes_on(finished, tmp_path, capsys, monkeypatch):
+    import shutil
+
     import torch
 
     import strategies.lwf as lwf
 
+    # the plan's ft run is the session's (the same config, so the same id): copied finished, it is
+    # skipped, and lwf, the run that goes NaN, is the one trained; collected with plots, failed run and all
+    ft = _runs(finished)["ft"]
+    shutil.copytree(ft, tmp_path / "micro" / "runs" / ft.name)
     monkeypatch.setattr(lwf, "lwf_distillation", lambda s, t, temp: torch.tensor(float("nan")))
     t0 = time.perf_counter()
     code, _, err, _ = run_main(["--out", str(tmp_path), *TINY, "--strategies", "ft", "lwf"], capsys)
     assert code == 1 and "Traceback" not in err, err[-3000:]
+    assert "2 runs planned, 1 already done, 1 to run" in err
     bad = [line for line in err.splitlines() if "the training loss became nan" in line]
     assert len(bad) == 1 and bad[0].startswith("error: run ") and "lwf textures>digits seed " in bad[0]
     assert "task 2, epoch 1, iteration 1" in bad[0] and "likely cause" in bad[0]

@@ -17,9 +17,9 @@ def _started(monkeypatch) -> list[int]:
     seen: list[int] = []
     start = processes.ProcessExecutor.start
 
-    def recording(self, jobs: int = 1) -> None:
+    def recording(self, jobs: int = 1, *rest) -> None:  # rest: the runs left and the executor settings
         seen.append(jobs)
-        start(self, jobs)
+        start(self, jobs, *rest)
     monkeypatch.setattr(processes.ProcessExecutor, "start", recording)
     return seen
 
@@ -28,7 +28,7 @@ def test_a_plan_with_nothing_left_starts_no_helper(tiny_experiment, tmp_path, mo
     out = tmp_path / "out"
     shutil.copytree(tiny_experiment, out / "micro")
     seen = _started(monkeypatch)
-    assert cli.main([*PLAN, "--jobs", "2", "--out", str(out)]) == 0  # both runs done: collects only
+    assert cli.main([*PLAN, "--jobs", "2", "--out", str(out), "--no-plots"]) == 0  # both runs done: collects only
     assert "2 runs planned, 2 already done, 0 to run" in capsys.readouterr().err
     assert seen == [1]
 

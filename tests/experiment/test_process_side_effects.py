@@ -1,12 +1,95 @@
 """What importing the packages and starting the command do to the process and the machine: nothing
-changed in the importing process, nothing written in HOME by Avalanche's and matplotlib's imports."""
+changed in the importing process, nothing written in HOME by Avalanche's and matplotlib's imports.
+
+Both import checks need a process whose first imports of the project, Avalanche and matplotlib are the
+ones checked, so neither can run in pytest's process. One fresh interpreter (`imports`, a module
+fixture) serves both: it imports only third-party libraries that neither check is about (torch,
+torchvision, open_clip, scikit-learn, pandas, scipy, qpsolvers with jax: about 11 of the 15 CPU-s), in the
+environment of the HOME check, and records that those imports changed none of what the library check
+asserts; then it forks one child per check, each of which does that check's imports first (the library
+check with a HOME of its own) and reports. A write to HOME by the third-party imports would fail the
+HOME check, as a change to the variables or import hooks checked would fail the library check.
+"""
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# What each check's process runs (as `python -c` would): stdout, stderr and exit status come back.
+HOME_CHECK = ("import os; from benchmark.process_env import prepare_command; prepare_command()\n"
+              "import benchmark.training, matplotlib.pyplot; print(os.environ['HOME'])")
+LIBRARY_CHECK = ("import os, sys; home = os.environ.get('HOME')\n"
+                 "import benchmark, benchmark.data, benchmark.models, strategies, evaluation.reporting.collect, "
+                 "experiment.config\n"
+                 "ours = ('benchmark', 'strategies', 'evaluation', 'experiment')\n"
+                 "print(os.environ.get('HOME') == home and 'MPLCONFIGDIR' not in os.environ,\n"
+                 "      not [h for h in sys.meta_path if type(h).__module__.split('.')[0] in ours],\n"
+                 "      'HF_HUB_OFFLINE' not in os.environ and 'TRANSFORMERS_OFFLINE' not in os.environ)")
+
+# The fresh interpreter: argv = [report file, then (name, code, changes to the environment as JSON) per check].
+_PARENT = r"""
+import json, os, sys, traceback
+report, checks = sys.argv[1], sys.argv[2:]
+home = os.environ.get("HOME")
+import torch, torchvision, open_clip, sklearn, pandas, scipy, qpsolvers  # what both checks' imports start with
+ours = ("benchmark", "strategies", "evaluation", "experiment")
+result = {  # what the library check asserts of the packages, of these imports
+    "third_party_changed_nothing": os.environ.get("HOME") == home and "MPLCONFIGDIR" not in os.environ
+    and not [h for h in sys.meta_path if type(h).__module__.split(".")[0] in ours]
+    and "HF_HUB_OFFLINE" not in os.environ and "TRANSFORMERS_OFFLINE" not in os.environ,
+    "checked_modules_left_to_the_checks": not [m for m in sys.modules if m.split(".")[0] in ("matplotlib", "avalanche", *ours)]}
+for i in range(0, len(checks), 3):
+    name, code, changes = checks[i], checks[i + 1], json.loads(checks[i + 2])
+    out, err = f"{report}.{name}.out", f"{report}.{name}.err"
+    sys.stdout.flush(); sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            for fd, path in ((1, out), (2, err)):
+                os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), fd)
+            os.environ.update(changes)
+            exec(compile(code, "<string>", "exec"), {"__name__": "__main__"})
+            status = 0
+        except SystemExit as e:
+            status = e.code if isinstance(e.code, int) else 1
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush(); sys.stderr.flush()
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    result[name] = [os.waitstatus_to_exitcode(status), open(out).read(), open(err).read()]
+with open(report, "w") as f:
+    json.dump(result, f)
+"""
+
+
+@pytest.fixture(scope="module")
+def imports(tmp_path_factory) -> dict:
+    """{check: (exit status, stdout, stderr)} and the parent's own finding; HOME's folder, not made."""
+    tmp = tmp_path_factory.mktemp("imports")
+    home, cache = tmp / "home", tmp / "cache"
+    # the HOME check's environment: a HOME that does not exist, a cache of its own, no matplotlib folder
+    env = {**os.environ, "HOME": str(home), "CFBENCH_CACHE": str(cache)}
+    for k in ("MPLCONFIGDIR", "XDG_CACHE_HOME", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        env.pop(k, None)
+    # the library check's: the same but a home of its own (Avalanche writes its file there when imported
+    # without the command's preparation); none of the variables the command sets either
+    library = {"HOME": str(tmp / "library-home")}
+    report = tmp / "report.json"
+    p = subprocess.run([sys.executable, "-c", _PARENT, str(report), "home", HOME_CHECK, "{}",
+                        "library", LIBRARY_CHECK, json.dumps(library)],
+                       env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and report.exists(), p.stderr[-3000:]
+    return {**json.loads(report.read_text()), "home_folder": str(home)}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -16,40 +99,25 @@ def _imported():
     import experiment.config  # noqa: F401
 
 
-def test_the_commands_imports_of_avalanche_and_matplotlib_write_nothing_in_home(tmp_path):
-    import subprocess
-
-    home, cache = tmp_path / "home", tmp_path / "cache"
-    env = {**os.environ, "HOME": str(home), "CFBENCH_CACHE": str(cache)}
-    env.pop("MPLCONFIGDIR", None)
-    env.pop("XDG_CACHE_HOME", None)
-    code = ("import os; from benchmark.process_env import prepare_command; prepare_command()\n"
-            "import benchmark.training, matplotlib.pyplot; print(os.environ['HOME'])")
-    p = subprocess.run([sys.executable, "-c", code], env=env,
-                       cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr[-2000:]
-    assert not home.exists() and p.stdout.strip() == str(home)  # HOME itself is given back
+@pytest.mark.xdist_group("test_process_side_effects")  # one worker: one interpreter for both import checks
+def test_the_commands_imports_of_avalanche_and_matplotlib_write_nothing_in_home(imports):
+    code, out, err = imports["home"]
+    home = Path(imports["home_folder"])
+    assert imports["checked_modules_left_to_the_checks"]  # their first import is in the check's process
+    assert code == 0 and "Traceback" not in err, err[-2000:]
+    assert not home.exists() and out.strip() == str(home)  # HOME itself is given back
 
 
-def test_importing_the_packages_changes_nothing_in_the_process():
+@pytest.mark.xdist_group("test_process_side_effects")
+def test_importing_the_packages_changes_nothing_in_the_process(imports):
     """A library user's process keeps its HOME, its matplotlib folder, its Hugging Face settings and its
     import machinery: no HOME swap, no MPLCONFIGDIR, no HF_HUB_OFFLINE, no import hook of ours (the command
     does those itself, and the models set Hugging Face's offline mode only while they build the packaged
     text tower: benchmark/process_env.py)."""
-    import subprocess
-
-    code = ("import os, sys; home = os.environ.get('HOME')\n"
-            "import benchmark, benchmark.data, benchmark.models, strategies, evaluation.reporting.collect, "
-            "experiment.config\n"
-            "ours = ('benchmark', 'strategies', 'evaluation', 'experiment')\n"
-            "print(os.environ.get('HOME') == home and 'MPLCONFIGDIR' not in os.environ,\n"
-            "      not [h for h in sys.meta_path if type(h).__module__.split('.')[0] in ours],\n"
-            "      'HF_HUB_OFFLINE' not in os.environ and 'TRANSFORMERS_OFFLINE' not in os.environ)")
-    env = {k: v for k, v in os.environ.items() if k not in ("MPLCONFIGDIR", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
-    p = subprocess.run([sys.executable, "-c", code], env=env, cwd=Path(__file__).resolve().parents[2],
-                       capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stderr[-2000:]
-    assert p.stdout.split() == ["True", "True", "True"], p.stdout
+    code, out, err = imports["library"]
+    assert code == 0, err[-2000:]
+    assert imports["third_party_changed_nothing"]  # what the process had imported before the packages
+    assert out.split() == ["True", "True", "True"], out
 
 
 def test_hugging_face_is_offline_only_while_the_packaged_text_tower_is_built(monkeypatch):

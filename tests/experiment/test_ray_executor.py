@@ -28,7 +28,9 @@ pytestmark = pytest.mark.xdist_group("test_ray_executor")
 
 ray = pytest.importorskip("ray")
 
-PLAN = ["--strategies", "ft", "ldifs", *TINY]  # tiny_experiment's plan (conftest.py), with --jobs 1
+# tiny_experiment's plan (conftest.py), with --jobs 1; no test here checks plots (collecting a finished plan
+# with them was 6 CPU-s a command)
+PLAN = ["--strategies", "ft", "ldifs", *TINY, "--no-plots"]
 TIMING_KEYS = ("steps", "wall_s", "env", "started", "finished")  # when and where, not what
 
 
@@ -163,3 +165,19 @@ def test_wall_clock_estimate_schedules_longest_first():
     assert wall_clock([1, 2, 3, 2], 2, 0.25) == (12.0, 8)
     r = cli.main(["--config", "paper-single", "--dry-run", "--gpus", "8"])
     assert r == 0
+
+
+def test_workers_warmed_are_the_runs_the_cluster_trains_at_once(monkeypatch):
+    from experiment.executors import ray as ray_executor
+
+    # two alive nodes (16 CPUs + 2 GPUs, 8 CPUs) and a dead one that counts for nothing
+    monkeypatch.setattr(ray, "nodes", lambda: [{"Alive": True, "Resources": {"CPU": 16, "GPU": 2}},
+                                               {"Alive": True, "Resources": {"CPU": 8}},
+                                               {"Alive": False, "Resources": {"CPU": 64, "GPU": 8}}])
+    count = ray_executor.warm_count
+    assert count(1, 0, None) == 16 + 8  # one CPU a run: one worker per CPU
+    assert count(4, 0, None) == 4 + 2  # 16 // 4 + 8 // 4, not 24
+    assert count(4, 0, [{}] * 3) == 3 and count(4, 0, []) == 0  # no more than the runs left
+    assert count(4, 1, None) == 2  # min(16 // 4, 2 // 1) on the GPU node, none on the CPU-only one
+    assert count(2, 0.25, None) == 8  # min(16 // 2, 2 // 0.25)
+    assert count(32, 0, None) == 0  # no node fits a run: the command refuses, nothing to warm

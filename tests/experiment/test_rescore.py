@@ -29,7 +29,7 @@ def _files(folder):
 def kept(tmp_path_factory):
     """The two runs trained on the small suite with their weights kept."""
     out = tmp_path_factory.mktemp("kept")
-    assert run_benchmark.main([*PLAN, *SUITE, "--out", str(out), "--set", "save_weights=true", "-q"]) == 0
+    assert run_benchmark.main([*PLAN, *SUITE, "--out", str(out), "--set", "save_weights=true", "-q", "--no-plots"]) == 0
     return out
 
 
@@ -50,7 +50,7 @@ def test_weights_are_kept_after_each_task_and_stay_out_of_the_run_id(kept):
 
 def test_rescoring_a_larger_suite_equals_scoring_it_from_the_start(kept, small_experiment):
     before = _files(kept / "micro" / "runs")
-    args = [*PLAN, *LARGER, "--out", str(kept), "--experiment", "larger", "-q"]
+    args = [*PLAN, *LARGER, "--out", str(kept), "--experiment", "larger", "-q", "--no-plots"]
     assert run_benchmark.main([*args, "--rescore", "micro"]) == 0
     assert _files(kept / "micro" / "runs") == before  # the originals untouched
     # small_experiment (conftest.py) scored the larger suite from the start with this plan's training: its ldifs run

@@ -75,7 +75,7 @@ def test_wandb_offline_holds_the_scalars_of_the_records(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.delenv("WANDB_PROJECT", raising=False)
     args = [*conftest.TINY, "--strategies", "ft"]
-    assert cli.main(["--out", str(tmp_path), "-q", "--wandb", *args]) == 0
+    assert cli.main(["--out", str(tmp_path), "-q", "--wandb", "--no-plots", *args]) == 0
     (run_dir,) = (tmp_path / "micro" / "runs").iterdir()
     rec = json.loads((run_dir / "records.json").read_text())
     (wb_file,) = (tmp_path / "micro" / "wandb").rglob("run-*.wandb")

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 
-from conftest import TINY, ROOT, files_under, paths_under, run_main
+from conftest import TINY, files_under, paths_under, run_main
 
 BOUND_S = 20  # every case here answers within this (in-process: no interpreter start-up)
 
@@ -50,20 +49,6 @@ def test_a_full_disk_is_one_line_naming_the_file_and_leaves_no_partial_results(t
 NOBODY = 65534  # the unprivileged uid the non-root cases run as when the tests run as root
 
 
-def _start(argv, env=None, preexec=None, cwd=ROOT, unset=(), python=sys.executable):
-    import signal
-    import subprocess
-
-    def child():
-        signal.signal(signal.SIGINT, signal.SIG_DFL)  # as in a terminal: a background job of bash ignores it
-        if preexec:
-            preexec()
-
-    return subprocess.Popen([python, str(ROOT / "run_benchmark.py"), *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=cwd, preexec_fn=child, start_new_session=True,
-                            env={k: v for k, v in {**os.environ, **(env or {})}.items() if k not in unset})
-
-
 def test_a_file_where_the_tensorboard_folder_belongs_is_one_line_before_training(tmp_path, capsys):
     (tmp_path / "micro").mkdir()
     (tmp_path / "micro" / "tensorboard").write_text("not a folder")
@@ -97,15 +82,6 @@ def test_a_cache_folder_that_cannot_be_written_is_one_line_before_training(tmp_p
     assert files_under(tmp_path / "out") == [] and took < BOUND_S
 
 
-def _demote(uid: int):
-    def preexec():
-        if os.geteuid() == 0:
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-    return preexec
-
-
 @pytest.fixture
 def shared_tmp():
     """A folder that the unprivileged user can reach (pytest's tmp_path is private to root)."""
@@ -122,53 +98,29 @@ def shared_tmp():
 
 
 def _as_user(shared_tmp: Path):
-    """(preexec, chown to the user, environment, interpreter): root runs the command as uid 65534, any
-    other user as itself. Where uid 65534 cannot reach this interpreter (a pyenv build under root's 0700
-    home, as on this project's machine), the system's interpreter of the same version runs it with this
-    one's site-packages on PYTHONPATH: the same packages, files and code; only the interpreter binary
-    differs. Skips, naming why, where no interpreter can read them as that user."""
-    import shutil
-    import site
-    import subprocess
-
+    """(uid to run as, chown to the user, environment): root runs the command as uid 65534, any other user
+    as itself; a home the command cannot write."""
     root = os.geteuid() == 0
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    env = {"PYTHONPATH": os.pathsep.join(site.getsitepackages())}
-    probe = ("import importlib.util as u\n"
-             "for m in ('json', 'torch', 'avalanche', 'open_clip', 'sklearn', 'experiment.guards'):\n"
-             "    s = u.find_spec(m); s.loader.get_data(s.origin)\n")
-    why = "no interpreter"
-    for python in dict.fromkeys([sys.executable, shutil.which(version, path="/usr/local/bin:/usr/bin:/bin")]):
-        if not python:
-            continue
-        try:
-            p = subprocess.run([python, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                               env={**os.environ, **env}, preexec_fn=_demote(NOBODY) if root else None)
-        except (OSError, subprocess.SubprocessError) as e:  # not executable for that user; no setuid here
-            why = f"{python}: {getattr(e, 'strerror', None) or e}"
-            continue
-        if p.returncode == 0:
-            break
-        why = f"{python}: {(p.stderr.strip().splitlines() or ['?'])[-1]}"
-    else:
-        pytest.skip(f"uid {NOBODY if root else os.getuid()} cannot run {version} with this project's packages ({why})")
     home = shared_tmp / "home"
     home.mkdir(mode=0o555)  # a home the command cannot write: nothing may go there
 
     def own(path: Path) -> None:
         if root:
             os.chown(path, NOBODY, NOBODY)
-    return (_demote(NOBODY) if root else None), own, {**env, "HOME": str(home)}, python
+    return (NOBODY if root else None), own, {"HOME": str(home)}
 
 
 @pytest.mark.parametrize("what", ["read-only --out", "read-only CFBENCH_CACHE"])
-def test_a_non_root_user_gets_one_line_for_a_folder_it_cannot_write(shared_tmp, what):
+def test_a_non_root_user_gets_one_line_for_a_folder_it_cannot_write(shared_tmp, forked, what):
     """As root the tests run the command as uid 65534 (root writes into a 0555 folder regardless), with a
     home it cannot write; --out or the cache is a 0555 folder it does not own. One line, exit 2, before
-    any model or data is loaded, and nothing written anywhere."""
+    any model or data is loaded, and nothing written anywhere. The command is a process forked after the
+    imports (tests/forked.py) that gives up root's groups, gid and uid for 65534's before it runs: the
+    file system's permission checks are a non-root user's; its exit handlers run as at an interpreter's
+    exit (the matplotlib folder's stand-in is removed by one)."""
     import tempfile
 
-    preexec, own, env, python = _as_user(shared_tmp)
+    user, own, env = _as_user(shared_tmp)
     out, cache = shared_tmp / "out", shared_tmp / "cache"
     for folder in (out, cache):
         folder.mkdir()
@@ -177,8 +129,10 @@ def test_a_non_root_user_gets_one_line_for_a_folder_it_cannot_write(shared_tmp, 
     locked.chmod(0o555)
     before = sorted(Path(tempfile.gettempdir()).glob("cfbench-matplotlib-*"))
     t0 = time.perf_counter()
-    p = _start(["--out", str(out), "--strategies", "ft", *TINY], {**env, "CFBENCH_CACHE": str(cache)}, preexec,
-               cwd=shared_tmp, unset=("XDG_CACHE_HOME", "MPLCONFIGDIR"), python=python)
+    env = {k: v for k, v in {**os.environ, **env, "CFBENCH_CACHE": str(cache)}.items()
+           if k not in ("XDG_CACHE_HOME", "MPLCONFIGDIR")}
+    p = forked.run(["--out", str(out), "--strategies", "ft", *TINY], env, cwd=shared_tmp, user=user,
+                   exit_handlers=True)
     _, err = p.communicate(timeout=300)
     lines = err.strip().splitlines()
     assert p.returncode == 2 and len(lines) == 1 and "Traceback" not in err, (p.returncode, err[-2000:])

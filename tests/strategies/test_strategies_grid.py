@@ -140,7 +140,7 @@ def test_a_strategy_file_added_from_outside_trains_only_its_runs(tmp_path, monke
         importlib.invalidate_caches()
         strategies._loaded = False  # as a new process would, scan the folder again
         assert name in strategies.available()
-        assert cli.main(["--strategies", "ft", name, "--out", str(tmp_path), *SMALL]) == 0
+        assert cli.main(["--strategies", "ft", name, "--out", str(tmp_path), *SMALL, "--no-plots"]) == 0
     finally:
         path.unlink(missing_ok=True)
         for pyc in (folder / "__pycache__").glob(f"{name}.*"):

@@ -171,7 +171,7 @@ def misbehaving(tmp_path_factory):
     with strategy_file(RAISES) as raises, strategy_file(SCALES) as scales:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
             try:
-                code = cli.main(["--out", str(out), *TINY, "--strategies", raises, scales, "ft"])
+                code = cli.main(["--out", str(out), *TINY, "--strategies", raises, scales, "ft", "--no-plots"])
             except SystemExit as e:
                 code = e.code
     return raises, scales, code, err.getvalue(), sorted((out / "micro" / "runs").iterdir())

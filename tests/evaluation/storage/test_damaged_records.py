@@ -125,7 +125,7 @@ def rerun(finished, tmp_path_factory):
     got["collect"] = _in_process(["--collect-only", "--out", str(out), *TINY, "--strategies", "ft", "ldifs"])
     got["collect_board"] = list(pd.read_csv(exp / "leaderboard.csv")["strategy"])
     _damage(runs["ft"], "truncate")
-    got["run"] = _in_process(["--strategies", "ft", "ldifs", "--out", str(out), *TINY])
+    got["run"] = _in_process(["--strategies", "ft", "ldifs", "--out", str(out), *TINY, "--no-plots"])
     got["run_board"] = sorted(pd.read_csv(exp / "leaderboard.csv")["strategy"])
     return got
 
