@@ -44,8 +44,11 @@ def child(req):
             atexit._clear()
         die_with_parent()
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+        opened = {}  # one path for both (stderr to stdout): opened once
         for fd, path in ((1, req["stdout"]), (2, req["stderr"])):
-            os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), fd)
+            if path not in opened:
+                opened[path] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.dup2(opened[path], fd)
         replies.close()
         os.environ.clear()
         os.environ.update(req["env"])
@@ -141,15 +144,17 @@ class Zygote:
         return json.loads(self._reply(timeout))
 
     def run(self, argv: list[str], env: dict | None = None, cwd: Path = ROOT, fsize: int | None = None,
-            user: int | None = None, exit_handlers: bool = False, script: Path | None = None) -> "Forked":
+            user: int | None = None, exit_handlers: bool = False, script: Path | None = None,
+            output: Path | None = None) -> "Forked":
         """`fsize`: the largest file the command may write, in bytes (RLIMIT_FSIZE, SIGXFSZ ignored); `user`:
         the uid (and gid, without supplementary groups) the command runs as, when the zygote runs as root;
         `exit_handlers`: the atexit handlers that the command registers run when it ends, as at the exit of
         a fresh interpreter (the zygote's own are not run); `script`: a Python file that the process runs
         with `argv` instead of the command, as `python SCRIPT ARGV...` runs it (as __main__), after the
-        same imports (a script of scripts/ that imports the project's modules)."""
+        same imports (a script of scripts/ that imports the project's modules); `output`: one path for stdout
+        and stderr both (a FIFO: read as it comes)."""
         self.n += 1
-        out, err = self.folder / f"{self.n}.out", self.folder / f"{self.n}.err"
+        out, err = (output, output) if output else (self.folder / f"{self.n}.out", self.folder / f"{self.n}.err")
         pid = self._ask({"op": "run", "argv": [str(a) for a in argv], "env": dict(os.environ if env is None else env),
                          "cwd": str(cwd), "stdout": str(out), "stderr": str(err), "fsize": fsize,
                          "user": user, "exit_handlers": exit_handlers, "script": script and str(script)},
