@@ -54,10 +54,9 @@ def _flock(path: Path, mode: int):
 # (`--no-loadscope-reorder` keeps this order), so that the two workers end together instead of one
 # running a long file alone at the end; the cheap tests fill the gaps. Order only: any file may be
 # missing or added here without changing what is tested.
-COSTLY_FIRST = ("test_ray_executor.py", "test_layers.py", "test_rehearsal.py", "test_end_to_end.py",
-                "test_interruptions.py", "test_cli.py", "test_process_side_effects.py", "test_damaged_records.py",
-                "test_mtil.py", "test_unwritable_places.py", "test_collect.py", "test_strategies.py", "test_rescore.py",
-                "test_precision.py", "test_paper_tables.py")
+COSTLY_FIRST = ("test_ray_executor.py", "test_rehearsal.py", "test_layers.py", "test_cli.py", "test_end_to_end.py",
+                "test_collect.py", "test_interruptions.py", "test_process_side_effects.py", "test_mtil.py",
+                "test_paper_tables.py", "test_damaged_records.py", "test_record_text.py", "test_rescore.py")
 
 
 def pytest_collection_modifyitems(items):

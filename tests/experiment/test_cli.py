@@ -81,6 +81,8 @@ def jobs2(tmp_path_factory):
 JOBS2 = [*TINY[:-1], "ft", "ldifs", "--set", "threads=1"]
 
 
+# the two tests of the --jobs 2 command on one xdist worker: the other worker does not wait for its training
+@pytest.mark.xdist_group("test_cli_jobs2")
 def test_tensorboard_logs_loss_curves_and_penalties_without_changing_the_run(jobs2, capsys):
     import json
 
@@ -132,6 +134,7 @@ def test_tensorboard_logs_loss_curves_and_penalties_without_changing_the_run(job
     assert "1 already done" in capsys.readouterr().err
 
 
+@pytest.mark.xdist_group("test_cli_jobs2")
 def test_jobs_share_the_runs_out_and_give_the_records_of_one_process(tiny_experiment, jobs2, capsys):
     import json
 
