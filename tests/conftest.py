@@ -214,11 +214,12 @@ def small_experiment(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_experiment(tmp_path_factory):
-    """ft and ldifs on TINY through cli.main, finished: the experiment folder (results/micro)."""
+    """ft and ldifs on TINY through cli.main, finished: the experiment folder (results/micro), its tables
+    and report collected without plots (a test that collects a copy with plots draws them)."""
     from experiment import cli
 
     def make(out):
-        assert cli.main(["--strategies", "ft", "ldifs", "--out", str(out), *TINY]) == 0
+        assert cli.main(["--strategies", "ft", "ldifs", "--out", str(out), *TINY, "--no-plots"]) == 0
     return _once_for_all_workers(tmp_path_factory, "tiny", make) / "micro"
 
 

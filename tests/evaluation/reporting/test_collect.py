@@ -14,6 +14,10 @@ import pytest
 from evaluation.reporting.collect import collect, main as collect_main
 from evaluation.storage.identity import hashed_config, run_id
 
+# one xdist worker runs the whole file (`make test`: --dist loadgroup): most of its tests read the one
+# collection with plots of the sample (sample_collected), which the other worker would wait for
+pytestmark = pytest.mark.xdist_group("test_collect")
+
 DATA = Path(__file__).resolve().parents[2] / "data"
 SAMPLE = DATA / "sample_experiment"
 GOLDEN = DATA / "sample_experiment_golden"
