@@ -128,8 +128,8 @@ def _checked_main(args, executor) -> int:
     # --jobs helpers: only for a validated configuration, never more than it says nor than the runs left
     from experiment.executors.processes import processes_needed, runs_left
 
-    executor.start(processes_needed(cfg, args.out, args.retrain_stale),
-                   runs_left(cfg, args.out, args.retrain_stale) if trains else [], cfg["executor"])
+    left = runs_left(cfg, args.out, args.retrain_stale) if trains else None  # planned once, for both
+    executor.start(processes_needed(cfg, args.out, args.retrain_stale, left), left or [], cfg["executor"])
     from experiment.driver import progress_log, run_experiment
     from experiment.dryrun import download_command
 

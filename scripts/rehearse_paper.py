@@ -423,14 +423,17 @@ class Worker:
     printed with the prefix `worker k:`."""
 
     def __init__(self, k: int, command: list[str]):
-        from experiment.executors.processes import die_with_parent  # killed with the rehearsal (Linux)
-
         self.k, self.code = k, None
-        self.proc = subprocess.Popen(command,
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, bufsize=1, preexec_fn=die_with_parent)
+        self.proc = self._start(command)
         self.reader = threading.Thread(target=self._relay, daemon=True)
         self.reader.start()
+
+    def _start(self, command: list[str]) -> subprocess.Popen:
+        """The worker's process: its stdout and stderr in one text pipe, read line by line."""
+        from experiment.executors.processes import die_with_parent  # killed with the rehearsal (Linux)
+
+        return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, bufsize=1, preexec_fn=die_with_parent)
 
     def _relay(self) -> None:
         for line in self.proc.stdout:

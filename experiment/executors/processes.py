@@ -71,13 +71,14 @@ class HelperExecutor(Executor):
         return LocalExecutor(offset=self.k).execute(todo, job)
 
 
-def processes_needed(cfg: dict, out, retrain_stale: bool = False) -> int:
+def processes_needed(cfg: dict, out, retrain_stale: bool = False, left: list[dict] | None = None) -> int:
     """How many processes the plan can use: `jobs`, or fewer when fewer runs are left to train (a run
     without its done marker; with --retrain-stale any run may be left, so `jobs`). Each helper is an
-    interpreter that imports torch: a rerun with nothing or one run left starts none."""
+    interpreter that imports torch: a rerun with nothing or one run left starts none. `left`: the plan's
+    `runs_left`, where the caller has them already."""
     if retrain_stale or cfg["jobs"] <= 1:
         return cfg["jobs"]
-    return max(1, min(cfg["jobs"], len(runs_left(cfg, out))))
+    return max(1, min(cfg["jobs"], len(runs_left(cfg, out) if left is None else left)))
 
 
 def runs_left(cfg: dict, out, retrain_stale: bool = False) -> list[dict]:

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -64,12 +63,13 @@ class _ForkedWorker(rehearse.Worker):
     CPU-s) are not done again; a fresh Popen of a worker is test_a_failing_worker_is_named_and_fails_the_rehearsal's."""
 
     def __init__(self, forked, folder: Path, k: int, command: list[str]):
+        self.forked, self.folder = forked, folder
+        super().__init__(k, command)
+
+    def _start(self, command: list[str]) -> _ForkedProcess:
         python, script, *argv = command
         assert python == sys.executable and script == str(ROOT / "scripts" / "rehearse_paper.py"), command
-        self.k, self.code = k, None
-        self.proc = _ForkedProcess(forked, folder / f"worker{k}.fifo", script, argv)
-        self.reader = threading.Thread(target=self._relay, daemon=True)
-        self.reader.start()
+        return _ForkedProcess(self.forked, self.folder / f"worker{self.k}.fifo", script, argv)
 
     def finish(self, stop: bool) -> bool:
         try:
