@@ -14,33 +14,40 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-import torch
 
 from benchmark.process_env import prepare_command
 
 ROOT = Path(__file__).resolve().parents[1]
 
-prepare_command()  # as the command does: Avalanche's and matplotlib's files go to the cache, not HOME
-
-warnings.filterwarnings("ignore", message="no QP solver found")
-
-# A process's CPU kernels (ATen's capability level, MKL's and oneDNN's instruction sets) are chosen once,
-# at their first use, from the environment of that moment (benchmark/numerics.py). Have them chosen now,
-# from the environment the suite was started with: a test that changes those variables in-process (as
-# tests/benchmark/test_numerics.py does to check describe()) would otherwise, by being first, put every later test
-# of this process on a hybrid numeric path that the subprocesses they start do not run (under the
-# emulated avx2 and generic paths, the kill -9 test's in-process and resumed records then differed).
-# These two calls, not numerics.describe(): it caches which OpenBLAS builds are loaded, and at this point
-# fewer are than in a run's process, so the records' fingerprint would not match the tests' describe().
-torch.backends.cpu.get_cpu_capability()  # ATen's capability level
-torch.__config__.show()  # MKL's and oneDNN's instruction sets
-
 # Under pytest-xdist (`make test`: -n 2) each worker is one process on one of the two cores: torch's
 # in-process work takes one thread there (as the micro presets' runs do, `threads: 1`), not one per core
 # in each worker. Tests about the thread count set it themselves.
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
-if XDIST_WORKER:
-    torch.set_num_threads(1)
+
+
+def pytest_configure(config):
+    """Before the test files are imported, in each process that runs tests (not in pytest-xdist's
+    controller, which only hands tests out: it used to import torch and Avalanche here too, 9 s of
+    `make test` before the workers started)."""
+    if not hasattr(config, "workerinput") and config.getoption("numprocesses", None):
+        return
+    prepare_command()  # as the command does: Avalanche's and matplotlib's files go to the cache, not HOME
+    warnings.filterwarnings("ignore", message="no QP solver found")
+    import torch
+
+    # A process's CPU kernels (ATen's capability level, MKL's and oneDNN's instruction sets) are chosen
+    # once, at their first use, from the environment of that moment (benchmark/numerics.py). Have them
+    # chosen now, from the environment the suite was started with: a test that changes those variables
+    # in-process (as tests/benchmark/test_numerics.py does to check describe()) would otherwise, by being
+    # first, put every later test of this process on a hybrid numeric path that the subprocesses they start
+    # do not run (under the emulated avx2 and generic paths, the kill -9 test's in-process and resumed
+    # records then differed). These two calls, not numerics.describe(): it caches which OpenBLAS builds
+    # are loaded, and at this point fewer are than in a run's process, so the records' fingerprint would
+    # not match the tests' describe().
+    torch.backends.cpu.get_cpu_capability()  # ATen's capability level
+    torch.__config__.show()  # MKL's and oneDNN's instruction sets
+    if XDIST_WORKER:
+        torch.set_num_threads(1)
 
 
 def _flock(path: Path, mode: int):
@@ -59,9 +66,25 @@ COSTLY_FIRST = ("test_ray_executor.py", "test_rehearsal.py", "test_layers.py", "
                 "test_paper_tables.py", "test_damaged_records.py", "test_record_text.py", "test_rescore.py")
 
 
+# The xdist group of the tests that start commands from the `forked` fixture's interpreter: on one worker,
+# so that one such interpreter is started per session (its imports are 13 CPU-s) instead of one per worker.
+# A file whose tests share a module fixture and some use `forked` puts all its tests in this group.
+FORKED_GROUP = "forked"
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook, which names each test's group in its id
 def pytest_collection_modifyitems(items):
     rank = {name: k for k, name in enumerate(COSTLY_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+    for item in items:
+        if "forked" not in item.fixturenames:
+            continue
+        group = item.get_closest_marker("xdist_group")
+        if group is None:
+            item.add_marker(pytest.mark.xdist_group(FORKED_GROUP))
+        elif group.args[:1] != (FORKED_GROUP,):
+            raise pytest.UsageError(f"{item.nodeid} uses `forked` in xdist group {group.args[0]!r}: its worker would "
+                                    f"start a second forked-from interpreter; put the file in FORKED_GROUP (conftest.py)")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -159,6 +182,8 @@ TINY_VIT = {
 @pytest.fixture(scope="module")
 def one_thread():
     """Tiny models run fastest on one thread, above all on a shared machine; restored afterwards."""
+    import torch
+
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -173,6 +198,8 @@ def tiny_vit(tmp_path_factory):
 
 def random_model(tmp_path_factory, name: str, cfg: dict):
     """Registers `cfg` with open_clip as architecture `name` and loads it with random weights (seed 0)."""
+    import torch
+
     from benchmark.models import load_foundation_model, register_model_configs
 
     folder = tmp_path_factory.mktemp("model_configs")

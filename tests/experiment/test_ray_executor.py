@@ -20,11 +20,11 @@ import pandas as pd
 import pytest
 
 from experiment import cli
-from conftest import TINY, run_main
+from conftest import FORKED_GROUP, TINY, run_main
 
 # one xdist worker runs the whole file (`make test`: --dist loadgroup): its module fixture (one Ray
-# instance) is made once
-pytestmark = pytest.mark.xdist_group("test_ray_executor")
+# instance) is made once; the worker of the tests that use `forked` (conftest.py), as two of these do
+pytestmark = pytest.mark.xdist_group(FORKED_GROUP)
 
 ray = pytest.importorskip("ray")
 

@@ -35,3 +35,38 @@ def test_loadgroup_keeps_a_group_on_one_worker(tmp_path):
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     workers = [(tmp_path / f"grouped_{i}").read_text() for i in range(6)]
     assert len(set(workers)) == 1 and workers[0].startswith("gw"), workers
+
+
+def test_the_conftest_imports_none_of_the_heavy_libraries():
+    """pytest-xdist's controller imports conftest.py only to hand tests out: at import, conftest.py loads no
+    torch, Avalanche or open_clip (its preparation of a process that runs tests is its pytest_configure);
+    the controller used to spend 9 s importing them before starting the workers."""
+    from conftest import ROOT
+
+    code = ("import sys; sys.path.append(sys.argv[1]); import conftest; "
+            "print(sorted(m for m in ('torch', 'avalanche', 'open_clip', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, str(ROOT / "tests")], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr[-2000:]
+
+
+def test_the_tests_that_fork_commands_share_one_worker():
+    """conftest's collection hook puts every test that uses `forked` in FORKED_GROUP (one forked-from
+    interpreter a session, 13 CPU-s of imports, not one per worker), and refuses one in another group."""
+    import types
+
+    import pytest
+
+    import conftest
+
+    def item(name, fixtures, group=None):
+        marks = [pytest.mark.xdist_group(group).mark] if group else []
+        return types.SimpleNamespace(nodeid=name, fixturenames=fixtures, path=conftest.ROOT / name, marks=marks,
+                                     get_closest_marker=lambda _, m=marks: m[-1] if m else None,
+                                     add_marker=lambda mark, m=marks: m.append(mark.mark))
+
+    free, user, ray = item("a.py", ["tmp_path"]), item("b.py", ["forked"]), item("c.py", ["forked"], conftest.FORKED_GROUP)
+    conftest.pytest_collection_modifyitems([free, user, ray])
+    assert free.marks == [] and [m.args for m in user.marks] == [m.args for m in ray.marks] == [(conftest.FORKED_GROUP,)]
+    with pytest.raises(pytest.UsageError, match="second forked-from interpreter"):
+        conftest.pytest_collection_modifyitems([item("d.py", ["forked"], "other")])
