@@ -26,15 +26,29 @@ from experiment.executors.processes import die_with_parent
 
 ROOT = Path(__file__).resolve().parents[1]
 
-_ZYGOTE = r"""
-import atexit, json, os, signal, sys, tempfile, time, traceback
-sys.path.insert(0, sys.argv[1])
-replies = os.fdopen(int(sys.argv[2]), "w")
+# What the zygote imports before it forks anything, by default: the command and what a run loads.
+PROJECT_IMPORTS = """
 from experiment import cli
 from experiment import config, driver, preflight, runner
 from experiment.executors import local, processes
 from evaluation.reporting import collect
-from experiment.executors.processes import die_with_parent
+"""
+
+_ZYGOTE = r"""
+import atexit, json, os, signal, sys, tempfile, time, traceback
+sys.path.insert(0, sys.argv[1])
+replies = os.fdopen(int(sys.argv[2]), "w")
+exec(compile(sys.argv[3], "<imports>", "exec"), {"__name__": "__imports__"})
+
+
+def die_with_parent():
+    # experiment.executors.processes.die_with_parent's prctl, here because a zygote may be one that
+    # imports none of the project (tests/experiment/test_process_side_effects.py)
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux
+        pass
 
 
 def child(req):
@@ -68,7 +82,12 @@ def child(req):
             sys.argv = [req["script"], *req["argv"]]
             runpy.run_path(req["script"], run_name="__main__")
             code = 0
+        elif req.get("code") is not None:  # `python -c CODE`
+            sys.argv = ["-c"]
+            exec(compile(req["code"], "<string>", "exec"), {"__name__": "__main__"})
+            code = 0
         else:
+            from experiment import cli
             code = cli.main(req["argv"])
     except SystemExit as e:  # argparse's own errors
         code = e.code if isinstance(e.code, int) else 1
@@ -110,15 +129,17 @@ for line in sys.stdin:
 
 
 class Zygote:
-    """The forking interpreter; `run` starts a command, and returns a Popen-like handle."""
+    """The forking interpreter; `run` starts a command, and returns a Popen-like handle. `imports`: the
+    Python code it runs before it forks anything (default: the project's command and run modules); `env`:
+    its environment while it does (default: this process's)."""
 
-    def __init__(self):
+    def __init__(self, imports: str = PROJECT_IMPORTS, env: dict | None = None):
         self.folder = Path(tempfile.mkdtemp(prefix="cfbench-forked-"))
         read, write = os.pipe()
         with open(self.folder / "zygote.log", "w") as log:
-            self.proc = subprocess.Popen([sys.executable, "-c", _ZYGOTE, str(ROOT), str(write)], cwd=ROOT,
+            self.proc = subprocess.Popen([sys.executable, "-c", _ZYGOTE, str(ROOT), str(write), imports], cwd=ROOT,
                                          stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log, text=True,
-                                         pass_fds=(write,), preexec_fn=die_with_parent)
+                                         pass_fds=(write,), preexec_fn=die_with_parent, env=env)
         os.close(write)
         self.replies = os.fdopen(read, "r")
         self.n = 0
@@ -145,19 +166,21 @@ class Zygote:
 
     def run(self, argv: list[str], env: dict | None = None, cwd: Path = ROOT, fsize: int | None = None,
             user: int | None = None, exit_handlers: bool = False, script: Path | None = None,
-            output: Path | None = None) -> "Forked":
+            output: Path | None = None, code: str | None = None) -> "Forked":
         """`fsize`: the largest file the command may write, in bytes (RLIMIT_FSIZE, SIGXFSZ ignored); `user`:
         the uid (and gid, without supplementary groups) the command runs as, when the zygote runs as root;
         `exit_handlers`: the atexit handlers that the command registers run when it ends, as at the exit of
         a fresh interpreter (the zygote's own are not run); `script`: a Python file that the process runs
         with `argv` instead of the command, as `python SCRIPT ARGV...` runs it (as __main__), after the
         same imports (a script of scripts/ that imports the project's modules); `output`: one path for stdout
-        and stderr both (a FIFO: read as it comes)."""
+        and stderr both (a FIFO: read as it comes); `code`: Python code that the process runs instead of the
+        command, as `python -c CODE` runs it (`argv` unused)."""
         self.n += 1
         out, err = (output, output) if output else (self.folder / f"{self.n}.out", self.folder / f"{self.n}.err")
         pid = self._ask({"op": "run", "argv": [str(a) for a in argv], "env": dict(os.environ if env is None else env),
                          "cwd": str(cwd), "stdout": str(out), "stderr": str(err), "fsize": fsize,
-                         "user": user, "exit_handlers": exit_handlers, "script": script and str(script)},
+                         "user": user, "exit_handlers": exit_handlers, "script": script and str(script),
+                         "code": code},
                         60)["pid"]
         return Forked(self, pid, out, err)
 

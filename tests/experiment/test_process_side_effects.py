@@ -2,79 +2,57 @@
 changed in the importing process, nothing written in HOME by Avalanche's and matplotlib's imports.
 
 Both import checks need a process whose first imports of the project, Avalanche and matplotlib are the
-ones checked, so neither can run in pytest's process. One fresh interpreter (`imports`, a module
-fixture) serves both: it imports only third-party libraries that neither check is about (torch,
-torchvision, open_clip, scikit-learn, pandas, scipy, qpsolvers with jax: about 11 of the 15 CPU-s), in the
-environment of the HOME check, and records that those imports changed none of what the library check
-asserts; then it forks one child per check, each of which does that check's imports first (the library
-check with a HOME of its own) and reports. A write to HOME by the third-party imports would fail the
-HOME check, as a change to the variables or import hooks checked would fail the library check.
+ones checked, so neither can run in pytest's process. One interpreter forked from (tests/forked.py's
+Zygote, a module fixture) serves both: it imports only third-party libraries that neither check is about
+(torch, torchvision, open_clip, scikit-learn, pandas, scipy, qpsolvers with jax: about 11 of the 15 CPU-s),
+in the environment of the HOME check, and records that those imports changed none of what the library
+check asserts; then one child per check does that check's imports first (the library check with a HOME of
+its own) and reports. A write to HOME by the third-party imports would fail the HOME check, as a change to
+the variables or import hooks checked would fail the library check.
 """
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from forked import Zygote
+
 ROOT = Path(__file__).resolve().parents[2]
+
+# What the library check asserts of a process, as of HOME's value `home` before its imports: HOME given
+# back, no MPLCONFIGDIR, no import hook of the project's, no Hugging Face offline variable.
+UNTOUCHED = ("import os, sys\n"
+             "def untouched(home):\n"
+             "    ours = ('benchmark', 'strategies', 'evaluation', 'experiment')\n"
+             "    return [os.environ.get('HOME') == home and 'MPLCONFIGDIR' not in os.environ,\n"
+             "            not [h for h in sys.meta_path if type(h).__module__.split('.')[0] in ours],\n"
+             "            'HF_HUB_OFFLINE' not in os.environ and 'TRANSFORMERS_OFFLINE' not in os.environ]\n")
 
 # What each check's process runs (as `python -c` would): stdout, stderr and exit status come back.
 HOME_CHECK = ("import os; from benchmark.process_env import prepare_command; prepare_command()\n"
               "import benchmark.training, matplotlib.pyplot; print(os.environ['HOME'])")
-LIBRARY_CHECK = ("import os, sys; home = os.environ.get('HOME')\n"
+LIBRARY_CHECK = (UNTOUCHED + "home = os.environ.get('HOME')\n"
                  "import benchmark, benchmark.data, benchmark.models, strategies, evaluation.reporting.collect, "
                  "experiment.config\n"
-                 "ours = ('benchmark', 'strategies', 'evaluation', 'experiment')\n"
-                 "print(os.environ.get('HOME') == home and 'MPLCONFIGDIR' not in os.environ,\n"
-                 "      not [h for h in sys.meta_path if type(h).__module__.split('.')[0] in ours],\n"
-                 "      'HF_HUB_OFFLINE' not in os.environ and 'TRANSFORMERS_OFFLINE' not in os.environ)")
+                 "print(*untouched(home))")
 
-# The fresh interpreter: argv = [report file, then (name, code, changes to the environment as JSON) per check].
-_PARENT = r"""
-import json, os, sys, traceback
-report, checks = sys.argv[1], sys.argv[2:]
-home = os.environ.get("HOME")
-import torch, torchvision, open_clip, sklearn, pandas, scipy, qpsolvers  # what both checks' imports start with
-ours = ("benchmark", "strategies", "evaluation", "experiment")
-result = {  # what the library check asserts of the packages, of these imports
-    "third_party_changed_nothing": os.environ.get("HOME") == home and "MPLCONFIGDIR" not in os.environ
-    and not [h for h in sys.meta_path if type(h).__module__.split(".")[0] in ours]
-    and "HF_HUB_OFFLINE" not in os.environ and "TRANSFORMERS_OFFLINE" not in os.environ,
-    "checked_modules_left_to_the_checks": not [m for m in sys.modules if m.split(".")[0] in ("matplotlib", "avalanche", *ours)]}
-for i in range(0, len(checks), 3):
-    name, code, changes = checks[i], checks[i + 1], json.loads(checks[i + 2])
-    out, err = f"{report}.{name}.out", f"{report}.{name}.err"
-    sys.stdout.flush(); sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:
-        status = 1
-        try:
-            for fd, path in ((1, out), (2, err)):
-                os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), fd)
-            os.environ.update(changes)
-            exec(compile(code, "<string>", "exec"), {"__name__": "__main__"})
-            status = 0
-        except SystemExit as e:
-            status = e.code if isinstance(e.code, int) else 1
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            sys.stdout.flush(); sys.stderr.flush()
-            os._exit(status)
-    _, status = os.waitpid(pid, 0)
-    result[name] = [os.waitstatus_to_exitcode(status), open(out).read(), open(err).read()]
-with open(report, "w") as f:
-    json.dump(result, f)
-"""
+# The zygote's imports: what both checks' imports start with, then its finding, written to {report!r}
+# (UNTOUCHED of these imports, and none of the modules the checks import first loaded yet).
+THIRD_PARTY = (UNTOUCHED + "home = os.environ.get('HOME')\n"
+               "import json, torch, torchvision, open_clip, sklearn, pandas, scipy, qpsolvers\n"
+               "left = not [m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'avalanche', 'benchmark', "
+               "'strategies', 'evaluation', 'experiment')]\n"
+               "with open({report!r}, 'w') as f:\n"
+               "    json.dump({{'third_party_changed_nothing': all(untouched(home)), "
+               "'checked_modules_left_to_the_checks': left}}, f)\n")
 
 
 @pytest.fixture(scope="module")
 def imports(tmp_path_factory) -> dict:
-    """{check: (exit status, stdout, stderr)} and the parent's own finding; HOME's folder, not made."""
+    """{check: (exit status, stdout, stderr)} and the zygote's own finding; HOME's folder, not made."""
     tmp = tmp_path_factory.mktemp("imports")
     home, cache = tmp / "home", tmp / "cache"
     # the HOME check's environment: a HOME that does not exist, a cache of its own, no matplotlib folder
@@ -83,13 +61,15 @@ def imports(tmp_path_factory) -> dict:
         env.pop(k, None)
     # the library check's: the same but a home of its own (Avalanche writes its file there when imported
     # without the command's preparation); none of the variables the command sets either
-    library = {"HOME": str(tmp / "library-home")}
+    library = {**env, "HOME": str(tmp / "library-home")}
     report = tmp / "report.json"
-    p = subprocess.run([sys.executable, "-c", _PARENT, str(report), "home", HOME_CHECK, "{}",
-                        "library", LIBRARY_CHECK, json.dumps(library)],
-                       env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0 and report.exists(), p.stderr[-3000:]
-    return {**json.loads(report.read_text()), "home_folder": str(home)}
+    zygote = Zygote(THIRD_PARTY.format(report=str(report)), env=env)
+    try:
+        checks = {"home": zygote.run([], env=env, code=HOME_CHECK), "library": zygote.run([], env=library, code=LIBRARY_CHECK)}
+        found = {name: [p.wait(300), *p.communicate()] for name, p in checks.items()}
+    finally:
+        zygote.close()
+    return {**json.loads(report.read_text()), **found, "home_folder": str(home)}
 
 
 @pytest.fixture(scope="module", autouse=True)
