@@ -2,8 +2,8 @@
 
 Kept small: the plan of conftest.py's tiny_experiment (its local records), trained a handful of times in all.
 Every Ray worker process that trains imports torch, Avalanche and open_clip (several CPU-seconds each),
-and a driver has one worker per CPU of the cluster import them before its first run (executors/ray.py,
-`start`): with one CPU, a driver starts one such worker, which then trains its runs one after another.
+and a driver has as many workers import them before its first run as the cluster trains runs at once
+(executors/ray.py, `warm_count`): with one CPU, one such worker, which then trains its runs one after another.
 """
 from __future__ import annotations
 
